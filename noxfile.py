@@ -1,0 +1,85 @@
+"""Development tasks: ``nox`` runs the default sessions, ``nox -s bench`` the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "mypy", "lint", "docs", "build"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# Only the interpreters really present; under CI=true nox fails on a missing one.
+PYTHONS = [v for v in ALL_PYTHONS if shutil.which(f"python{v}")] or ALL_PYTHONS
+DEFAULT_PYTHON = "3.11" if "3.11" in PYTHONS else PYTHONS[-1]
+
+
+def _group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set)."""
+    session.install("-e", ".[redis,keepa]", *_group("tests"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def mypy(session: nox.Session) -> None:
+    """Type-check ``src/`` strictly, and the typing examples."""
+    session.install("-e", ".[redis,keepa]", *_group("typing"))
+    session.run("mypy", "src", "tests/typing")
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff, lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the docs with warnings as errors and run every example in them."""
+    session.install("-e", ".[redis,keepa]", *_group("docs"))
+    for builder in ("html", "doctest"):
+        session.run(
+            "sphinx-build", "-W", "-n", "--keep-going", "-b", builder,
+            "-d", "docs/_build/doctrees", "docs", f"docs/_build/{builder}",
+        )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def build(session: nox.Session) -> None:
+    """Build sdist and wheel, install the wheel in a fresh venv and import it."""
+    session.install("build")
+    with tempfile.TemporaryDirectory() as tmp:
+        session.run("python", "-m", "build", "--outdir", tmp)
+        wheels = list(Path(tmp).glob("*.whl"))
+        session.run("python", "-m", "venv", f"{tmp}/venv")
+        py = f"{tmp}/venv/bin/python"
+        session.run(py, "-m", "pip", "install", "-q", str(wheels[0]), external=True)
+        session.run(
+            py, "-c",
+            "import tokenbudget, tokenbudget_keepa; print('imported', tokenbudget.__version__)",
+            external=True,
+        )
+        session.run(f"{tmp}/venv/bin/tokenbudget", "--version", external=True)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against peer libraries (not part of the default run)."""
+    session.install("-e", ".[redis]", "-r", "benchmarks/requirements.txt")
+    env = {"PYTHONHASHSEED": "0", **({"CI": os.environ["CI"]} if "CI" in os.environ else {})}
+    session.run("python", "benchmarks/run.py", *session.posargs, env=env)

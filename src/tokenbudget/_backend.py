@@ -1,0 +1,99 @@
+"""Where bucket state lives: the :class:`Backend` protocol and the in-memory backend."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol, runtime_checkable
+
+from . import _core
+from ._clock import Clock
+from ._config import BucketConfig
+from ._core import BucketState, Observation, Outcome, Request
+
+
+__all__ = ["Backend", "MemoryBackend"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Stores the state of named buckets and applies the transition core to it atomically.
+
+    A backend applies :mod:`tokenbudget._core`'s functions (or, for Redis, their
+    Lua twin) to the state stored under *key*, in one atomic step. A missing
+    key is created holding *initial* tokens. The time comes from the backend's
+    own clock when it has one (Redis ``TIME``, the SQLite backend's wall
+    clock), else from *clock*, the bucket's.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def apply(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, request: Request
+    ) -> Outcome:
+        """Apply *request* to the bucket *key* atomically and return its outcome."""
+
+    def observe(self, key: str, config: BucketConfig, clock: Clock, initial: float) -> Observation:
+        """Read the bucket *key* now, changing nothing."""
+
+    async def aapply(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, request: Request
+    ) -> Outcome:
+        """:meth:`apply` for :class:`AsyncTokenBucket`: never blocks the event loop."""
+
+    async def aobserve(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float
+    ) -> Observation:
+        """:meth:`observe` for :class:`AsyncTokenBucket`."""
+
+
+class MemoryBackend:
+    """Bucket state in this process's memory: the default backend.
+
+    Thread-safe: one lock serialises every operation, so bookings are first
+    come, first served across threads. Share one instance (with distinct
+    ``key=`` values) to keep many buckets in one place, or share one key
+    between several :class:`TokenBucket` objects.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_lock", "_states")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, BucketState] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend(<{len(self._states)} buckets>)"
+
+    def _state(self, key: str, config: BucketConfig, now: float, initial: float) -> BucketState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _core.new_state(config, initial, now)
+        return state
+
+    def apply(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, request: Request
+    ) -> Outcome:
+        """Apply *request* under the lock."""
+        with self._lock:
+            now = clock.now()
+            return _core.apply(config, self._state(key, config, now, initial), now, request)
+
+    def observe(self, key: str, config: BucketConfig, clock: Clock, initial: float) -> Observation:
+        """Read the bucket under the lock."""
+        with self._lock:
+            now = clock.now()
+            return _core.observe(config, self._state(key, config, now, initial), now)
+
+    async def aapply(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, request: Request
+    ) -> Outcome:
+        """Apply *request*; the lock is held for microseconds, never across an ``await``."""
+        return self.apply(key, config, clock, initial, request)
+
+    async def aobserve(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float
+    ) -> Observation:
+        """Read the bucket."""
+        return self.observe(key, config, clock, initial)

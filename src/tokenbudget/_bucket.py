@@ -1,0 +1,565 @@
+"""The buckets users hold: thin sync and async shells over the transition core."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+from ._backend import Backend, MemoryBackend
+from ._clock import Clock, MonotonicClock
+from ._config import BucketConfig, Rate
+from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from .exceptions import AcquireTimeout, ReservationError
+
+
+__all__ = [
+    "AsyncReservation",
+    "AsyncTokenBucket",
+    "Event",
+    "Reservation",
+    "Snapshot",
+    "TokenBucket",
+]
+
+log = logging.getLogger("tokenbudget")
+
+EventKind = Literal[
+    "admitted",
+    "waited",
+    "refused",
+    "recharge_entered",
+    "recharge_left",
+    "cancelled",
+    "settled",
+    "synced",
+]
+
+
+@attrs.frozen
+class Event:
+    """One decision of a bucket, passed to the ``on_event`` hook and logged.
+
+    Every event is also logged at ``DEBUG`` on the ``tokenbudget`` logger.
+
+    Attributes:
+        kind: ``admitted`` (now), ``waited`` (booked for later; *delay* says
+            how long), ``refused`` (``try_acquire`` False or an acquire
+            timeout), ``recharge_entered``, ``recharge_left``, ``cancelled``,
+            ``settled``, ``synced``.
+        key: The bucket's key.
+        cost: The cost concerned (the reported balance for ``synced``).
+        delay: Seconds until the booking's time (``waited``, ``refused``).
+        tokens: The balance now, net of every booking, after the decision.
+        time: The backend time of the decision.
+
+    .. versionadded:: 0.1.0
+    """
+
+    kind: EventKind
+    key: str
+    cost: float
+    delay: float
+    tokens: float
+    time: float
+
+
+EventHook = Callable[[Event], None]
+
+
+@attrs.frozen
+class Snapshot:
+    """An immutable view of a bucket at one moment.
+
+    Attributes:
+        tokens: The balance now, net of every booking (negative while bookings
+            are pending or the bucket is in debt).
+        recharging: Whether the bucket is in recharge mode now.
+        time: The backend time of the snapshot.
+        rate: The refill rate now, tokens per second (a sync may change it).
+        capacity: The bucket's capacity.
+        pending: How many bookings wait for their time.
+        backlog: Seconds until the last booking's time: a new request waits at
+            least this long (first come, first served).
+        booked: Tokens booked since :attr:`since` (net of cancels and settles).
+        since: When the bucket's state was created (backend time).
+
+    .. versionadded:: 0.1.0
+    """
+
+    tokens: float
+    recharging: bool
+    time: float
+    rate: float
+    capacity: float
+    pending: int
+    backlog: float
+    booked: float
+    since: float
+
+    @property
+    def demand(self) -> float | None:
+        """Tokens booked per second since :attr:`since` (None before any time passed)."""
+        elapsed = self.time - self.since
+        return self.booked / elapsed if elapsed > 0 else None
+
+    @property
+    def utilization(self) -> float | None:
+        """Demand versus refill: :attr:`demand` / :attr:`rate`.
+
+        Near 1.0 (or above, while a backlog builds) one consumer takes the
+        whole account; a second consumer on the same account will wait. It
+        includes the starting balance, so it settles to its long-run value
+        only after many refills.
+        """
+        demand = self.demand
+        return None if demand is None else demand / self.rate
+
+    @classmethod
+    def _from(cls, obs: Observation, capacity: float) -> Snapshot:
+        return cls(
+            tokens=obs.tokens,
+            recharging=obs.recharging,
+            time=obs.time,
+            rate=obs.rate,
+            capacity=capacity,
+            pending=obs.pending,
+            backlog=obs.backlog,
+            booked=obs.booked,
+            since=obs.since,
+        )
+
+
+def _check_number(name: str, value: object, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum!r}, got {value!r}")
+    return value
+
+
+def _check_timeout(timeout: float | None) -> float:
+    if timeout is None:
+        return math.inf
+    return _check_number("timeout", timeout, minimum=0.0)
+
+
+class _Shell:
+    """What the sync and async buckets share: validation, requests, events."""
+
+    __slots__ = ("_backend", "_clock", "_config", "_initial", "_key", "_on_event")
+
+    def __init__(
+        self,
+        config: BucketConfig,
+        *,
+        clock: Clock | None = None,
+        tokens: float | None = None,
+        backend: Backend | None = None,
+        key: str | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if not isinstance(config, BucketConfig):
+            raise TypeError(f"config must be a BucketConfig, got {config!r}")
+        if tokens is None:
+            initial = config.capacity
+        else:
+            initial = _check_number("tokens", tokens)
+            if not -config.max_deficit <= initial <= config.capacity:
+                raise ValueError(
+                    f"tokens must lie in [-max_deficit, capacity] = "
+                    f"[{-config.max_deficit!r}, {config.capacity!r}], got {initial!r}"
+                )
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self._config = config
+        self._clock: Clock = MonotonicClock() if clock is None else clock
+        self._initial = initial
+        self._backend: Backend = MemoryBackend() if backend is None else backend
+        self._key = "default" if key is None else key
+        self._on_event = on_event
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._config!r}, key={self._key!r}, backend={self._backend!r})"
+        )
+
+    @property
+    def config(self) -> BucketConfig:
+        """The bucket's configuration."""
+        return self._config
+
+    @property
+    def key(self) -> str:
+        """The bucket's name in its backend."""
+        return self._key
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the bucket sleeps with."""
+        return self._clock
+
+    def _admit_request(self, cost: float, max_wait: float) -> Admit:
+        return Admit(self._config.check_cost(cost), max_wait)
+
+    def _sync_request(self, tokens: float, refill_in: float | None, rate: Rate | None) -> Sync:
+        tokens = _check_number("tokens", tokens)
+        if refill_in is not None:
+            refill_in = _check_number("refill_in", refill_in, minimum=0.0)
+        if rate is not None and not isinstance(rate, Rate):
+            raise TypeError(f"rate must be a Rate, got {rate!r}")
+        return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second)
+
+    def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
+        """Turn an outcome into events, only when someone listens."""
+        hook = self._on_event
+        if hook is None and not log.isEnabledFor(logging.DEBUG):
+            return
+        events: list[Event] = []
+        if out.left:
+            events.append(Event("recharge_left", self._key, cost, 0.0, out.tokens, out.time))
+        events.append(Event(kind, self._key, cost, out.delay, out.tokens, out.time))
+        if out.entered:
+            events.append(Event("recharge_entered", self._key, cost, 0.0, out.tokens, out.time))
+        for event in events:
+            log.debug(
+                "%s key=%s cost=%g delay=%.6g tokens=%.6g",
+                event.kind,
+                event.key,
+                event.cost,
+                event.delay,
+                event.tokens,
+            )
+            if hook is not None:
+                hook(event)
+
+    def _admit_kind(self, out: Outcome) -> EventKind:
+        if not out.ok:
+            return "refused"
+        return "admitted" if out.delay == 0.0 else "waited"
+
+
+@attrs.define(eq=False)
+class _ReservationState:
+    """A booking's identity and what has happened to it since."""
+
+    cost: float
+    delay: float
+    time: float
+    booking_id: int
+    charged: float
+    cancelled: bool = False
+
+    def check_actual(self, actual_cost: float) -> float:
+        if self.cancelled:
+            raise ReservationError(
+                f"reservation {self.booking_id} was cancelled; nothing to settle"
+            )
+        return _check_number("actual_cost", actual_cost, minimum=0.0)
+
+
+class Reservation:
+    """A booking made by :meth:`TokenBucket.reserve`: its cost is debited at :attr:`time`.
+
+    Attributes:
+        cost: The cost booked.
+        delay: Seconds from the booking until its time; sleep this long, then
+            make the request.
+        time: The booking's time, on the backend's clock.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_bucket", "_state")
+
+    def __init__(self, bucket: TokenBucket, state: _ReservationState) -> None:
+        self._bucket = bucket
+        self._state = state
+
+    def __repr__(self) -> str:
+        s = self._state
+        return (
+            f"{type(self).__name__}(cost={s.cost!r}, delay={s.delay!r}, cancelled={s.cancelled!r})"
+        )
+
+    @property
+    def cost(self) -> float:
+        """The cost booked."""
+        return self._state.cost
+
+    @property
+    def delay(self) -> float:
+        """Seconds from the booking until its time."""
+        return self._state.delay
+
+    @property
+    def time(self) -> float:
+        """The booking's time on the backend's clock."""
+        return self._state.time
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` returned the cost."""
+        return self._state.cancelled
+
+    def cancel(self) -> bool:
+        """Return the cost to the bucket if the booking's time has not passed.
+
+        Bookings made after this one keep their times. After the booking's
+        time, or a second time, it does nothing.
+
+        Returns:
+            Whether the cost was returned.
+        """
+        s = self._state
+        if s.cancelled:
+            return False
+        req = Cancel(s.booking_id, s.time, s.charged)
+        out = self._bucket._apply(req)  # noqa: SLF001 -- the reservation is part of its bucket
+        if out.ok:
+            s.cancelled = True
+            self._bucket._report("cancelled", out, s.charged)  # noqa: SLF001
+        return out.ok
+
+    def settle(self, actual_cost: float) -> None:
+        """Correct the debit to the true cost, once it is known (Keepa's ``tokensConsumed``).
+
+        The difference is debited or returned now; later bookings keep their
+        times. A correction may take the balance below ``-max_deficit`` and
+        enters recharge mode when it leaves the balance below
+        ``min_threshold``. Settling again corrects relative to the last
+        settled cost.
+
+        Raises:
+            ReservationError: The reservation was cancelled.
+            ValueError: *actual_cost* is negative, NaN or infinite.
+        """
+        s = self._state
+        actual = s.check_actual(actual_cost)
+        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual))  # noqa: SLF001
+        s.charged = actual
+        self._bucket._report("settled", out, actual)  # noqa: SLF001
+
+
+class AsyncReservation:
+    """A booking made by :meth:`AsyncTokenBucket.reserve`; see :class:`Reservation`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_bucket", "_state")
+
+    def __init__(self, bucket: AsyncTokenBucket, state: _ReservationState) -> None:
+        self._bucket = bucket
+        self._state = state
+
+    __repr__ = Reservation.__repr__
+    cost = Reservation.cost
+    delay = Reservation.delay
+    time = Reservation.time
+    cancelled = Reservation.cancelled
+
+    async def cancel(self) -> bool:
+        """Like :meth:`Reservation.cancel`."""
+        s = self._state
+        if s.cancelled:
+            return False
+        out = await self._bucket._apply(Cancel(s.booking_id, s.time, s.charged))  # noqa: SLF001
+        if out.ok:
+            s.cancelled = True
+            self._bucket._report("cancelled", out, s.charged)  # noqa: SLF001
+        return out.ok
+
+    async def settle(self, actual_cost: float) -> None:
+        """Like :meth:`Reservation.settle`."""
+        s = self._state
+        actual = s.check_actual(actual_cost)
+        out = await self._bucket._apply(  # noqa: SLF001
+            Settle(s.booking_id, s.time, s.charged, actual)
+        )
+        s.charged = actual
+        self._bucket._report("settled", out, actual)  # noqa: SLF001
+
+
+def _booking(out: Outcome, cost: float) -> _ReservationState:
+    return _ReservationState(cost, out.delay, out.time + out.delay, out.booking_id, cost)
+
+
+class TokenBucket(_Shell):
+    """A thread-safe, cost-weighted token bucket with booking semantics.
+
+    >>> from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
+    >>> config = BucketConfig(300, Rate.per_minute(5), burst_threshold=40, min_threshold=1)
+    >>> bucket = TokenBucket(config, clock=ManualClock(), tokens=40)
+    >>> bucket.try_acquire(100)
+    False
+    >>> bucket.acquire(100)  # sleeps (101 - 40) / (5 / 60) seconds
+    732.0
+
+    Args:
+        config: The bucket's :class:`BucketConfig`.
+        clock: Where the bucket reads time and how it sleeps (default
+            :class:`MonotonicClock`).
+        tokens: The starting balance, in ``[-max_deficit, capacity]``
+            (default: capacity). On a shared backend it applies only when the
+            key does not exist yet.
+        backend: Where the state lives (default: a private :class:`MemoryBackend`).
+        key: The bucket's name in a shared backend (default ``"default"``).
+        on_event: Called with every :class:`Event` (decisions, recharge mode, syncs).
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    def _apply(self, request: Request) -> Outcome:
+        return self._backend.apply(self._key, self._config, self._clock, self._initial, request)
+
+    def try_acquire(self, cost: float = 1) -> bool:
+        """Take *cost* now if it is admitted now; otherwise change nothing and return False.
+
+        False also while earlier bookings are pending (first come, first served).
+
+        Raises:
+            ValueError: *cost* is not > 0.
+            CostExceedsCapacity: *cost* can never be admitted.
+        """
+        out = self._apply(self._admit_request(cost, 0.0))
+        self._report(self._admit_kind(out), out, cost)
+        return out.ok
+
+    def reserve(self, cost: float = 1) -> Reservation:
+        """Book *cost* at once, first come, first served; the booking says when.
+
+        Raises:
+            ValueError: *cost* is not > 0.
+            CostExceedsCapacity: *cost* can never be admitted.
+        """
+        out = self._apply(self._admit_request(cost, math.inf))
+        self._report(self._admit_kind(out), out, cost)
+        return Reservation(self, _booking(out, float(cost)))
+
+    def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
+        """Book *cost* and sleep until its time; return the seconds waited.
+
+        Args:
+            cost: The tokens the request costs.
+            timeout: The longest wait accepted; when the wait would be longer,
+                raise at once and book nothing. ``0`` admits only now.
+
+        Raises:
+            AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
+            ValueError: *cost* is not > 0, or *timeout* is negative or NaN.
+            CostExceedsCapacity: *cost* can never be admitted.
+        """
+        max_wait = _check_timeout(timeout)
+        out = self._apply(self._admit_request(cost, max_wait))
+        self._report(self._admit_kind(out), out, cost)
+        if not out.ok:
+            raise AcquireTimeout(float(cost), out.delay, max_wait)
+        if out.delay > 0.0:
+            try:
+                self._clock.sleep(out.delay)
+            except BaseException:
+                Reservation(self, _booking(out, float(cost))).cancel()
+                raise
+        return out.delay
+
+    def sync(
+        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+    ) -> Snapshot:
+        """Adopt the balance a server reports as authoritative.
+
+        Bookings whose time has not come keep their times and are subtracted
+        from *tokens*; those whose time has come are assumed to be in it. A
+        balance below ``min_threshold`` enters recharge mode.
+
+        Args:
+            tokens: The server's balance now (Keepa's ``tokensLeft``).
+            refill_in: Seconds until the server's next refill step (Keepa's
+                ``refillIn`` / 1000). With a stepped config it anchors the
+                steps; with a continuous one the balance is lowered by one
+                step's worth so the model never runs ahead of the server.
+            rate: A changed refill rate (Keepa's ``refillRate`` per minute).
+
+        Returns:
+            The bucket's snapshot after the sync.
+        """
+        req = self._sync_request(tokens, refill_in, rate)
+        out = self._apply(req)
+        self._report("synced", out, req.tokens)
+        return self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
+        obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
+        return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001
+
+
+class AsyncTokenBucket(_Shell):
+    """The :class:`TokenBucket` for asyncio: every method is a coroutine; none blocks the loop.
+
+    >>> import asyncio
+    >>> from tokenbudget import AsyncTokenBucket, BucketConfig, ManualClock, Rate
+    >>> bucket = AsyncTokenBucket(BucketConfig(10, Rate.per_second(1)), clock=ManualClock())
+    >>> asyncio.run(bucket.acquire(10)), asyncio.run(bucket.acquire(5))
+    (0.0, 5.0)
+
+    Takes the same arguments as :class:`TokenBucket`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    async def _apply(self, request: Request) -> Outcome:
+        return await self._backend.aapply(
+            self._key, self._config, self._clock, self._initial, request
+        )
+
+    async def try_acquire(self, cost: float = 1) -> bool:
+        """Like :meth:`TokenBucket.try_acquire`."""
+        out = await self._apply(self._admit_request(cost, 0.0))
+        self._report(self._admit_kind(out), out, cost)
+        return out.ok
+
+    async def reserve(self, cost: float = 1) -> AsyncReservation:
+        """Like :meth:`TokenBucket.reserve`."""
+        out = await self._apply(self._admit_request(cost, math.inf))
+        self._report(self._admit_kind(out), out, cost)
+        return AsyncReservation(self, _booking(out, float(cost)))
+
+    async def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
+        """Like :meth:`TokenBucket.acquire`; cancelling the task returns the booking's cost."""
+        max_wait = _check_timeout(timeout)
+        out = await self._apply(self._admit_request(cost, max_wait))
+        self._report(self._admit_kind(out), out, cost)
+        if not out.ok:
+            raise AcquireTimeout(float(cost), out.delay, max_wait)
+        if out.delay > 0.0:
+            try:
+                await self._clock.asleep(out.delay)
+            except BaseException:
+                await AsyncReservation(self, _booking(out, float(cost))).cancel()
+                raise
+        return out.delay
+
+    async def sync(
+        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+    ) -> Snapshot:
+        """Like :meth:`TokenBucket.sync`."""
+        req = self._sync_request(tokens, refill_in, rate)
+        out = await self._apply(req)
+        self._report("synced", out, req.tokens)
+        return await self.snapshot()
+
+    async def snapshot(self) -> Snapshot:
+        """Like :meth:`TokenBucket.snapshot`."""
+        obs = await self._backend.aobserve(self._key, self._config, self._clock, self._initial)
+        return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001

@@ -1,0 +1,125 @@
+"""Clocks: where a bucket reads the time and how it waits."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+
+__all__ = ["Clock", "ManualClock", "MonotonicClock", "WallClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where a bucket reads the time (in seconds) and how it sleeps.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def now(self) -> float:
+        """Return the current time in seconds."""
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for *seconds*."""
+
+    async def asleep(self, seconds: float) -> None:
+        """Suspend the calling task for *seconds* without blocking the event loop."""
+
+
+class MonotonicClock:
+    """The default clock: :func:`time.monotonic`, :func:`time.sleep` and :func:`asyncio.sleep`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MonotonicClock()"
+
+    def now(self) -> float:
+        """Return :func:`time.monotonic`."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep with :func:`time.sleep`."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """Sleep with :func:`asyncio.sleep`."""
+        await asyncio.sleep(max(seconds, 0.0))
+
+
+class WallClock(MonotonicClock):
+    """Wall-clock time (:func:`time.time`): the same in every process of a host.
+
+    The SQLite backend keeps its state in wall-clock time so that state in a
+    file stays meaningful across processes and restarts.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WallClock()"
+
+    def now(self) -> float:
+        """Return :func:`time.time`."""
+        return time.time()
+
+
+def _check_seconds(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+@attrs.define
+class ManualClock:
+    """A clock that moves only when told: sleeping advances it at once.
+
+    Tests and simulations of whole days run in milliseconds with it.
+
+    >>> clock = ManualClock()
+    >>> clock.sleep(60)
+    >>> clock.now()
+    60.0
+
+    Args:
+        start: The time the clock starts at.
+
+    .. versionadded:: 0.1.0
+    """
+
+    _now: float = attrs.field(default=0.0, converter=float, alias="start")
+
+    def now(self) -> float:
+        """Return the current manual time."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by *seconds* (finite, >= 0)."""
+        self._now += _check_seconds("seconds", seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """Advance to ``max(now, time of the call + seconds)``; negative sleeps are no-ops."""
+        if seconds > 0:
+            self._now = max(self._now, self._now + seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """Advance like :meth:`sleep`, then yield once to the event loop.
+
+        Concurrent sleepers do not add up: each one sets the time to at most
+        the time it was called plus its own delay.
+        """
+        start = self._now
+        if seconds > 0:
+            self._now = max(self._now, start + seconds)
+        await asyncio.sleep(0)

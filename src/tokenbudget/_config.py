@@ -1,0 +1,252 @@
+"""Immutable, validated configuration: `Rate`, `DeficitRule`, `BucketConfig`."""
+
+from __future__ import annotations
+
+import math
+from typing import Final, Literal
+
+import attrs
+
+from .exceptions import CostExceedsCapacity
+
+
+__all__ = ["BucketConfig", "DeficitRule", "Rate"]
+
+#: Codes of the deficit rules, used by the transition core and its Lua twin.
+NONE: Final = 0
+WHILE_POSITIVE: Final = 1
+BOUNDED: Final = 2
+
+DeficitKind = Literal["none", "while_positive", "bounded"]
+_KIND_CODES: Final = {"none": NONE, "while_positive": WHILE_POSITIVE, "bounded": BOUNDED}
+
+
+def _finite_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def _finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class Rate:
+    """A refill rate: *tokens* every *per_seconds* seconds.
+
+    >>> Rate.per_minute(5).tokens_per_second
+    0.08333333333333333
+    >>> Rate(300, per_seconds=3600) == Rate.per_minute(5)
+    False
+
+    Two rates compare equal only when written the same way; compare
+    :attr:`tokens_per_second` to compare speeds.
+
+    .. versionadded:: 0.1.0
+    """
+
+    tokens: float = attrs.field()
+    per_seconds: float = attrs.field(default=1.0)
+
+    @tokens.validator
+    def _check_tokens(self, _: attrs.Attribute[float], value: float) -> None:
+        _finite_positive("Rate.tokens", value)
+
+    @per_seconds.validator
+    def _check_per_seconds(self, _: attrs.Attribute[float], value: float) -> None:
+        _finite_positive("Rate.per_seconds", value)
+
+    @classmethod
+    def per_second(cls, tokens: float) -> Rate:
+        """*tokens* every second."""
+        return cls(tokens, 1.0)
+
+    @classmethod
+    def per_minute(cls, tokens: float) -> Rate:
+        """*tokens* every minute (Keepa's ``refillRate``)."""
+        return cls(tokens, 60.0)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """The rate in tokens per second."""
+        return self.tokens / self.per_seconds
+
+
+@attrs.frozen
+class DeficitRule:
+    """Decides the balance a cost needs before it is admitted: its *required balance*.
+
+    Build one with :meth:`none`, :meth:`while_positive` or :meth:`bounded`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    kind: DeficitKind
+    max_deficit: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in _KIND_CODES:
+            raise ValueError(
+                f"DeficitRule.kind must be one of {sorted(_KIND_CODES)}, got {self.kind!r}"
+            )
+        d = self.max_deficit
+        if d is None:
+            if self.kind == "bounded":
+                raise ValueError("DeficitRule.bounded needs a max_deficit, got None")
+            return
+        if isinstance(d, bool) or not isinstance(d, (int, float)):
+            raise TypeError(f"max_deficit must be a number or None, got {d!r}")
+        if math.isnan(d) or d < 0:
+            raise ValueError(f"max_deficit must be >= 0, got {d!r}")
+        if math.isinf(d) and self.kind != "while_positive":
+            raise ValueError(f"max_deficit may be infinite only with while_positive, got {d!r}")
+        if self.kind == "none" and d != 0:
+            raise ValueError(f"DeficitRule.none has no deficit, got max_deficit={d!r}")
+
+    @classmethod
+    def none(cls) -> DeficitRule:
+        """Strict: a cost *c* needs ``c + min_threshold``; the balance never drops below it."""
+        return cls("none", None)
+
+    @classmethod
+    def while_positive(cls, max_deficit: float | None = None) -> DeficitRule:
+        """Keepa's rule: a request runs whenever the balance is at least ``min_threshold``.
+
+        The debt a request leaves may be at most *max_deficit* (``None``: one
+        full bucket; :data:`math.inf`: unbounded, and then the batch sizer
+        needs a ``max_batch``). The required balance is
+        ``max(min_threshold, c - max_deficit)``; the config needs
+        ``min_threshold > 0``.
+        """
+        return cls("while_positive", None if max_deficit is None else float(max_deficit))
+
+    @classmethod
+    def bounded(cls, max_deficit: float) -> DeficitRule:
+        """The balance may go down to ``-max_deficit``: a cost *c* needs ``c - max_deficit``."""
+        return cls("bounded", float(max_deficit))
+
+
+def _default_burst(self: BucketConfig) -> float:
+    return self.capacity
+
+
+@attrs.frozen
+class BucketConfig:
+    """The immutable parameters of one bucket, validated at construction.
+
+    >>> cfg = BucketConfig(300, Rate.per_minute(5), burst_threshold=40, min_threshold=1)
+    >>> cfg.required_balance(25), cfg.max_cost
+    (26.0, 299.0)
+
+    Args:
+        capacity: The most tokens the bucket holds (> 0).
+        refill: The refill :class:`Rate`.
+        burst_threshold: The balance at which recharge mode ends
+            (``0 < burst_threshold <= capacity``, default: *capacity*).
+        min_threshold: A debit that leaves the balance below it enters
+            recharge mode (``0 <= min_threshold <= burst_threshold``).
+        deficit: The :class:`DeficitRule` (default :meth:`DeficitRule.none`).
+        refill_step: ``None`` for a continuous refill, or the seconds between
+            refill steps when the server adds its refill in steps (Keepa: 60).
+            Each step adds ``refill.tokens_per_second * refill_step`` tokens.
+
+    .. versionadded:: 0.1.0
+    """
+
+    capacity: float = attrs.field()
+    refill: Rate = attrs.field(validator=attrs.validators.instance_of(Rate))
+    burst_threshold: float = attrs.field(
+        kw_only=True, default=attrs.Factory(_default_burst, takes_self=True)
+    )
+    min_threshold: float = attrs.field(kw_only=True, default=0.0)
+    deficit: DeficitRule = attrs.field(
+        kw_only=True,
+        factory=DeficitRule.none,
+        validator=attrs.validators.instance_of(DeficitRule),
+    )
+    refill_step: float | None = attrs.field(kw_only=True, default=None)
+
+    #: Resolved, derived numbers (set in ``__attrs_post_init__``).
+    max_deficit: float = attrs.field(init=False, repr=False, eq=False)
+    max_cost: float = attrs.field(init=False, repr=False, eq=False)
+    deficit_code: int = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        c = _finite_positive("capacity", self.capacity)
+        b = _finite_positive("burst_threshold", self.burst_threshold)
+        m = _finite("min_threshold", self.min_threshold)
+        if b > c:
+            raise ValueError(f"burst_threshold {b!r} must not exceed capacity {c!r}")
+        if m < 0:
+            raise ValueError(f"min_threshold must be >= 0, got {m!r}")
+        if m > b:
+            raise ValueError(f"min_threshold {m!r} must not exceed burst_threshold {b!r}")
+        if self.refill_step is not None:
+            object.__setattr__(
+                self, "refill_step", _finite_positive("refill_step", self.refill_step)
+            )
+        object.__setattr__(self, "capacity", c)
+        object.__setattr__(self, "burst_threshold", b)
+        object.__setattr__(self, "min_threshold", m)
+        rule = self.deficit
+        code = _KIND_CODES[rule.kind]
+        if code == WHILE_POSITIVE and m <= 0:
+            raise ValueError(
+                "DeficitRule.while_positive admits a request only while the balance is positive: "
+                f"it needs min_threshold > 0, got {m!r}"
+            )
+        if code == NONE:
+            d = 0.0
+        elif rule.max_deficit is None:
+            d = c
+        else:
+            d = rule.max_deficit
+        if code == NONE:
+            max_cost = c - m
+        else:
+            max_cost = c + d
+        if max_cost <= 0:
+            raise ValueError(
+                f"no cost fits: capacity {c!r} minus min_threshold {m!r} leaves nothing to spend"
+            )
+        object.__setattr__(self, "max_deficit", d)
+        object.__setattr__(self, "max_cost", max_cost)
+        object.__setattr__(self, "deficit_code", code)
+
+    def required_balance(self, cost: float) -> float:
+        """The balance a *cost* needs before it is admitted, ``R(cost)``."""
+        code = self.deficit_code
+        if code == NONE:
+            return cost + self.min_threshold
+        if code == WHILE_POSITIVE:
+            return max(self.min_threshold, cost - self.max_deficit)
+        return cost - self.max_deficit
+
+    def check_cost(self, cost: float) -> float:
+        """Return *cost* as a float, or raise if no bucket of this config could ever admit it.
+
+        Raises:
+            ValueError: *cost* is not a number > 0 (zero, negative, NaN).
+            CostExceedsCapacity: *cost* is infinite or above :attr:`max_cost`.
+        """
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+            raise TypeError(f"cost must be a number, got {cost!r}")
+        cost = float(cost)
+        if math.isnan(cost) or cost <= 0:
+            raise ValueError(f"cost must be a number > 0, got {cost!r}")
+        if cost > self.max_cost:
+            raise CostExceedsCapacity(cost, self.max_cost)
+        return cost
+
+    def with_rate(self, refill: Rate) -> BucketConfig:
+        """Return a copy with another refill rate."""
+        return attrs.evolve(self, refill=refill)

@@ -1,0 +1,387 @@
+"""The pure transition core: one bucket's state and every operation on it.
+
+Everything a bucket decides is decided here, as a function of
+``(config, state, now, request)`` with no I/O. Every backend applies these
+functions atomically: the memory backend under a lock, SQLite inside
+``BEGIN IMMEDIATE``; the Redis backend runs a Lua twin of this module
+(``_redis_lua.py``), pinned to it by a differential test.
+
+The state is the bucket's *tail*: the balance after every booking made so far,
+at the time of the latest booking. While bookings are pending that time lies in
+the future; the balance *now*, net of the pending bookings, is the tail balance
+minus the refill between now and the tail. New requests queue behind the tail,
+which is what makes admission first come, first served.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final, NamedTuple
+
+import attrs
+
+from ._config import BucketConfig
+
+
+#: Times closer than this (seconds) are equal: "admitted now" survives float rounding.
+TIME_TOLERANCE: Final = 1e-9
+#: Relative tolerance on balances, for the same reason.
+TOKEN_TOLERANCE: Final = 1e-12
+
+
+@attrs.define(slots=True)
+class BucketState:
+    """The mutable state of one bucket, as every backend stores it.
+
+    Attributes:
+        tokens: Balance at :attr:`time`, after every booking (may be negative).
+        time: Time of :attr:`tokens`; later than now while bookings are pending.
+        recharging: Whether the bucket is in recharge mode at :attr:`time`.
+        rate: Refill rate in tokens per second (``sync(rate=...)`` changes it).
+        anchor: A time at which a refill step happens (step refill only).
+        next_id: The id the next booking gets.
+        booked: Total cost booked since :attr:`since` (net of cancels and settles).
+        since: When the state was created.
+        pending: ``(booking_id, time, cost)`` of bookings whose time may not
+            have come yet, in booking (and so time) order.
+    """
+
+    tokens: float
+    time: float
+    recharging: bool
+    rate: float
+    anchor: float
+    next_id: int = 1
+    booked: float = 0.0
+    since: float = 0.0
+    pending: list[tuple[int, float, float]] = attrs.Factory(list)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for storage (JSON-compatible)."""
+        return {
+            "tokens": self.tokens,
+            "time": self.time,
+            "recharging": self.recharging,
+            "rate": self.rate,
+            "anchor": self.anchor,
+            "next_id": self.next_id,
+            "booked": self.booked,
+            "since": self.since,
+            "pending": [list(p) for p in self.pending],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> BucketState:
+        """Inverse of :meth:`to_dict`."""
+        pending = data.get("pending") or []
+        assert isinstance(pending, list)  # noqa: S101 -- internal storage format
+        return cls(
+            tokens=float(data["tokens"]),  # type: ignore[arg-type]
+            time=float(data["time"]),  # type: ignore[arg-type]
+            recharging=bool(data["recharging"]),
+            rate=float(data["rate"]),  # type: ignore[arg-type]
+            anchor=float(data["anchor"]),  # type: ignore[arg-type]
+            next_id=int(data["next_id"]),  # type: ignore[call-overload]
+            booked=float(data["booked"]),  # type: ignore[arg-type]
+            since=float(data["since"]),  # type: ignore[arg-type]
+            pending=[(int(i), float(t), float(c)) for i, t, c in pending],
+        )
+
+
+def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
+    """The state of a new bucket holding *tokens* at *now*.
+
+    A starting balance below ``min_threshold`` starts in recharge mode,
+    exactly as after a sync.
+    """
+    return BucketState(
+        tokens=tokens,
+        time=now,
+        recharging=tokens < config.min_threshold,
+        rate=config.refill.tokens_per_second,
+        anchor=now,
+        since=now,
+    )
+
+
+class Admit(NamedTuple):
+    """Book *cost* if its wait is at most *max_wait* seconds (0: only now; inf: always)."""
+
+    cost: float
+    max_wait: float
+
+
+class Cancel(NamedTuple):
+    """Return the cost of the booking *booking_id* made for *time*, if its time has not passed."""
+
+    booking_id: int
+    time: float
+    cost: float
+
+
+class Settle(NamedTuple):
+    """Correct the booking *booking_id*, debited *cost*, to its true cost *actual*."""
+
+    booking_id: int
+    time: float
+    cost: float
+    actual: float
+
+
+class Sync(NamedTuple):
+    """Adopt a balance reported by the server (see :meth:`TokenBucket.sync`)."""
+
+    tokens: float
+    refill_in: float | None
+    rate: float | None
+
+
+Request = Admit | Cancel | Settle | Sync
+
+
+class Outcome(NamedTuple):
+    """What an operation decided.
+
+    Attributes:
+        ok: Admitted (``Admit``), cancelled (``Cancel``); always true otherwise.
+        delay: Seconds from now until the booking's time (``Admit``; also the
+            wait a refused request would have had).
+        booking_id: The new booking's id (``Admit``), else 0.
+        time: The time the operation ran at (the backend's clock).
+        tokens: The balance now, net of every booking, after the operation.
+        recharging: Whether the bucket is in recharge mode after the operation.
+        entered: The operation started recharge mode.
+        left: Recharge mode ended before or during the operation.
+    """
+
+    ok: bool
+    delay: float
+    booking_id: int
+    time: float
+    tokens: float
+    recharging: bool
+    entered: bool
+    left: bool
+
+
+class Observation(NamedTuple):
+    """A read-only view of a state at a time; :class:`Snapshot` is built from it."""
+
+    time: float
+    tokens: float
+    recharging: bool
+    rate: float
+    pending: int
+    backlog: float
+    booked: float
+    since: float
+
+
+# -- refill ---------------------------------------------------------------------------------
+
+
+def refill_between(config: BucketConfig, state: BucketState, t0: float, t1: float) -> float:
+    """Tokens the refill adds between *t0* and *t1* (``t0 <= t1``), before the capacity cap."""
+    step = config.refill_step
+    if step is None:
+        return state.rate * (t1 - t0)
+    a = state.anchor
+    steps = math.floor((t1 - a + TIME_TOLERANCE) / step) - math.floor(
+        (t0 - a + TIME_TOLERANCE) / step
+    )
+    return steps * state.rate * step
+
+
+def _time_to_reach(
+    config: BucketConfig, state: BucketState, balance: float, t0: float, target: float
+) -> tuple[float, float]:
+    """The first time at or after *t0* the balance reaches *target*, and the balance then."""
+    step = config.refill_step
+    if step is None:
+        return t0 + (target - balance) / state.rate, target
+    per_step = state.rate * step
+    needed = max(1, math.ceil((target - balance) / per_step - TOKEN_TOLERANCE))
+    a = state.anchor
+    first = a + (math.floor((t0 - a + TIME_TOLERANCE) / step) + 1) * step
+    reached = min(config.capacity, balance + needed * per_step)
+    return first + (needed - 1) * step, max(reached, target)
+
+
+def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
+    """Bring a state whose tail is in the past up to *now*; True if recharge mode ended."""
+    left = False
+    if now > state.time:
+        b = state.tokens + refill_between(config, state, state.time, now)
+        cap = config.capacity
+        state.tokens = b if b < cap else cap
+        state.time = now
+        if state.recharging and state.tokens >= config.burst_threshold:
+            state.recharging = False
+            left = True
+    pending = state.pending
+    if pending and pending[0][1] <= now + TIME_TOLERANCE:
+        limit = now + TIME_TOLERANCE
+        i = 0
+        while i < len(pending) and pending[i][1] <= limit:
+            i += 1
+        del pending[:i]
+    return left
+
+
+def net_tokens(config: BucketConfig, state: BucketState, now: float) -> float:
+    """The balance at *now*, net of every booking (state already advanced to *now*)."""
+    if state.time > now:
+        return state.tokens - refill_between(config, state, now, state.time)
+    return state.tokens
+
+
+def _reached(balance: float, target: float, rate: float) -> bool:
+    return target - balance <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * max(1.0, abs(target))
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) -> Outcome:
+    """Book ``request.cost`` first come, first served, if its wait fits ``request.max_wait``.
+
+    The cost must already be checked (:meth:`BucketConfig.check_cost`).
+    """
+    left = _advance(config, state, now)
+    cost = request.cost
+    t0 = state.time  # >= now: the tail, behind every earlier booking
+    balance = state.tokens
+    target = config.required_balance(cost)
+    rech = state.recharging
+    if rech and target < config.burst_threshold:
+        target = config.burst_threshold
+    if _reached(balance, target, state.rate):
+        at = t0
+        if balance < target:
+            balance = target
+    else:
+        at, balance = _time_to_reach(config, state, balance, t0, target)
+    delay = at - now
+    if delay <= TIME_TOLERANCE:
+        delay = 0.0
+    if delay > request.max_wait + TIME_TOLERANCE:
+        return Outcome(False, delay, 0, now, net_tokens(config, state, now), rech, False, left)
+    balance -= cost
+    state.tokens = balance
+    state.time = at if at > t0 else t0
+    entered = balance < config.min_threshold
+    left = left or rech  # an admission while recharging waited for the burst threshold
+    state.recharging = entered
+    state.booked += cost
+    booking_id = state.next_id
+    state.next_id = booking_id + 1
+    if delay > 0.0:
+        state.pending.append((booking_id, state.time, cost))
+    tokens = balance if delay == 0.0 and t0 <= now else net_tokens(config, state, now)
+    return Outcome(True, delay, booking_id, now, tokens, entered, entered, left)
+
+
+def _set_tail(config: BucketConfig, state: BucketState, tokens: float) -> tuple[bool, bool]:
+    """Set the tail balance (capped) and the recharge mode it implies; (entered, left)."""
+    state.tokens = min(config.capacity, tokens)
+    was = state.recharging
+    if state.tokens < config.min_threshold:
+        state.recharging = True
+    elif state.tokens >= config.burst_threshold:
+        state.recharging = False
+    return (state.recharging and not was, was and not state.recharging)
+
+
+def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel) -> Outcome:
+    """Return a booking's cost if its time has not passed; later bookings keep their times."""
+    left = _advance(config, state, now)
+    if request.time < now - TIME_TOLERANCE:
+        return _outcome(config, state, now, ok=False, left=left)
+    pending = state.pending
+    for i, entry in enumerate(pending):
+        if entry[0] == request.booking_id:
+            del pending[i]
+            break
+    else:
+        if request.time > now + TIME_TOLERANCE:  # pending, yet not found: cancelled already
+            return _outcome(config, state, now, ok=False, left=left)
+    state.booked -= request.cost
+    _, left2 = _set_tail(config, state, state.tokens + request.cost)
+    return _outcome(config, state, now, ok=True, left=left or left2)
+
+
+def settle(config: BucketConfig, state: BucketState, now: float, request: Settle) -> Outcome:
+    """Correct a booking's debit to its true cost; never moves later bookings."""
+    left = _advance(config, state, now)
+    delta = request.actual - request.cost
+    pending = state.pending
+    for i, entry in enumerate(pending):
+        if entry[0] == request.booking_id:
+            pending[i] = (entry[0], entry[1], request.actual)
+            break
+    state.booked += delta
+    entered, left2 = _set_tail(config, state, state.tokens - delta)
+    return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
+
+
+def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) -> Outcome:
+    """Adopt the server's balance; pending bookings keep their times and are subtracted."""
+    left = _advance(config, state, now)
+    if request.rate is not None:
+        state.rate = request.rate
+    pending_cost = 0.0
+    for entry in state.pending:
+        pending_cost += entry[2]
+    balance = request.tokens - pending_cost
+    if request.refill_in is not None:
+        if config.refill_step is None:
+            # The server adds its refill in steps we do not model: never run ahead of it.
+            balance -= state.rate * request.refill_in
+        else:
+            state.anchor = now + request.refill_in
+    balance = min(config.capacity, balance)
+    tail = state.time if state.time > now else now
+    state.time = tail
+    entered, left2 = _set_tail(config, state, balance + refill_between(config, state, now, tail))
+    return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
+
+
+def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:
+    """Apply any request to *state* at *now*."""
+    if type(request) is Admit:
+        return admit(config, state, now, request)
+    if type(request) is Cancel:
+        return cancel(config, state, now, request)
+    if type(request) is Settle:
+        return settle(config, state, now, request)
+    if type(request) is Sync:
+        return sync(config, state, now, request)
+    raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+
+
+def observe(config: BucketConfig, state: BucketState, now: float) -> Observation:
+    """Read the state at *now* without changing it."""
+    tail = state.time
+    if now >= tail:
+        b = min(config.capacity, state.tokens + refill_between(config, state, tail, now))
+        recharging = state.recharging and b < config.burst_threshold
+        backlog = 0.0
+    else:
+        b = state.tokens - refill_between(config, state, now, tail)
+        recharging = state.recharging
+        backlog = tail - now
+    limit = now + TIME_TOLERANCE
+    pending = sum(1 for entry in state.pending if entry[1] > limit)
+    return Observation(now, b, recharging, state.rate, pending, backlog, state.booked, state.since)
+
+
+def _outcome(
+    config: BucketConfig,
+    state: BucketState,
+    now: float,
+    *,
+    ok: bool,
+    entered: bool = False,
+    left: bool = False,
+) -> Outcome:
+    return Outcome(ok, 0.0, 0, now, net_tokens(config, state, now), state.recharging, entered, left)
