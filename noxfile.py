@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,8 +18,18 @@ nox.options.sessions = ["tests", "mypy", "lint", "docs", "build"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _runs(version: str) -> bool:
+    exe = shutil.which(f"python{version}")
+    if exe is None:
+        return False
+    # A pyenv shim exists for every installed version but fails unless that version is active.
+    return subprocess.run([exe, "-c", ""], capture_output=True, check=False).returncode == 0
+
+
 # Only the interpreters really present; under CI=true nox fails on a missing one.
-PYTHONS = [v for v in ALL_PYTHONS if shutil.which(f"python{v}")] or ALL_PYTHONS
+PYTHONS = [v for v in ALL_PYTHONS if _runs(v)] or ALL_PYTHONS
 DEFAULT_PYTHON = "3.11" if "3.11" in PYTHONS else PYTHONS[-1]
 
 
