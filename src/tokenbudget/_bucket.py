@@ -108,7 +108,7 @@ class Snapshot:
 
     @property
     def utilization(self) -> float | None:
-        """Demand versus refill: :attr:`demand` / :attr:`rate`.
+        """Demand versus refill, :attr:`demand` / :attr:`rate`.
 
         Near 1.0 (or above, while a backlog builds) one consumer takes the
         whole account; a second consumer on the same account will wait. It

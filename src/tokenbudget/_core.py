@@ -129,7 +129,7 @@ class Settle(NamedTuple):
 
 
 class Sync(NamedTuple):
-    """Adopt a balance reported by the server (see :meth:`TokenBucket.sync`)."""
+    """Adopt a balance reported by the server (see :meth:`tokenbudget.TokenBucket.sync`)."""
 
     tokens: float
     refill_in: float | None
@@ -165,7 +165,7 @@ class Outcome(NamedTuple):
 
 
 class Observation(NamedTuple):
-    """A read-only view of a state at a time; :class:`Snapshot` is built from it."""
+    """A read-only view of a state at a time; :class:`~tokenbudget.Snapshot` is built from it."""
 
     time: float
     tokens: float
