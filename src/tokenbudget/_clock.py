@@ -99,6 +99,9 @@ class ManualClock:
     """
 
     _now: float = attrs.field(default=0.0, converter=float, alias="start")
+    #: Deadlines of the tasks in :meth:`asleep`, with a sequence number for ties.
+    _sleepers: list[tuple[float, int]] = attrs.field(factory=list, init=False, repr=False)
+    _seq: int = attrs.field(default=0, init=False, repr=False)
 
     def now(self) -> float:
         """Return the current manual time."""
@@ -109,17 +112,29 @@ class ManualClock:
         self._now += _check_seconds("seconds", seconds)
 
     def sleep(self, seconds: float) -> None:
-        """Advance to ``max(now, time of the call + seconds)``; negative sleeps are no-ops."""
+        """Advance to ``now + seconds`` at once; non-positive sleeps are no-ops."""
         if seconds > 0:
-            self._now = max(self._now, self._now + seconds)
+            self._now += seconds
 
     async def asleep(self, seconds: float) -> None:
-        """Advance like :meth:`sleep`, then yield once to the event loop.
+        """Advance to ``max(now, time of the call + seconds)`` without real waiting.
 
-        Concurrent sleepers do not add up: each one sets the time to at most
-        the time it was called plus its own delay.
+        Concurrent sleepers do not add up: tasks sleeping 10 s and 20 s from
+        the same moment wake in deadline order, at 10 s and at 20 s. The
+        deadline is registered before the first yield to the event loop.
         """
-        start = self._now
-        if seconds > 0:
-            self._now = max(self._now, start + seconds)
-        await asyncio.sleep(0)
+        if not seconds > 0:
+            await asyncio.sleep(0)
+            return
+        self._seq += 1
+        entry = (self._now + seconds, self._seq)
+        self._sleepers.append(entry)
+        try:
+            while True:
+                await asyncio.sleep(0)
+                if min(self._sleepers) == entry:
+                    break
+        finally:
+            self._sleepers.remove(entry)
+        if entry[0] > self._now:
+            self._now = entry[0]

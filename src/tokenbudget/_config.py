@@ -243,7 +243,7 @@ class BucketConfig:
         cost = float(cost)
         if math.isnan(cost) or cost <= 0:
             raise ValueError(f"cost must be a number > 0, got {cost!r}")
-        if cost > self.max_cost:
+        if cost > self.max_cost or math.isinf(cost):
             raise CostExceedsCapacity(cost, self.max_cost)
         return cost
 
