@@ -27,6 +27,10 @@ autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 nitpicky = True
+
+# The examples in docstrings (run by the doctest builder through autodoc) assume the
+# public names are imported, as a reader in a REPL would have them.
+doctest_global_setup = "from tokenbudget import *"
 # Without network access there is no intersphinx: these standard-library targets,
 # named in docstrings, cannot resolve. Builtin classes (ValueError, float, ...) resolve
 # by themselves.
