@@ -18,6 +18,7 @@ from ._bucket import (
 from ._clock import Clock, ManualClock, MonotonicClock, WallClock
 from ._config import BucketConfig, DeficitRule, Rate
 from ._sizer import AdaptiveBatchSizer
+from ._sqlite import SQLiteBackend
 from .exceptions import (
     AcquireTimeout,
     BackendError,
@@ -45,6 +46,7 @@ __all__ = [
     "Rate",
     "Reservation",
     "ReservationError",
+    "SQLiteBackend",
     "Snapshot",
     "TokenBucket",
     "TokenBudgetError",

@@ -1,0 +1,390 @@
+"""The Lua twin of :mod:`tokenbudget._core`, run atomically by Redis (``EVALSHA``).
+
+Each function below mirrors the Python function of the same name in
+``_core.py``, operation for operation and in the same order, so that both
+compute the same IEEE doubles (Lua numbers are doubles). A differential test
+(``tests/tokenbudget/test_backend_differential.py``) pins the two together:
+when a rule changes in ``_core.py`` it must change here too.
+
+One call is one operation on one bucket:
+
+``KEYS[1]``
+    The bucket's hash.
+``ARGV``
+    ``op`` (``admit``, ``cancel``, ``settle``, ``sync``, ``observe``), ``now``
+    (empty: use Redis ``TIME``), the config (``capacity``, ``rate``,
+    ``burst``, ``min``, ``deficit code``, ``max_deficit``, ``step`` or empty),
+    the starting balance of a new bucket, then the request's fields.
+
+Numbers travel as text: Python sends ``repr(float)`` and the script answers
+with ``%.17g``; both round-trip a double exactly. ``inf`` stands for infinity.
+
+The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
+is one string of ``id time cost`` triples separated by spaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+from ._config import BOUNDED, NONE, WHILE_POSITIVE
+from ._core import TIME_TOLERANCE, TOKEN_TOLERANCE
+
+
+__all__ = ["SCRIPT", "SCRIPT_SHA1"]
+
+#: The longest idle expiry set on a key (ten years, in milliseconds).
+MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
+#: Added to the computed idle expiry (milliseconds).
+TTL_MARGIN_MS: Final = 1000
+
+_TEMPLATE = r"""
+-- tokenbudget: the Lua twin of _core.py (see _redis_lua.py). Generated; do not edit.
+local TIME_TOLERANCE = @TIME_TOLERANCE@
+local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
+local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
+local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
+local floor, ceil, huge = math.floor, math.ceil, math.huge
+
+local function num(s)
+  if s == 'inf' then return huge end
+  if s == '-inf' then return -huge end
+  local x = tonumber(s)
+  if x == nil then error('tokenbudget: not a number: ' .. tostring(s)) end
+  return x
+end
+
+local function opt(s)
+  if s == nil or s == '' then return nil end
+  return num(s)
+end
+
+local function fmt(x)
+  if x == huge then return 'inf' end
+  if x == -huge then return '-inf' end
+  return string.format('%.17g', x)
+end
+
+local function flag(b)
+  if b then return '1' end
+  return '0'
+end
+
+-- config ------------------------------------------------------------------------------------
+
+local key = KEYS[1]
+local op = ARGV[1]
+local now = opt(ARGV[2])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local cfg = {
+  capacity = num(ARGV[3]),
+  rate = num(ARGV[4]),
+  burst = num(ARGV[5]),
+  min = num(ARGV[6]),
+  code = tonumber(ARGV[7]),
+  max_deficit = num(ARGV[8]),
+  step = opt(ARGV[9]),
+}
+local initial = num(ARGV[10])
+
+local function required_balance(cost)
+  if cfg.code == NONE then return cost + cfg.min end
+  if cfg.code == WHILE_POSITIVE then return math.max(cfg.min, cost - cfg.max_deficit) end
+  return cost - cfg.max_deficit
+end
+
+-- state -------------------------------------------------------------------------------------
+
+local FIELDS = {'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id', 'booked', 'since',
+                'pending'}
+
+local function load()
+  local v = redis.call('HMGET', key, unpack(FIELDS))
+  if not v[1] then
+    return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
+            anchor = now, next_id = 1, booked = 0.0, since = now, pending = {}}, true
+  end
+  local pending = {}
+  if v[9] and v[9] ~= '' then
+    local parts = {}
+    for word in string.gmatch(v[9], '%S+') do parts[#parts + 1] = word end
+    for i = 1, #parts, 3 do
+      pending[#pending + 1] = {num(parts[i]), num(parts[i + 1]), num(parts[i + 2])}
+    end
+  end
+  return {tokens = num(v[1]), time = num(v[2]), recharging = v[3] == '1', rate = num(v[4]),
+          anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
+          pending = pending}, false
+end
+
+local function save(state)
+  local parts = {}
+  for _, e in ipairs(state.pending) do
+    parts[#parts + 1] = fmt(e[1]) .. ' ' .. fmt(e[2]) .. ' ' .. fmt(e[3])
+  end
+  redis.call('HSET', key,
+    'tokens', fmt(state.tokens), 'time', fmt(state.time), 'recharging', flag(state.recharging),
+    'rate', fmt(state.rate), 'anchor', fmt(state.anchor), 'next_id', fmt(state.next_id),
+    'booked', fmt(state.booked), 'since', fmt(state.since), 'pending', table.concat(parts, ' '))
+  -- Idle keys expire once a full refill (after the backlog) would have filled the bucket:
+  -- a bucket recreated then, holding its starting balance, is never ahead of the real one.
+  local idle = 0.0
+  if state.time > now then idle = state.time - now end
+  if state.tokens < cfg.capacity then
+    idle = idle + (cfg.capacity - state.tokens) / state.rate
+    if cfg.step ~= nil then idle = idle + cfg.step end
+  end
+  local ttl = ceil(idle * 1000) + TTL_MARGIN_MS
+  if ttl ~= ttl or ttl > MAX_TTL_MS then ttl = MAX_TTL_MS end
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
+end
+
+-- refill (mirrors _core.refill_between, _time_to_reach, _advance, net_tokens, _reached) -------
+
+local function refill_between(state, t0, t1)
+  local step = cfg.step
+  if step == nil then
+    return state.rate * (t1 - t0)
+  end
+  local a = state.anchor
+  local steps = floor((t1 - a + TIME_TOLERANCE) / step) - floor((t0 - a + TIME_TOLERANCE) / step)
+  return steps * state.rate * step
+end
+
+local function time_to_reach(state, balance, t0, target)
+  local step = cfg.step
+  if step == nil then
+    return t0 + (target - balance) / state.rate, target
+  end
+  local per_step = state.rate * step
+  local needed = math.max(1, ceil((target - balance) / per_step - TOKEN_TOLERANCE))
+  local a = state.anchor
+  local first = a + (floor((t0 - a + TIME_TOLERANCE) / step) + 1) * step
+  local reached = math.min(cfg.capacity, balance + needed * per_step)
+  return first + (needed - 1) * step, math.max(reached, target)
+end
+
+local function advance(state)
+  local left = false
+  if now > state.time then
+    local b = state.tokens + refill_between(state, state.time, now)
+    local cap = cfg.capacity
+    if b < cap then state.tokens = b else state.tokens = cap end
+    state.time = now
+    if state.recharging and state.tokens >= cfg.burst then
+      state.recharging = false
+      left = true
+    end
+  end
+  local pending = state.pending
+  if #pending > 0 and pending[1][2] <= now + TIME_TOLERANCE then
+    local limit = now + TIME_TOLERANCE
+    local kept = {}
+    for _, e in ipairs(pending) do
+      if e[2] > limit or #kept > 0 then kept[#kept + 1] = e end
+    end
+    state.pending = kept
+  end
+  return left
+end
+
+local function net_tokens(state)
+  if state.time > now then
+    return state.tokens - refill_between(state, now, state.time)
+  end
+  return state.tokens
+end
+
+local function reached(balance, target, rate)
+  return target - balance
+    <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * math.max(1.0, math.abs(target))
+end
+
+local function outcome(ok, delay, booking_id, tokens, recharging, entered, left)
+  return {flag(ok), fmt(delay), fmt(booking_id), fmt(now), fmt(tokens), flag(recharging),
+          flag(entered), flag(left)}
+end
+
+local function plain_outcome(state, ok, entered, left)
+  return outcome(ok, 0.0, 0, net_tokens(state), state.recharging, entered, left)
+end
+
+local function set_tail(state, tokens)
+  state.tokens = math.min(cfg.capacity, tokens)
+  local was = state.recharging
+  if state.tokens < cfg.min then
+    state.recharging = true
+  elseif state.tokens >= cfg.burst then
+    state.recharging = false
+  end
+  return state.recharging and not was, was and not state.recharging
+end
+
+-- operations (mirror _core.admit, cancel, settle, sync, observe) ----------------------------
+
+local function admit(state, cost, max_wait)
+  local left = advance(state)
+  local t0 = state.time
+  local balance = state.tokens
+  local target = required_balance(cost)
+  local rech = state.recharging
+  if rech and target < cfg.burst then
+    target = cfg.burst
+  end
+  local at
+  if reached(balance, target, state.rate) then
+    at = t0
+    if balance < target then balance = target end
+  else
+    at, balance = time_to_reach(state, balance, t0, target)
+  end
+  local delay = at - now
+  if delay <= TIME_TOLERANCE then delay = 0.0 end
+  if delay > max_wait + TIME_TOLERANCE then
+    return outcome(false, delay, 0, net_tokens(state), rech, false, left)
+  end
+  balance = balance - cost
+  state.tokens = balance
+  if at > t0 then state.time = at else state.time = t0 end
+  local entered = balance < cfg.min
+  left = left or rech
+  state.recharging = entered
+  state.booked = state.booked + cost
+  local booking_id = state.next_id
+  state.next_id = booking_id + 1
+  if delay > 0.0 then
+    state.pending[#state.pending + 1] = {booking_id, state.time, cost}
+  end
+  local tokens
+  if delay == 0.0 and t0 <= now then tokens = balance else tokens = net_tokens(state) end
+  return outcome(true, delay, booking_id, tokens, entered, entered, left)
+end
+
+local function cancel(state, booking_id, time, cost)
+  local left = advance(state)
+  if time < now - TIME_TOLERANCE then
+    return plain_outcome(state, false, false, left)
+  end
+  local pending = state.pending
+  local found = false
+  for i, e in ipairs(pending) do
+    if e[1] == booking_id then
+      table.remove(pending, i)
+      found = true
+      break
+    end
+  end
+  if not found and time > now + TIME_TOLERANCE then
+    return plain_outcome(state, false, false, left)
+  end
+  state.booked = state.booked - cost
+  local _, left2 = set_tail(state, state.tokens + cost)
+  return plain_outcome(state, true, false, left or left2)
+end
+
+local function settle(state, booking_id, time, cost, actual)
+  local left = advance(state)
+  local delta = actual - cost
+  for _, e in ipairs(state.pending) do
+    if e[1] == booking_id then
+      e[3] = actual
+      break
+    end
+  end
+  state.booked = state.booked + delta
+  local entered, left2 = set_tail(state, state.tokens - delta)
+  return plain_outcome(state, true, entered, left or left2)
+end
+
+local function sync(state, tokens, refill_in, rate)
+  local left = advance(state)
+  if rate ~= nil then state.rate = rate end
+  local pending_cost = 0.0
+  for _, e in ipairs(state.pending) do
+    pending_cost = pending_cost + e[3]
+  end
+  local balance = tokens - pending_cost
+  if refill_in ~= nil then
+    if cfg.step == nil then
+      balance = balance - state.rate * refill_in
+    else
+      state.anchor = now + refill_in
+    end
+  end
+  balance = math.min(cfg.capacity, balance)
+  local tail = now
+  if state.time > now then tail = state.time end
+  state.time = tail
+  local entered, left2 = set_tail(state, balance + refill_between(state, now, tail))
+  return plain_outcome(state, true, entered, left or left2)
+end
+
+local function observe(state)
+  local tail = state.time
+  local b, recharging, backlog
+  if now >= tail then
+    b = math.min(cfg.capacity, state.tokens + refill_between(state, tail, now))
+    recharging = state.recharging and b < cfg.burst
+    backlog = 0.0
+  else
+    b = state.tokens - refill_between(state, now, tail)
+    recharging = state.recharging
+    backlog = tail - now
+  end
+  local limit = now + TIME_TOLERANCE
+  local pending = 0
+  for _, e in ipairs(state.pending) do
+    if e[2] > limit then pending = pending + 1 end
+  end
+  return {fmt(now), fmt(b), flag(recharging), fmt(state.rate), fmt(pending), fmt(backlog),
+          fmt(state.booked), fmt(state.since)}
+end
+
+-- dispatch ----------------------------------------------------------------------------------
+
+local state, created = load()
+if op == 'observe' then
+  local result = observe(state)
+  if created then save(state) end
+  return result
+end
+local result
+if op == 'admit' then
+  result = admit(state, num(ARGV[11]), num(ARGV[12]))
+elseif op == 'cancel' then
+  result = cancel(state, num(ARGV[11]), num(ARGV[12]), num(ARGV[13]))
+elseif op == 'settle' then
+  result = settle(state, num(ARGV[11]), num(ARGV[12]), num(ARGV[13]), num(ARGV[14]))
+elseif op == 'sync' then
+  result = sync(state, num(ARGV[11]), opt(ARGV[12]), opt(ARGV[13]))
+else
+  error('tokenbudget: unknown operation ' .. tostring(op))
+end
+save(state)
+return result
+"""
+
+
+def _render() -> str:
+    text = _TEMPLATE
+    for name, value in {
+        "TIME_TOLERANCE": repr(TIME_TOLERANCE),
+        "TOKEN_TOLERANCE": repr(TOKEN_TOLERANCE),
+        "NONE": str(NONE),
+        "WHILE_POSITIVE": str(WHILE_POSITIVE),
+        "BOUNDED": str(BOUNDED),
+        "MAX_TTL_MS": str(MAX_TTL_MS),
+        "TTL_MARGIN_MS": str(TTL_MARGIN_MS),
+    }.items():
+        text = text.replace(f"@{name}@", value)
+    return text.lstrip()
+
+
+#: The script's text, with the tolerances and deficit codes of ``_core`` and ``_config``.
+SCRIPT: Final = _render()
+#: What ``EVALSHA`` calls it.
+SCRIPT_SHA1: Final = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()

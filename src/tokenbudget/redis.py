@@ -1,0 +1,291 @@
+"""Buckets shared by processes and hosts through Redis or Valkey.
+
+Needs the ``redis`` extra (``pip install tokenbudget[redis]``); importing
+:mod:`tokenbudget` itself never imports redis-py.
+
+.. code-block:: python
+
+    import redis
+    from tokenbudget import BucketConfig, Rate, TokenBucket
+    from tokenbudget.redis import RedisBackend
+
+    backend = RedisBackend(redis.Redis.from_url("redis://localhost:6379/0"))
+    config = BucketConfig(300, Rate.per_minute(5))
+    bucket = TokenBucket(config, backend=backend, key="keepa:account-1")
+
+Each bucket is one Redis hash, ``prefix + key``. Every operation
+(``try_acquire``, ``acquire``, ``reserve``, ``cancel``, ``settle``, ``sync``,
+``snapshot``) is one ``EVALSHA`` of a Lua script that applies the same
+transition as the in-memory backend, atomically and in one round trip. Time
+comes from the Redis server's ``TIME``, so the clocks of the hosts never
+matter. Keys of idle buckets expire once a full refill would have filled them.
+
+**When Redis is unreachable**, every operation raises
+:class:`~tokenbudget.BackendError` (a :class:`ConnectionError`) at once, after
+the client's own ``socket_connect_timeout``/``socket_timeout`` and retries:
+the bucket neither admits (which could over-spend the shared account) nor
+waits silently. Catch it where a retry makes sense (a Celery task can retry
+itself later).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ._clock import Clock
+from ._config import BucketConfig
+from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from ._redis_lua import SCRIPT, SCRIPT_SHA1
+from .exceptions import BackendError
+
+
+try:
+    import redis as _redis
+    import redis.asyncio as _aredis
+    from redis.exceptions import NoScriptError, RedisError
+except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
+    raise ImportError("tokenbudget.redis needs redis-py: pip install 'tokenbudget[redis]'") from exc
+
+
+__all__ = ["RedisBackend"]
+
+_BACKEND: Final = "redis"
+
+
+def _num(x: float) -> str:
+    # repr() is the shortest text that round-trips the double; Lua reads it with strtod.
+    return repr(float(x))
+
+
+def _opt(x: float | None) -> str:
+    return "" if x is None else _num(x)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _outcome(reply: Any) -> Outcome:
+    ok, delay, booking_id, time, tokens, recharging, entered, left = reply
+    return Outcome(
+        _text(ok) == "1",
+        float(delay),
+        int(float(booking_id)),
+        float(time),
+        float(tokens),
+        _text(recharging) == "1",
+        _text(entered) == "1",
+        _text(left) == "1",
+    )
+
+
+def _observation(reply: Any) -> Observation:
+    time, tokens, recharging, rate, pending, backlog, booked, since = reply
+    return Observation(
+        float(time),
+        float(tokens),
+        _text(recharging) == "1",
+        float(rate),
+        int(float(pending)),
+        float(backlog),
+        float(booked),
+        float(since),
+    )
+
+
+def _request_args(request: Request) -> list[str]:
+    if type(request) is Admit:
+        return ["admit", _num(request.cost), _num(request.max_wait)]
+    if type(request) is Cancel:
+        return ["cancel", str(request.booking_id), _num(request.time), _num(request.cost)]
+    if type(request) is Settle:
+        return [
+            "settle",
+            str(request.booking_id),
+            _num(request.time),
+            _num(request.cost),
+            _num(request.actual),
+        ]
+    if type(request) is Sync:
+        return ["sync", _num(request.tokens), _opt(request.refill_in), _opt(request.rate)]
+    raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+
+
+def _is_async(client: object) -> bool:
+    if isinstance(client, (_aredis.Redis, _aredis.RedisCluster)):
+        return True
+    if isinstance(client, (_redis.Redis, _redis.RedisCluster)):
+        return False
+    raise TypeError(
+        f"client must be a redis.Redis or redis.asyncio.Redis (or a cluster client), got {client!r}"
+    )
+
+
+class RedisBackend:
+    """Bucket state in Redis (or Valkey), shared by every process and host that uses it.
+
+    Args:
+        client: A :class:`redis.Redis` (for :class:`~tokenbudget.TokenBucket`)
+            or a :class:`redis.asyncio.Redis` (for
+            :class:`~tokenbudget.AsyncTokenBucket`). Its timeouts and retries
+            apply to every operation.
+        prefix: Put before each bucket's key to name its hash.
+        clock: Where the time comes from. ``None`` (the default) uses the
+            Redis server's ``TIME``: one clock for every host. Inject a
+            :class:`~tokenbudget.ManualClock` for tests and simulations.
+
+    The configuration travels with every call, so every process using a key
+    must use the same :class:`~tokenbudget.BucketConfig` for it. A key that
+    expired (idle for longer than a full refill and its backlog) starts again
+    with the bucket's starting balance.
+
+    Raises:
+        TypeError: *client* is not a redis-py client, or a sync client is used
+            by an :class:`~tokenbudget.AsyncTokenBucket` (or the reverse).
+        BackendError: From any operation, when Redis cannot be reached or
+            refuses the command (the message names the backend, never the
+            client's credentials).
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_async", "_client", "_clock", "_prefix")
+
+    def __init__(
+        self, client: Any, *, prefix: str = "tokenbudget:", clock: Clock | None = None
+    ) -> None:
+        self._async = _is_async(client)
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a string, got {prefix!r}")
+        self._client = client
+        self._prefix = prefix
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        kind = "redis.asyncio.Redis" if self._async else "redis.Redis"
+        return f"RedisBackend(<{kind}>, prefix={self._prefix!r}, clock={self._clock!r})"
+
+    @property
+    def prefix(self) -> str:
+        """Put before each bucket's key."""
+        return self._prefix
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client."""
+        return self._client
+
+    def redis_key(self, key: str) -> str:
+        """The name of the hash that holds the bucket *key*."""
+        return self._prefix + key
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _args(self, key: str, config: BucketConfig, initial: float, op: list[str]) -> list[str]:
+        clock = self._clock
+        return [
+            self._prefix + key,
+            op[0],
+            "" if clock is None else _num(clock.now()),
+            _num(config.capacity),
+            _num(config.refill.tokens_per_second),
+            _num(config.burst_threshold),
+            _num(config.min_threshold),
+            str(config.deficit_code),
+            _num(config.max_deficit),
+            _opt(config.refill_step),
+            _num(initial),
+            *op[1:],
+        ]
+
+    def _error(self, exc: RedisError) -> BackendError:
+        text = f"{type(exc).__name__}: {exc}"
+        try:
+            secret = self._client.connection_pool.connection_kwargs.get("password")
+        except AttributeError:  # pragma: no cover -- cluster clients
+            secret = None
+        if secret:
+            text = text.replace(str(secret), "***")
+        return BackendError(_BACKEND, text)
+
+    def _wrong_client(self, wanted: str) -> TypeError:
+        if wanted == "async":
+            return TypeError(
+                "RedisBackend holds a sync redis.Redis client: AsyncTokenBucket needs a "
+                "redis.asyncio.Redis one (or use TokenBucket)"
+            )
+        return TypeError(
+            "RedisBackend holds a redis.asyncio.Redis client: TokenBucket needs a redis.Redis "
+            "one (or use AsyncTokenBucket)"
+        )
+
+    def _call(self, args: list[str]) -> Any:
+        if self._async:
+            raise self._wrong_client("sync")
+        client = self._client
+        try:
+            try:
+                return client.evalsha(SCRIPT_SHA1, 1, *args)
+            except NoScriptError:
+                # The server lost its script cache (restart, failover, SCRIPT FLUSH):
+                # EVAL runs the script and caches it again.
+                return client.eval(SCRIPT, 1, *args)
+        except RedisError as exc:
+            raise self._error(exc) from None
+
+    async def _acall(self, args: list[str]) -> Any:
+        if not self._async:
+            raise self._wrong_client("async")
+        client = self._client
+        try:
+            try:
+                return await client.evalsha(SCRIPT_SHA1, 1, *args)
+            except NoScriptError:
+                return await client.eval(SCRIPT, 1, *args)
+        except RedisError as exc:
+            raise self._error(exc) from None
+
+    # -- the Backend protocol ---------------------------------------------------------------
+
+    def apply(
+        self,
+        key: str,
+        config: BucketConfig,
+        clock: Clock,  # noqa: ARG002 -- the backend has its own clock
+        initial: float,
+        request: Request,
+    ) -> Outcome:
+        """Apply *request* to the bucket *key* in one ``EVALSHA``."""
+        return _outcome(self._call(self._args(key, config, initial, _request_args(request))))
+
+    def observe(
+        self,
+        key: str,
+        config: BucketConfig,
+        clock: Clock,  # noqa: ARG002 -- the backend has its own clock
+        initial: float,
+    ) -> Observation:
+        """Read the bucket *key* in one ``EVALSHA`` (creating it if missing)."""
+        return _observation(self._call(self._args(key, config, initial, ["observe"])))
+
+    async def aapply(
+        self,
+        key: str,
+        config: BucketConfig,
+        clock: Clock,  # noqa: ARG002 -- the backend has its own clock
+        initial: float,
+        request: Request,
+    ) -> Outcome:
+        """:meth:`apply` with the asyncio client."""
+        args = self._args(key, config, initial, _request_args(request))
+        return _outcome(await self._acall(args))
+
+    async def aobserve(
+        self,
+        key: str,
+        config: BucketConfig,
+        clock: Clock,  # noqa: ARG002 -- the backend has its own clock
+        initial: float,
+    ) -> Observation:
+        """:meth:`observe` with the asyncio client."""
+        return _observation(await self._acall(self._args(key, config, initial, ["observe"])))
