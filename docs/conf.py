@@ -40,6 +40,10 @@ nitpick_ignore = [
     ("py:func", "time.monotonic"),
     ("py:func", "time.sleep"),
     ("py:func", "time.time"),
+    ("py:class", "os.PathLike"),
+    # redis-py's clients, named by RedisBackend (redis-py publishes no inventory we could load).
+    ("py:class", "redis.Redis"),
+    ("py:class", "redis.asyncio.Redis"),
     # `on_event`'s annotation: a private alias for Callable[[Event], None], which the
     # constructor's docstring describes.
     ("py:class", "EventHook"),
