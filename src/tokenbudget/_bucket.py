@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,6 +28,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("tokenbudget")
+#: Bound once: the hot path asks it on every call (the logger caches the answer).
+_debug_enabled = log.isEnabledFor
+_DEBUG = logging.DEBUG
 
 EventKind = Literal[
     "admitted",
@@ -145,7 +150,7 @@ def _check_number(name: str, value: object, *, minimum: float | None = None) -> 
 
 
 def _check_timeout(timeout: float | None) -> float:
-    if timeout is None:
+    if timeout is None or (isinstance(timeout, float) and timeout == math.inf):
         return math.inf
     return _check_number("timeout", timeout, minimum=0.0)
 
@@ -153,7 +158,17 @@ def _check_timeout(timeout: float | None) -> float:
 class _Shell:
     """What the sync and async buckets share: validation, requests, events."""
 
-    __slots__ = ("_backend", "_clock", "_config", "_initial", "_key", "_on_event")
+    __slots__ = (
+        "_backend",
+        "_clock",
+        "_config",
+        "_fast_admit",
+        "_fast_max",
+        "_initial",
+        "_key",
+        "_now",
+        "_on_event",
+    )
 
     def __init__(
         self,
@@ -184,6 +199,20 @@ class _Shell:
         self._backend: Backend = MemoryBackend() if backend is None else backend
         self._key = "default" if key is None else key
         self._on_event = on_event
+        # The hot path of try_acquire (see TokenBucket.try_acquire): the memory
+        # backend's request-free admission, the clock's reader without a method
+        # call for the monotonic clock, and the largest cost it decides itself
+        # (finite: an infinite cost takes the checked path and raises).
+        clock_type = type(self._clock)
+        self._now: Callable[[], float] = (
+            time.monotonic if clock_type is MonotonicClock else self._clock.now
+        )
+        self._fast_max = min(config.max_cost, sys.float_info.max)
+        self._fast_admit = (
+            self._backend.admitter(self._key, config, self._now, initial)
+            if type(self._backend) is MemoryBackend and on_event is None
+            else None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -430,6 +459,18 @@ class TokenBucket(_Shell):
             ValueError: *cost* is not > 0.
             CostExceedsCapacity: *cost* can never be admitted.
         """
+        fast = self._fast_admit
+        if (
+            fast is not None
+            and (type(cost) is float or type(cost) is int)
+            and 0.0 < cost <= self._fast_max
+            and not _debug_enabled(_DEBUG)
+        ):
+            # Nobody listens for the decision (no hook, DEBUG logging off): no
+            # request or outcome objects. A plain int or float in (0, max_cost]
+            # needs no more checks (NaN fails the comparison); anything else
+            # takes the checked path below.
+            return fast(cost)
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
