@@ -1,0 +1,294 @@
+"""The Redis backend: one EVALSHA per operation, Redis time, expiring keys, both clients."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+
+import pytest
+
+from tests.tokenbudget import _contention
+from tokenbudget import (
+    AsyncTokenBucket,
+    Backend,
+    BackendError,
+    BucketConfig,
+    DeficitRule,
+    ManualClock,
+    Rate,
+    TokenBucket,
+)
+
+
+redis = pytest.importorskip("redis")
+
+from tokenbudget.redis import RedisBackend  # noqa: E402 -- after the importorskip
+
+
+pytestmark = pytest.mark.redis
+
+CONFIG = BucketConfig(300, Rate.per_minute(5), burst_threshold=40, min_threshold=1)
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(1_000.0)
+
+
+@pytest.fixture
+def backend(redis_client, redis_prefix, clock):
+    return RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+
+
+def _server_time(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def test_is_a_backend(backend):
+    """RedisBackend implements the Backend protocol."""
+    assert isinstance(backend, Backend)
+    assert "RedisBackend(<redis.Redis>" in repr(backend)
+
+
+def test_importing_tokenbudget_does_not_import_redis():
+    """redis-py is an optional extra: ``import tokenbudget`` never needs it."""
+    import subprocess
+    import sys
+
+    code = "import sys, tokenbudget; assert 'redis' not in sys.modules, 'redis imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_incident_numbers(backend, clock):
+    """The worked numbers of SPEC §2 hold on Redis."""
+    bucket = TokenBucket(CONFIG, clock=clock, tokens=40, backend=backend, key="keepa")
+    assert bucket.try_acquire(100) is False
+    assert bucket.acquire(100) == pytest.approx(732.0, abs=1e-9)
+    assert bucket.snapshot().tokens == pytest.approx(1.0)
+
+
+def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix, clock):
+    """A bucket is one hash named prefix + key, holding the state fields."""
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="acct")
+    bucket.reserve(299)
+    bucket.reserve(10)
+    assert backend.redis_key("acct") == redis_prefix + "acct"
+    assert redis_client.type(redis_prefix + "acct") == b"hash"
+    fields = redis_client.hgetall(redis_prefix + "acct")
+    assert set(fields) == {
+        b"tokens",
+        b"time",
+        b"recharging",
+        b"rate",
+        b"anchor",
+        b"next_id",
+        b"booked",
+        b"since",
+        b"pending",
+    }
+    booking_id, time, cost = fields[b"pending"].split()
+    assert (int(booking_id), float(cost)) == (2, 10.0)
+    assert float(time) == pytest.approx(1000.0 + 10 / (5 / 60))
+
+
+def test_time_comes_from_redis(redis_client, redis_prefix):
+    """Without a clock, the backend runs on the Redis server's TIME."""
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    bucket = TokenBucket(CONFIG, backend=backend, key="k")
+    before = _server_time(redis_client)
+    snap = bucket.snapshot()
+    after = _server_time(redis_client)
+    assert before <= snap.time <= after
+    assert bucket.try_acquire(10)
+
+
+def test_one_round_trip_per_operation(redis_server, redis_prefix, clock):
+    """Every operation is exactly one EVALSHA from the client (counted with MONITOR)."""
+    client = redis.Redis.from_url(redis_server, single_connection_client=True)
+    monitor_client = redis.Redis.from_url(redis_server)
+    backend = RedisBackend(client, prefix=redis_prefix, clock=clock)
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="rt")
+    bucket.snapshot()  # the script is loaded; the connection is open
+    address = client.client_info()["addr"]
+    operations = 0
+    try:
+        with monitor_client.monitor() as monitor:
+            bucket.try_acquire(10)
+            reservation = bucket.reserve(295)
+            reservation.cancel()
+            bucket.reserve(5).settle(7)
+            bucket.acquire(1, timeout=10_000)
+            bucket.sync(100, refill_in=30)  # a sync, then its snapshot: two operations
+            bucket.snapshot()
+            operations = 9
+            client.echo("tokenbudget-end-of-test")
+            seen = []
+            while True:
+                command = monitor.next_command()
+                if f"{command['client_address']}:{command['client_port']}" != address:
+                    continue  # the script's own commands, and other clients
+                if "tokenbudget-end-of-test" in command["command"]:
+                    break
+                seen.append(command["command"].split()[0].upper())
+    finally:
+        client.close()
+        monitor_client.close()
+    assert seen == ["EVALSHA"] * operations
+
+
+def test_noscript_reloads(backend, redis_client, clock):
+    """After SCRIPT FLUSH the next operation still works (and caches the script again)."""
+    from tokenbudget._redis_lua import SCRIPT_SHA1
+
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="k")
+    assert bucket.try_acquire(1)
+    redis_client.script_flush()
+    assert redis_client.script_exists(SCRIPT_SHA1) == [False]
+    assert bucket.try_acquire(1)
+    assert redis_client.script_exists(SCRIPT_SHA1) == [True]
+    assert bucket.snapshot().tokens == pytest.approx(298.0)
+
+
+def test_idle_keys_expire_after_a_full_refill(backend, redis_client, redis_prefix, clock):
+    """The key's TTL is the time a full refill takes after the backlog, plus one second."""
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket = TokenBucket(config, clock=clock, backend=backend, key="ttl")
+    key = redis_prefix + "ttl"
+    bucket.snapshot()
+    assert 0 < redis_client.pttl(key) <= 1_000  # full: only the margin
+    assert bucket.try_acquire(4)  # 4 s to refill
+    assert 4_900 < redis_client.pttl(key) <= 5_000
+    bucket.reserve(10)  # booked 4 s from now, leaving 0: then 10 s to refill
+    assert 14_900 < redis_client.pttl(key) <= 15_000
+
+
+def test_stepped_refill_expiry_adds_a_step(backend, redis_client, redis_prefix, clock):
+    """With a stepped refill the TTL leaves room for one more step."""
+    config = BucketConfig(10, Rate.per_minute(60), refill_step=60)
+    bucket = TokenBucket(config, clock=clock, backend=backend, key="ttl")
+    assert bucket.try_acquire(4)
+    assert 64_900 < redis_client.pttl(redis_prefix + "ttl") <= 65_000
+
+
+def test_infinite_deficit_travels_through_lua(backend, clock):
+    """An unbounded while_positive deficit reaches the script as inf and back."""
+    config = BucketConfig(
+        10, Rate.per_second(1), min_threshold=1, deficit=DeficitRule.while_positive(math.inf)
+    )
+    bucket = TokenBucket(config, clock=clock, backend=backend, key="inf")
+    assert bucket.try_acquire(1_000)
+    snap = bucket.snapshot()
+    assert snap.tokens == -990.0
+    assert snap.recharging
+    assert bucket.reserve(1).delay == pytest.approx(1_000.0)
+
+
+def test_async_client_with_async_bucket(redis_server, redis_prefix):
+    """redis.asyncio.Redis serves AsyncTokenBucket: acquire, reserve, cancel, settle, sync."""
+    import redis.asyncio as aredis
+
+    async def main() -> None:
+        client = aredis.Redis.from_url(redis_server)
+        clock = ManualClock()
+        try:
+            backend = RedisBackend(client, prefix=redis_prefix, clock=clock)
+            assert "redis.asyncio.Redis" in repr(backend)
+            bucket = AsyncTokenBucket(CONFIG, clock=clock, tokens=40, backend=backend, key="a")
+            assert await bucket.try_acquire(100) is False
+            assert await bucket.acquire(100) == pytest.approx(732.0)
+            reservation = await bucket.reserve(10)
+            assert reservation.delay == pytest.approx(120.0)
+            assert await reservation.cancel()
+            booked = await bucket.reserve(5)
+            await booked.settle(2)
+            snap = await bucket.sync(30)
+            assert snap.tokens == pytest.approx(28.0)
+            # Many tasks on one bucket: first come, first served.
+            delays = await asyncio.gather(*(bucket.reserve(1) for _ in range(5)))
+            times = [r.time for r in delays]
+            assert times == sorted(times)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_async_bucket_with_sync_client_is_a_type_error(backend):
+    """An AsyncTokenBucket needs the asyncio client; the error says so."""
+    bucket = AsyncTokenBucket(CONFIG, backend=backend, key="k")
+    with pytest.raises(TypeError, match=r"redis\.asyncio\.Redis"):
+        asyncio.run(bucket.try_acquire(1))
+
+
+def test_sync_bucket_with_async_client_is_a_type_error(redis_server, redis_prefix):
+    """A TokenBucket needs the sync client; the error says so."""
+    import redis.asyncio as aredis
+
+    client = aredis.Redis.from_url(redis_server)
+    bucket = TokenBucket(CONFIG, backend=RedisBackend(client, prefix=redis_prefix), key="k")
+    with pytest.raises(TypeError, match=r"TokenBucket needs a redis\.Redis"):
+        bucket.try_acquire(1)
+
+
+def test_not_a_client_is_a_type_error():
+    """Anything but a redis-py client is refused at construction."""
+    with pytest.raises(TypeError, match="client must be"):
+        RedisBackend("redis://localhost")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_redis_raises_backend_error():
+    """A closed port raises BackendError naming redis, without the password."""
+    port = _closed_port()
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        password="s3cret-pa55word",  # noqa: S106 -- a fake, to check it never shows
+        socket_connect_timeout=0.5,
+        retry=None,
+    )
+    bucket = TokenBucket(CONFIG, backend=RedisBackend(client), key="k")
+    with pytest.raises(BackendError) as info:
+        bucket.try_acquire(1)
+    assert info.value.backend == "redis"
+    assert isinstance(info.value, ConnectionError)
+    assert str(info.value).startswith("redis backend: ")
+    assert "s3cret-pa55word" not in str(info.value)
+    assert info.value.__cause__ is None  # nothing that holds the client's secrets travels along
+    with pytest.raises(BackendError):
+        bucket.snapshot()
+
+
+def test_unreachable_redis_raises_backend_error_async():
+    """The asyncio client raises the same BackendError."""
+    import redis.asyncio as aredis
+
+    async def main() -> None:
+        client = aredis.Redis(
+            host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5, retry=None
+        )
+        bucket = AsyncTokenBucket(CONFIG, backend=RedisBackend(client), key="k")
+        try:
+            with pytest.raises(BackendError, match="redis backend"):
+                await bucket.try_acquire(1)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_four_processes_never_over_admit(redis_server, redis_prefix, redis_client):
+    """4 spawned processes on one Redis bucket admit no more than balance + refill + deficit."""
+    admitted, budget, calls = _contention.contend(
+        ("redis", (redis_server, redis_prefix)), "contended", lambda: _server_time(redis_client)
+    )
+    assert calls > 100  # they really contended
+    assert admitted <= budget + 1e-6
+    assert admitted >= 0.3 * budget  # and the bucket did admit most of what it could
