@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from . import _core
@@ -79,6 +80,37 @@ class MemoryBackend:
         with self._lock:
             now = clock.now()
             return _core.apply(config, self._state(key, config, now, initial), now, request)
+
+    def admitter(
+        self, key: str, config: BucketConfig, now: Callable[[], float], initial: float
+    ) -> Callable[[float], bool]:
+        """A function ``cost -> bool``: :meth:`apply` of ``Admit(cost, 0.0)`` to *key*, faster.
+
+        The hot path of :meth:`TokenBucket.try_acquire` when nobody listens
+        for its events: it builds no request and no outcome. *now* reads the
+        time (the bucket clock's ``now``); the cost must already be checked.
+        """
+        acquire = self._lock.acquire
+        release = self._lock.release
+        states = self._states
+        decide = _core.admitter(config)
+        # A key's state object, once created, is never replaced: hold on to it.
+        state: BucketState | None = None
+
+        def admit_now(cost: float) -> bool:
+            nonlocal state
+            acquire()
+            try:
+                t = now()
+                if state is None:
+                    state = states.get(key)
+                    if state is None:
+                        state = states[key] = _core.new_state(config, initial, t)
+                return decide(state, t, cost)
+            finally:
+                release()
+
+        return admit_now
 
     def observe(self, key: str, config: BucketConfig, clock: Clock, initial: float) -> Observation:
         """Read the bucket under the lock."""

@@ -460,17 +460,18 @@ class TokenBucket(_Shell):
             CostExceedsCapacity: *cost* can never be admitted.
         """
         fast = self._fast_admit
-        if (
-            fast is not None
-            and (type(cost) is float or type(cost) is int)
-            and 0.0 < cost <= self._fast_max
-            and not _debug_enabled(_DEBUG)
-        ):
+        if fast is not None and not _debug_enabled(_DEBUG):
             # Nobody listens for the decision (no hook, DEBUG logging off): no
             # request or outcome objects. A plain int or float in (0, max_cost]
-            # needs no more checks (NaN fails the comparison); anything else
-            # takes the checked path below.
-            return fast(cost)
+            # needs no more checks (NaN fails the comparison) and is passed on
+            # as a float, as check_cost would; anything else takes the checked
+            # path below.
+            kind: object = type(cost)
+            if kind is int:
+                if 0 < cost <= self._fast_max:
+                    return fast(cost + 0.0)
+            elif kind is float and 0.0 < cost <= self._fast_max:
+                return fast(cost)
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok

@@ -1,0 +1,108 @@
+"""The try_acquire hot path decides exactly as the reference transition does."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import configs, costs, starting_balances
+from tokenbudget import (
+    BucketConfig,
+    CostExceedsCapacity,
+    DeficitRule,
+    ManualClock,
+    Rate,
+    TokenBucket,
+)
+from tokenbudget._core import Admit, BucketState, admit, admitter, new_state
+
+
+def _copy(state: BucketState) -> BucketState:
+    return BucketState.from_dict(state.to_dict())
+
+
+@st.composite
+def histories(
+    draw: st.DrawFn,
+) -> tuple[BucketConfig, BucketState, float, list[tuple[float, float]]]:
+    """A config, a state after some bookings, and then (time step, cost) pairs to try."""
+    config = draw(configs(steps=True))
+    now = draw(st.floats(0.0, 1e4))
+    state = new_state(config, draw(starting_balances(config)), now)
+    for _ in range(draw(st.integers(0, 4))):
+        now += draw(st.sampled_from([0.0, 1e-10, draw(st.floats(0.0, 1e3))]))
+        admit(
+            config, state, now, Admit(draw(costs(config)), draw(st.sampled_from([0.0, math.inf])))
+        )
+    steps = draw(
+        st.lists(
+            st.tuples(st.sampled_from([0.0, 1e-10, draw(st.floats(0.0, 1e3))]), costs(config)),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    return config, state, now, steps
+
+
+@given(histories())
+def test_admitter_matches_admit(history):
+    """admitter(config) admits, refuses and changes the state exactly as admit(max_wait=0)."""
+    config, state, now, steps = history
+    fast_state, ref_state = _copy(state), _copy(state)
+    decide = admitter(config)
+    for step, cost in steps:
+        now += step
+        assert decide(fast_state, now, cost) == admit(config, ref_state, now, Admit(cost, 0.0)).ok
+        assert fast_state.to_dict() == ref_state.to_dict()
+
+
+@given(configs(steps=True), st.data())
+def test_try_acquire_same_with_and_without_listener(config, data):
+    """try_acquire decides the same whether or not an event hook forces the full path."""
+    clock_fast, clock_full = ManualClock(), ManualClock()
+    fast = TokenBucket(config, clock=clock_fast)
+    full = TokenBucket(config, clock=clock_full, on_event=lambda _event: None)
+    for _ in range(data.draw(st.integers(1, 10))):
+        cost = data.draw(costs(config))
+        assert fast.try_acquire(cost) == full.try_acquire(cost)
+        assert fast.snapshot() == full.snapshot()
+        step = data.draw(st.floats(0.0, 100.0))
+        clock_fast.advance(step)
+        clock_full.advance(step)
+
+
+class _Tokens(float):
+    """A float subclass (as numpy's float64 is)."""
+
+
+def test_try_acquire_checks_unusual_costs():
+    """Costs the hot path does not take are still checked and admitted as before."""
+    config = BucketConfig(
+        10, Rate.per_second(1), min_threshold=1, deficit=DeficitRule.while_positive(math.inf)
+    )
+    bucket = TokenBucket(config, clock=ManualClock())
+    assert bucket.try_acquire(_Tokens(2.0))
+    with pytest.raises(TypeError):
+        bucket.try_acquire(True)
+    with pytest.raises(CostExceedsCapacity):
+        bucket.try_acquire(math.inf)
+    with pytest.raises(ValueError, match="> 0"):
+        bucket.try_acquire(math.nan)
+    with pytest.raises(ValueError, match="> 0"):
+        bucket.try_acquire(0)
+    assert bucket.snapshot().tokens == 8.0
+
+
+@pytest.mark.parametrize("shortfall", [0.0, 1e-13, 1e-10, 2e-9, 1e-6])
+def test_admitter_matches_admit_at_the_tolerance(shortfall):
+    """Balances a hair below the required one decide as the reference does."""
+    config = BucketConfig(10, Rate.per_second(1))
+    fast_state = new_state(config, 5.0 - shortfall, 0.0)
+    ref_state = new_state(config, 5.0 - shortfall, 0.0)
+    assert (
+        admitter(config)(fast_state, 0.0, 5.0) == admit(config, ref_state, 0.0, Admit(5.0, 0.0)).ok
+    )
+    assert fast_state.to_dict() == ref_state.to_dict()
