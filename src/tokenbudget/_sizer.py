@@ -185,4 +185,5 @@ class AdaptiveBatchSizer:
             self._estimate = per_item
         else:
             lowered = self._estimate - self.recovery * (self._estimate - per_item)
-            self._estimate = max(self.min_item_cost, lowered)
+            # Never below what was just observed, even by a rounding error.
+            self._estimate = max(self.min_item_cost, per_item, lowered)

@@ -74,7 +74,15 @@ def test_async_timeout_books_nothing():
     run(main())
 
 
-@pytest.mark.parametrize(("cost", "error"), [(0, ValueError), (math.nan, ValueError), (300, CostExceedsCapacity), (math.inf, CostExceedsCapacity)])
+@pytest.mark.parametrize(
+    ("cost", "error"),
+    [
+        (0, ValueError),
+        (math.nan, ValueError),
+        (300, CostExceedsCapacity),
+        (math.inf, CostExceedsCapacity),
+    ],
+)
 def test_async_fail_fast(cost, error):
     """Impossible costs raise at once from every async entry point; no time passes."""
 

@@ -109,7 +109,7 @@ def test_negative_deficit(value):
 
 def test_infinite_deficit_only_while_positive():
     """An infinite deficit is allowed only for while_positive."""
-    with pytest.raises(ValueError, match="max_deficit.*inf"):
+    with pytest.raises(ValueError, match=r"max_deficit.*inf"):
         DeficitRule.bounded(math.inf)
     assert DeficitRule.while_positive(math.inf).max_deficit == math.inf
 

@@ -13,6 +13,8 @@ of ``tokenbudget.sim``.
 
 from __future__ import annotations
 
+import itertools
+
 from tokenbudget import AdaptiveBatchSizer, BucketConfig, ManualClock, Rate, TokenBucket
 
 
@@ -46,7 +48,7 @@ def _next_minute(clock: ManualClock) -> None:
 
 
 def _max_gap(times: list[float]) -> float:
-    return max(b - a for a, b in zip(times, times[1:]))
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 def test_pre_fix_poller_makes_no_progress_all_day():

@@ -68,7 +68,8 @@ def test_each_public_object_has_a_docstring(name):
     """Every public class and function has its own docstring."""
     obj = getattr(tokenbudget, name)
     assert inspect.getdoc(obj)
-    assert obj.__doc__ and obj.__doc__.strip()
+    assert obj.__doc__
+    assert obj.__doc__.strip()
 
 
 def test_version_matches_metadata():
