@@ -352,7 +352,7 @@ def _config(s: _Settings) -> BucketConfig:
         raise _UsageError(
             "--tokens",
             f"{s.tokens:g} is outside [-max deficit, capacity] = "
-            f"[{-config.max_deficit:g}, {config.capacity:g}]",
+            f"[{0.0 - config.max_deficit:g}, {config.capacity:g}]",
         )
     return config
 
