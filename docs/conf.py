@@ -29,8 +29,9 @@ napoleon_numpy_docstring = False
 nitpicky = True
 
 # The examples in docstrings (run by the doctest builder through autodoc) assume the
-# public names are imported, as a reader in a REPL would have them.
-doctest_global_setup = "from tokenbudget import *"
+# public names of tokenbudget and tokenbudget.sim are imported, as a reader in a REPL
+# would have them.
+doctest_global_setup = "from tokenbudget import *\nfrom tokenbudget.sim import *"
 # Without network access there is no intersphinx: these standard-library targets,
 # named in docstrings, cannot resolve. Builtin classes (ValueError, float, ...) resolve
 # by themselves.
@@ -41,7 +42,10 @@ nitpick_ignore = [
     ("py:func", "time.sleep"),
     ("py:func", "time.time"),
     ("py:class", "os.PathLike"),
-    # redis-py's clients, named by RedisBackend (redis-py publishes no inventory we could load).
+    ("py:class", "random.Random"),
+    ("py:class", "collections.abc.Callable"),
+    ("py:class", "collections.abc.Iterable"),
+    # redis-py's clients, named by RedisBackend (no intersphinx to redis-py's docs either).
     ("py:class", "redis.Redis"),
     ("py:class", "redis.asyncio.Redis"),
     # `on_event`'s annotation: a private alias for Callable[[Event], None], which the

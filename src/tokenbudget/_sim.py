@@ -1,10 +1,10 @@
 """The discrete-event simulator behind :mod:`tokenbudget.sim`.
 
 Every consumer is a small state machine woken by an event queue keyed by
-time (:mod:`heapq`). All of them share one real :class:`TokenBucket` on one
-:class:`ManualClock`: the simulator moves the clock to each event's time and
+time (:mod:`heapq`). All of them share one real :class:`~tokenbudget.TokenBucket` on one
+:class:`~tokenbudget.ManualClock`: the simulator moves the clock to each event's time and
 lets the consumer call the bucket, so every decision is the library's own.
-A booking consumer does what :meth:`TokenBucket.acquire` does (book, then
+A booking consumer does what :meth:`~tokenbudget.TokenBucket.acquire` does (book, then
 sleep the delay) with the sleep turned into an event, so that the other
 consumers run in between in time order.
 """
@@ -40,7 +40,7 @@ __all__ = [
 
 #: ``"book"``: the library's booking (``reserve``/``acquire``); ``"poll"``: the pre-fix loop.
 Strategy = Literal["book", "poll"]
-#: A fixed number of items per batch, or ``"auto"`` for an :class:`AdaptiveBatchSizer`.
+#: A fixed number of items per batch, or ``"auto"`` for an :class:`~tokenbudget.AdaptiveBatchSizer`.
 BatchPolicy = int | Literal["auto"]
 
 #: Times closer than this (seconds) are equal.
@@ -173,14 +173,14 @@ class Consumer:
 
     Args:
         item_cost: Tokens per item: a number, or an :class:`ItemCost`.
-        batch: Items per batch, or ``"auto"``: an :class:`AdaptiveBatchSizer`
+        batch: Items per batch, or ``"auto"``: an :class:`~tokenbudget.AdaptiveBatchSizer`
             sizes each batch (its estimate starts at the mean item cost and
             learns each batch's cost through ``observe``).
         strategy: ``"book"`` books each batch first come, first served and
-            processes it at its booking's time (:meth:`TokenBucket.reserve`,
-            what :meth:`TokenBucket.acquire` does). ``"poll"`` is the loop of
+            processes it at its booking's time (:meth:`~tokenbudget.TokenBucket.reserve`,
+            what :meth:`~tokenbudget.TokenBucket.acquire` does). ``"poll"`` is the loop of
             the seed incident: wait until the balance reaches the burst
-            threshold, try the whole batch once (:meth:`TokenBucket.try_acquire`),
+            threshold, try the whole batch once (:meth:`~tokenbudget.TokenBucket.try_acquire`),
             and on refusal enter its own recharge mode and wait again.
         tick: A scheduler period in seconds (a Celery beat: ``60``): the
             consumer wakes only at multiples of it, one batch per wake-up.
@@ -585,10 +585,10 @@ def simulate(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> SimulationReport:
-    """Run *consumers* against one real :class:`TokenBucket` of *config* for *hours*.
+    """Run *consumers* against one real :class:`~tokenbudget.TokenBucket` of *config* for *hours*.
 
     Deterministic: the same arguments give the same report. Time is a
-    :class:`ManualClock`; nothing sleeps for real.
+    :class:`~tokenbudget.ManualClock`; nothing sleeps for real.
 
     >>> from tokenbudget.sim import INCIDENT_CONFIG, incident_workload, simulate
     >>> report = simulate(INCIDENT_CONFIG, incident_workload(batch=20, strategy="poll"))
