@@ -517,9 +517,7 @@ def _table(s: _Settings, config: BucketConfig, results: list[tuple[_Row, Simulat
     if len(first) > 1:
         lines.append(
             "sharing the account: "
-            + ", ".join(
-                f"{c.name} ({c.batch} a batch, {c.item_cost} tokens an item)" for c in first[1:]
-            )
+            + ", ".join(f"{c.name} (batch {c.batch}, item cost {c.item_cost})" for c in first[1:])
             + "."
         )
     lines.append("")
@@ -558,24 +556,26 @@ def _verdicts(
                 need = config.required_balance(row.batch * item.mean)
                 if row.strategy == "poll" and need > config.burst_threshold:
                     why = (
-                        f": each try waits for {config.burst_threshold:g} tokens (the burst "
-                        f"threshold), needs {need:g} and is refused; a livelock"
+                        f"; each try waits for the burst threshold ({config.burst_threshold:g}), "
+                        f"needs {need:g} tokens, is refused: a livelock"
                     )
-            out.append(f"{label}: the ingestor processed nothing in {s.hours:g} h{why}.")
+            out.append(f"{label}: the ingestor got nothing in {s.hours:g} h{why}.")
         elif starved:
             out.append(
-                f"{label}: the ingestor progresses every cycle, but {', '.join(starved)} "
-                "processed nothing (polling is not first come, first served)."
+                f"{label}: the ingestor progresses every cycle; {', '.join(starved)} "
+                "got nothing (a poll loop never queues)."
             )
         else:
-            every = "every consumer progresses" if len(report.consumers) > 1 else "it progresses"
+            every = "every consumer" if len(report.consumers) > 1 else "the ingestor"
             stall = _duration(main.longest_stall_s)
-            out.append(f"{label}: {every} every cycle (the ingestor's longest stall: {stall}).")
+            out.append(
+                f"{label}: {every} progresses every cycle (ingestor's longest stall {stall})."
+            )
     out.append(
         f"The refill sets the throughput: {s.rate_per_min:g} tokens/min / {item.mean:g} tokens "
-        f"an item = {s.rate_per_min * 60 / item.mean:g} items/h for the whole account; smaller "
-        "batches only shorten the stalls."
+        f"an item = {s.rate_per_min * 60 / item.mean:.3g} items/h for the whole account;"
     )
+    out.append("smaller batches only shorten the stalls.")
     return out
 
 

@@ -140,7 +140,7 @@ def test_table_tells_the_story():
 
     assert result.returncode == 0
     assert "The seed incident, replayed" in out
-    assert "poll / batch 20: the ingestor processed nothing in 24 h" in out
+    assert "poll / batch 20: the ingestor got nothing in 24 h" in out
     assert "livelock" in out
     assert "book / batch auto: every consumer progresses every cycle" in out
     assert "60 items/h" in out
