@@ -204,7 +204,11 @@ def run_scenario(
         scenario.step(op)
 
 
-_DIFF_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: Three times the profile's examples: this is the test that pins the Lua twin to the core.
+_DIFF_SETTINGS = settings(
+    max_examples=settings.default.max_examples * 3,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
