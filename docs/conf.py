@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from docutils import nodes
+
 
 project = "tokenbudget"
 author = "The tokenbudget authors"
@@ -51,7 +53,29 @@ nitpick_ignore = [
     # `on_event`'s annotation: a private alias for Callable[[Event], None], which the
     # constructor's docstring describes.
     ("py:class", "EventHook"),
-    # The private constructor argument of Reservation/AsyncReservation: users get
-    # reservations from reserve() and never build one.
-    ("py:class", "_ReservationState"),
 ]
+
+
+#: Classes users never construct (they come from ``reserve()``): the reference leaves out
+#: the parameters of their private constructors, which autodoc's type hints would list.
+_NOT_CONSTRUCTED_BY_USERS = {"tokenbudget.Reservation", "tokenbudget.AsyncReservation"}
+
+
+def _drop_private_constructor_params(app, domain, objtype, contentnode):
+    if domain != "py" or objtype != "class":
+        return
+    signature = contentnode.parent[0]
+    if f"{signature.get('module')}.{signature.get('fullname')}" not in _NOT_CONSTRUCTED_BY_USERS:
+        return
+    for field_list in [n for n in contentnode.children if isinstance(n, nodes.field_list)]:
+        for field in list(field_list.children):
+            kind = field[0].astext().split()[0]
+            if kind in {"param", "type"}:
+                field_list.remove(field)
+        if not field_list.children:
+            contentnode.remove(field_list)
+
+
+def setup(app):
+    # After autodoc has merged the type hints into the description (priority 500).
+    app.connect("object-description-transform", _drop_private_constructor_params, priority=600)
