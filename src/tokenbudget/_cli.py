@@ -566,11 +566,14 @@ def _verdicts(
                 "got nothing (a poll loop never queues)."
             )
         else:
-            every = "every consumer" if len(report.consumers) > 1 else "the ingestor"
             stall = _duration(main.longest_stall_s)
-            out.append(
-                f"{label}: {every} progresses every cycle (ingestor's longest stall {stall})."
-            )
+            if len(report.consumers) > 1:
+                out.append(
+                    f"{label}: every consumer progresses every cycle "
+                    f"(ingestor's longest stall {stall})."
+                )
+            else:
+                out.append(f"{label}: progresses every cycle (longest stall {stall}).")
     out.append(
         f"The refill sets the throughput: {s.rate_per_min:g} tokens/min / {item.mean:g} tokens "
         f"an item = {s.rate_per_min * 60 / item.mean:.3g} items/h for the whole account;"
