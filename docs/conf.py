@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version as _version
 
 from docutils import nodes
+from sphinx.application import Sphinx
 
 
 project = "tokenbudget"
@@ -61,7 +62,9 @@ nitpick_ignore = [
 _NOT_CONSTRUCTED_BY_USERS = {"tokenbudget.Reservation", "tokenbudget.AsyncReservation"}
 
 
-def _drop_private_constructor_params(app, domain, objtype, contentnode):
+def _drop_private_constructor_params(
+    _app: Sphinx, domain: str, objtype: str, contentnode: nodes.Element
+) -> None:
     if domain != "py" or objtype != "class":
         return
     signature = contentnode.parent[0]
@@ -76,6 +79,6 @@ def _drop_private_constructor_params(app, domain, objtype, contentnode):
             contentnode.remove(field_list)
 
 
-def setup(app):
+def setup(app: Sphinx) -> None:
     # After autodoc has merged the type hints into the description (priority 500).
     app.connect("object-description-transform", _drop_private_constructor_params, priority=600)
