@@ -40,10 +40,13 @@ def _dumps(state: BucketState) -> str:
 
 
 def _loads(text: str) -> BucketState:
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise BackendError(_BACKEND, f"corrupt bucket state {text[:80]!r}")
-    return BucketState.from_dict(data)
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(type(data).__name__)  # noqa: TRY301 -- reported below
+        return BucketState.from_dict(data)
+    except (ValueError, TypeError, KeyError, AssertionError) as exc:
+        raise BackendError(_BACKEND, f"corrupt bucket state {text[:80]!r} ({exc!r})") from None
 
 
 class SQLiteBackend:

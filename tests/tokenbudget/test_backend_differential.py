@@ -79,7 +79,7 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
 def scenarios(draw: st.DrawFn) -> tuple[BucketConfig, float, list[tuple[Any, ...]]]:
     config = draw(configs(steps=True))
     initial = draw(starting_balances(config))
-    ops = draw(st.lists(operations(config), min_size=1, max_size=30))
+    ops = draw(st.lists(operations(config), min_size=5, max_size=40))
     return config, initial, ops
 
 

@@ -151,6 +151,18 @@ def test_brief_lock_is_waited_for(path):
     backend.close()
 
 
+def test_corrupt_row_raises_backend_error(backend, path, clock):
+    """A row that is not a bucket state raises BackendError, not a stray JSON error."""
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="k")
+    bucket.snapshot()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE tokenbudget_buckets SET state = '[1, 2]' WHERE key = 'k'")
+    conn.close()
+    with pytest.raises(BackendError, match="corrupt bucket state"):
+        bucket.try_acquire(1)
+
+
 def test_unopenable_path_raises_backend_error(tmp_path):
     """A path that cannot be a database raises BackendError at construction."""
     with pytest.raises(BackendError, match="sqlite backend"):
