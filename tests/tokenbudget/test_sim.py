@@ -106,6 +106,17 @@ def test_book_batch_20_stalls_longer_than_batch_5():
     assert twenty.longest_stall_s > 2 * five.longest_stall_s
 
 
+def test_book_on_a_scheduler_tick_still_gets_the_refill_rate():
+    """A booking task run by a 60 s beat books at each tick; the refill still sets the rate."""
+    consumer = Consumer(item_cost=5, batch=7, strategy="book", tick=60)
+    report = simulate(INCIDENT_CONFIG, consumer)
+
+    row = report.consumers[0]
+    assert within(row.items_per_hour, ITEMS_PER_HOUR)
+    assert row.idle_wakeups == 0
+    assert row.longest_stall_s <= 8 * 60
+
+
 def test_keepa_rule_admits_the_incident_batch():
     """Under Keepa's own while-positive rule the 100-token batch runs at 40 and leaves a debt."""
     config = BucketConfig(
