@@ -57,9 +57,18 @@ nitpick_ignore = [
 ]
 
 
-#: Classes users never construct (they come from ``reserve()``): the reference leaves out
-#: the parameters of their private constructors, which autodoc's type hints would list.
-_NOT_CONSTRUCTED_BY_USERS = {"tokenbudget.Reservation", "tokenbudget.AsyncReservation"}
+#: Classes whose constructor parameters the reference leaves out of the description, where
+#: autodoc's type hints would list them: reservations come from ``reserve()`` (their
+#: constructor is private), and the values' parameters are their attributes, which the
+#: docstrings document one by one already.
+_NO_PARAMETER_LIST = {
+    "tokenbudget.Reservation",
+    "tokenbudget.AsyncReservation",
+    "tokenbudget.Snapshot",
+    "tokenbudget.Event",
+    "tokenbudget._core.BucketState",
+    "tokenbudget._core.Outcome",
+}
 
 
 def _drop_private_constructor_params(
@@ -68,7 +77,7 @@ def _drop_private_constructor_params(
     if domain != "py" or objtype != "class":
         return
     signature = contentnode.parent[0]
-    if f"{signature.get('module')}.{signature.get('fullname')}" not in _NOT_CONSTRUCTED_BY_USERS:
+    if f"{signature.get('module')}.{signature.get('fullname')}" not in _NO_PARAMETER_LIST:
         return
     for field_list in [n for n in contentnode.children if isinstance(n, nodes.field_list)]:
         for field in list(field_list.children):

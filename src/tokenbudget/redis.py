@@ -124,6 +124,11 @@ def _is_async(client: object) -> bool:
 class RedisBackend:
     """Bucket state in Redis (or Valkey), shared by every process and host that uses it.
 
+    The configuration travels with every call, so every process using a key
+    must use the same :class:`~tokenbudget.BucketConfig` for it. A key that
+    expired (idle for longer than a full refill and its backlog) starts again
+    with the bucket's starting balance.
+
     Args:
         client: A :class:`redis.Redis` (for :class:`~tokenbudget.TokenBucket`)
             or a :class:`redis.asyncio.Redis` (for
@@ -133,11 +138,6 @@ class RedisBackend:
         clock: Where the time comes from. ``None`` (the default) uses the
             Redis server's ``TIME``: one clock for every host. Inject a
             :class:`~tokenbudget.ManualClock` for tests and simulations.
-
-    The configuration travels with every call, so every process using a key
-    must use the same :class:`~tokenbudget.BucketConfig` for it. A key that
-    expired (idle for longer than a full refill and its backlog) starts again
-    with the bucket's starting balance.
 
     Raises:
         TypeError: *client* is not a redis-py client, or a sync client is used
