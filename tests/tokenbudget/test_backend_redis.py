@@ -93,6 +93,18 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
     assert float(time) == pytest.approx(1000.0 + 10 / (5 / 60))
 
 
+def test_client_decoding_responses(redis_server, redis_prefix, clock):
+    """A client with decode_responses=True works the same."""
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    try:
+        backend = RedisBackend(client, prefix=redis_prefix, clock=clock)
+        bucket = TokenBucket(CONFIG, clock=clock, tokens=40, backend=backend, key="k")
+        assert bucket.acquire(100) == pytest.approx(732.0, abs=1e-9)
+        assert bucket.snapshot().pending == 0
+    finally:
+        client.close()
+
+
 def test_time_comes_from_redis(redis_client, redis_prefix):
     """Without a clock, the backend runs on the Redis server's TIME."""
     backend = RedisBackend(redis_client, prefix=redis_prefix)
