@@ -1,0 +1,272 @@
+"""Turn the results into markdown tables (the JSON is the results themselves)."""
+
+from __future__ import annotations
+
+from peers import PEERS
+
+
+def _n(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def _ratio(x: float | None, best: float | None) -> str:
+    if x is None or not best:
+        return "-"
+    return f"{x / best:.2f}x"
+
+
+def best_peer(rows: list[dict], value, *, weighted_only: bool = False) -> tuple[str, float] | None:
+    """The best row that is not ours: (name, value)."""
+    candidates = [
+        (r["peer"], value(r))
+        for r in rows
+        if not r.get("ours") and value(r) is not None and (r.get("weighted") or not weighted_only)
+    ]
+    return max(candidates, key=lambda c: c[1]) if candidates else None
+
+
+def _table(head: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return lines
+
+
+def _name(row: dict) -> str:
+    return f"**{row['peer']}**" if row.get("ours") else row["peer"]
+
+
+def _ops(row: dict | None) -> float | None:
+    return None if row is None else row.get("ops_per_s")
+
+
+def ratios(results: dict) -> dict:
+    """tokenbudget / best peer for each headline number (None when not measured)."""
+    out: dict = {}
+    for key, rows in (
+        ("cost1", results.get("memory_cost1")),
+        ("cost5", results.get("memory_cost5")),
+    ):
+        if rows:
+            ours = next((r for r in rows if r.get("ours")), None)
+            best = best_peer(rows, _ops, weighted_only=True)
+            out[f"memory_{key}"] = (
+                {
+                    "ours": _ops(ours),
+                    "best_peer": best[0],
+                    "best": best[1],
+                    "ratio": _ops(ours) / best[1],
+                }
+                if best and _ops(ours)
+                else None
+            )
+    red = results.get("redis") or {}
+    for procs in ("p1", "p4"):
+        rows = [{**r, **(r.get(procs) or {})} for r in red.get("rows", [])]
+        ours = next((r for r in rows if r.get("ours")), None)
+        best = best_peer(rows, _ops)
+        out[f"redis_{procs}"] = (
+            {
+                "ours": _ops(ours),
+                "best_peer": best[0],
+                "best": best[1],
+                "ratio": _ops(ours) / best[1],
+            }
+            if best and _ops(ours)
+            else None
+        )
+    return out
+
+
+def markdown(results: dict) -> str:
+    meta = results["meta"]
+    out = [
+        (
+            f"Run {meta['date']} on {meta['machine']} ({meta['cpus']} CPUs), "
+            f"{meta['python']}, mode {meta['mode']}."
+        ),
+        "",
+        "Versions: "
+        + ", ".join(f"{k} {v or 'not installed'}" for k, v in meta["versions"].items())
+        + ".",
+        "",
+    ]
+    for cost in (1, 5):
+        rows = results.get(f"memory_cost{cost}")
+        if rows is None:
+            continue
+        best = best_peer(rows, _ops, weighted_only=True)
+        out += [f"### In memory, one thread, non-blocking acquire of cost {cost}", ""]
+        body = [
+            [
+                _name(r),
+                _n(_ops(r)) if "error" not in r else r["error"],
+                _ratio(_ops(r), best[1] if best else None),
+            ]
+            for r in rows
+        ]
+        out += _table(["library", "ops/s (median)", "x best peer"], body)
+        if best:
+            out += ["", f"Best peer: {best[0]} ({_n(best[1])} ops/s)."]
+        out.append("")
+    rows = results.get("threads")
+    if rows is not None:
+        best = best_peer(rows, lambda r: r.get("attempts_per_s"))
+        out += ["### In memory, 4 threads on one bucket (C = 1000, r = 1000/s)", ""]
+        body = []
+        for r in rows:
+            if "error" in r:
+                body.append([_name(r), r["error"], "", "", "", ""])
+                continue
+            body.append(
+                [
+                    _name(r),
+                    _n(r["attempts_per_s"]),
+                    _ratio(r["attempts_per_s"], best[1] if best else None),
+                    str(r["admitted"]),
+                    _n(r["bound"]),
+                    str(r["over_admitted"]),
+                ]
+            )
+        out += _table(
+            [
+                "library",
+                "attempts/s",
+                "x best peer",
+                "admitted",
+                "C + r x elapsed",
+                "over-admitted",
+            ],
+            body,
+        )
+        out.append("")
+    rows = results.get("asyncio")
+    if rows is not None:
+        best = best_peer(rows, _ops)
+        out += [
+            "### asyncio acquire (always admitted), and 8 tasks on C = 10, r = 200/s",
+            "",
+        ]
+        body = []
+        for r in rows:
+            if "error" in r:
+                body.append([_name(r), r["error"], "", "", ""])
+                continue
+            c = r.get("contention", {})
+            body.append(
+                [
+                    _name(r),
+                    _n(r["ops_per_s"]) + ("" if r["blocks"] else " (non-blocking API)"),
+                    _ratio(r["ops_per_s"], best[1] if best else None),
+                    c.get("error") or f"{c.get('admitted')} / {_n(c.get('bound'))}",
+                    str(c.get("over_admitted", "-")),
+                ]
+            )
+        out += _table(
+            ["library", "ops/s (median)", "x best peer", "admitted / bound", "over-admitted"], body
+        )
+        out.append("")
+    red = results.get("redis")
+    if red is not None:
+        out += ["### Redis, C = 1000, r = 1000/s, one key, 1 and 4 processes", ""]
+        if "error" in red:
+            out += [red["error"], ""]
+        else:
+            out += [f"Redis {red['server']}.", ""]
+            body = []
+            bests = {}
+            for procs in ("p1", "p4"):
+                b = best_peer([{**r, **(r.get(procs) or {})} for r in red["rows"]], _ops)
+                bests[procs] = b[1] if b else None
+            for r in red["rows"]:
+                if "error" in r:
+                    body.append([_name(r), r["error"]] + [""] * 7)
+                    continue
+                cells = [_name(r)]
+                for procs in ("p1", "p4"):
+                    m = r.get(procs, {})
+                    if "error" in m:
+                        cells += [m["error"], "", "", ""]
+                        continue
+                    cells += [
+                        _n(m["ops_per_s"]),
+                        _ratio(m["ops_per_s"], bests[procs]),
+                        f"{m['round_trips_per_op']:.2f} / {m['commands_per_op']:.2f}",
+                        str(m["over_admitted"]),
+                    ]
+                body.append(cells)
+            out += _table(
+                [
+                    "library",
+                    "1 proc ops/s",
+                    "x best peer",
+                    "round trips / commands per op",
+                    "over-admitted",
+                    "4 procs ops/s",
+                    "x best peer",
+                    "round trips / commands per op",
+                    "over-admitted",
+                ],
+                body,
+            )
+            out += [
+                "",
+                (
+                    "Round trips: requests redis-py sent (a script call is one); commands: "
+                    "`INFO commandstats` calls, including those a Lua script makes."
+                ),
+                "",
+            ]
+    rows = results.get("probe")
+    if rows is not None:
+        out += ["### A cost above capacity (C = 10, cost 11)", ""]
+        body = [
+            [
+                _name(r),
+                r.get("error") or r.get("non_blocking", ""),
+                r.get("blocking", ""),
+                r.get("asyncio", ""),
+            ]
+            for r in rows
+        ]
+        out += _table(["library", "non-blocking", "blocking", "asyncio"], body)
+        out.append("")
+    ing = results.get("ingest")
+    if ing is not None:
+        out += [
+            f"### Ingest simulation: items per hour / physical limit ({ing.get('hours', '?'):g} simulated hours)",
+            "",
+        ]
+        if "error" in ing:
+            out += [ing["error"], ""]
+        else:
+            labels = [
+                k for k in ing["rows"][0] if k not in ("rate_per_min", "limit_items_per_hour")
+            ]
+            body = []
+            for r in ing["rows"]:
+                body.append(
+                    [f"{r['rate_per_min']}/min", _n(r["limit_items_per_hour"])]
+                    + [f"{r[k]['share']:.1%}" if "share" in r[k] else r[k]["error"] for k in labels]
+                )
+            out += _table(["refill", "limit (items/h)", *[f"batch {k}" for k in labels]], body)
+            inc = ing["incident"]
+            out += [
+                "",
+                (
+                    "The incident (5/min, burst 40, a batch ingestor and a one-item consumer sharing "
+                    f"the account, {ing['hours']:g} h): fixed 20 (poll) processed "
+                    f"{inc['20 (poll)']['ingestor_items']} ingestor items; auto (book) "
+                    f"{inc['auto (book)']['ingestor_items']} ({inc['auto (book)']['share']:.1%} of the "
+                    "limit with the small consumer)."
+                ),
+                f"Simulator speed: at most {ing['slowest_24h_seconds']:.3f} s per simulated day.",
+                "",
+            ]
+    notes = [f"- {p.name}: {note}" for p in PEERS for note in p.notes]
+    if notes:
+        out += ["Notes:", "", *notes, ""]
+    return "\n".join(out)
