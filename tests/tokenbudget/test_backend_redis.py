@@ -171,9 +171,9 @@ def test_idle_keys_expire_after_a_full_refill(backend, redis_client, redis_prefi
     bucket.snapshot()
     assert 0 < redis_client.pttl(key) <= 1_000  # full: only the margin
     assert bucket.try_acquire(4)  # 4 s to refill
-    assert 4_900 < redis_client.pttl(key) <= 5_000
+    assert 4_000 < redis_client.pttl(key) <= 5_000
     bucket.reserve(10)  # booked 4 s from now, leaving 0: then 10 s to refill
-    assert 14_900 < redis_client.pttl(key) <= 15_000
+    assert 14_000 < redis_client.pttl(key) <= 15_000
 
 
 def test_stepped_refill_expiry_adds_a_step(backend, redis_client, redis_prefix, clock):
@@ -181,7 +181,7 @@ def test_stepped_refill_expiry_adds_a_step(backend, redis_client, redis_prefix, 
     config = BucketConfig(10, Rate.per_minute(60), refill_step=60)
     bucket = TokenBucket(config, clock=clock, backend=backend, key="ttl")
     assert bucket.try_acquire(4)
-    assert 64_900 < redis_client.pttl(redis_prefix + "ttl") <= 65_000
+    assert 64_000 < redis_client.pttl(redis_prefix + "ttl") <= 65_000
 
 
 def test_infinite_deficit_travels_through_lua(backend, clock):
@@ -303,4 +303,4 @@ def test_four_processes_never_over_admit(redis_server, redis_prefix, redis_clien
     )
     assert calls > 100  # they really contended
     assert admitted <= budget + 1e-6
-    assert admitted >= 0.3 * budget  # and the bucket did admit most of what it could
+    assert admitted >= 0.25 * budget  # and the bucket did admit most of what it could

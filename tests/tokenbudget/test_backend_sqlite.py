@@ -245,4 +245,4 @@ def test_four_processes_never_over_admit(path):
     )
     assert calls > 100  # they really contended
     assert admitted <= budget + 1e-6
-    assert admitted >= 0.3 * budget  # and the bucket did admit most of what it could
+    assert admitted >= 0.25 * budget  # and the bucket did admit most of what it could
