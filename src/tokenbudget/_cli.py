@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -289,6 +290,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="start from the incident's scenario; other options override it",
     )
     run.add_argument("--json", action="store_true", help="print JSON: an object with a rows list")
+    run.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the balance over time of every row into FILE.png (needs matplotlib)",
+    )
     return parser, sim
 
 
@@ -582,13 +588,62 @@ def _verdicts(
     return out
 
 
+def _pyplot() -> Any:
+    """Return matplotlib's pyplot on the non-interactive Agg backend, or a usage error."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        raise _UsageError(
+            "--plot", "drawing needs matplotlib: python -m pip install matplotlib"
+        ) from None
+    matplotlib.use("Agg")
+    return importlib.import_module("matplotlib.pyplot")
+
+
+def _plot(
+    pyplot: Any, path: str, config: BucketConfig, results: list[tuple[_Row, SimulationReport]]
+) -> None:
+    """One panel per row: the account's balance over simulated hours."""
+    fig, axes = pyplot.subplots(
+        len(results), 1, sharex=True, squeeze=False, figsize=(10, 0.8 + 2.2 * len(results))
+    )
+    for ax, (row, report) in zip(axes[:, 0], results, strict=True):
+        hours = [t / 3600 for t, _ in report.timeline]
+        tokens = [b for _, b in report.timeline]
+        ax.plot(hours, tokens, linewidth=0.8, label="balance")
+        ax.axhline(
+            config.burst_threshold,
+            color="tab:orange",
+            linestyle="--",
+            linewidth=0.8,
+            label="burst threshold",
+        )
+        ax.axhline(
+            config.min_threshold,
+            color="tab:red",
+            linestyle=":",
+            linewidth=0.8,
+            label="min threshold",
+        )
+        items = ", ".join(f"{c.name} {c.items} items" for c in report.consumers)
+        ax.set_title(f"{row.strategy} / batch {row.batch}: {items}", fontsize=9)
+        ax.set_ylabel("tokens")
+    axes[-1, 0].set_xlabel("simulated hours")
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot.close(fig)
+
+
 def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .sim import simulate
 
     s = _settings(args)
+    plot = getattr(args, "plot", None)
     try:
         config = _config(s)
         rows = _rows(config, s)
+        pyplot = _pyplot() if plot else None
     except _UsageError as e:
         parser.error(str(e))
     progress = _Progress(sys.stderr, len(rows))
@@ -602,6 +657,7 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 tokens=s.tokens,
                 seed=s.seed,
                 progress=progress.row(index),
+                timeline=pyplot is not None,
             )
             results.append((row, report))
     finally:
@@ -625,6 +681,8 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         sys.stdout.write(_table(s, config, results) + "\n")
+    if plot and pyplot is not None:
+        _plot(pyplot, plot, config, results)
     return 0
 
 

@@ -290,6 +290,11 @@ class SimulationReport:
         idle_wakeups: Wake-ups of all consumers that processed nothing.
         final_tokens: The balance at the end, net of bookings not yet due.
         events: Events the simulator handled (a measure of its work).
+        timeline: With ``simulate(timeline=True)``, ``(time, tokens)`` points
+            of the account's balance (what the server would report: bookings
+            not processed yet are not spent yet) just before and just
+            after every event, in time order; between two points it changes
+            only by the refill. Empty otherwise.
 
     .. versionadded:: 0.1.0
     """
@@ -309,6 +314,7 @@ class SimulationReport:
     idle_wakeups: int
     final_tokens: float
     events: int
+    timeline: tuple[tuple[float, float], ...] = attrs.field(default=(), repr=False, eq=False)
 
     def consumer(self, name: str) -> ConsumerReport:
         """The report of the consumer called *name*.
@@ -403,6 +409,12 @@ class _Runner:
     held: tuple[int, float] | None = None
     #: Whether :attr:`held` is booked (``book``: processed at its booking's time).
     booked: bool = False
+
+    def unspent(self) -> float:
+        """The cost of this consumer's booking not processed yet (else 0)."""
+        if self.booked and self.held is not None:
+            return self.held[1]
+        return 0.0
 
     def _draw(self) -> tuple[int, float]:
         if self.held is None:
@@ -535,21 +547,61 @@ def _runners(specs: tuple[Consumer, ...], config: BucketConfig, seed: int) -> li
     return runners
 
 
+def _sampler(
+    bucket: TokenBucket, runners: list[_Runner], timeline: list[tuple[float, float]] | None
+) -> Callable[[float], None]:
+    """A function recording the account's balance at a time into *timeline* (or a no-op).
+
+    The account's balance is what the server would report: the bucket's
+    balance plus the bookings not processed yet (not spent yet).
+    """
+    if timeline is None:
+        return lambda _: None
+    snapshot = bucket.snapshot
+    append = timeline.append
+
+    def sample(now: float) -> None:
+        pending = math.fsum(r.unspent() for r in runners)
+        append((now, snapshot().tokens + pending))
+
+    return sample
+
+
+def _reporter(progress: Callable[[float], None] | None, end: float) -> Callable[[float], None]:
+    """A function passing the share of simulated time done to *progress*, every 1 %."""
+    if progress is None:
+        return lambda _: None
+    step = end / 100
+    due = [step]
+
+    def report(now: float) -> None:
+        if now >= due[0]:
+            progress(min(1.0, now / end))
+            due[0] = (math.floor(now / step) + 1) * step
+
+    return report
+
+
 def _run(
     runners: list[_Runner],
     bucket: TokenBucket,
     clock: ManualClock,
     end: float,
+    *,
     progress: Callable[[float], None] | None,
+    timeline: list[tuple[float, float]] | None,
 ) -> tuple[int, float]:
-    """Run the event loop up to *end*; return the events handled and the longest stall."""
+    """Run the event loop up to *end*; return the events handled and the longest stall.
+
+    With a *timeline* list, append the balance before and after every event.
+    """
     queue: list[tuple[float, int, int]] = [(0.0, i, i) for i in range(len(runners))]
     seq = len(runners)
     events = 0
     last_progress = 0.0
     longest_stall = 0.0
-    report_every = end / 100
-    next_report = report_every
+    sample = _sampler(bucket, runners, timeline)
+    report = _reporter(progress, end)
     push = heapq.heappush
     pop = heapq.heappop
     while queue and queue[0][0] <= end + _TIME_TOLERANCE:
@@ -558,19 +610,19 @@ def _run(
         if at > now:
             clock.advance(at - now)
             now = clock.now()
+        sample(now)
         nxt, done = runners[i].wake(now, bucket)
+        sample(now)
         events += 1
         if done:
-            if now - last_progress > longest_stall:
-                longest_stall = now - last_progress
+            longest_stall = max(longest_stall, now - last_progress)
             last_progress = now
         push(queue, (nxt, seq, i))
         seq += 1
-        if progress is not None and now >= next_report:
-            progress(min(1.0, now / end))
-            next_report = (math.floor(now / report_every) + 1) * report_every
+        report(now)
     if end > clock.now():
         clock.advance(end - clock.now())
+    sample(clock.now())
     if progress is not None:
         progress(1.0)
     return events, max(longest_stall, end - last_progress)
@@ -584,6 +636,7 @@ def simulate(
     tokens: float = 0.0,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    timeline: bool = False,
 ) -> SimulationReport:
     """Run *consumers* against one real :class:`~tokenbudget.TokenBucket` of *config* for *hours*.
 
@@ -605,6 +658,8 @@ def simulate(
             (default 0: a drained account, the steady state of a busy one).
         seed: Seeds the cost draws of every consumer.
         progress: Called now and then with the share of simulated time done (0..1).
+        timeline: Record the balance over time in :attr:`SimulationReport.timeline`
+            (for plots; costs two snapshots per event).
 
     Raises:
         ValueError: No consumers, bad *hours* or *tokens*, or a consumer whose
@@ -626,7 +681,8 @@ def simulate(
     bucket = TokenBucket(config, clock=clock, tokens=tokens)  # validates tokens
     start = bucket.snapshot()  # creates the state at time 0
     runners = _runners(specs, config, seed)
-    events, longest_stall = _run(runners, bucket, clock, end, progress)
+    points: list[tuple[float, float]] | None = [] if timeline else None
+    events, longest_stall = _run(runners, bucket, clock, end, progress=progress, timeline=points)
     final = bucket.snapshot()
     refill = _core.refill_between(config, _core.new_state(config, start.tokens, 0.0), 0.0, end)
     available = start.tokens + refill
@@ -653,4 +709,5 @@ def simulate(
         idle_wakeups=sum(r.idle_wakeups for r in rows),
         final_tokens=final.tokens,
         events=events,
+        timeline=tuple(points) if points is not None else (),
     )

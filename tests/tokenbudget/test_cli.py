@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -195,6 +197,31 @@ def test_bad_option_end_to_end():
     assert "argument --item-cost:" in result.stderr
     assert "299" in result.stderr
     assert result.stdout == ""
+
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.mark.skipif(HAS_MATPLOTLIB, reason="matplotlib is installed")
+def test_plot_without_matplotlib_exits_2(tmp_path: Path, capsys):
+    """--plot without matplotlib stops before simulating, naming --plot and what to install."""
+    target = tmp_path / "balance.png"
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--plot", str(target)])
+
+    assert exc.value.code == 2
+    assert "argument --plot:" in capsys.readouterr().err
+    assert not target.exists()
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="needs matplotlib")
+def test_plot_draws_a_png(tmp_path: Path):
+    """--plot FILE.png draws the balance of every row."""
+    target = tmp_path / "balance.png"
+    result = run("simulate", "--hours", "2", "--plot", str(target))
+
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes().startswith(b"\x89PNG")
 
 
 def test_help_and_version():

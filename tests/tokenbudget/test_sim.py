@@ -226,6 +226,20 @@ def test_progress_is_reported_up_to_one():
     assert 50 <= len(seen) <= 102
 
 
+def test_timeline_follows_the_account_balance():
+    """timeline=True records the balance the server would show: booked 20-item batches need 101."""
+    report = simulate(INCIDENT_CONFIG, Consumer(item_cost=5, batch=20), timeline=True)
+
+    times = [t for t, _ in report.timeline]
+    balances = [b for _, b in report.timeline]
+    assert times == sorted(times)
+    assert report.timeline[0] == (0.0, 0.0)
+    assert times[-1] == DAY
+    assert max(balances) == pytest.approx(101)
+    assert min(balances[2:]) >= 1 - 1e-9  # after the start, never spent below min
+    assert simulate(INCIDENT_CONFIG, Consumer(item_cost=5, batch=20)).timeline == ()
+
+
 def test_consumers_at_equal_times_act_in_the_order_given():
     """At equal times consumers act in the order given: the first one takes the tokens."""
     a = Consumer(item_cost=40, batch=1, strategy="poll", tick=60, name="a")
