@@ -594,7 +594,7 @@ def _pyplot() -> Any:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
         raise _UsageError(
-            "--plot", "drawing needs matplotlib: python -m pip install matplotlib"
+            "--plot", "drawing needs matplotlib: python -m pip install 'tokenbudget[plot]'"
         ) from None
     matplotlib.use("Agg")
     return importlib.import_module("matplotlib.pyplot")
