@@ -237,6 +237,20 @@ class _Shell:
     def _admit_request(self, cost: float, max_wait: float) -> Admit:
         return Admit(self._config.check_cost(cost), max_wait)
 
+    def _admitted_now(self, cost: float) -> bool:
+        """True if *cost* was admitted now by the hot path (see :meth:`TokenBucket.try_acquire`).
+
+        False changes nothing but the refill up to now: the caller then takes
+        the full path, which decides (books, refuses or raises) as always.
+        """
+        fast = self._fast_admit
+        if fast is None or _debug_enabled(_DEBUG):
+            return False
+        kind: object = type(cost)
+        if kind is int:
+            return 0 < cost <= self._fast_max and fast(cost + 0.0)
+        return kind is float and 0.0 < cost <= self._fast_max and fast(cost)
+
     def _sync_request(self, tokens: float, refill_in: float | None, rate: Rate | None) -> Sync:
         tokens = _check_number("tokens", tokens)
         if refill_in is not None:
@@ -501,6 +515,8 @@ class TokenBucket(_Shell):
             CostExceedsCapacity: *cost* can never be admitted.
         """
         max_wait = _check_timeout(timeout)
+        if self._admitted_now(cost):
+            return 0.0
         out = self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
@@ -567,6 +583,14 @@ class AsyncTokenBucket(_Shell):
 
     async def try_acquire(self, cost: float = 1) -> bool:
         """Like :meth:`TokenBucket.try_acquire`."""
+        fast = self._fast_admit
+        if fast is not None and not _debug_enabled(_DEBUG):  # the hot path, as in TokenBucket
+            kind: object = type(cost)
+            if kind is int:
+                if 0 < cost <= self._fast_max:
+                    return fast(cost + 0.0)
+            elif kind is float and 0.0 < cost <= self._fast_max:
+                return fast(cost)
         out = await self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
@@ -580,6 +604,8 @@ class AsyncTokenBucket(_Shell):
     async def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
         """Like :meth:`TokenBucket.acquire`; cancelling the task returns the booking's cost."""
         max_wait = _check_timeout(timeout)
+        if self._admitted_now(cost):
+            return 0.0
         out = await self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.strategies import configs, costs, starting_balances
 from tokenbudget import (
+    AsyncTokenBucket,
     BucketConfig,
     CostExceedsCapacity,
     DeficitRule,
@@ -106,3 +108,31 @@ def test_admitter_matches_admit_at_the_tolerance(shortfall):
         admitter(config)(fast_state, 0.0, 5.0) == admit(config, ref_state, 0.0, Admit(5.0, 0.0)).ok
     )
     assert fast_state.to_dict() == ref_state.to_dict()
+
+
+@given(configs(steps=True), st.data())
+def test_acquire_same_with_and_without_listener(config, data):
+    """acquire waits and books the same whether or not an event hook forces the full path."""
+    fast = TokenBucket(config, clock=ManualClock())
+    full = TokenBucket(config, clock=ManualClock(), on_event=lambda _event: None)
+    for _ in range(data.draw(st.integers(1, 6))):
+        cost = data.draw(costs(config))
+        assert fast.acquire(cost) == full.acquire(cost)
+        assert fast.snapshot() == full.snapshot()
+
+
+@given(configs(steps=True), st.data())
+def test_async_bucket_same_with_and_without_listener(config, data):
+    """AsyncTokenBucket's try_acquire and acquire decide as with a listener."""
+    fast = AsyncTokenBucket(config, clock=ManualClock())
+    full = AsyncTokenBucket(config, clock=ManualClock(), on_event=lambda _event: None)
+    calls = data.draw(st.lists(st.tuples(st.booleans(), costs(config)), min_size=1, max_size=6))
+
+    async def run(bucket: AsyncTokenBucket) -> list[object]:
+        results: list[object] = []
+        for is_try, cost in calls:
+            results.append(await (bucket.try_acquire(cost) if is_try else bucket.acquire(cost)))
+            results.append(await bucket.snapshot())
+        return results
+
+    assert asyncio.run(run(fast)) == asyncio.run(run(full))
