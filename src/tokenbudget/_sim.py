@@ -172,7 +172,9 @@ class Consumer:
     ItemCost(low=5.0, high=5.0)
 
     Args:
-        item_cost: Tokens per item: a number, or an :class:`ItemCost`.
+        item_cost: Tokens per item: a number, or an :class:`ItemCost`. A
+            batch asks the bucket for its drawn cost (the true cost, known up
+            front here); ``"auto"`` learns it afterwards through ``observe``.
         batch: Items per batch, or ``"auto"``: an :class:`~tokenbudget.AdaptiveBatchSizer`
             sizes each batch (its estimate starts at the mean item cost and
             learns each batch's cost through ``observe``).
