@@ -481,11 +481,9 @@ class TokenBucket(_Shell):
             # as a float, as check_cost would; anything else takes the checked
             # path below.
             kind: object = type(cost)
-            if kind is int:
-                if 0 < cost <= self._fast_max:
-                    return fast(cost + 0.0)
-            elif kind is float and 0.0 < cost <= self._fast_max:
-                return fast(cost)
+            c = float(cost) if kind is int else cost
+            if (kind is int or kind is float) and 0.0 < c <= self._fast_max:
+                return fast(c)
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok

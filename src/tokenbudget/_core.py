@@ -323,13 +323,13 @@ def admitter(config: BucketConfig) -> Callable[[BucketState, float, float], bool
         target = cost + shift
         if target < floor:
             target = floor
-        if balance < target and not _reached(balance, target, rate):
-            state.tokens = balance  # like admit: the refill up to now is applied anyway
-            state.time = now
-            if now + (target - balance) / rate - now > tolerance:
-                return False
-            return admit(config, state, now, Admit(cost, 0.0)).ok  # a wait within tolerance
         if balance < target:
+            if not _reached(balance, target, rate):
+                state.tokens = balance  # like admit: the refill up to now is applied anyway
+                state.time = now
+                if now + (target - balance) / rate - now > tolerance:
+                    return False
+                return admit(config, state, now, Admit(cost, 0.0)).ok  # a wait within tolerance
             balance = target
         balance -= cost
         state.tokens = balance
