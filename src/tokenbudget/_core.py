@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 
 import attrs
 
-from ._config import NONE, WHILE_POSITIVE, BucketConfig
+from ._config import BOUNDED, NONE, WHILE_POSITIVE, BucketConfig
 
 
 #: Times closer than this (seconds) are equal: "admitted now" survives float rounding.
@@ -309,6 +309,10 @@ def admitter(config: BucketConfig) -> Callable[[BucketState, float, float], bool
     shift = m if code == NONE else -config.max_deficit
     floor = m if code == WHILE_POSITIVE else -math.inf
     tolerance = TIME_TOLERANCE
+    # |R(cost)| <= capacity (or max_deficit, bounded rule) for every admissible cost, so a
+    # shortfall above rate * TIME_TOLERANCE + far is surely not _reached (far: twice that
+    # bound's token tolerance, room for rounding); nearer ones ask _reached itself.
+    far = 2 * TOKEN_TOLERANCE * max(1.0, cap, config.max_deficit if code == BOUNDED else 0.0)
 
     def admit_now(state: BucketState, now: float, cost: float) -> bool:
         t0 = state.time
@@ -324,7 +328,7 @@ def admitter(config: BucketConfig) -> Callable[[BucketState, float, float], bool
         if target < floor:
             target = floor
         if balance < target:
-            if not _reached(balance, target, rate):
+            if target - balance > rate * tolerance + far or not _reached(balance, target, rate):
                 state.tokens = balance  # like admit: the refill up to now is applied anyway
                 state.time = now
                 if now + (target - balance) / rate - now > tolerance:

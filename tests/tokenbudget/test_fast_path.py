@@ -98,14 +98,26 @@ def test_try_acquire_checks_unusual_costs():
     assert bucket.snapshot().tokens == 8.0
 
 
-@pytest.mark.parametrize("shortfall", [0.0, 1e-13, 1e-10, 2e-9, 1e-6])
-def test_admitter_matches_admit_at_the_tolerance(shortfall):
+@pytest.mark.parametrize("shortfall", [0.0, 1e-13, 1e-10, 2e-9, 5e-8, 1e-7, 3e-7, 1e-6])
+@pytest.mark.parametrize(
+    ("capacity", "rate", "rule"),
+    [
+        (10, 1.0, DeficitRule.none()),
+        (1e5, 1e-3, DeficitRule.none()),
+        (1e5, 1e-3, DeficitRule.bounded(3e5)),
+        (1e5, 1e3, DeficitRule.while_positive()),
+    ],
+)
+def test_admitter_matches_admit_at_the_tolerance(shortfall, capacity, rate, rule):
     """Balances a hair below the required one decide as the reference does."""
-    config = BucketConfig(10, Rate.per_second(1))
-    fast_state = new_state(config, 5.0 - shortfall, 0.0)
-    ref_state = new_state(config, 5.0 - shortfall, 0.0)
+    config = BucketConfig(capacity, Rate.per_second(rate), min_threshold=1, deficit=rule)
+    cost = config.max_cost / 2
+    start = config.required_balance(cost) - shortfall
+    fast_state = new_state(config, start, 0.0)
+    ref_state = new_state(config, start, 0.0)
     assert (
-        admitter(config)(fast_state, 0.0, 5.0) == admit(config, ref_state, 0.0, Admit(5.0, 0.0)).ok
+        admitter(config)(fast_state, 0.0, cost)
+        == admit(config, ref_state, 0.0, Admit(cost, 0.0)).ok
     )
     assert fast_state.to_dict() == ref_state.to_dict()
 
