@@ -303,7 +303,12 @@ PEERS: list[Peer] = [
         aio=limits_aio,
         aio_blocks=False,
         redis=limits_redis,
-        notes=["windows, not a bucket: C units per C/r-second window; no blocking acquire"],
+        notes=[
+            (
+                "windows, not a bucket: C units per C/r-second window, in whole seconds (so 10 per "
+                "second where the asyncio run asks for C = 10, r = 200/s); no blocking acquire"
+            )
+        ],
     ),
     Peer(
         "limits (fixed window)",
@@ -343,6 +348,12 @@ PEERS: list[Peer] = [
         blocking=throttled_blocking,
         aio=throttled_aio,
         redis=throttled_redis,
+        notes=[
+            (
+                "its blocking and asyncio waits retry every 0.2-0.5 s, hence its low admitted "
+                "count with 8 waiting tasks; blocking calls get timeout=3600 (asyncio: 60)"
+            )
+        ],
     ),
     Peer(
         "throttled-py (gcra)",
@@ -359,7 +370,12 @@ PEERS: list[Peer] = [
         blocking=aiolimiter_probe,
         check=aiolimiter_nonblocking,
         aio=aiolimiter_aio,
-        notes=["asyncio only: no synchronous non-blocking acquire"],
+        notes=[
+            (
+                "asyncio only: no synchronous non-blocking acquire; its non-blocking probe is "
+                "has_capacity(), its blocking one acquire() on a private event loop"
+            )
+        ],
     ),
 ]
 

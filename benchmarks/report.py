@@ -63,6 +63,28 @@ def ratios(results: dict) -> dict:
                 if best and _ops(ours)
                 else None
             )
+    rows = results.get("threads") or []
+    ours = next((r for r in rows if r.get("ours")), None)
+    exact = best_peer(
+        [r for r in rows if r.get("over_admitted") == 0], lambda r: r.get("attempts_per_s")
+    )
+    if ours and exact and ours.get("attempts_per_s"):
+        out["threads_vs_best_exact_peer"] = {
+            "ours": ours["attempts_per_s"],
+            "best_peer": exact[0],
+            "best": exact[1],
+            "ratio": ours["attempts_per_s"] / exact[1],
+        }
+    rows = results.get("asyncio") or []
+    ours = next((r for r in rows if r.get("ours")), None)
+    best = best_peer(rows, _ops)
+    if ours and best and _ops(ours):
+        out["asyncio"] = {
+            "ours": _ops(ours),
+            "best_peer": best[0],
+            "best": best[1],
+            "ratio": _ops(ours) / best[1],
+        }
     red = results.get("redis") or {}
     for procs in ("p1", "p4"):
         rows = [{**r, **(r.get(procs) or {})} for r in red.get("rows", [])]
@@ -115,17 +137,21 @@ def markdown(results: dict) -> str:
     rows = results.get("threads")
     if rows is not None:
         best = best_peer(rows, lambda r: r.get("attempts_per_s"))
+        exact = best_peer(
+            [r for r in rows if r.get("over_admitted") == 0], lambda r: r.get("attempts_per_s")
+        )
         out += ["### In memory, 4 threads on one bucket (C = 1000, r = 1000/s)", ""]
         body = []
         for r in rows:
             if "error" in r:
-                body.append([_name(r), r["error"], "", "", "", ""])
+                body.append([_name(r), r["error"], "", "", "", "", ""])
                 continue
             body.append(
                 [
                     _name(r),
                     _n(r["attempts_per_s"]),
                     _ratio(r["attempts_per_s"], best[1] if best else None),
+                    _ratio(r["attempts_per_s"], exact[1] if exact else None),
                     str(r["admitted"]),
                     _n(r["bound"]),
                     str(r["over_admitted"]),
@@ -136,13 +162,21 @@ def markdown(results: dict) -> str:
                 "library",
                 "attempts/s",
                 "x best peer",
+                "x best exact peer",
                 "admitted",
                 "C + r x elapsed",
                 "over-admitted",
             ],
             body,
         )
-        out.append("")
+        out += [
+            "",
+            (
+                "Exact: no over-admission. Most attempts are refused here: the bucket admits "
+                "about r per second."
+            ),
+            "",
+        ]
     rows = results.get("asyncio")
     if rows is not None:
         best = best_peer(rows, _ops)
