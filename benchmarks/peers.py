@@ -1,5 +1,10 @@
 """Each library under test, driven through its own documented API.
 
+Each attempt is called as directly as the API allows (a bound method, or
+:func:`functools.partial` for a fixed key), so that no library pays for a
+wrapper another does not; a lambda only where the API needs a keyword or its
+result needs reading (limits, throttled-py).
+
 A :class:`Peer` says what a library offers (weighted costs, asyncio, Redis)
 and builds one limiter for a capacity C and a refill rate r (tokens per
 second). Libraries that count in windows get a window of C / r seconds holding
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -118,7 +124,7 @@ def token_bucket_memory(capacity: int, rate: float) -> Handle:
     import token_bucket
 
     limiter = token_bucket.Limiter(rate, capacity, token_bucket.MemoryStorage())
-    return Handle(lambda cost: limiter.consume("acct", cost))
+    return Handle(functools.partial(limiter.consume, "acct"))
 
 
 # -- limits ---------------------------------------------------------------------------------
@@ -177,7 +183,7 @@ def _pyrate_limiter(capacity: int, rate: float, *, state: bool, store=None):
 def _pyrate_memory(*, state: bool) -> Callable[[int, float], Handle]:
     def make(capacity: int, rate: float) -> Handle:
         limiter = _pyrate_limiter(capacity, rate, state=state)
-        return Handle(lambda cost: limiter.try_acquire("acct", cost, blocking=False), limiter.close)
+        return Handle(functools.partial(limiter.try_acquire, "acct", blocking=False), limiter.close)
 
     return make
 
@@ -203,7 +209,7 @@ def pyrate_redis(url: str, key: str, capacity: int, rate: float) -> Handle:
         limiter.close()
         client.close()
 
-    return Handle(lambda cost: limiter.try_acquire("acct", cost, blocking=False), close)
+    return Handle(functools.partial(limiter.try_acquire, "acct", blocking=False), close)
 
 
 # -- throttled-py ---------------------------------------------------------------------------

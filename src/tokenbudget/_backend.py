@@ -90,27 +90,12 @@ class MemoryBackend:
         for its events: it builds no request and no outcome. *now* reads the
         time (the bucket clock's ``now``); the cost must already be checked.
         """
-        acquire = self._lock.acquire
-        release = self._lock.release
-        states = self._states
-        decide = _core.admitter(config)
-        # A key's state object, once created, is never replaced: hold on to it.
-        state: BucketState | None = None
-
-        def admit_now(cost: float) -> bool:
-            nonlocal state
-            acquire()
-            try:
-                t = now()
-                if state is None:
-                    state = states.get(key)
-                    if state is None:
-                        state = states[key] = _core.new_state(config, initial, t)
-                return decide(state, t, cost)
-            finally:
-                release()
-
-        return admit_now
+        return _core.admitter(
+            config,
+            state_of=lambda time: self._state(key, config, time, initial),
+            now=now,
+            lock=self._lock,
+        )
 
     def observe(self, key: str, config: BucketConfig, clock: Clock, initial: float) -> Observation:
         """Read the bucket under the lock."""

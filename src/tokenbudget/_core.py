@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 import attrs
 
@@ -282,24 +282,57 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     return Outcome(True, delay, booking_id, now, tokens, entered, entered, left)
 
 
-def admitter(config: BucketConfig) -> Callable[[BucketState, float, float], bool]:  # noqa: C901
-    """``(state, now, cost) -> bool``: ``admit(config, state, now, Admit(cost, 0.0)).ok``, faster.
+class Lock(Protocol):
+    """What :func:`admitter` needs of a lock (:class:`threading.Lock` has it)."""
 
-    It makes the same change to *state*. This is the hot path of
-    ``try_acquire`` when nobody listens for events: no request or outcome is
-    built, and the config's numbers are read once, here. The common case (not
-    recharging, no booking pending, the tail not in the future) is decided
-    inline with exactly :func:`admit`'s arithmetic, ``R(cost)`` being
+    def acquire(self) -> bool:
+        """Wait for the lock and take it."""
+
+    def release(self) -> None:
+        """Give the lock back."""
+
+
+def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
+    config: BucketConfig,
+    *,
+    state_of: Callable[[float], BucketState],
+    now: Callable[[], float],
+    lock: Lock,
+) -> Callable[[float], bool]:
+    """``cost -> bool``: ``admit(config, state, now(), Admit(cost, 0.0)).ok``, faster.
+
+    The hot path of ``try_acquire`` when nobody listens for events: no request
+    or outcome is built, the config's numbers are read once, here, and the
+    whole call is one Python frame. Each call holds the backend's *lock* while
+    it reads the time with *now* and decides; the first call gets the state
+    from ``state_of(time)`` (which creates it if need be) and keeps it, so a
+    backend must never replace a key's state object.
+
+    The common case (not recharging, no booking pending, the tail not in the
+    future) is decided inline with exactly :func:`admit`'s arithmetic and the
+    same change to the state, ``R(cost)`` being
     :meth:`BucketConfig.required_balance` written as ``max(floor, cost +
     shift)``; every other case, and the rounding corner where a wait within
     the tolerance counts as none, is left to :func:`admit` itself. A test pins
     it to :func:`admit`. The cost must already be checked
     (:meth:`BucketConfig.check_cost`).
     """
+    acquire = lock.acquire
+    release = lock.release
+    state: BucketState | None = None
+
     if config.refill_step is not None:
 
-        def admit_stepped(state: BucketState, now: float, cost: float) -> bool:
-            return admit(config, state, now, Admit(cost, 0.0)).ok
+        def admit_stepped(cost: float) -> bool:
+            nonlocal state
+            acquire()
+            try:
+                t = now()
+                if state is None:
+                    state = state_of(t)
+                return admit(config, state, t, Admit(cost, 0.0)).ok
+            finally:
+                release()
 
         return admit_stepped
 
@@ -314,35 +347,43 @@ def admitter(config: BucketConfig) -> Callable[[BucketState, float, float], bool
     # bound's token tolerance, room for rounding); nearer ones ask _reached itself.
     far = 2 * TOKEN_TOLERANCE * max(1.0, cap, config.max_deficit if code == BOUNDED else 0.0)
 
-    def admit_now(state: BucketState, now: float, cost: float) -> bool:
-        t0 = state.time
-        if state.recharging or t0 > now or state.pending:
-            return admit(config, state, now, Admit(cost, 0.0)).ok
-        balance = state.tokens
-        rate = state.rate
-        if now > t0:  # _advance, continuous refill
-            balance = balance + rate * (now - t0)
-            if balance >= cap:
-                balance = cap
-        target = cost + shift
-        if target < floor:
-            target = floor
-        if balance < target:
-            if target - balance > rate * tolerance + far or not _reached(balance, target, rate):
-                state.tokens = balance  # like admit: the refill up to now is applied anyway
-                state.time = now
-                if now + (target - balance) / rate - now > tolerance:
-                    return False
-                return admit(config, state, now, Admit(cost, 0.0)).ok  # a wait within tolerance
-            balance = target
-        balance -= cost
-        state.tokens = balance
-        state.time = now
-        if balance < m:
-            state.recharging = True
-        state.booked += cost
-        state.next_id += 1
-        return True
+    def admit_now(cost: float) -> bool:
+        nonlocal state
+        acquire()
+        try:
+            t = now()
+            if state is None:
+                state = state_of(t)
+            t0 = state.time
+            if state.recharging or t0 > t or state.pending:
+                return admit(config, state, t, Admit(cost, 0.0)).ok
+            balance = state.tokens
+            rate = state.rate
+            if t > t0:  # _advance, continuous refill
+                balance = balance + rate * (t - t0)
+                if balance >= cap:
+                    balance = cap
+            target = cost + shift
+            if target < floor:
+                target = floor
+            if balance < target:
+                if target - balance > rate * tolerance + far or not _reached(balance, target, rate):
+                    state.tokens = balance  # like admit: the refill up to now is applied anyway
+                    state.time = t
+                    if t + (target - balance) / rate - t > tolerance:
+                        return False
+                    return admit(config, state, t, Admit(cost, 0.0)).ok  # a wait within tolerance
+                balance = target
+            balance -= cost
+            state.tokens = balance
+            state.time = t
+            if balance < m:
+                state.recharging = True
+            state.booked += cost
+            state.next_id += 1
+            return True
+        finally:
+            release()
 
     return admit_now
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 
 import pytest
 from hypothesis import given
@@ -24,6 +25,10 @@ from tokenbudget._core import Admit, BucketState, admit, admitter, new_state
 
 def _copy(state: BucketState) -> BucketState:
     return BucketState.from_dict(state.to_dict())
+
+
+def _admitter(config: BucketConfig, state: BucketState, clock: ManualClock):
+    return admitter(config, state_of=lambda _time: state, now=clock.now, lock=threading.Lock())
 
 
 @st.composite
@@ -51,13 +56,15 @@ def histories(
 
 @given(histories())
 def test_admitter_matches_admit(history):
-    """admitter(config) admits, refuses and changes the state exactly as admit(max_wait=0)."""
+    """admitter(config, ...) admits, refuses and changes the state exactly as admit(max_wait=0)."""
     config, state, now, steps = history
     fast_state, ref_state = _copy(state), _copy(state)
-    decide = admitter(config)
+    clock = ManualClock(now)
+    decide = _admitter(config, fast_state, clock)
     for step, cost in steps:
-        now += step
-        assert decide(fast_state, now, cost) == admit(config, ref_state, now, Admit(cost, 0.0)).ok
+        clock.advance(step)
+        now = clock.now()
+        assert decide(cost) == admit(config, ref_state, now, Admit(cost, 0.0)).ok
         assert fast_state.to_dict() == ref_state.to_dict()
 
 
@@ -115,10 +122,8 @@ def test_admitter_matches_admit_at_the_tolerance(shortfall, capacity, rate, rule
     start = config.required_balance(cost) - shortfall
     fast_state = new_state(config, start, 0.0)
     ref_state = new_state(config, start, 0.0)
-    assert (
-        admitter(config)(fast_state, 0.0, cost)
-        == admit(config, ref_state, 0.0, Admit(cost, 0.0)).ok
-    )
+    decide = _admitter(config, fast_state, ManualClock())
+    assert decide(cost) == admit(config, ref_state, 0.0, Admit(cost, 0.0)).ok
     assert fast_state.to_dict() == ref_state.to_dict()
 
 
