@@ -21,8 +21,8 @@ from peers import PEERS, Handle, Peer, close_quietly, describe_error
 class Budget:
     """How long each measurement may take."""
 
-    reps: int = 5
-    rep_seconds: float = 0.25
+    reps: int = 9
+    rep_seconds: float = 0.15
     contention_seconds: float = 1.0
     probe_timeout: float = 2.0
     sim_hours: float = 24.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from peers import PEERS
 
 
@@ -43,6 +45,18 @@ def _ops(row: dict | None) -> float | None:
     return None if row is None else row.get("ops_per_s")
 
 
+def paired_ratio(rows: list[dict], ours: dict | None, peer: str) -> float | None:
+    """Median over repetitions of ours / peer, each pair measured back to back.
+
+    Less sensitive than the ratio of medians to load that comes and goes on a
+    shared machine.
+    """
+    other = next((r for r in rows if r["peer"] == peer), None)
+    if not ours or not other or not ours.get("samples") or not other.get("samples"):
+        return None
+    return statistics.median(a / b for a, b in zip(ours["samples"], other["samples"], strict=False))
+
+
 def ratios(results: dict) -> dict:
     """tokenbudget / best peer for each headline number (None when not measured)."""
     out: dict = {}
@@ -59,6 +73,7 @@ def ratios(results: dict) -> dict:
                     "best_peer": best[0],
                     "best": best[1],
                     "ratio": _ops(ours) / best[1],
+                    "paired_ratio": paired_ratio(rows, ours, best[0]),
                 }
                 if best and _ops(ours)
                 else None
@@ -132,7 +147,17 @@ def markdown(results: dict) -> str:
         ]
         out += _table(["library", "ops/s (median)", "x best peer"], body)
         if best:
-            out += ["", f"Best peer: {best[0]} ({_n(best[1])} ops/s)."]
+            ours = next((r for r in rows if r.get("ours")), None)
+            paired = paired_ratio(rows, ours, best[0])
+            out += [
+                "",
+                f"Best peer with weighted costs: {best[0]} ({_n(best[1])} ops/s)."
+                + (
+                    f" Ratio of each repetition's pair, median: {paired:.2f}x."
+                    if paired is not None
+                    else ""
+                ),
+            ]
         out.append("")
     rows = results.get("threads")
     if rows is not None:
