@@ -276,11 +276,13 @@ def aiolimiter_probe(capacity: int, rate: float) -> Handle:
 
 
 def aiolimiter_nonblocking(capacity: int, rate: float) -> Handle:
-    """Its documented non-blocking check (``has_capacity``), which takes nothing."""
+    """Its documented non-blocking check (``has_capacity``, which takes nothing), in a loop."""
     from aiolimiter import AsyncLimiter
 
-    limiter = AsyncLimiter(capacity, capacity / rate)
-    return Handle(limiter.has_capacity)
+    async def check(cost: int) -> bool:
+        return AsyncLimiter(capacity, capacity / rate).has_capacity(cost)
+
+    return Handle(lambda cost: asyncio.run(check(cost)))
 
 
 PEERS: list[Peer] = [
