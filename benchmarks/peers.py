@@ -358,9 +358,14 @@ PEERS: list[Peer] = [
         redis=throttled_redis,
         notes=[
             (
+                "its token bucket counts time in whole seconds (int(time.time()), Redis TIME "
+                "seconds): a second's refill arrives at once at each second boundary, so a run "
+                "that crosses one can admit more than C + r x elapsed"
+            ),
+            (
                 "its blocking and asyncio waits retry every 0.2-0.5 s, hence its low admitted "
                 "count with 8 waiting tasks; blocking calls get timeout=3600 (asyncio: 60)"
-            )
+            ),
         ],
     ),
     Peer(

@@ -234,7 +234,13 @@ def markdown(results: dict) -> str:
         if "error" in red:
             out += [red["error"], ""]
         else:
-            out += [f"Redis {red['server']}.", ""]
+            out += [
+                (
+                    f"Redis {red['server']}; median of {red.get('reps', 1)} interleaved runs of each "
+                    "library, over-admission from its worst run."
+                ),
+                "",
+            ]
             body = []
             bests = {}
             for procs in ("p1", "p4"):

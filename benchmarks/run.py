@@ -5,6 +5,7 @@ directly in an environment with the peers installed::
 
     python benchmarks/run.py [--quick] [--json FILE] [--markdown FILE]
         [--redis-url redis://127.0.0.1:6379/14] [--only SECTION ...]
+    python benchmarks/run.py --render FILE.json [--markdown FILE]
 
 It prints a markdown report and writes the raw results as JSON. Every section
 is bounded in time; a peer that is missing or fails is reported, not fatal.
@@ -76,7 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a Redis database the benchmark may flush (default: DB 14 on localhost)",
     )
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only print the report of an earlier JSON file"
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+        text = report.markdown(results)
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text + "\n")
+        return 0
 
     budget = measure.Budget.quick() if args.quick else measure.Budget()
     results: dict = {"meta": meta("quick" if args.quick else "full")}
