@@ -259,7 +259,10 @@ def markdown(results: dict) -> str:
                     cells += [
                         _n(m["ops_per_s"]),
                         _ratio(m["ops_per_s"], bests[procs]),
-                        f"{m['round_trips_per_op']:.2f} / {m['commands_per_op']:.2f}",
+                        (
+                            f"{m['round_trips_per_op']:.2f} / {m.get('scripts_per_op', 0):.2f}"
+                            f" / {m['commands_per_op']:.2f}"
+                        ),
                         str(m["over_admitted"]),
                     ]
                 body.append(cells)
@@ -268,11 +271,11 @@ def markdown(results: dict) -> str:
                     "library",
                     "1 proc ops/s",
                     "x best peer",
-                    "round trips / commands per op",
+                    "round trips / scripts / commands per op",
                     "over-admitted",
                     "4 procs ops/s",
                     "x best peer",
-                    "round trips / commands per op",
+                    "round trips / scripts / commands per op",
                     "over-admitted",
                 ],
                 body,
@@ -280,8 +283,9 @@ def markdown(results: dict) -> str:
             out += [
                 "",
                 (
-                    "Round trips: requests redis-py sent (a script call is one); commands: "
-                    "`INFO commandstats` calls, including those a Lua script makes."
+                    "Round trips: requests redis-py sent (a script call or a pipeline is one). "
+                    "Scripts and commands: `INFO commandstats` on the server, per operation: "
+                    "EVAL/EVALSHA calls, and all calls including those a Lua script makes."
                 ),
                 "",
             ]
