@@ -211,8 +211,12 @@ def _time_to_reach(
 def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
     """Bring a state whose tail is in the past up to *now*; True if recharge mode ended."""
     left = False
-    if now > state.time:
-        b = state.tokens + refill_between(config, state, state.time, now)
+    t0 = state.time
+    if now > t0:
+        if config.refill_step is None:  # refill_between, inlined for the common case
+            b = state.tokens + state.rate * (now - t0)
+        else:
+            b = state.tokens + refill_between(config, state, t0, now)
         cap = config.capacity
         state.tokens = b if b < cap else cap
         state.time = now
