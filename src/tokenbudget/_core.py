@@ -417,8 +417,46 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
         if request.time > now + TIME_TOLERANCE:  # pending, yet not found: cancelled already
             return _outcome(config, state, now, ok=False, left=left)
     state.booked -= request.cost
+    if request.time >= state.time - TIME_TOLERANCE:
+        # The tail's own booking: the tail goes back to the booking before it (or now),
+        # so that a cancelled booking never holds later requests back.
+        return _outcome(
+            config, state, now, ok=True, left=left or _drop_tail(config, state, now, request.cost)
+        )
     _, left2 = _set_tail(config, state, state.tokens + request.cost)
     return _outcome(config, state, now, ok=True, left=left or left2)
+
+
+def _drop_tail(config: BucketConfig, state: BucketState, now: float, cost: float) -> bool:
+    """Undo the tail's booking of *cost*: the tail returns to the previous booking or *now*.
+
+    The balance there is the balance before the booking minus the refill in
+    between. The recharge mode there is implied by that balance (below
+    ``min_threshold``: recharging; at or above ``burst_threshold``: not), and
+    in between by the booking's wait: a booking that waited until a balance of
+    at least ``burst_threshold`` is taken to have waited in recharge mode (when
+    its own required balance was that high too, either is possible; recharge
+    mode is the cautious choice). Returns whether recharge mode ended.
+    """
+    pending = state.pending
+    back = pending[-1][1] if pending else now
+    if back < now:
+        back = now
+    before = state.tokens + cost  # the balance at the booking's time, before its debit
+    balance = before - refill_between(config, state, back, state.time)
+    waited = state.time > back + TIME_TOLERANCE
+    was = state.recharging
+    if balance < config.min_threshold:
+        recharging = True
+    elif balance >= config.burst_threshold:
+        recharging = False
+    else:
+        b = config.burst_threshold
+        recharging = waited and before >= b - TOKEN_TOLERANCE * max(1.0, abs(b))
+    state.tokens = balance if balance < config.capacity else config.capacity
+    state.time = back
+    state.recharging = recharging
+    return was and not recharging
 
 
 def settle(config: BucketConfig, state: BucketState, now: float, request: Settle) -> Outcome:
@@ -440,21 +478,44 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     left = _advance(config, state, now)
     if request.rate is not None:
         state.rate = request.rate
-    pending_cost = 0.0
-    for entry in state.pending:
-        pending_cost += entry[2]
-    balance = request.tokens - pending_cost
+    balance = request.tokens
     if request.refill_in is not None:
         if config.refill_step is None:
             # The server adds its refill in steps we do not model: never run ahead of it.
             balance -= state.rate * request.refill_in
         else:
             state.anchor = now + request.refill_in
-    balance = min(config.capacity, balance)
+    # Replay the pending bookings (all later than now) from the server's balance, the
+    # refill capped at the capacity on the way and recharge mode with its hysteresis,
+    # as the server will see them. Between the thresholds the mode now is not known
+    # (bookings are pending): the mode after the last booking stands in for it.
+    cap = config.capacity
+    low = config.min_threshold
+    high = config.burst_threshold
+    was = state.recharging
+    t = now
+    balance = min(cap, balance)
+    recharging = True if balance < low else False if balance >= high else was
+    rate = state.rate
+    for entry in state.pending:
+        balance = min(cap, balance + refill_between(config, state, t, entry[1]))
+        if recharging and _reached(balance, high, rate):
+            recharging = False
+        balance -= entry[2]
+        if balance < low:
+            recharging = True
+        t = entry[1]
     tail = state.time if state.time > now else now
+    balance = min(cap, balance + refill_between(config, state, t, tail))
+    if recharging and _reached(balance, high, rate):
+        recharging = False
     state.time = tail
-    entered, left2 = _set_tail(config, state, balance + refill_between(config, state, now, tail))
-    return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
+    state.tokens = balance
+    state.recharging = recharging
+    entered = recharging and not was
+    return _outcome(
+        config, state, now, ok=True, entered=entered, left=left or (was and not recharging)
+    )
 
 
 def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:

@@ -254,6 +254,25 @@ def test_cancel_keeps_later_bookings_times():
     assert tokens_of(bucket) == pytest.approx(-10.0)
 
 
+def test_cancelled_last_booking_does_not_hold_later_requests():
+    """Cancelling the last booking gives its place back: later requests do not queue behind it."""
+    bucket = bucket_of(simple(), tokens=0)
+    bucket.reserve(5).cancel()
+    bucket.clock.advance(1)
+    snap = bucket.snapshot()
+    assert (snap.tokens, snap.backlog, snap.pending) == (1.0, 0.0, 0)
+    assert bucket.try_acquire(1) is True
+
+
+def test_cancel_of_a_booking_waiting_in_recharge_mode_stays_in_recharge_mode():
+    """Cancelling a booking that waited for the burst threshold keeps the bucket recharging."""
+    bucket = bucket_of(incident(), tokens=0.5)
+    bucket.reserve(10).cancel()
+    snap = bucket.snapshot()
+    assert (snap.tokens, snap.recharging) == (0.5, True)
+    assert bucket.reserve(1).delay == pytest.approx(39.5 * 12)
+
+
 def test_cancel_repr():
     """A reservation's repr shows its cost, delay and whether it was cancelled."""
     reservation = bucket_of(simple(), tokens=0).reserve(2)
@@ -354,6 +373,24 @@ def test_sync_subtracts_pending_bookings_which_keep_their_times():
     assert snap.pending == 1
     assert reservation.time == 10.0
     assert bucket.reserve(1).delay == pytest.approx(10.0)
+
+
+def test_sync_replays_pending_bookings_with_the_capacity_cap():
+    """A booking after the bucket would fill up sees the capped balance, as the server will."""
+    bucket = bucket_of(simple(capacity=10), tokens=0)
+    reservation = bucket.reserve(10)  # at t=10
+    bucket.sync(10)  # full now: the next 10 s of refill are lost to the cap
+    assert reservation.time == 10.0
+    assert tokens_of(bucket) == pytest.approx(-10.0)  # 0 at t=10, net of the refill until then
+    assert bucket.reserve(10).delay == pytest.approx(20.0)
+
+
+def test_sync_replays_recharge_mode_through_pending_bookings():
+    """A sync below min_threshold keeps recharge mode through a booking that no longer reaches B."""
+    bucket = bucket_of(incident(), tokens=0)
+    assert bucket.reserve(10).delay == pytest.approx(480.0)  # waits for B = 40
+    bucket.sync(-25)  # at t=480 the balance is 15: still recharging, 5 after the booking
+    assert bucket.reserve(1).delay == pytest.approx(480 + (40 - 5) * 12)
 
 
 def test_sync_assumes_past_bookings_are_in_the_figure():
