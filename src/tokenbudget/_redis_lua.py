@@ -224,7 +224,7 @@ local function set_tail(state, tokens)
   return state.recharging and not was, was and not state.recharging
 end
 
--- operations (mirror _core.admit, cancel, settle, sync, observe) ----------------------------
+-- operations (mirror _core.admit, _drop_tail, cancel, settle, sync, observe) ---------------
 
 local function admit(state, cost, max_wait)
   local left = advance(state)
@@ -264,6 +264,30 @@ local function admit(state, cost, max_wait)
   return outcome(true, delay, booking_id, tokens, entered, entered, left)
 end
 
+local function drop_tail(state, cost)
+  local pending = state.pending
+  local back = now
+  if #pending > 0 then back = pending[#pending][2] end
+  if back < now then back = now end
+  local before = state.tokens + cost
+  local balance = before - refill_between(state, back, state.time)
+  local waited = state.time > back + TIME_TOLERANCE
+  local was = state.recharging
+  local recharging
+  if balance < cfg.min then
+    recharging = true
+  elseif balance >= cfg.burst then
+    recharging = false
+  else
+    local b = cfg.burst
+    recharging = waited and before >= b - TOKEN_TOLERANCE * math.max(1.0, math.abs(b))
+  end
+  if balance < cfg.capacity then state.tokens = balance else state.tokens = cfg.capacity end
+  state.time = back
+  state.recharging = recharging
+  return was and not recharging
+end
+
 local function cancel(state, booking_id, time, cost)
   local left = advance(state)
   if time < now - TIME_TOLERANCE then
@@ -282,6 +306,10 @@ local function cancel(state, booking_id, time, cost)
     return plain_outcome(state, false, false, left)
   end
   state.booked = state.booked - cost
+  if time >= state.time - TIME_TOLERANCE then
+    -- The tail's own booking: the tail goes back to the booking before it (or now).
+    return plain_outcome(state, true, false, left or drop_tail(state, cost))
+  end
   local _, left2 = set_tail(state, state.tokens + cost)
   return plain_outcome(state, true, false, left or left2)
 end
@@ -303,11 +331,7 @@ end
 local function sync(state, tokens, refill_in, rate)
   local left = advance(state)
   if rate ~= nil then state.rate = rate end
-  local pending_cost = 0.0
-  for _, e in ipairs(state.pending) do
-    pending_cost = pending_cost + e[3]
-  end
-  local balance = tokens - pending_cost
+  local balance = tokens
   if refill_in ~= nil then
     if cfg.step == nil then
       balance = balance - state.rate * refill_in
@@ -315,12 +339,35 @@ local function sync(state, tokens, refill_in, rate)
       state.anchor = now + refill_in
     end
   end
-  balance = math.min(cfg.capacity, balance)
+  -- Replay the pending bookings from the server's balance (see _core.sync).
+  local cap, low, high = cfg.capacity, cfg.min, cfg.burst
+  local was = state.recharging
+  local t = now
+  balance = math.min(cap, balance)
+  local recharging
+  if balance < low then
+    recharging = true
+  elseif balance >= high then
+    recharging = false
+  else
+    recharging = was
+  end
+  local rate_now = state.rate
+  for _, e in ipairs(state.pending) do
+    balance = math.min(cap, balance + refill_between(state, t, e[2]))
+    if recharging and reached(balance, high, rate_now) then recharging = false end
+    balance = balance - e[3]
+    if balance < low then recharging = true end
+    t = e[2]
+  end
   local tail = now
   if state.time > now then tail = state.time end
+  balance = math.min(cap, balance + refill_between(state, t, tail))
+  if recharging and reached(balance, high, rate_now) then recharging = false end
   state.time = tail
-  local entered, left2 = set_tail(state, balance + refill_between(state, now, tail))
-  return plain_outcome(state, true, entered, left or left2)
+  state.tokens = balance
+  state.recharging = recharging
+  return plain_outcome(state, true, recharging and not was, left or (was and not recharging))
 end
 
 local function observe(state)
