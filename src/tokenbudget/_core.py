@@ -420,9 +420,8 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
     if request.time >= state.time - TIME_TOLERANCE:
         # The tail's own booking: the tail goes back to the booking before it (or now),
         # so that a cancelled booking never holds later requests back.
-        return _outcome(
-            config, state, now, ok=True, left=left or _drop_tail(config, state, now, request.cost)
-        )
+        dropped_left = _drop_tail(config, state, now, request.cost)  # always undo the booking
+        return _outcome(config, state, now, ok=True, left=left or dropped_left)
     _, left2 = _set_tail(config, state, state.tokens + request.cost)
     return _outcome(config, state, now, ok=True, left=left or left2)
 

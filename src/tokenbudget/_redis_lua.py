@@ -308,7 +308,8 @@ local function cancel(state, booking_id, time, cost)
   state.booked = state.booked - cost
   if time >= state.time - TIME_TOLERANCE then
     -- The tail's own booking: the tail goes back to the booking before it (or now).
-    return plain_outcome(state, true, false, left or drop_tail(state, cost))
+    local dropped_left = drop_tail(state, cost)  -- always undo the booking
+    return plain_outcome(state, true, false, left or dropped_left)
   end
   local _, left2 = set_tail(state, state.tokens + cost)
   return plain_outcome(state, true, false, left or left2)
