@@ -11,16 +11,32 @@ One call is one operation on one bucket:
 ``KEYS[1]``
     The bucket's hash.
 ``ARGV``
-    ``op`` (``admit``, ``cancel``, ``settle``, ``sync``, ``observe``), ``now``
-    (empty: use Redis ``TIME``), the config (``capacity``, ``rate``,
-    ``burst``, ``min``, ``deficit code``, ``max_deficit``, ``step`` or empty),
-    the starting balance of a new bucket, then the request's fields.
+    The config (``capacity``, ``rate``, ``burst``, ``min``, ``deficit code``,
+    ``max_deficit``, ``step`` or empty) and the starting balance of a new
+    bucket as one argument of eight words separated by single spaces (the
+    client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
+    ``settle``, ``sync``, ``observe``), ``now`` (empty: use Redis ``TIME``)
+    and the request's fields.
 
 Numbers travel as text: Python sends ``repr(float)`` and the script answers
 with ``%.17g``; both round-trip a double exactly. ``inf`` stands for infinity.
 
+The answer is one string of words separated by spaces, so that the client
+parses one bulk reply instead of an array: for an operation ``FLAGS delay
+booking_id now tokens``, ``FLAGS`` being four digits (``ok``, ``recharging``,
+``entered``, ``left``); for ``observe`` ``recharging now tokens rate pending
+backlog booked since``.
+
 The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
-is one string of ``id time cost`` triples separated by spaces.
+is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
+booking (``id time cost``).
+
+An ``admit`` in the common case (an existing bucket with a continuous refill,
+not recharging, nothing pending, admitted now or refused) takes a fast path
+at the top of the script: ``admit`` with those conditions substituted, the same
+double operations in the same order, writing only the fields that change and
+creating none of the general path's functions and tables. Every other call
+goes on to the general path with the state as loaded.
 """
 
 from __future__ import annotations
@@ -38,6 +54,9 @@ __all__ = ["SCRIPT", "SCRIPT_SHA1"]
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
 #: Added to the computed idle expiry (milliseconds).
 TTL_MARGIN_MS: Final = 1000
+#: Fields of one pending booking (``_core.BucketState.pending``: id, time, cost), stored as
+#: that many words per booking; the script reads and writes any width the same way.
+PENDING_WIDTH: Final = 3
 
 _TEMPLATE = r"""
 -- tokenbudget: the Lua twin of _core.py (see _redis_lua.py). Generated; do not edit.
@@ -45,6 +64,7 @@ local TIME_TOLERANCE = @TIME_TOLERANCE@
 local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
 local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
 local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
+local PENDING_WIDTH = @PENDING_WIDTH@
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 
 local function num(s)
@@ -71,25 +91,106 @@ local function flag(b)
   return '0'
 end
 
--- config ------------------------------------------------------------------------------------
+-- idle expiry (milliseconds) of a state whose tail is at time, holding tokens --------------
+
+local function ttl_ms(time, tokens, now, capacity, rate, step)
+  -- Idle keys expire once a full refill (after the backlog) would have filled the bucket:
+  -- a bucket recreated then, holding its starting balance, is never ahead of the real one.
+  local idle = 0.0
+  if time > now then idle = time - now end
+  if tokens < capacity then
+    idle = idle + (capacity - tokens) / rate
+    if step ~= nil then idle = idle + step end
+  end
+  local ttl = ceil(idle * 1000) + TTL_MARGIN_MS
+  if ttl ~= ttl or ttl > MAX_TTL_MS then ttl = MAX_TTL_MS end
+  return string.format('%d', ttl)
+end
+
+-- call --------------------------------------------------------------------------------------
 
 local key = KEYS[1]
-local op = ARGV[1]
-local now = opt(ARGV[2])
+-- ARGV[1]: the config and the starting balance, one word each (the step may be empty)
+local CAPACITY, RATE, BURST, MIN, CODE, MAX_DEFICIT, STEP, INITIAL = string.match(ARGV[1],
+  '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S*) (%S+)$')
+if CAPACITY == nil then error('tokenbudget: bad config ' .. tostring(ARGV[1])) end
+local op = ARGV[2]
+local now = opt(ARGV[3])
 if now == nil then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
+
+local FIELDS = {'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id', 'booked', 'since',
+                'pending'}
+local v = redis.call('HMGET', key, unpack(FIELDS))
+
+-- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
+-- nothing pending and its tail not in the future, that is admitted now or refused. It is
+-- admit() below (advance, required_balance, reached, time_to_reach) with those conditions
+-- substituted, the same double operations in the same order; it writes only the fields
+-- that change. Any other case (a wait to book, or a wait within the tolerance) goes on to
+-- the general path with the state as loaded. The differential test pins both to _core.
+if op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '') and STEP == '' then
+  local t0 = num(v[2])
+  if t0 <= now then
+    local capacity, rate = num(CAPACITY), num(v[4])
+    local cost, max_wait = num(ARGV[4]), num(ARGV[5])
+    local balance = num(v[1])
+    local moved = now > t0
+    if moved then  -- advance: not recharging, so recharge mode cannot end
+      local b = balance + rate * (now - t0)
+      if b < capacity then balance = b else balance = capacity end
+    end
+    -- required_balance; recharge mode is off, so no burst threshold to wait for
+    local code, low = tonumber(CODE), num(MIN)
+    local target
+    if code == NONE then
+      target = cost + low
+    elseif code == WHILE_POSITIVE then
+      target = math.max(low, cost - num(MAX_DEFICIT))
+    else
+      target = cost - num(MAX_DEFICIT)
+    end
+    if target - balance
+        <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * math.max(1.0, math.abs(target)) then
+      -- admitted now (at = t0 = now)
+      if balance < target then balance = target end
+      balance = balance - cost
+      local entered = balance < low
+      local booking_id = num(v[6])
+      local tokens = fmt(balance)
+      redis.call('HSET', key, 'tokens', tokens, 'time', fmt(now), 'recharging', flag(entered),
+                 'next_id', fmt(booking_id + 1), 'booked', fmt(num(v[7]) + cost))
+      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
+      if entered then
+        return '1110 0 ' .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. tokens
+      end
+      return '1000 0 ' .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. tokens
+    end
+    local delay = now + (target - balance) / rate - now  -- time_to_reach, continuous
+    if delay > TIME_TOLERANCE and delay > max_wait + TIME_TOLERANCE then
+      -- refused: only the refill up to now is stored (and the expiry set again, as always)
+      local tokens = fmt(balance)
+      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', fmt(now)) end
+      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
+      return '0000 ' .. fmt(delay) .. ' 0 ' .. fmt(now) .. ' ' .. tokens
+    end
+  end
+end
+
+-- config ------------------------------------------------------------------------------------
+
 local cfg = {
-  capacity = num(ARGV[3]),
-  rate = num(ARGV[4]),
-  burst = num(ARGV[5]),
-  min = num(ARGV[6]),
-  code = tonumber(ARGV[7]),
-  max_deficit = num(ARGV[8]),
-  step = opt(ARGV[9]),
+  capacity = num(CAPACITY),
+  rate = num(RATE),
+  burst = num(BURST),
+  min = num(MIN),
+  code = tonumber(CODE),
+  max_deficit = num(MAX_DEFICIT),
+  step = opt(STEP),
 }
-local initial = num(ARGV[10])
+local initial = num(INITIAL)
 
 local function required_balance(cost)
   if cfg.code == NONE then return cost + cfg.min end
@@ -99,21 +200,21 @@ end
 
 -- state -------------------------------------------------------------------------------------
 
-local FIELDS = {'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id', 'booked', 'since',
-                'pending'}
-
 local function load()
-  local v = redis.call('HMGET', key, unpack(FIELDS))
   if not v[1] then
     return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
             anchor = now, next_id = 1, booked = 0.0, since = now, pending = {}}, true
   end
+  -- pending: bookings separated by spaces, PENDING_WIDTH fields each (see _core.BucketState)
   local pending = {}
   if v[9] and v[9] ~= '' then
-    local parts = {}
-    for word in string.gmatch(v[9], '%S+') do parts[#parts + 1] = word end
-    for i = 1, #parts, 3 do
-      pending[#pending + 1] = {num(parts[i]), num(parts[i + 1]), num(parts[i + 2])}
+    local entry = {}
+    for word in string.gmatch(v[9], '%S+') do
+      entry[#entry + 1] = num(word)
+      if #entry == PENDING_WIDTH then
+        pending[#pending + 1] = entry
+        entry = {}
+      end
     end
   end
   return {tokens = num(v[1]), time = num(v[2]), recharging = v[3] == '1', rate = num(v[4]),
@@ -124,23 +225,16 @@ end
 local function save(state)
   local parts = {}
   for _, e in ipairs(state.pending) do
-    parts[#parts + 1] = fmt(e[1]) .. ' ' .. fmt(e[2]) .. ' ' .. fmt(e[3])
+    local words = {}
+    for i = 1, PENDING_WIDTH do words[i] = fmt(e[i]) end
+    parts[#parts + 1] = table.concat(words, ' ')
   end
   redis.call('HSET', key,
     'tokens', fmt(state.tokens), 'time', fmt(state.time), 'recharging', flag(state.recharging),
     'rate', fmt(state.rate), 'anchor', fmt(state.anchor), 'next_id', fmt(state.next_id),
     'booked', fmt(state.booked), 'since', fmt(state.since), 'pending', table.concat(parts, ' '))
-  -- Idle keys expire once a full refill (after the backlog) would have filled the bucket:
-  -- a bucket recreated then, holding its starting balance, is never ahead of the real one.
-  local idle = 0.0
-  if state.time > now then idle = state.time - now end
-  if state.tokens < cfg.capacity then
-    idle = idle + (cfg.capacity - state.tokens) / state.rate
-    if cfg.step ~= nil then idle = idle + cfg.step end
-  end
-  local ttl = ceil(idle * 1000) + TTL_MARGIN_MS
-  if ttl ~= ttl or ttl > MAX_TTL_MS then ttl = MAX_TTL_MS end
-  redis.call('PEXPIRE', key, string.format('%d', ttl))
+  redis.call('PEXPIRE', key,
+    ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step))
 end
 
 -- refill (mirrors _core.refill_between, _time_to_reach, _advance, net_tokens, _reached) -------
@@ -205,8 +299,8 @@ local function reached(balance, target, rate)
 end
 
 local function outcome(ok, delay, booking_id, tokens, recharging, entered, left)
-  return {flag(ok), fmt(delay), fmt(booking_id), fmt(now), fmt(tokens), flag(recharging),
-          flag(entered), flag(left)}
+  return flag(ok) .. flag(recharging) .. flag(entered) .. flag(left) .. ' ' .. fmt(delay) .. ' '
+    .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. fmt(tokens)
 end
 
 local function plain_outcome(state, ok, entered, left)
@@ -388,8 +482,9 @@ local function observe(state)
   for _, e in ipairs(state.pending) do
     if e[2] > limit then pending = pending + 1 end
   end
-  return {fmt(now), fmt(b), flag(recharging), fmt(state.rate), fmt(pending), fmt(backlog),
-          fmt(state.booked), fmt(state.since)}
+  return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
+    .. string.format('%d', pending) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
+    .. fmt(state.since)
 end
 
 -- dispatch ----------------------------------------------------------------------------------
@@ -402,13 +497,13 @@ if op == 'observe' then
 end
 local result
 if op == 'admit' then
-  result = admit(state, num(ARGV[11]), num(ARGV[12]))
+  result = admit(state, num(ARGV[4]), num(ARGV[5]))
 elseif op == 'cancel' then
-  result = cancel(state, num(ARGV[11]), num(ARGV[12]), num(ARGV[13]))
+  result = cancel(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]))
 elseif op == 'settle' then
-  result = settle(state, num(ARGV[11]), num(ARGV[12]), num(ARGV[13]), num(ARGV[14]))
+  result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]))
 elseif op == 'sync' then
-  result = sync(state, num(ARGV[11]), opt(ARGV[12]), opt(ARGV[13]))
+  result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]))
 else
   error('tokenbudget: unknown operation ' .. tostring(op))
 end
@@ -427,6 +522,7 @@ def _render() -> str:
         "BOUNDED": str(BOUNDED),
         "MAX_TTL_MS": str(MAX_TTL_MS),
         "TTL_MARGIN_MS": str(TTL_MARGIN_MS),
+        "PENDING_WIDTH": str(PENDING_WIDTH),
     }.items():
         text = text.replace(f"@{name}@", value)
     return text.lstrip()

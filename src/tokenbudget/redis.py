@@ -61,54 +61,73 @@ def _opt(x: float | None) -> str:
     return "" if x is None else _num(x)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+#: The script's four outcome flags (ok, recharging, entered, left), as str and as bytes.
+_FLAGS: Final[dict[str | bytes, tuple[bool, bool, bool, bool]]] = {}
+for _n in range(16):
+    _bits = (bool(_n & 8), bool(_n & 4), bool(_n & 2), bool(_n & 1))
+    _text = "".join("1" if b else "0" for b in _bits)
+    _FLAGS[_text] = _FLAGS[_text.encode()] = _bits
+del _n, _bits, _text
 
 
 def _outcome(reply: Any) -> Outcome:
-    ok, delay, booking_id, time, tokens, recharging, entered, left = reply
+    # One bulk string (bytes, or str with decode_responses): float() and int() take both.
+    flags, delay, booking_id, time, tokens = reply.split()
+    ok, recharging, entered, left = _FLAGS[flags]
     return Outcome(
-        _text(ok) == "1",
-        float(delay),
-        int(float(booking_id)),
-        float(time),
-        float(tokens),
-        _text(recharging) == "1",
-        _text(entered) == "1",
-        _text(left) == "1",
+        ok, float(delay), int(booking_id), float(time), float(tokens), recharging, entered, left
     )
 
 
 def _observation(reply: Any) -> Observation:
-    time, tokens, recharging, rate, pending, backlog, booked, since = reply
+    recharging, time, tokens, rate, pending, backlog, booked, since = reply.split()
     return Observation(
         float(time),
         float(tokens),
-        _text(recharging) == "1",
+        recharging in (b"1", "1"),
         float(rate),
-        int(float(pending)),
+        int(pending),
         float(backlog),
         float(booked),
         float(since),
     )
 
 
-def _request_args(request: Request) -> list[str]:
+def _request_args(request: Request) -> tuple[str, ...]:
     if type(request) is Admit:
-        return ["admit", _num(request.cost), _num(request.max_wait)]
+        return ("admit", _num(request.cost), _num(request.max_wait))
     if type(request) is Cancel:
-        return ["cancel", str(request.booking_id), _num(request.time), _num(request.cost)]
+        return ("cancel", str(request.booking_id), _num(request.time), _num(request.cost))
     if type(request) is Settle:
-        return [
+        return (
             "settle",
             str(request.booking_id),
             _num(request.time),
             _num(request.cost),
             _num(request.actual),
-        ]
+        )
     if type(request) is Sync:
-        return ["sync", _num(request.tokens), _opt(request.refill_in), _opt(request.rate)]
+        return ("sync", _num(request.tokens), _opt(request.refill_in), _opt(request.rate))
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+
+
+#: Buckets whose encoded head one backend keeps before it starts again (a bound on memory).
+_MAX_HEADS: Final = 4096
+
+
+def _head(redis_key: str, config: BucketConfig, initial: float) -> tuple[Any, ...]:
+    """What every call on one bucket starts with: numkeys, the key, the config with *initial*."""
+    words = (
+        _num(config.capacity),
+        _num(config.refill.tokens_per_second),
+        _num(config.burst_threshold),
+        _num(config.min_threshold),
+        str(config.deficit_code),
+        _num(config.max_deficit),
+        _opt(config.refill_step),
+        _num(initial),
+    )
+    return (1, redis_key.encode(), " ".join(words).encode())
 
 
 def _is_async(client: object) -> bool:
@@ -149,7 +168,7 @@ class RedisBackend:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_async", "_client", "_clock", "_prefix")
+    __slots__ = ("_async", "_client", "_clock", "_execute", "_heads", "_prefix")
 
     def __init__(
         self, client: Any, *, prefix: str = "tokenbudget:", clock: Clock | None = None
@@ -160,6 +179,11 @@ class RedisBackend:
         self._client = client
         self._prefix = prefix
         self._clock = clock
+        # Bound once: every operation is one call of it (EVALSHA, rarely EVAL).
+        self._execute = client.execute_command
+        # (key, id(config), initial) -> (config, head): the encoded start of every call on
+        # one bucket (see _head); the config is kept to tell a reused id from the same one.
+        self._heads: dict[tuple[str, int, float], tuple[BucketConfig, tuple[Any, ...]]] = {}
 
     def __repr__(self) -> str:
         kind = "redis.asyncio.Redis" if self._async else "redis.Redis"
@@ -181,22 +205,20 @@ class RedisBackend:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _args(self, key: str, config: BucketConfig, initial: float, op: list[str]) -> list[str]:
+    def _args(
+        self, key: str, config: BucketConfig, initial: float, op: tuple[str, ...]
+    ) -> list[Any]:
+        heads = self._heads
+        entry = heads.get((key, id(config), initial))
+        if entry is None or entry[0] is not config:
+            if len(heads) >= _MAX_HEADS:
+                heads.clear()
+            entry = heads[key, id(config), initial] = (
+                config,
+                _head(self._prefix + key, config, initial),
+            )
         clock = self._clock
-        return [
-            self._prefix + key,
-            op[0],
-            "" if clock is None else _num(clock.now()),
-            _num(config.capacity),
-            _num(config.refill.tokens_per_second),
-            _num(config.burst_threshold),
-            _num(config.min_threshold),
-            str(config.deficit_code),
-            _num(config.max_deficit),
-            _opt(config.refill_step),
-            _num(initial),
-            *op[1:],
-        ]
+        return [*entry[1], op[0], "" if clock is None else _num(clock.now()), *op[1:]]
 
     def _error(self, exc: RedisError) -> BackendError:
         text = f"{type(exc).__name__}: {exc}"
@@ -219,29 +241,27 @@ class RedisBackend:
             "one (or use AsyncTokenBucket)"
         )
 
-    def _call(self, args: list[str]) -> Any:
+    def _call(self, args: list[Any]) -> Any:
         if self._async:
             raise self._wrong_client("sync")
-        client = self._client
         try:
             try:
-                return client.evalsha(SCRIPT_SHA1, 1, *args)
+                return self._execute("EVALSHA", SCRIPT_SHA1, *args)
             except NoScriptError:
                 # The server lost its script cache (restart, failover, SCRIPT FLUSH):
                 # EVAL runs the script and caches it again.
-                return client.eval(SCRIPT, 1, *args)
+                return self._execute("EVAL", SCRIPT, *args)
         except RedisError as exc:
             raise self._error(exc) from None
 
-    async def _acall(self, args: list[str]) -> Any:
+    async def _acall(self, args: list[Any]) -> Any:
         if not self._async:
             raise self._wrong_client("async")
-        client = self._client
         try:
             try:
-                return await client.evalsha(SCRIPT_SHA1, 1, *args)
+                return await self._execute("EVALSHA", SCRIPT_SHA1, *args)
             except NoScriptError:
-                return await client.eval(SCRIPT, 1, *args)
+                return await self._execute("EVAL", SCRIPT, *args)
         except RedisError as exc:
             raise self._error(exc) from None
 
@@ -266,7 +286,7 @@ class RedisBackend:
         initial: float,
     ) -> Observation:
         """Read the bucket *key* in one ``EVALSHA`` (creating it if missing)."""
-        return _observation(self._call(self._args(key, config, initial, ["observe"])))
+        return _observation(self._call(self._args(key, config, initial, ("observe",))))
 
     async def aapply(
         self,
@@ -288,4 +308,4 @@ class RedisBackend:
         initial: float,
     ) -> Observation:
         """:meth:`observe` with the asyncio client."""
-        return _observation(await self._acall(self._args(key, config, initial, ["observe"])))
+        return _observation(await self._acall(self._args(key, config, initial, ("observe",))))
