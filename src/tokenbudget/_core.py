@@ -445,13 +445,14 @@ def _drop_tail(config: BucketConfig, state: BucketState, now: float, cost: float
     balance = before - refill_between(config, state, back, state.time)
     waited = state.time > back + TIME_TOLERANCE
     was = state.recharging
-    if balance < config.min_threshold:
+    # The balance there is reconstructed: compare it with the thresholds within rounding.
+    rate = state.rate
+    if balance < config.min_threshold and not _reached(balance, config.min_threshold, rate):
         recharging = True
-    elif balance >= config.burst_threshold:
+    elif _reached(balance, config.burst_threshold, rate):
         recharging = False
     else:
-        b = config.burst_threshold
-        recharging = waited and before >= b - TOKEN_TOLERANCE * max(1.0, abs(b))
+        recharging = waited and _reached(before, config.burst_threshold, rate)
     state.tokens = balance if balance < config.capacity else config.capacity
     state.time = back
     state.recharging = recharging

@@ -9,7 +9,9 @@ mode is replayed with its hysteresis (enter on a debit below m, leave on
 reaching B). A request queues behind the last booking: it is booked where the
 replayed balance reaches max(B, R(c)) while recharging, else R(c).
 
-Continuous refills only (step refills are covered by the property tests).
+Continuous and step refills: with ``refill_step`` the refill adds
+``rate * step`` at every step time (steps anchored at the start, and at
+``now + refill_in`` by a sync).
 
 Floats: balances agree within 1e-9 relative to the magnitudes involved (and
 times within that balance tolerance divided by the rate, plus 1e-9 s). Where
@@ -87,6 +89,8 @@ class Model:
     origin_time: float
     origin_balance: float
     origin_recharging: bool
+    step: float | None = None
+    anchor: float = 0.0
     bookings: list[Booking] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
     #: (time, seq, recharging): recharge mode set where the bucket cannot know it.
@@ -112,6 +116,7 @@ class Model:
             origin_time=0.0,
             origin_balance=tokens,
             origin_recharging=tokens < config.min_threshold,
+            step=config.refill_step,
         )
 
     def required(self, cost: float) -> float:
@@ -125,6 +130,10 @@ class Model:
         """1e-9 relative to the magnitudes, plus the refill in SPEC's 1e-9 s time tolerance."""
         finite = [abs(v) for v in values if math.isfinite(v)]
         return REL * max([1.0, self.capacity, *finite]) + self.rate * TIME_EPS
+
+    def reach(self, balance: float, target: float) -> bool:
+        """SPEC's "reached": within the refill of 1e-9 s (and 1e-12 relative) of *target*."""
+        return target - balance <= self.rate * TIME_EPS + 1e-12 * max(1.0, abs(target))
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -160,8 +169,8 @@ class Model:
             if when > until + TIME_EPS:
                 break
             if when > t:
-                capped |= when > since + TIME_EPS and self._caps(balance, when - t)
-                balance, recharging = self._refill(balance, recharging, when - t)
+                capped |= when > since + TIME_EPS and self._caps(balance, t, when)
+                balance, recharging = self._refill(balance, recharging, t, when)
                 t = when
             if kind == "mode":
                 recharging = bool(amount)
@@ -169,7 +178,7 @@ class Model:
             target = reached.get(seq) if kind == "debit" else None
             if target is not None and abs(balance - target) <= self.tol(balance, target):
                 balance = target  # SPEC: at its time the balance is exactly what it waited for
-            if recharging and balance >= self.burst - self.tol(balance):
+            if recharging and self.reach(balance, self.burst):
                 recharging = False
             balance -= amount
             if kind != "debit":
@@ -180,17 +189,26 @@ class Model:
             if balance < self.minimum:
                 recharging = True
         if until > t:
-            capped |= until > since + TIME_EPS and self._caps(balance, until - t)
-            balance, recharging = self._refill(balance, recharging, until - t)
+            capped |= until > since + TIME_EPS and self._caps(balance, t, until)
+            balance, recharging = self._refill(balance, recharging, t, until)
         return balance, recharging, capped
 
-    def _caps(self, balance: float, seconds: float) -> bool:
-        full = balance + self.rate * seconds
+    def added(self, t0: float, t1: float) -> float:
+        """Tokens the refill adds between *t0* and *t1*, before the cap."""
+        if self.step is None:
+            return self.rate * (t1 - t0)
+        steps = math.floor((t1 - self.anchor + TIME_EPS) / self.step) - math.floor(
+            (t0 - self.anchor + TIME_EPS) / self.step
+        )
+        return steps * self.rate * self.step
+
+    def _caps(self, balance: float, t0: float, t1: float) -> bool:
+        full = balance + self.added(t0, t1)
         return full > self.capacity + self.tol(full)
 
-    def _refill(self, balance: float, recharging: bool, seconds: float) -> tuple[float, bool]:
-        balance = min(self.capacity, balance + self.rate * seconds)
-        if recharging and balance >= self.burst - self.tol(balance):
+    def _refill(self, balance: float, recharging: bool, t0: float, t1: float) -> tuple[float, bool]:
+        balance = min(self.capacity, balance + self.added(t0, t1))
+        if recharging and self.reach(balance, self.burst):
             recharging = False
         return balance, recharging
 
@@ -210,9 +228,18 @@ class Model:
             target = max(target, self.burst)
         if balance >= target:
             return tail, None
-        if balance >= target - self.tol(balance, target):
+        if self.reach(balance, target):
             return tail, target  # reached within tolerance: exactly the target then
-        return tail + (target - balance) / self.rate, target
+        if self.step is None:
+            return tail + (target - balance) / self.rate, target
+        per_step = self.rate * self.step
+        first = (
+            self.anchor + (math.floor((tail - self.anchor + TIME_EPS) / self.step) + 1) * self.step
+        )
+        steps = max(1, math.ceil((target - balance) / per_step))
+        while steps > 1 and balance + (steps - 1) * per_step >= target - self.tol(target):
+            steps -= 1
+        return first + (steps - 1) * self.step, target
 
     def book(self, time: float, cost: float, reached: float | None = None) -> Booking:
         """Add an admission; guarantee 2: at its time it leaves at least -max_deficit."""
@@ -226,7 +253,7 @@ class Model:
         """The balance now net of every booking: the tail minus the refill until it."""
         tail = self.tail_time(now)
         balance, _ = self.replay(tail)
-        return balance - self.rate * (tail - now)
+        return balance - self.added(now, tail)
 
     def recharging_now(self, now: float) -> bool:
         return self.replay(now)[1]
@@ -258,11 +285,13 @@ class Model:
             self.modes.append((tail, self._next_seq(), mode))
             return
         balance_back, _ = self.replay(back)
-        if self.minimum <= balance_back < self.burst:
-            waited = booking.time > back + TIME_EPS
-            assumed = waited and before >= self.burst - self.tol(before)
+        if balance_back < self.minimum and not self.reach(balance_back, self.minimum):
+            assumed = True
+        elif self.reach(balance_back, self.burst):
+            assumed = False
         else:
-            assumed = balance_back < self.minimum
+            waited = booking.time > back + TIME_EPS
+            assumed = waited and self.reach(before, self.burst)
         self.modes.append((back, self._next_seq(), assumed))
 
     def settle(self, booking: Booking, charged: float, actual: float, now: float) -> None:
@@ -294,7 +323,12 @@ class Model:
         pending = self.pending(now)
         if rate is not None:
             self.rate = rate
-        balance = tokens - (self.rate * refill_in if refill_in is not None else 0.0)
+        balance = tokens
+        if refill_in is not None:
+            if self.step is None:
+                balance -= self.rate * refill_in  # never run ahead of the server
+            else:
+                self.anchor = now + refill_in
         balance = min(self.capacity, balance)
         if balance < self.minimum:
             recharging = True
@@ -329,7 +363,7 @@ class BucketMachine(RuleBasedStateMachine):
         self.bucket: TokenBucket
         self.config: BucketConfig
 
-    @initialize(data=st.data(), config=configs())
+    @initialize(data=st.data(), config=configs(steps=True))
     def start(self, data, config):
         tokens = data.draw(starting_balances(config), label="tokens")
         self.config = config
@@ -521,5 +555,5 @@ class BucketMachine(RuleBasedStateMachine):
 
 
 _profile = settings()
-BucketMachine.TestCase.settings = settings(_profile, stateful_step_count=40)
+BucketMachine.TestCase.settings = settings(_profile, stateful_step_count=50)
 TestBucketMachine = BucketMachine.TestCase
