@@ -365,6 +365,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @initialize(data=st.data(), config=configs(steps=True))
     def start(self, data, config):
+        """Any valid config (continuous or stepped), any valid starting balance."""
         tokens = data.draw(starting_balances(config), label="tokens")
         self.config = config
         self.bucket = TokenBucket(config, clock=self.clock, tokens=tokens)
@@ -404,6 +405,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(share=st.floats(1e-4, 1.0))
     def try_acquire(self, share):
+        """try_acquire admits exactly when the model books it now."""
         cost = self.cost(share)
         at, expected, reached = self.expect(cost, 0.0)
         ok = self.bucket.try_acquire(cost)
@@ -415,6 +417,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(share=st.floats(1e-4, 1.0), timeout=st.none() | st.floats(0.0, 3.0))
     def acquire(self, share, timeout):
+        """acquire waits the model's delay, or times out at once booking nothing."""
         cost = self.cost(share)
         max_wait = math.inf if timeout is None else timeout * self.config.capacity / self.model.rate
         at, expected, reached = self.expect(cost, max_wait)
@@ -437,6 +440,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(target=reservations, share=st.floats(1e-4, 1.0))
     def reserve(self, share):
+        """reserve books at the model's time (first come, first served)."""
         cost = self.cost(share)
         at, _, reached = self.expect(cost, math.inf)
         reservation = self.bucket.reserve(cost)
@@ -458,6 +462,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(handle=reservations)
     def cancel(self, handle):
+        """cancel returns the cost before the booking's time, once."""
         booking = handle.booking
         if booking not in self.model.bookings and not booking.cancelled:
             # A sync took it into the server's figure; cancelling it at its very time is
@@ -484,6 +489,7 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(handle=reservations, share=st.floats(0.0, 1.5))
     def settle(self, handle, share):
+        """settle corrects the debit; a cancelled reservation cannot be settled."""
         actual = share * handle.booking.cost
         if handle.booking.cancelled:
             try:
@@ -516,6 +522,7 @@ class BucketMachine(RuleBasedStateMachine):
         rate=st.none() | st.floats(0.1, 10.0),
     )
     def sync(self, share, refill_in, rate):
+        """sync adopts the server's balance, refill step and rate."""
         tokens = share * self.config.capacity
         new_rate = (
             None if rate is None else Rate.per_second(rate * self.config.refill.tokens_per_second)
