@@ -116,14 +116,14 @@ local CAPACITY, RATE, BURST, MIN, CODE, MAX_DEFICIT, STEP, INITIAL = string.matc
 if CAPACITY == nil then error('tokenbudget: bad config ' .. tostring(ARGV[1])) end
 local op = ARGV[2]
 local now = opt(ARGV[3])
+local injected = now ~= nil
 if now == nil then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 
-local FIELDS = {'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id', 'booked', 'since',
-                'pending'}
-local v = redis.call('HMGET', key, unpack(FIELDS))
+local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
+                     'booked', 'since', 'pending')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -159,22 +159,26 @@ if op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '') and STEP 
       balance = balance - cost
       local entered = balance < low
       local booking_id = num(v[6])
-      local tokens = fmt(balance)
-      redis.call('HSET', key, 'tokens', tokens, 'time', fmt(now), 'recharging', flag(entered),
+      local tokens, time = fmt(balance), fmt(now)
+      redis.call('HSET', key, 'tokens', tokens, 'time', time, 'recharging', flag(entered),
                  'next_id', fmt(booking_id + 1), 'booked', fmt(num(v[7]) + cost))
       redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
-      if entered then
-        return '1110 0 ' .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. tokens
-      end
-      return '1000 0 ' .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. tokens
+      local flags = '1000 0 '
+      if entered then flags = '1110 0 ' end
+      return flags .. string.format('%d', booking_id) .. ' ' .. time .. ' ' .. tokens
     end
     local delay = now + (target - balance) / rate - now  -- time_to_reach, continuous
     if delay > TIME_TOLERANCE and delay > max_wait + TIME_TOLERANCE then
-      -- refused: only the refill up to now is stored (and the expiry set again, as always)
-      local tokens = fmt(balance)
-      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', fmt(now)) end
-      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
-      return '0000 ' .. fmt(delay) .. ' 0 ' .. fmt(now) .. ' ' .. tokens
+      -- refused: only the refill up to now is stored. The key's expiry stays: the time the
+      -- bucket will be full again (the tail plus (capacity - tokens) / rate) has not moved,
+      -- since nothing was taken and the refill did not reach the capacity. Only an injected
+      -- clock, which is not the server's, sets it again (from the server's time), as save does.
+      local tokens, time = fmt(balance), fmt(now)
+      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', time) end
+      if injected or not (balance < capacity) then
+        redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
+      end
+      return '0000 ' .. fmt(delay) .. ' 0 ' .. time .. ' ' .. tokens
     end
   end
 end
@@ -367,14 +371,15 @@ local function drop_tail(state, cost)
   local balance = before - refill_between(state, back, state.time)
   local waited = state.time > back + TIME_TOLERANCE
   local was = state.recharging
+  -- The balance there is reconstructed: compare it with the thresholds within rounding.
+  local rate = state.rate
   local recharging
-  if balance < cfg.min then
+  if balance < cfg.min and not reached(balance, cfg.min, rate) then
     recharging = true
-  elseif balance >= cfg.burst then
+  elseif reached(balance, cfg.burst, rate) then
     recharging = false
   else
-    local b = cfg.burst
-    recharging = waited and before >= b - TOKEN_TOLERANCE * math.max(1.0, math.abs(b))
+    recharging = waited and reached(before, cfg.burst, rate)
   end
   if balance < cfg.capacity then state.tokens = balance else state.tokens = cfg.capacity end
   state.time = back

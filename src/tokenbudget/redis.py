@@ -30,6 +30,9 @@ itself later).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from typing import Any, Final
 
 from ._clock import Clock
@@ -42,7 +45,7 @@ from .exceptions import BackendError
 try:
     import redis as _redis
     import redis.asyncio as _aredis
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoScriptError, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
     raise ImportError("tokenbudget.redis needs redis-py: pip install 'tokenbudget[redis]'") from exc
 
@@ -168,7 +171,18 @@ class RedisBackend:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_async", "_client", "_clock", "_execute", "_heads", "_prefix")
+    __slots__ = (
+        "_async",
+        "_client",
+        "_clock",
+        "_execute",
+        "_heads",
+        "_held",
+        "_held_lock",
+        "_held_pid",
+        "_pool",
+        "_prefix",
+    )
 
     def __init__(
         self, client: Any, *, prefix: str = "tokenbudget:", clock: Clock | None = None
@@ -184,6 +198,26 @@ class RedisBackend:
         # (key, id(config), initial) -> (config, head): the encoded start of every call on
         # one bucket (see _head); the config is kept to tell a reused id from the same one.
         self._heads: dict[tuple[str, int, float], tuple[BucketConfig, tuple[Any, ...]]] = {}
+        # A plain sync client's pool lends the backend one connection, which it keeps (per
+        # process: a forked child takes its own) and uses whenever no other thread is using
+        # it; a thread that finds it busy takes the client's usual path. Checking a
+        # connection out of the pool and back for every call costs more than the script.
+        self._pool: Any = None
+        if (
+            not self._async
+            and isinstance(client, _redis.Redis)
+            and getattr(client, "connection", None) is None  # not single_connection_client
+        ):
+            self._pool = client.connection_pool
+        self._held: Any = None
+        self._held_pid = 0
+        self._held_lock = threading.Lock()
+
+    def __del__(self) -> None:
+        held = getattr(self, "_held", None)
+        if held is not None and self._held_pid == os.getpid():
+            with contextlib.suppress(Exception):  # interpreter shutdown, a closed pool
+                self._pool.release(held)
 
     def __repr__(self) -> str:
         kind = "redis.asyncio.Redis" if self._async else "redis.Redis"
@@ -244,6 +278,12 @@ class RedisBackend:
     def _call(self, args: list[Any]) -> Any:
         if self._async:
             raise self._wrong_client("sync")
+        lock = self._held_lock
+        if self._pool is not None and lock.acquire(False):
+            try:
+                return self._call_held(args)
+            finally:
+                lock.release()
         try:
             try:
                 return self._execute("EVALSHA", SCRIPT_SHA1, *args)
@@ -251,6 +291,42 @@ class RedisBackend:
                 # The server lost its script cache (restart, failover, SCRIPT FLUSH):
                 # EVAL runs the script and caches it again.
                 return self._execute("EVAL", SCRIPT, *args)
+        except RedisError as exc:
+            raise self._error(exc) from None
+
+    def _call_held(self, args: list[Any]) -> Any:
+        """:meth:`_call` on the backend's own connection, with the client's retries."""
+        conn = self._held
+        try:
+            if conn is None or self._held_pid != os.getpid():
+                conn = self._held = None
+                conn = self._pool.get_connection()
+                self._held = conn
+                self._held_pid = os.getpid()
+
+            def send(command: str, body: str) -> Any:
+                conn.send_command(command, body, *args)
+                return conn.read_response()
+
+            def fail(_error: Exception) -> None:
+                conn.disconnect()
+
+            retry = conn.retry
+            try:
+                try:
+                    return retry.call_with_retry(lambda: send("EVALSHA", SCRIPT_SHA1), fail)
+                except NoScriptError:
+                    return retry.call_with_retry(lambda: send("EVAL", SCRIPT), fail)
+            except ResponseError:
+                raise  # the reply was read in full: the connection is fine
+            except BaseException:
+                if conn is not None:
+                    conn.disconnect()  # a reply may be left unread: never reuse it as is
+                raise
+            finally:
+                if conn.should_reconnect():  # the server announced maintenance
+                    conn.disconnect()
+                    conn.connect()
         except RedisError as exc:
             raise self._error(exc) from None
 
