@@ -207,6 +207,7 @@ class RedisBackend:
             not self._async
             and isinstance(client, _redis.Redis)
             and getattr(client, "connection", None) is None  # not single_connection_client
+            and getattr(client.connection_pool, "cache", None) is None  # no client-side cache
         ):
             self._pool = client.connection_pool
         self._held: Any = None
@@ -294,6 +295,24 @@ class RedisBackend:
         except RedisError as exc:
             raise self._error(exc) from None
 
+    def _ready(self, conn: Any) -> None:
+        """What the pool checks when it lends a connection: connected, nothing unread.
+
+        A connection the server closed (idle timeout, restart) is replaced here,
+        before anything is sent, as the pool would replace it.
+        """
+        # redis-py >= 7 does not count unread data as a fault with maintenance notifications.
+        maint = getattr(self._pool, "maint_notifications_enabled", None)
+        try:
+            stale = conn.can_read() and not (maint is not None and maint())  # data left over
+        except (_redis.ConnectionError, _redis.TimeoutError, OSError):
+            stale = True  # closed by the server
+        if stale:
+            conn.disconnect()
+            conn.connect()
+            if conn.can_read() and not (maint is not None and maint()):
+                raise _redis.ConnectionError("Connection not ready")
+
     def _call_held(self, args: list[Any]) -> Any:
         """:meth:`_call` on the backend's own connection, with the client's retries."""
         conn = self._held
@@ -303,6 +322,8 @@ class RedisBackend:
                 conn = self._pool.get_connection()
                 self._held = conn
                 self._held_pid = os.getpid()
+            else:
+                self._ready(conn)
 
             def send(command: str, body: str) -> Any:
                 conn.send_command(command, body, *args)
@@ -320,11 +341,11 @@ class RedisBackend:
             except ResponseError:
                 raise  # the reply was read in full: the connection is fine
             except BaseException:
-                if conn is not None:
-                    conn.disconnect()  # a reply may be left unread: never reuse it as is
+                conn.disconnect()  # a reply may be left unread: never reuse it as is
                 raise
             finally:
-                if conn.should_reconnect():  # the server announced maintenance
+                should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py >= 7
+                if should_reconnect is not None and should_reconnect():  # server maintenance
                     conn.disconnect()
                     conn.connect()
         except RedisError as exc:

@@ -323,3 +323,54 @@ def test_four_processes_never_over_admit(redis_server, redis_prefix, redis_clien
     assert calls > 100  # they really contended
     assert admitted <= budget + 1e-6
     assert admitted >= 0.25 * budget  # and the bucket did admit most of what it could
+
+
+def test_refused_on_server_time_keeps_the_expiry(redis_client, redis_prefix):
+    """A refusal on Redis TIME stores the refill but leaves the expiry where it was."""
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    config = BucketConfig(100, Rate.per_second(1))
+    bucket = TokenBucket(config, backend=backend, key="ttl")
+    key = redis_prefix + "ttl"
+    assert bucket.try_acquire(100)  # empty: full again in 100 s
+    first = redis_client.pttl(key)
+    assert 100_000 < first <= 101_000
+    assert not bucket.try_acquire(50)  # refused
+    assert first - 1_000 < redis_client.pttl(key) <= first
+    assert float(redis_client.hget(key, "time")) >= _server_time(redis_client) - 1.0
+
+
+def test_a_dropped_connection_is_replaced(redis_client, redis_prefix, clock):
+    """The backend's own connection, killed by the server, is reconnected (client retries)."""
+    backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="k")
+    assert bucket.try_acquire(1)
+    killed = 0
+    for client in redis_client.client_list():
+        if client["cmd"] in ("evalsha", "eval"):
+            killed += redis_client.client_kill_filter(_id=client["id"])
+    assert killed >= 1
+    assert bucket.try_acquire(1)
+    assert bucket.snapshot().tokens == pytest.approx(298.0)
+
+
+def _use_in_child(backend, queue) -> None:  # pragma: no cover -- runs in the forked child
+    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), backend=backend, key="fork")
+    queue.put([bucket.try_acquire(1) for _ in range(3)])
+
+
+def test_a_forked_child_takes_its_own_connection(redis_client, redis_prefix):
+    """A backend made before a fork (Celery's prefork pool) works in the parent and the child."""
+    import multiprocessing
+
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), backend=backend, key="fork")
+    assert bucket.try_acquire(1)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_use_in_child, args=(backend, queue))
+    child.start()
+    assert queue.get(timeout=20) == [True, True, True]
+    child.join(20)
+    assert child.exitcode == 0
+    assert bucket.try_acquire(1)
+    assert bucket.snapshot().tokens == pytest.approx(5.0, abs=0.1)
