@@ -118,6 +118,15 @@ def _request_args(request: Request) -> tuple[str, ...]:
 _MAX_HEADS: Final = 4096
 
 
+def _bulk(data: bytes) -> bytes:
+    """*data* as one RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+#: The start of a packed ``EVALSHA`` of *n* words in all (RESP array header and command).
+_EVALSHA = tuple(b"*%d\r\n" % n + _bulk(b"EVALSHA") for n in range(16))
+
+
 def _head(redis_key: str, config: BucketConfig, initial: float) -> tuple[Any, ...]:
     """What every call on one bucket starts with: numkeys, the key, the config with *initial*."""
     words = (
@@ -131,6 +140,15 @@ def _head(redis_key: str, config: BucketConfig, initial: float) -> tuple[Any, ..
         _num(initial),
     )
     return (1, redis_key.encode(), " ".join(words).encode())
+
+
+def _packed(head: tuple[Any, ...]) -> bytes:
+    """The script's SHA1 and *head*, packed as RESP bulk strings once per bucket."""
+    return b"".join(_bulk(w if type(w) is bytes else str(w).encode()) for w in (SCRIPT_SHA1, *head))
+
+
+#: One call: the head's words, the same packed after the SHA1, and the rest (op, now, request).
+_Call = tuple[tuple[Any, ...], bytes, tuple[str, ...]]
 
 
 def _is_async(client: object) -> bool:
@@ -197,7 +215,7 @@ class RedisBackend:
         self._execute = client.execute_command
         # (key, id(config), initial) -> (config, head): the encoded start of every call on
         # one bucket (see _head); the config is kept to tell a reused id from the same one.
-        self._heads: dict[tuple[str, int, float], tuple[BucketConfig, tuple[Any, ...]]] = {}
+        self._heads: dict[tuple[str, int, float], tuple[BucketConfig, tuple[Any, ...], bytes]] = {}
         # A plain sync client's pool lends the backend one connection, which it keeps (per
         # process: a forked child takes its own) and uses whenever no other thread is using
         # it; a thread that finds it busy takes the client's usual path. Checking a
@@ -240,20 +258,16 @@ class RedisBackend:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _args(
-        self, key: str, config: BucketConfig, initial: float, op: tuple[str, ...]
-    ) -> list[Any]:
+    def _args(self, key: str, config: BucketConfig, initial: float, op: tuple[str, ...]) -> _Call:
         heads = self._heads
         entry = heads.get((key, id(config), initial))
         if entry is None or entry[0] is not config:
             if len(heads) >= _MAX_HEADS:
                 heads.clear()
-            entry = heads[key, id(config), initial] = (
-                config,
-                _head(self._prefix + key, config, initial),
-            )
+            head = _head(self._prefix + key, config, initial)
+            entry = heads[key, id(config), initial] = (config, head, _packed(head))
         clock = self._clock
-        return [*entry[1], op[0], "" if clock is None else _num(clock.now()), *op[1:]]
+        return (entry[1], entry[2], (op[0], "" if clock is None else _num(clock.now()), *op[1:]))
 
     def _error(self, exc: RedisError) -> BackendError:
         text = f"{type(exc).__name__}: {exc}"
@@ -276,15 +290,16 @@ class RedisBackend:
             "one (or use AsyncTokenBucket)"
         )
 
-    def _call(self, args: list[Any]) -> Any:
+    def _call(self, call: _Call) -> Any:
         if self._async:
             raise self._wrong_client("sync")
         lock = self._held_lock
         if self._pool is not None and lock.acquire(False):
             try:
-                return self._call_held(args)
+                return self._call_held(call)
             finally:
                 lock.release()
+        args = [*call[0], *call[2]]
         try:
             try:
                 return self._execute("EVALSHA", SCRIPT_SHA1, *args)
@@ -313,8 +328,12 @@ class RedisBackend:
             if conn.can_read() and not (maint is not None and maint()):
                 raise _redis.ConnectionError("Connection not ready")
 
-    def _call_held(self, args: list[Any]) -> Any:
+    def _call_held(self, call: _Call) -> Any:
         """:meth:`_call` on the backend's own connection, with the client's retries."""
+        head, packed, rest = call
+        command = b"".join(
+            [_EVALSHA[5 + len(rest)], packed, *[_bulk(word.encode()) for word in rest]]
+        )
         conn = self._held
         try:
             if conn is None or self._held_pid != os.getpid():
@@ -325,8 +344,12 @@ class RedisBackend:
             else:
                 self._ready(conn)
 
-            def send(command: str, body: str) -> Any:
-                conn.send_command(command, body, *args)
+            def evalsha() -> Any:
+                conn.send_packed_command((command,))  # one item: one sendall
+                return conn.read_response()
+
+            def eval_() -> Any:
+                conn.send_command("EVAL", SCRIPT, *head, *rest)
                 return conn.read_response()
 
             def fail(_error: Exception) -> None:
@@ -335,9 +358,9 @@ class RedisBackend:
             retry = conn.retry
             try:
                 try:
-                    return retry.call_with_retry(lambda: send("EVALSHA", SCRIPT_SHA1), fail)
+                    return retry.call_with_retry(evalsha, fail)
                 except NoScriptError:
-                    return retry.call_with_retry(lambda: send("EVAL", SCRIPT), fail)
+                    return retry.call_with_retry(eval_, fail)
             except ResponseError:
                 raise  # the reply was read in full: the connection is fine
             except BaseException:
@@ -351,9 +374,10 @@ class RedisBackend:
         except RedisError as exc:
             raise self._error(exc) from None
 
-    async def _acall(self, args: list[Any]) -> Any:
+    async def _acall(self, call: _Call) -> Any:
         if not self._async:
             raise self._wrong_client("async")
+        args = [*call[0], *call[2]]
         try:
             try:
                 return await self._execute("EVALSHA", SCRIPT_SHA1, *args)
@@ -394,8 +418,8 @@ class RedisBackend:
         request: Request,
     ) -> Outcome:
         """:meth:`apply` with the asyncio client."""
-        args = self._args(key, config, initial, _request_args(request))
-        return _outcome(await self._acall(args))
+        call = self._args(key, config, initial, _request_args(request))
+        return _outcome(await self._acall(call))
 
     async def aobserve(
         self,
