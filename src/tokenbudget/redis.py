@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 from typing import Any, Final
 
@@ -173,7 +174,12 @@ class RedisBackend:
         client: A :class:`redis.Redis` (for :class:`~tokenbudget.TokenBucket`)
             or a :class:`redis.asyncio.Redis` (for
             :class:`~tokenbudget.AsyncTokenBucket`). Its timeouts and retries
-            apply to every operation.
+            apply to every operation. From a plain :class:`redis.Redis` the
+            backend borrows one connection of the client's pool and keeps it
+            (one per process; it is checked before each use as the pool checks
+            a connection it lends) for the calls of whichever thread finds it
+            free; other threads use the pool as usual. With
+            ``single_connection_client=True`` it uses the client's connection.
         prefix: Put before each bucket's key to name its hash.
         clock: Where the time comes from. ``None`` (the default) uses the
             Redis server's ``TIME``: one clock for every host. Inject a
@@ -198,6 +204,7 @@ class RedisBackend:
         "_held",
         "_held_lock",
         "_held_pid",
+        "_poller",
         "_pool",
         "_prefix",
     )
@@ -231,6 +238,7 @@ class RedisBackend:
         self._held: Any = None
         self._held_pid = 0
         self._held_lock = threading.Lock()
+        self._poller: tuple[Any, select.poll] | None = None
 
     def __del__(self) -> None:
         held = getattr(self, "_held", None)
@@ -316,6 +324,16 @@ class RedisBackend:
         A connection the server closed (idle timeout, restart) is replaced here,
         before anything is sent, as the pool would replace it.
         """
+        # The common case first, in one system call: the socket is open and nothing has
+        # arrived on it since the last reply was read (RESP2 sends nothing unasked).
+        sock = getattr(conn, "_sock", None)
+        if sock is not None:
+            poller = self._poller
+            if poller is None or poller[0] is not sock:
+                poller = self._poller = (sock, select.poll())
+                poller[1].register(sock, select.POLLIN | select.POLLPRI)
+            if not poller[1].poll(0):
+                return
         # redis-py >= 7 does not count unread data as a fault with maintenance notifications.
         maint = getattr(self._pool, "maint_notifications_enabled", None)
         try:
