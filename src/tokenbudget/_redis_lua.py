@@ -65,6 +65,7 @@ local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
 local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
 local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
 local PENDING_WIDTH = @PENDING_WIDTH@
+local FAST_PATH = @FAST_PATH@
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 
 local function num(s)
@@ -131,7 +132,8 @@ local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anch
 -- substituted, the same double operations in the same order; it writes only the fields
 -- that change. Any other case (a wait to book, or a wait within the tolerance) goes on to
 -- the general path with the state as loaded. The differential test pins both to _core.
-if op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '') and STEP == '' then
+if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '')
+    and STEP == '' then
   local t0 = num(v[2])
   if t0 <= now then
     local capacity, rate = num(CAPACITY), num(v[4])
@@ -517,9 +519,11 @@ return result
 """
 
 
-def _render() -> str:
+def render(*, fast_path: bool = True) -> str:
+    """The script's text; ``fast_path=False`` (for tests only) always takes the general path."""
     text = _TEMPLATE
     for name, value in {
+        "FAST_PATH": "true" if fast_path else "false",
         "TIME_TOLERANCE": repr(TIME_TOLERANCE),
         "TOKEN_TOLERANCE": repr(TOKEN_TOLERANCE),
         "NONE": str(NONE),
@@ -534,6 +538,6 @@ def _render() -> str:
 
 
 #: The script's text, with the tolerances and deficit codes of ``_core`` and ``_config``.
-SCRIPT: Final = _render()
+SCRIPT: Final = render()
 #: What ``EVALSHA`` calls it.
 SCRIPT_SHA1: Final = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()

@@ -374,3 +374,83 @@ def test_a_forked_child_takes_its_own_connection(redis_client, redis_prefix):
     assert child.exitcode == 0
     assert bucket.try_acquire(1)
     assert bucket.snapshot().tokens == pytest.approx(5.0, abs=0.1)
+
+
+def _admits(config: BucketConfig):
+    from hypothesis import strategies as st
+
+    from tests.strategies import costs
+
+    span = config.capacity / config.refill.tokens_per_second
+    waits = st.one_of(
+        st.just(0.0), st.just(math.inf), st.floats(0.0, span, allow_nan=False), st.just(1e-10)
+    )
+    dts = st.one_of(st.just(0.0), st.just(1e-10), st.floats(0.0, span, allow_nan=False))
+    return st.lists(st.tuples(dts, costs(config), waits), min_size=1, max_size=30)
+
+
+@pytest.mark.redis
+def test_the_fast_path_equals_the_general_path(redis_client, redis_prefix):
+    """The script's fast path answers, stores and expires exactly as its general admit.
+
+    The same admits at the same (injected) times go to the script and to a copy
+    whose fast path is switched off; every reply must be the same bytes and the
+    two hashes the same fields, after every call.
+    """
+    import uuid
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.strategies import configs, starting_balances
+    from tokenbudget._redis_lua import SCRIPT_SHA1, render
+    from tokenbudget.redis import _head, _num
+
+    general = redis_client.script_load(render(fast_path=False))
+    assert redis_client.script_load(render()) == SCRIPT_SHA1
+
+    def compare(config: BucketConfig, initial: float, ops: list[tuple[float, float, float]]):
+        name = uuid.uuid4().hex
+        keys = {sha: f"{redis_prefix}{name}:{sha[:6]}" for sha in (SCRIPT_SHA1, general)}
+        now = 1000.0
+        for dt, cost, max_wait in [(0.0, None, None), *ops]:
+            now += dt
+            replies = []
+            for sha, key in keys.items():
+                head = _head(key, config, initial)
+                if cost is None:
+                    tail = ("observe", _num(now))
+                else:
+                    tail = ("admit", _num(now), _num(cost), _num(max_wait))
+                replies.append(redis_client.execute_command("EVALSHA", sha, *head, *tail))
+            assert replies[0] == replies[1], (config, initial, ops)
+            fast, slow = (redis_client.hgetall(key) for key in keys.values())
+            assert fast == slow, (config, initial, ops)
+            ttls = [redis_client.pttl(key) for key in keys.values()]
+            assert abs(ttls[0] - ttls[1]) <= 50
+
+    # The corners random draws seldom reach: a shortfall within the tolerance (admitted,
+    # the balance raised to the required one first), a refill capped at the capacity, a
+    # wait within the tolerance of max_wait (booked, not refused), admissions that enter
+    # recharge mode, each deficit rule's required balance.
+    rate = Rate.per_second(1)
+    compare(BucketConfig(10, rate), 5 - 1e-13, [(0.0, 5.0, 0.0), (1e-10, 1.0, 0.0)])
+    compare(BucketConfig(10, rate, min_threshold=1), 6 - 1e-13, [(0.0, 5.0, 0.0)])
+    compare(BucketConfig(10, rate), 9.5, [(100.0, 10.0, 0.0), (0.5, 1.0, 0.0)])
+    compare(BucketConfig(10, rate), 4.0, [(0.0, 5.0, 1.0 - 5e-10), (0.0, 1.0, 0.0)])
+    bounded = BucketConfig(10, rate, min_threshold=2, deficit=DeficitRule.bounded(5))
+    compare(bounded, 10.0, [(0.0, 9.0, 0.0), (0.0, 1.0, 0.0), (3.0, 1.0, 0.0)])
+    positive = BucketConfig(10, rate, min_threshold=1, deficit=DeficitRule.while_positive(3))
+    compare(positive, 4.0, [(0.0, 6.0, 0.0), (0.0, 2.0, 5.0), (1.0, 1.0, 0.0)])
+
+    @settings(
+        max_examples=settings.default.max_examples * 3,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        deadline=None,
+    )
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        config = data.draw(configs())
+        compare(config, data.draw(starting_balances(config)), data.draw(_admits(config)))
+
+    run()
