@@ -54,6 +54,8 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
 __all__ = ["RedisBackend"]
 
 _BACKEND: Final = "redis"
+#: select.poll is missing on Windows: the pool's own check is used there.
+_HAS_POLL: Final = hasattr(select, "poll")
 
 
 def _num(x: float) -> str:
@@ -327,7 +329,7 @@ class RedisBackend:
         # The common case first, in one system call: the socket is open and nothing has
         # arrived on it since the last reply was read (RESP2 sends nothing unasked).
         sock = getattr(conn, "_sock", None)
-        if sock is not None:
+        if sock is not None and _HAS_POLL:
             poller = self._poller
             if poller is None or poller[0] is not sock:
                 poller = self._poller = (sock, select.poll())
