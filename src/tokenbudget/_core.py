@@ -43,8 +43,10 @@ class BucketState:
         next_id: The id the next booking gets.
         booked: Total cost booked since :attr:`since` (net of cancels and settles).
         since: When the state was created.
-        pending: ``(booking_id, time, cost)`` of bookings whose time may not
-            have come yet, in booking (and so time) order.
+        pending: ``(booking_id, time, cost, waited_recharging)`` of bookings
+            whose time may not have come yet, in booking (and so time) order;
+            *waited_recharging* (1.0 or 0.0) says whether the booking waited in
+            recharge mode, so that the mode *now* is known while it is pending.
     """
 
     tokens: float
@@ -55,7 +57,7 @@ class BucketState:
     next_id: int = 1
     booked: float = 0.0
     since: float = 0.0
-    pending: list[tuple[int, float, float]] = attrs.Factory(list)
+    pending: list[tuple[int, float, float, float]] = attrs.Factory(list)
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -85,7 +87,10 @@ class BucketState:
             next_id=int(data["next_id"]),  # type: ignore[call-overload]
             booked=float(data["booked"]),  # type: ignore[arg-type]
             since=float(data["since"]),  # type: ignore[arg-type]
-            pending=[(int(i), float(t), float(c)) for i, t, c in pending],
+            pending=[
+                (int(e[0]), float(e[1]), float(e[2]), float(e[3]) if len(e) > 3 else 0.0)
+                for e in pending
+            ],
         )
 
 
@@ -281,7 +286,7 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     booking_id = state.next_id
     state.next_id = booking_id + 1
     if delay > 0.0:
-        state.pending.append((booking_id, state.time, cost))
+        state.pending.append((booking_id, state.time, cost, 1.0 if rech else 0.0))
     tokens = balance if delay == 0.0 and t0 <= now else net_tokens(config, state, now)
     return Outcome(True, delay, booking_id, now, tokens, entered, entered, left)
 
@@ -466,7 +471,7 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     pending = state.pending
     for i, entry in enumerate(pending):
         if entry[0] == request.booking_id:
-            pending[i] = (entry[0], entry[1], request.actual)
+            pending[i] = (entry[0], entry[1], request.actual, entry[3])
             break
     state.booked += delta
     entered, left2 = _set_tail(config, state, state.tokens - delta)
@@ -543,7 +548,17 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
         recharging = state.recharging
         backlog = tail - now
     limit = now + TIME_TOLERANCE
-    pending = sum(1 for entry in state.pending if entry[1] > limit)
+    waiting = [entry for entry in state.pending if entry[1] > limit]
+    pending = len(waiting)
+    if waiting:
+        # The mode now is the one the first pending booking waits in: recharge mode
+        # until the balance before the pending debits reaches the burst threshold.
+        before = b
+        for entry in waiting:
+            before += entry[2]
+        recharging = waiting[0][3] != 0.0 and not _reached(
+            before, config.burst_threshold, state.rate
+        )
     return Observation(now, b, recharging, state.rate, pending, backlog, state.booked, state.since)
 
 

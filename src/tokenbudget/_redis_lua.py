@@ -56,7 +56,7 @@ MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
 TTL_MARGIN_MS: Final = 1000
 #: Fields of one pending booking (``_core.BucketState.pending``: id, time, cost), stored as
 #: that many words per booking; the script reads and writes any width the same way.
-PENDING_WIDTH: Final = 3
+PENDING_WIDTH: Final = 4
 
 _TEMPLATE = r"""
 -- tokenbudget: the Lua twin of _core.py (see _redis_lua.py). Generated; do not edit.
@@ -357,7 +357,9 @@ local function admit(state, cost, max_wait)
   local booking_id = state.next_id
   state.next_id = booking_id + 1
   if delay > 0.0 then
-    state.pending[#state.pending + 1] = {booking_id, state.time, cost}
+    local waited = 0
+    if rech then waited = 1 end
+    state.pending[#state.pending + 1] = {booking_id, state.time, cost, waited}
   end
   local tokens
   if delay == 0.0 and t0 <= now then tokens = balance else tokens = net_tokens(state) end
@@ -486,8 +488,18 @@ local function observe(state)
   end
   local limit = now + TIME_TOLERANCE
   local pending = 0
+  local first = nil
+  local before = b
   for _, e in ipairs(state.pending) do
-    if e[2] > limit then pending = pending + 1 end
+    if e[2] > limit then
+      pending = pending + 1
+      if first == nil then first = e end
+      before = before + e[3]
+    end
+  end
+  if first ~= nil then
+    -- the mode now is the one the first pending booking waits in (mirror of _core.observe)
+    recharging = first[4] ~= 0 and not reached(before, cfg.burst, state.rate)
   end
   return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
     .. string.format('%d', pending) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '

@@ -88,8 +88,8 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
         b"since",
         b"pending",
     }
-    booking_id, time, cost = fields[b"pending"].split()
-    assert (int(booking_id), float(cost)) == (2, 10.0)
+    booking_id, time, cost, waited_recharging = fields[b"pending"].split()
+    assert (int(booking_id), float(cost), float(waited_recharging)) == (2, 10.0, 0.0)
     assert float(time) == pytest.approx(1000.0 + 10 / (5 / 60))
 
 
