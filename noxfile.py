@@ -65,8 +65,16 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[redis,keepa]", *_group("docs"))
     for builder in ("html", "doctest"):
         session.run(
-            "sphinx-build", "-W", "-n", "--keep-going", "-b", builder,
-            "-d", "docs/_build/doctrees", "docs", f"docs/_build/{builder}",
+            "sphinx-build",
+            "-W",
+            "-n",
+            "--keep-going",
+            "-b",
+            builder,
+            "-d",
+            "docs/_build/doctrees",
+            "docs",
+            f"docs/_build/{builder}",
         )
 
 
@@ -81,7 +89,8 @@ def build(session: nox.Session) -> None:
         py = f"{tmp}/venv/bin/python"
         session.run(py, "-m", "pip", "install", "-q", str(wheels[0]), external=True)
         session.run(
-            py, "-c",
+            py,
+            "-c",
             "import tokenbudget, tokenbudget_keepa; print('imported', tokenbudget.__version__)",
             external=True,
         )

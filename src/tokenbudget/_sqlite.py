@@ -8,6 +8,7 @@ import math
 import os
 import sqlite3
 import threading
+import weakref
 
 from typing_extensions import Self
 
@@ -47,6 +48,17 @@ def _loads(text: str) -> BucketState:
         return BucketState.from_dict(data)
     except (ValueError, TypeError, KeyError, AssertionError) as exc:
         raise BackendError(_BACKEND, f"corrupt bucket state {text[:80]!r} ({exc!r})") from None
+
+
+def _close_own(connections: list[tuple[int, sqlite3.Connection]], lock: threading.Lock) -> None:
+    """Close (and forget) the connections this process opened; fork()'s inherited ones stay."""
+    pid = os.getpid()
+    with lock:
+        conns = list(connections)
+        connections.clear()
+    for owner, conn in conns:
+        if owner == pid:  # a connection inherited through fork() is the parent's
+            conn.close()
 
 
 class SQLiteBackend:
@@ -89,7 +101,7 @@ class SQLiteBackend:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_clock", "_connections", "_local", "_lock", "_path", "_timeout")
+    __slots__ = ("__weakref__", "_clock", "_connections", "_local", "_lock", "_path", "_timeout")
 
     def __init__(
         self, path: str | os.PathLike[str], *, clock: Clock | None = None, timeout: float = 5.0
@@ -104,6 +116,8 @@ class SQLiteBackend:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[tuple[int, sqlite3.Connection]] = []
+        # Connections of a backend that is garbage-collected unclosed are closed, not leaked.
+        weakref.finalize(self, _close_own, self._connections, self._lock)
         # Create the file, the table and WAL mode now, so a bad path fails here.
         self._connection()
 
@@ -160,13 +174,9 @@ class SQLiteBackend:
 
         Any later operation opens a new one.
         """
-        pid = os.getpid()
         with self._lock:
-            conns, self._connections = self._connections, []
             self._local = threading.local()
-        for owner, conn in conns:
-            if owner == pid:  # a connection inherited through fork() is the parent's
-                conn.close()
+        _close_own(self._connections, self._lock)
 
     def __enter__(self) -> Self:
         return self
