@@ -42,7 +42,7 @@ def _group(name: str) -> list[str]:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set)."""
-    session.install("-e", ".[redis,keepa]", *_group("tests"))
+    session.install("-e", ".[redis,keepa,plot]", *_group("tests"))
     session.run("pytest", *session.posargs)
 
 

@@ -202,9 +202,9 @@ def test_bad_option_end_to_end():
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
-@pytest.mark.skipif(HAS_MATPLOTLIB, reason="matplotlib is installed")
-def test_plot_without_matplotlib_exits_2(tmp_path: Path, capsys):
+def test_plot_without_matplotlib_exits_2(tmp_path: Path, capsys, monkeypatch):
     """--plot without matplotlib stops before simulating, naming --plot and what to install."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     target = tmp_path / "balance.png"
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "--plot", str(target)])
