@@ -95,3 +95,25 @@ def contend(spec: tuple[str, Any], key: str, now: Callable[[], float]) -> tuple[
     rate = CONFIG.refill.tokens_per_second
     budget = INITIAL + rate * (t_end - t_start) + CONFIG.max_deficit
     return admitted, budget, calls
+
+
+def admitted_by_threads(backend: Any, clock: Any, *, threads: int = 8, tries: int = 40) -> int:
+    """Cost admitted when *threads* threads each try cost 1 *tries* times on a still clock.
+
+    The bucket holds 100 tokens and the clock does not move, so exactly 100 must be admitted.
+    """
+    import threading
+
+    config = BucketConfig(100, Rate.per_second(1))
+    admitted: list[int] = []
+
+    def spend() -> None:
+        bucket = TokenBucket(config, clock=clock, backend=backend, key="shared")
+        admitted.extend(1 for _ in range(tries) if bucket.try_acquire(1))
+
+    workers = [threading.Thread(target=spend) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return len(admitted)
