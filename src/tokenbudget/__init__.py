@@ -57,7 +57,7 @@ __all__ = [
 
 def __getattr__(name: str) -> str:
     if name == "__version__":
-        from importlib.metadata import version
+        from ._version import version
 
-        return version("tokenbudget")
+        return version()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 
 def _version() -> str:
-    from importlib.metadata import version
+    from ._version import version
 
-    return version("tokenbudget")
+    return version()
 
 
 # -- option values -------------------------------------------------------------------------

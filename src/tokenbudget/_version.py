@@ -1,0 +1,46 @@
+"""The version of tokenbudget, also when it runs from a source tree that is not installed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+
+__all__ = ["UNKNOWN_VERSION", "version"]
+
+#: The answer when neither the installed metadata nor the checkout's pyproject.toml says.
+UNKNOWN_VERSION: Final = "0+unknown"
+
+_PROJECT_VERSION: Final = re.compile(
+    r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', re.MULTILINE | re.DOTALL
+)
+
+
+def _from_checkout() -> str | None:
+    """The version in ``pyproject.toml`` when this package sits in a checkout's ``src/``."""
+    pyproject = Path(__file__).resolve().parent.parent.parent / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = _PROJECT_VERSION.search(text)
+    if found is None or 'name = "tokenbudget"' not in text:
+        return None
+    return f"{found.group(1)}+source"
+
+
+def version() -> str:
+    """The installed distribution's version.
+
+    Imported from a source tree without being installed (``PYTHONPATH=src``),
+    it is the checkout's ``pyproject.toml`` version with a ``+source`` local
+    label, else :data:`UNKNOWN_VERSION`: never an exception.
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("tokenbudget")
+    except PackageNotFoundError:
+        return _from_checkout() or UNKNOWN_VERSION
