@@ -317,11 +317,16 @@ class _ReservationState:
 class Reservation:
     """A booking made by :meth:`TokenBucket.reserve`: its cost is debited at :attr:`time`.
 
+    Compare :attr:`delay`, not :attr:`time`, with your own clock: :attr:`time`
+    is on the backend's clock (Redis ``TIME``, the SQLite backend's wall
+    clock), which is not the caller's monotonic clock.
+
     Attributes:
         cost: The cost booked.
         delay: Seconds from the booking until its time; sleep this long, then
-            make the request.
-        time: The booking's time, on the backend's clock.
+            make the request. This is the value to use on the caller's side.
+        time: The booking's time, on the backend's clock (for logs and for
+            comparing with other times of the same backend only).
 
     .. versionadded:: 0.1.0
     """
@@ -345,12 +350,12 @@ class Reservation:
 
     @property
     def delay(self) -> float:
-        """Seconds from the booking until its time."""
+        """Seconds from the booking until its time: what a caller sleeps, on any clock."""
         return self._state.delay
 
     @property
     def time(self) -> float:
-        """The booking's time on the backend's clock."""
+        """The booking's time on the backend's clock (not comparable with the caller's)."""
         return self._state.time
 
     @property
@@ -383,8 +388,9 @@ class Reservation:
         The difference is debited or returned now; later bookings keep their
         times. A correction may take the balance below ``-max_deficit`` and
         enters recharge mode when it leaves the balance below
-        ``min_threshold``. Settling again corrects relative to the last
-        settled cost.
+        ``min_threshold``. Settling a second time is allowed and the last
+        settle wins: it corrects relative to the cost settled before, so the
+        bucket ends up charged exactly the last *actual_cost*.
 
         Raises:
             ReservationError: The reservation was cancelled.
@@ -496,15 +502,33 @@ class TokenBucket(_Shell):
         self._report(self._admit_kind(out), out, cost)
         return out.ok
 
-    def reserve(self, cost: float = 1) -> Reservation:
+    def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
         """Book *cost* at once, first come, first served; the booking says when.
 
+        Sleep :attr:`Reservation.delay` seconds (on the caller's own clock),
+        make the request, then :meth:`Reservation.settle` it with its true
+        cost or :meth:`Reservation.cancel` it if it is not made.
+
+        Args:
+            cost: The tokens the request costs.
+            timeout: The longest wait accepted; when the booking's delay would
+                be longer, raise at once and book nothing. ``0`` books only
+                when admitted now. ``None`` (the default) always books.
+
         Raises:
-            ValueError: *cost* is not > 0.
+            AcquireTimeout: The delay would exceed *timeout* (``.delay`` says
+                how long it would have been); nothing was booked.
+            ValueError: *cost* is not > 0, or *timeout* is negative or NaN.
             CostExceedsCapacity: *cost* can never be admitted.
+
+        .. versionchanged:: 0.1.0
+           The *timeout* argument.
         """
-        out = self._apply(self._admit_request(cost, math.inf))
+        max_wait = _check_timeout(timeout)
+        out = self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
+        if not out.ok:
+            raise AcquireTimeout(float(cost), out.delay, max_wait)
         return Reservation(self, _booking(out, float(cost)))
 
     def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
@@ -596,10 +620,13 @@ class AsyncTokenBucket(_Shell):
         self._report(self._admit_kind(out), out, cost)
         return out.ok
 
-    async def reserve(self, cost: float = 1) -> AsyncReservation:
-        """Like :meth:`TokenBucket.reserve`."""
-        out = await self._apply(self._admit_request(cost, math.inf))
+    async def reserve(self, cost: float = 1, *, timeout: float | None = None) -> AsyncReservation:
+        """Like :meth:`TokenBucket.reserve` (with its *timeout*)."""
+        max_wait = _check_timeout(timeout)
+        out = await self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
+        if not out.ok:
+            raise AcquireTimeout(float(cost), out.delay, max_wait)
         return AsyncReservation(self, _booking(out, float(cost)))
 
     async def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:

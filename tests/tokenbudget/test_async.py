@@ -74,6 +74,22 @@ def test_async_timeout_books_nothing():
     run(main())
 
 
+def test_async_reserve_over_its_timeout_books_nothing():
+    """An async reserve over its timeout raises AcquireTimeout with the delay, booking nothing."""
+
+    async def main() -> None:
+        bucket = AsyncTokenBucket(INCIDENT, clock=ManualClock(), tokens=40)
+        with pytest.raises(AcquireTimeout) as info:
+            await bucket.reserve(100, timeout=1)
+        assert info.value.delay == pytest.approx(732.0)
+        snap = await bucket.snapshot()
+        assert (snap.tokens, snap.pending) == (40.0, 0)
+        reservation = await bucket.reserve(100, timeout=732)
+        assert reservation.delay == pytest.approx(732.0)
+
+    run(main())
+
+
 @pytest.mark.parametrize(
     ("cost", "error"),
     [

@@ -280,6 +280,30 @@ def test_cancel_repr():
     assert repr(reservation) == "Reservation(cost=2.0, delay=2.0, cancelled=True)"
 
 
+def test_reserve_with_timeout_books_when_the_delay_fits():
+    """reserve(timeout=) books as reserve does when the delay is within the timeout."""
+    bucket = bucket_of(incident(), tokens=40)
+    reservation = bucket.reserve(100, timeout=732)
+    assert reservation.delay == pytest.approx(732.0)
+    assert bucket.snapshot().pending == 1
+
+
+def test_reserve_over_its_timeout_raises_and_books_nothing():
+    """reserve(timeout=) raises AcquireTimeout carrying the delay, and books nothing."""
+    bucket = bucket_of(incident(), tokens=40)
+    with pytest.raises(AcquireTimeout) as info:
+        bucket.reserve(100, timeout=731)
+    assert info.value.delay == pytest.approx(732.0)
+    snap = bucket.snapshot()
+    assert (snap.tokens, snap.pending, snap.booked) == (40.0, 0, 0.0)
+
+
+def test_reserve_timeout_must_not_be_negative():
+    """A negative reserve timeout is a ValueError naming it."""
+    with pytest.raises(ValueError, match="timeout"):
+        bucket_of(simple()).reserve(1, timeout=-1)
+
+
 # -- settle -------------------------------------------------------------------------------
 
 
@@ -298,7 +322,7 @@ def test_settle_down_returns_the_difference():
 
 
 def test_settle_twice_is_relative_to_the_last_settle():
-    """Settling again corrects relative to the last settled cost."""
+    """A second settle is allowed and the last one wins: the bucket is charged its actual cost."""
     bucket = bucket_of(simple(capacity=100))
     reservation = bucket.reserve(10)
     reservation.settle(30)
