@@ -13,7 +13,7 @@ import attrs
 
 from ._backend import Backend, MemoryBackend
 from ._clock import Clock, MonotonicClock
-from ._config import BucketConfig, Rate
+from ._config import BucketConfig, Rate, real_number
 from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
 from .exceptions import AcquireTimeout, ReservationError
 
@@ -139,9 +139,7 @@ class Snapshot:
 
 
 def _check_number(name: str, value: object, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    value = real_number(name, value)
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and value < minimum:
@@ -153,6 +151,26 @@ def _check_timeout(timeout: float | None) -> float:
     if timeout is None or (isinstance(timeout, float) and timeout == math.inf):
         return math.inf
     return _check_number("timeout", timeout, minimum=0.0)
+
+
+def _check_parts(clock: object, backend: object, on_event: object) -> None:
+    """Refuse, at construction, a clock, backend or hook that would fail at the first call."""
+    if clock is not None and not isinstance(clock, Clock):
+        hint = ""
+        if callable(clock):
+            hint = " (a function such as time.monotonic is not a clock: pass MonotonicClock())"
+        raise TypeError(
+            f"clock must be a Clock with now(), sleep() and asleep(): MonotonicClock(), "
+            f"WallClock(), ManualClock() or your own; got {clock!r}{hint}"
+        )
+    if backend is not None and not isinstance(backend, Backend):
+        raise TypeError(
+            "backend must be a Backend with apply(), observe(), aapply() and aobserve(): "
+            "MemoryBackend(), SQLiteBackend(path) or tokenbudget.redis.RedisBackend(client); "
+            f"got {backend!r}"
+        )
+    if on_event is not None and not callable(on_event):
+        raise TypeError(f"on_event must be a callable taking an Event, or None; got {on_event!r}")
 
 
 class _Shell:
@@ -193,6 +211,7 @@ class _Shell:
                 )
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError(f"key must be a non-empty string, got {key!r}")
+        _check_parts(clock, backend, on_event)
         self._config = config
         self._clock: Clock = MonotonicClock() if clock is None else clock
         self._initial = initial

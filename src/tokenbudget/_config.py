@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Final, Literal
 
 import attrs
@@ -21,19 +22,42 @@ DeficitKind = Literal["none", "while_positive", "bounded"]
 _KIND_CODES: Final = {"none": NONE, "while_positive": WHILE_POSITIVE, "bounded": BOUNDED}
 
 
+#: What a number argument may be, for messages.
+REAL_TYPES: Final = (
+    "a real number (int, float, fractions.Fraction, decimal.Decimal, any numbers.Real)"
+)
+
+
+def real_number(name: str, value: object) -> float:
+    """*value* as a float when it is a real number (not a bool), else a ``TypeError`` naming *name*.
+
+    Accepted: every :class:`numbers.Real` (int, float, :class:`~fractions.Fraction`,
+    NumPy scalars) and :class:`~decimal.Decimal` (a :class:`numbers.Number` that
+    is not complex). NaN and infinities are returned as such: the caller decides.
+    """
+    if type(value) is float:
+        return value
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Number)
+        or (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real))
+    ):
+        raise TypeError(f"{name} must be {REAL_TYPES}, got {value!r} ({type(value).__name__})")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{name} must be {REAL_TYPES}, got {value!r} ({exc})") from None
+
+
 def _finite_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    value = real_number(name, value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return value
 
 
 def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    value = real_number(name, value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return value
@@ -103,8 +127,8 @@ class DeficitRule:
             if self.kind == "bounded":
                 raise ValueError("DeficitRule.bounded needs a max_deficit, got None")
             return
-        if isinstance(d, bool) or not isinstance(d, (int, float)):
-            raise TypeError(f"max_deficit must be a number or None, got {d!r}")
+        d = real_number("max_deficit", d)
+        object.__setattr__(self, "max_deficit", d)
         if math.isnan(d) or d < 0:
             raise ValueError(f"max_deficit must be >= 0, got {d!r}")
         if math.isinf(d) and self.kind != "while_positive":
@@ -135,6 +159,40 @@ class DeficitRule:
         return cls("bounded", float(max_deficit))
 
 
+def _number_hint(value: object) -> str:
+    """*value* as it would be written inside a constructor call, else a placeholder."""
+    if type(value) in (int, float):
+        return repr(value)
+    return "N"
+
+
+def _check_refill(_: object, __: attrs.Attribute[Rate], value: object) -> None:
+    if not isinstance(value, Rate):
+        n = _number_hint(value)
+        raise TypeError(
+            f"refill must be a Rate, got {value!r} ({type(value).__name__}): build one with "
+            f"Rate.per_minute({n}), Rate.per_second({n}) or Rate(tokens, per_seconds)"
+        )
+
+
+def _check_deficit(_: object, __: attrs.Attribute[DeficitRule], value: object) -> None:
+    if not isinstance(value, DeficitRule):
+        name = str(value).replace("-", "_") if isinstance(value, str) else None
+        if name == "bounded":
+            hint = "DeficitRule.bounded(max_deficit)"
+        elif name in _KIND_CODES:
+            hint = f"DeficitRule.{name}()"
+        else:
+            hint = (
+                "DeficitRule.none(), DeficitRule.while_positive() or "
+                "DeficitRule.bounded(max_deficit)"
+            )
+        raise TypeError(
+            f"deficit must be a DeficitRule, got {value!r} ({type(value).__name__}): "
+            f"build one with {hint}"
+        )
+
+
 def _default_burst(self: BucketConfig) -> float:
     return self.capacity
 
@@ -163,7 +221,7 @@ class BucketConfig:
     """
 
     capacity: float = attrs.field()
-    refill: Rate = attrs.field(validator=attrs.validators.instance_of(Rate))
+    refill: Rate = attrs.field(validator=_check_refill)
     burst_threshold: float = attrs.field(
         kw_only=True, default=attrs.Factory(_default_burst, takes_self=True)
     )
@@ -171,7 +229,7 @@ class BucketConfig:
     deficit: DeficitRule = attrs.field(
         kw_only=True,
         factory=DeficitRule.none,
-        validator=attrs.validators.instance_of(DeficitRule),
+        validator=_check_deficit,
     )
     refill_step: float | None = attrs.field(kw_only=True, default=None)
 
@@ -238,9 +296,7 @@ class BucketConfig:
             ValueError: *cost* is not a number > 0 (zero, negative, NaN).
             CostExceedsCapacity: *cost* is infinite or above :attr:`max_cost`.
         """
-        if isinstance(cost, bool) or not isinstance(cost, (int, float)):
-            raise TypeError(f"cost must be a number, got {cost!r}")
-        cost = float(cost)
+        cost = real_number("cost", cost)
         if math.isnan(cost) or cost <= 0:
             raise ValueError(f"cost must be a number > 0, got {cost!r}")
         if cost > self.max_cost or math.isinf(cost):
