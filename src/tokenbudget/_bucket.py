@@ -227,6 +227,10 @@ class _Shell:
             time.monotonic if clock_type is MonotonicClock else self._clock.now
         )
         self._fast_max = min(config.max_cost, sys.float_info.max)
+        if isinstance(self._backend, MemoryBackend):
+            # The starting balance counts from construction (no I/O: it is this process's
+            # memory); SQLite and Redis create a missing key at its first operation.
+            self._backend.observe(self._key, config, self._clock, initial)
         self._fast_admit = (
             self._backend.admitter(self._key, config, self._now, initial)
             if type(self._backend) is MemoryBackend and on_event is None
@@ -482,8 +486,13 @@ class TokenBucket(_Shell):
         clock: Where the bucket reads time and how it sleeps (default
             :class:`MonotonicClock`).
         tokens: The starting balance, in ``[-max_deficit, capacity]``
-            (default: capacity). On a shared backend it applies only when the
-            key does not exist yet.
+            (default: capacity). It applies when the bucket's key is created
+            and is ignored for a key that exists: on a :class:`MemoryBackend`
+            (the default) the key is created when the first bucket naming it
+            is constructed, so the balance refills from construction; on
+            :class:`SQLiteBackend` and :class:`~tokenbudget.redis.RedisBackend`
+            by the first operation on the key (``snapshot()`` included), at
+            that backend's time, and on Redis again after an idle key expired.
         backend: Where the state lives (default: a private :class:`MemoryBackend`).
         key: The bucket's name in a shared backend (default ``"default"``).
         on_event: Called with every :class:`Event` (decisions, recharge mode, syncs).
