@@ -1,12 +1,22 @@
-"""tokenbudget_keepa: the Keepa API on top of tokenbudget (work in progress).
+"""tokenbudget_keepa: the Keepa API on top of tokenbudget.
 
-The Keepa client and the Smart Ingestor arrive in later commits; the
-ingestor's data layer (watermark, stores, sinks, leases) is here.
+A Keepa client that keeps the account's token budget for you (it never needs
+an HTTP 429), typed results, and an emulator of the API to test against.
 """
 
 from __future__ import annotations
 
+from ._errors import (
+    KeepaAuthError,
+    KeepaError,
+    KeepaProtocolError,
+    KeepaRequestError,
+    KeepaServerError,
+    KeepaTokenError,
+    KeepaTransportError,
+)
 from ._lease import Lease, LeaseHeld, MemoryLease
+from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink
 from ._stores import MemoryWatermarkStore
 from ._watermark import (
@@ -25,14 +35,27 @@ __all__ = [
     "DEFAULT_FUTURE_TOLERANCE_MINUTES",
     "DEFAULT_LOOKBACK_MINUTES",
     "AcceptedDeal",
+    "Deal",
+    "DealPage",
+    "DealQuery",
     "DealSink",
+    "KeepaAuthError",
+    "KeepaError",
+    "KeepaProtocolError",
+    "KeepaRequestError",
+    "KeepaServerError",
+    "KeepaTokenError",
+    "KeepaTransportError",
     "Lease",
     "LeaseHeld",
     "MemoryDealSink",
     "MemoryLease",
     "MemoryWatermarkStore",
+    "PriceType",
+    "Product",
     "SchemaMismatch",
     "StoreError",
+    "TokenStatus",
     "Watermark",
     "WatermarkStore",
     "clamp_watermark",
