@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import version as _version
+from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -13,6 +15,10 @@ author = "The tokenbudget authors"
 copyright = "2026, The tokenbudget authors"
 release = _version("tokenbudget")
 version = ".".join(release.split(".")[:2])
+
+# The tutorial calls a small HTTP API that the test suite ships (tests/demo_api.py): make the
+# checkout's `tests` package importable by the doctest builder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 extensions = [
     "myst_parser",
