@@ -15,10 +15,11 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._lease import Lease, LeaseHeld, MemoryLease
+from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
 from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
-from ._sinks import AcceptedDeal, DealSink, MemoryDealSink
-from ._stores import MemoryWatermarkStore
+from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
+from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
+from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
 from ._watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
@@ -34,11 +35,13 @@ from ._watermark import (
 __all__ = [
     "DEFAULT_FUTURE_TOLERANCE_MINUTES",
     "DEFAULT_LOOKBACK_MINUTES",
+    "SCHEMA_VERSION",
     "AcceptedDeal",
     "Deal",
     "DealPage",
     "DealQuery",
     "DealSink",
+    "HolderProcess",
     "KeepaAuthError",
     "KeepaError",
     "KeepaProtocolError",
@@ -53,6 +56,9 @@ __all__ = [
     "MemoryWatermarkStore",
     "PriceType",
     "Product",
+    "SQLiteDealSink",
+    "SQLiteLease",
+    "SQLiteWatermarkStore",
     "SchemaMismatch",
     "StoreError",
     "TokenStatus",
@@ -60,4 +66,5 @@ __all__ = [
     "WatermarkStore",
     "clamp_watermark",
     "first_watermark",
+    "migrate_sqlite",
 ]

@@ -10,14 +10,19 @@ re-updated deal back).
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
+from typing_extensions import Self
+
+from ._sqlite_db import Database, utc_now_text
 
 
-__all__ = ["AcceptedDeal", "DealSink", "MemoryDealSink"]
+__all__ = ["AcceptedDeal", "DealSink", "MemoryDealSink", "SQLiteDealSink"]
 
 
 def _check_asin(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -202,3 +207,143 @@ class MemoryDealSink:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+_UPSERT = (
+    "INSERT INTO deals (asin, title, last_update, domain, price, sales_rank, profit, roi,"
+    " deal_json, product_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (asin) DO UPDATE SET title = excluded.title,"
+    " last_update = excluded.last_update, domain = excluded.domain, price = excluded.price,"
+    " sales_rank = excluded.sales_rank, profit = excluded.profit, roi = excluded.roi,"
+    " deal_json = excluded.deal_json, product_json = excluded.product_json,"
+    " updated_at = excluded.updated_at"
+    " WHERE excluded.last_update >= deals.last_update"
+)
+_SELECT = (
+    "SELECT asin, title, last_update, domain, price, sales_rank, profit, roi, deal_json,"
+    " product_json FROM deals"
+)
+
+
+def upsert_rows(conn: sqlite3.Connection, deals: Sequence[AcceptedDeal]) -> None:
+    """Upsert *deals* into the ``deals`` table inside the caller's transaction."""
+    now = utc_now_text()
+    conn.executemany(
+        _UPSERT,
+        [
+            (
+                d.asin,
+                d.title,
+                d.last_update,
+                d.domain,
+                d.price,
+                d.sales_rank,
+                d.profit,
+                d.roi,
+                d.deal_json(),
+                d.product_json(),
+                now,
+            )
+            for d in _latest(deals).values()
+        ],
+    )
+
+
+def _row_to_deal(row: tuple[Any, ...]) -> AcceptedDeal:
+    asin, title, last_update, domain, price, sales_rank, profit, roi, deal_json, product_json = row
+    return AcceptedDeal(
+        asin=asin,
+        title=title,
+        last_update=last_update,
+        domain=domain,
+        price=price,
+        sales_rank=sales_rank,
+        profit=profit,
+        roi=roi,
+        deal=json.loads(deal_json),
+        product=None if product_json is None else json.loads(product_json),
+    )
+
+
+class SQLiteDealSink:
+    """Accepted deals in the table ``deals`` of an SQLite file, one row per ASIN.
+
+    The table is readable with any SQLite tool (``sqlite3 ingest.db 'SELECT
+    asin, title, price, profit FROM deals'``); its columns are the fields of
+    :class:`AcceptedDeal`, the raw JSON in ``deal_json`` and ``product_json``,
+    and ``updated_at`` (UTC, ISO 8601). The file may also hold a
+    :class:`SQLiteWatermarkStore` and a :class:`SQLiteLease`; several
+    processes may use it at once (WAL mode, ``BEGIN IMMEDIATE`` writes).
+
+    >>> import pathlib, tempfile
+    >>> from tokenbudget_keepa import AcceptedDeal, SQLiteDealSink
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ingest.db"
+    >>> with SQLiteDealSink(path) as sink:
+    ...     deal = AcceptedDeal(asin="B000000001", title="Kettle", last_update=7_000_000,
+    ...                         domain=1, price=1999)
+    ...     sink.upsert([deal]); sink.upsert([deal])
+    ...     sink.asins()
+    frozenset({'B000000001'})
+
+    Args:
+        path: The database file (created with the current schema if new).
+        timeout: Seconds to wait for another process's transaction before
+            raising a transient :exc:`StoreError`.
+
+    Raises:
+        SchemaMismatch: At construction, when the file's schema is not this
+            library's.
+        StoreError: From any operation, when the database stays locked longer
+            than *timeout* or cannot be read or written.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        self._db = Database(path, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"SQLiteDealSink({self._db.path!r})"
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._db.path
+
+    def upsert(self, deals: Sequence[AcceptedDeal]) -> None:
+        """Store *deals* in one transaction; a row is replaced only by one as new or newer."""
+        deals = list(deals)
+        _latest(deals)  # type-checks them before the transaction
+        with self._db.write("cannot store deals") as conn:
+            upsert_rows(conn, deals)
+
+    def asins(self) -> frozenset[str]:
+        """The ASINs of every stored deal."""
+        with self._db.read("cannot read deals") as conn:
+            return frozenset(str(row[0]) for row in conn.execute("SELECT asin FROM deals"))
+
+    def get(self, asin: str) -> AcceptedDeal | None:
+        """The stored deal of *asin*, or ``None``."""
+        with self._db.read("cannot read deals") as conn:
+            row = conn.execute(_SELECT + " WHERE asin = ?", (asin,)).fetchone()
+        return None if row is None else _row_to_deal(row)
+
+    def deals(self) -> list[AcceptedDeal]:
+        """Every stored deal, sorted by ASIN."""
+        with self._db.read("cannot read deals") as conn:
+            rows = conn.execute(_SELECT + " ORDER BY asin").fetchall()
+        return [_row_to_deal(row) for row in rows]
+
+    def __len__(self) -> int:
+        with self._db.read("cannot read deals") as conn:
+            return int(conn.execute("SELECT count(*) FROM deals").fetchone()[0])
+
+    def close(self) -> None:
+        """Close this process's connection (a later operation reopens it)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
