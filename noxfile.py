@@ -42,8 +42,10 @@ def _group(name: str) -> list[str]:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set)."""
-    session.install("-e", ".[redis,keepa,plot]", *_group("tests"))
-    session.run("pytest", *session.posargs)
+    session.install("-e", ".[redis,keepa,plot,postgres,celery]", *_group("tests"))
+    # The multi-process deployment tests (Celery workers, server restarts) run on one Python.
+    env = {} if session.python == DEFAULT_PYTHON else {"TOKENBUDGET_SKIP_HEAVY": "1"}
+    session.run("pytest", *session.posargs, env=env)
 
 
 VALKEY_BINARY = """
@@ -103,7 +105,7 @@ def valkey(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def mypy(session: nox.Session) -> None:
     """Type-check ``src/`` strictly, and the typing examples."""
-    session.install("-e", ".[redis,keepa]", *_group("typing"))
+    session.install("-e", ".[redis,keepa,postgres,celery]", *_group("typing"))
     session.run("mypy", "src", "tests/typing")
 
 
@@ -118,7 +120,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the docs with warnings as errors and run every example in them."""
-    session.install("-e", ".[redis,keepa]", *_group("docs"))
+    session.install("-e", ".[redis,keepa,postgres,celery]", *_group("docs"))
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build",
