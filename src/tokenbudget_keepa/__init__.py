@@ -2,6 +2,12 @@
 
 A Keepa client that keeps the account's token budget for you (it never needs
 an HTTP 429), typed results, and an emulator of the API to test against.
+
+- Keepa time: :func:`keepa_minutes_to_datetime` and
+  :func:`datetime_to_keepa_minutes` (Keepa minutes count from 2011-01-01T00:00Z).
+- :mod:`tokenbudget_keepa.testing`: :class:`~tokenbudget_keepa.testing.KeepaEmulator`,
+  a local Keepa API server with Keepa's token accounting, seeded data and
+  fault injection, to test your code (and ours) without the real API.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
 from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
+from ._time import KEEPA_EPOCH, datetime_to_keepa_minutes, keepa_minutes_to_datetime
 from ._watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
@@ -35,6 +42,7 @@ from ._watermark import (
 __all__ = [
     "DEFAULT_FUTURE_TOLERANCE_MINUTES",
     "DEFAULT_LOOKBACK_MINUTES",
+    "KEEPA_EPOCH",
     "SCHEMA_VERSION",
     "AcceptedDeal",
     "Deal",
@@ -65,6 +73,8 @@ __all__ = [
     "Watermark",
     "WatermarkStore",
     "clamp_watermark",
+    "datetime_to_keepa_minutes",
     "first_watermark",
+    "keepa_minutes_to_datetime",
     "migrate_sqlite",
 ]

@@ -1,0 +1,979 @@
+"""A Keepa API emulator for tests: :class:`KeepaEmulator`.
+
+The emulator is a real HTTP server on a free loopback port that answers
+``/token``, ``/product`` and ``/deal`` the way Keepa does: the same response
+envelope on every answer (errors and HTTP 429 included), Keepa's token
+accounting on an injectable clock, deterministic seeded products and a deal
+stream that moves with the clock. Point your code (or
+:class:`tokenbudget_keepa.KeepaClient`) at :attr:`KeepaEmulator.url` and
+read what happened from :meth:`KeepaEmulator.stats`.
+
+A :class:`tokenbudget.ManualClock` shared between the emulator and the code
+under test simulates hours of traffic in seconds: the emulator reads the time
+from the clock, so whatever the code sleeps on that clock refills the account.
+
+Its token accounting is written independently of :mod:`tokenbudget`'s
+buckets: it is the oracle the client's bucket is tested against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import random
+import selectors
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+from typing_extensions import Self
+
+from tokenbudget import Clock, MonotonicClock
+
+from ._emulator_account import Account
+from ._emulator_data import (
+    CATEGORIES,
+    DOMAINS,
+    Catalog,
+    DealStream,
+    Selection,
+    SelectionError,
+    parse_selection,
+    product_json,
+)
+from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
+
+
+__all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator"]
+
+#: The wall-clock time an emulator's clock time 0 maps to, unless told otherwise.
+DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+#: Deals on one ``/deal`` page.
+DEALS_PER_PAGE = 150
+#: ASINs in one ``/product`` request, without and with ``offers``.
+MAX_ASINS = 100
+MAX_ASINS_WITH_OFFERS = 20
+_ENDPOINTS = ("token", "product", "deal")
+_KNOWN_PARAMETERS = {
+    "token": frozenset({"key"}),
+    "product": frozenset(
+        {
+            "key",
+            "domain",
+            "asin",
+            "offers",
+            "stats",
+            "buybox",
+            "history",
+            "update",
+            "rating",
+            "days",
+        }
+    ),
+    "deal": frozenset({"key", "selection"}),
+}
+_ERROR_TYPES = {
+    400: "REQUEST_REJECTED",
+    402: "PAYMENT_REQUIRED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    429: "NOT_ENOUGH_TOKEN",
+    500: "INTERNAL_SERVER_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+@attrs.frozen
+class Fault:
+    """A fault the emulator injects into one response.
+
+    Build one with :meth:`server_error`, :meth:`malformed_json` or :meth:`slow`
+    and queue it with :meth:`KeepaEmulator.inject`.
+
+    Attributes:
+        kind: ``"status"`` (an error status instead of the answer: nothing is
+            charged), ``"malformed"`` (the request is served and charged, but the
+            body is not valid JSON) or ``"slow"`` (the request is served and
+            charged when it arrives; the answer leaves *seconds* later, in real time).
+        http_status: The status of a ``"status"`` fault.
+        seconds: The real delay of a ``"slow"`` fault.
+
+    .. versionadded:: 0.1.0
+    """
+
+    kind: Literal["status", "malformed", "slow"]
+    http_status: int = 500
+    seconds: float = 0.0
+
+    @classmethod
+    def server_error(cls, http_status: int = 500) -> Fault:
+        """An error answer with *http_status* (500 or 503 are Keepa's) and the full envelope."""
+        if not 400 <= http_status <= 599:
+            raise ValueError(f"http_status must be an error status 400..599, got {http_status!r}")
+        return cls("status", http_status=http_status)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        """An answer whose body is cut short: not valid JSON."""
+        return cls("malformed")
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """An answer delayed by *seconds* of real time (keep it small: tests wait for it)."""
+        if not (math.isfinite(seconds) and 0 <= seconds <= 30):
+            raise ValueError(f"seconds must be a delay between 0 and 30, got {seconds!r}")
+        return cls("slow", seconds=float(seconds))
+
+
+@attrs.frozen
+class EmulatorStats:
+    """What an emulator has seen, at one instant (see :meth:`KeepaEmulator.stats`).
+
+    Attributes:
+        requests: Requests by endpoint (``"token"``, ``"product"``, ``"deal"``, or
+            ``"other"`` for unknown paths), then by HTTP status.
+        throttled: Requests refused with HTTP 429.
+        tokens_consumed: Tokens charged to requests over HTTP.
+        tokens_spent_by_others: Tokens the competing spender took
+            (:meth:`KeepaEmulator.spend` and the background spender).
+        tokens_refilled: Tokens the refill steps added (after the cap).
+        tokens_left: The account's balance now (may be negative).
+        ignored_parameters: Parameters the emulator does not know, by name
+            (``"product.foo"`` for a query parameter, ``"deal.selection.foo"`` for a
+            selection field), with how often they were sent.
+        products_served: Products returned by ``/product``.
+        deals_served: Deals returned by ``/deal``.
+        faults_injected: Faults applied (queued or drawn).
+
+    .. versionadded:: 0.1.0
+    """
+
+    requests: Mapping[str, Mapping[int, int]]
+    throttled: int
+    tokens_consumed: int
+    tokens_spent_by_others: int
+    tokens_refilled: int
+    tokens_left: int
+    ignored_parameters: Mapping[str, int]
+    products_served: int
+    deals_served: int
+    faults_injected: int
+
+    @property
+    def total_requests(self) -> int:
+        """Every request answered, whatever its endpoint and status."""
+        return sum(sum(by_status.values()) for by_status in self.requests.values())
+
+    def count(self, endpoint: str | None = None, status: int | None = None) -> int:
+        """Requests to *endpoint* (any if ``None``) answered with *status* (any if ``None``)."""
+        return sum(
+            n
+            for name, by_status in self.requests.items()
+            if endpoint is None or name == endpoint
+            for code, n in by_status.items()
+            if status is None or code == status
+        )
+
+
+class _Reply(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised inside request handling to answer at once with an error envelope."""
+
+    def __init__(self, status: int, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+def _int_parameter(
+    query: Mapping[str, str], name: str, *, low: int, high: int, default: int | None = None
+) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not (text.lstrip("-").isdigit() and text.isascii()):
+        raise _Reply(400, f"parameter {name} must be an integer, got {raw!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise _Reply(400, f"parameter {name} must be in {low}..{high}, got {value}")
+    return value
+
+
+class KeepaEmulator:
+    """A Keepa API server on ``127.0.0.1`` for tests, with Keepa's token accounting.
+
+    >>> from tokenbudget import ManualClock
+    >>> import httpx
+    >>> clock = ManualClock()
+    >>> with KeepaEmulator(refill_per_min=5, clock=clock) as keepa:
+    ...     envelope = httpx.get(f"{keepa.url}/token", params={"key": "test-key"}).json()
+    >>> envelope["tokensLeft"], envelope["refillRate"], envelope["refillIn"]
+    (300, 5, 60000)
+
+    *Accounting.* The account starts with *tokens* (default: full). Every
+    *refill_step* seconds of the clock (the first step *first_refill_in*
+    seconds after the start) it gains ``refill_per_min`` tokens per minute of
+    step, up to *capacity*. A ``/product`` or ``/deal`` request is admitted
+    whenever the balance is above zero and charged its whole cost, which may
+    leave the balance negative, without bound; while the balance is zero or
+    below it is refused with HTTP 429, which costs nothing. ``/token`` is free
+    and always answered. Costs: a ``/product`` request costs 1 per product found
+    (unknown ASINs cost nothing), +2 per product with ``buybox=1``, +1 per
+    product with rating data with ``rating=1``; with ``offers`` the base cost is
+    instead *offer_page_cost* per started page of 10 offers found (at least one
+    page), *fresh_offer_page_cost* when the product's offers are "fresh", 1 when
+    the offer fetch failed; a ``/deal`` page costs *deal_cost*.
+
+    *Checks, in order.* Unknown path: 404. A queued or drawn
+    :class:`Fault` of kind ``"status"``: that status. Wrong or missing ``key``:
+    402. A method other than ``GET`` (and ``POST`` on ``/deal``): 405. Malformed
+    parameters or selection: 400. Balance zero or below: 429. Every one of them
+    carries the envelope with ``error: {type, message, details}`` and costs nothing.
+
+    *Time.* The clock's time at construction maps to *start* (a wall-clock
+    datetime): ``timestamp`` and the Keepa minutes in the data follow
+    ``start + (clock.now() - clock time at construction)``, so a
+    :class:`~tokenbudget.ManualClock` at 0 still yields realistic dates.
+
+    *Deal stream.* Minute ``m`` brings between 0 and ``floor(2 *
+    deals_per_minute)`` updates (uniform, seeded by the seed and ``m``); each is
+    a re-update of an ASIN already in the stream with probability
+    *reupdate_share*, else a new catalog product. A deal's ``lastUpdate`` is its
+    latest update's minute (one entry per ASIN), its ``creationDate`` the first.
+    The stream starts *history_minutes* before *start*; the updates of a minute
+    are visible from its first instant. Pages of ``sortType=1`` are ordered by
+    ``lastUpdate + j`` descending (ties by ASIN), where ``j`` is drawn per deal
+    from ``0..disorder_minutes``: a deal can come after deals up to
+    *disorder_minutes* older than itself, never more. Other sort types are exact
+    (ties by ASIN). A page holds 150 deals; a shorter page is the last one.
+
+    *Selection.* Validated (400 on a missing or multiple ``priceTypes``, a wrong
+    type such as ``"4"`` for an integer, ``page < 0``, out-of-range enums).
+    Applied: ``priceTypes``, ``dateRange`` (the deal's ``lastUpdate`` is within
+    the last day, week, 31 or 90 days), ``sortType``, ``page``,
+    ``deltaPercentRange``, ``deltaRange`` and ``currentRange`` (on the price type),
+    ``salesRankRange``, ``includeCategories``/``excludeCategories`` (root or sub
+    category), ``minRating``, ``hasReviews``, ``titleSearch`` (case-insensitive
+    substring). Validated but not applied: ``domainId`` and the other boolean
+    flags (``isLowest``, ``isOutOfStock``, ``singleVariation``, ...). Unknown
+    fields are ignored and counted in :attr:`EmulatorStats.ignored_parameters`.
+    ``delta`` and ``deltaPercent`` are positive for a price drop.
+
+    Args:
+        api_key: The key the server accepts; any other gets HTTP 402.
+        refill_per_min: Tokens added per minute (Keepa's ``refillRate``).
+        capacity: The cap of the balance. Default: ``60 * refill_per_min`` (Keepa
+            lets unused tokens expire after an hour; the exact cap is not
+            documented by Keepa, so it is configurable).
+        tokens: The starting balance (default: *capacity*).
+        clock: Where the emulator reads the time (default: a
+            :class:`~tokenbudget.MonotonicClock`).
+        seed: Seeds every generated product, deal and drawn fault.
+        start: The wall-clock datetime of the clock's time at construction
+            (aware; default :data:`DEFAULT_START`, 2026-01-01T00:00Z).
+        refill_step: Seconds between refill steps (Keepa: once a minute; not
+            documented by Keepa, so configurable).
+        first_refill_in: Seconds from the start to the first step (default
+            *refill_step*).
+        token_flow_reduction: The ``tokenFlowReduction`` reported (it does not
+            change the refill: set *refill_per_min* for that).
+        deal_cost: Tokens per ``/deal`` request.
+        offer_page_cost: Tokens per page of 10 offers found.
+        fresh_offer_page_cost: Tokens per page when the offers are fresh.
+        fresh_offer_share: The share of products whose offers are fresh (drawn
+            per ASIN and minute).
+        offer_failure_share: The share of products whose offer fetch fails
+            (``offersSuccessful: false``, cost 1).
+        deals_per_minute: The mean number of deal updates per minute.
+        reupdate_share: The share of updates that re-update a known ASIN.
+        history_minutes: How far before *start* the deal stream begins.
+        disorder_minutes: The local disorder of ``sortType=1`` pages.
+        catalog_size: Products in the catalog (ASINs outside it are unknown).
+        sparse_share: The share of products missing each optional field.
+        fault_share: The probability that a request is answered by a drawn fault
+            (seeded): see :meth:`set_fault_share`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        refill_per_min: int = 20,
+        capacity: int | None = None,
+        tokens: int | None = None,
+        clock: Clock | None = None,
+        seed: int = 0,
+        start: dt.datetime = DEFAULT_START,
+        refill_step: float = 60.0,
+        first_refill_in: float | None = None,
+        token_flow_reduction: float = 0.0,
+        deal_cost: int = 5,
+        offer_page_cost: int = 6,
+        fresh_offer_page_cost: int = 5,
+        fresh_offer_share: float = 0.0,
+        offer_failure_share: float = 0.0,
+        deals_per_minute: float = 3.0,
+        reupdate_share: float = 0.2,
+        history_minutes: int = 24 * 60,
+        disorder_minutes: int = 3,
+        catalog_size: int = 1_000_000,
+        sparse_share: float = 0.15,
+        fault_share: float = 0.0,
+    ) -> None:
+        _check_int("refill_per_min", refill_per_min, low=1)
+        if capacity is not None:
+            _check_int("capacity", capacity, low=1)
+        if tokens is not None:
+            _check_int("tokens", tokens)
+        if not (math.isfinite(refill_step) and refill_step > 0):
+            raise ValueError(f"refill_step must be a number of seconds > 0, got {refill_step!r}")
+        first = refill_step if first_refill_in is None else first_refill_in
+        if not (math.isfinite(first) and 0 < first <= refill_step):
+            raise ValueError(
+                f"first_refill_in must be in (0, refill_step={refill_step}], got {first!r}"
+            )
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ValueError(f"start must be an aware datetime, got the naive {start!r}")
+        for name, share in (
+            ("fresh_offer_share", fresh_offer_share),
+            ("offer_failure_share", offer_failure_share),
+            ("reupdate_share", reupdate_share),
+            ("sparse_share", sparse_share),
+            ("fault_share", fault_share),
+        ):
+            _check_share(name, share)
+        for name, cost in (
+            ("deal_cost", deal_cost),
+            ("offer_page_cost", offer_page_cost),
+            ("fresh_offer_page_cost", fresh_offer_page_cost),
+        ):
+            _check_int(name, cost, low=0)
+        _check_int("history_minutes", history_minutes, low=0)
+        _check_int("disorder_minutes", disorder_minutes, low=0)
+        _check_int("catalog_size", catalog_size, low=1)
+        if not (math.isfinite(deals_per_minute) and deals_per_minute >= 0):
+            raise ValueError(f"deals_per_minute must be >= 0, got {deals_per_minute!r}")
+
+        self._api_key = api_key
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._origin = self._clock.now()
+        self._start_ms = _unix_ms(start)
+        self._seed = seed
+        self._lock = threading.RLock()
+        cap = capacity if capacity is not None else 60 * refill_per_min
+        self._account = Account(
+            rate=refill_per_min,
+            capacity=capacity,
+            balance=cap if tokens is None else tokens,
+            step=float(refill_step),
+            first_step=float(first),
+        )
+        self._token_flow_reduction = float(token_flow_reduction)
+        self._deal_cost = deal_cost
+        self._offer_page_cost = offer_page_cost
+        self._fresh_offer_page_cost = fresh_offer_page_cost
+        self._fresh_offer_share = fresh_offer_share
+        self._offer_failure_share = offer_failure_share
+        self._catalog = Catalog(seed=seed, size=catalog_size, sparse_share=sparse_share)
+        self._stream = DealStream(
+            catalog=self._catalog,
+            seed=seed,
+            deals_per_minute=deals_per_minute,
+            reupdate_share=reupdate_share,
+            first_minute=datetime_to_keepa_minutes(start) - history_minutes,
+            disorder_minutes=disorder_minutes,
+        )
+        self._faults: deque[tuple[Fault, str | None]] = deque()
+        self._fault_share = fault_share
+        self._fault_choices: tuple[Fault, ...] = (Fault.server_error(500), Fault.server_error(503))
+        self._fault_rng = random.Random(f"faults:{seed}")
+        self._reset_counters()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._server is not None else "stopped"
+        return f"<KeepaEmulator {state} refill_per_min={self._account.rate} seed={self._seed}>"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start serving on a free port of ``127.0.0.1`` (in a background thread); return self."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.emulator = self
+        thread = threading.Thread(
+            target=server.serve_until_stopped,
+            name=f"KeepaEmulator:{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def close(self) -> None:
+        """Stop serving and close every connection (idempotent)."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.stop()
+        thread.join()
+        server.close_connections()
+        server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The base URL to send requests to, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError(
+                "the emulator is not running: use it as a context manager or start()"
+            )
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_key(self) -> str:
+        """The key the emulator accepts (give it to the client under test)."""
+        return self._api_key
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the emulator reads its time from."""
+        return self._clock
+
+    # -- time -------------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return max(0.0, self._clock.now() - self._origin)
+
+    def timestamp_ms(self) -> int:
+        """The server's time now, in Unix milliseconds (the envelope's ``timestamp``)."""
+        return self._start_ms + math.floor(self._elapsed() * 1000)
+
+    def now_minute(self) -> int:
+        """The server's time now, in Keepa minutes."""
+        return self.timestamp_ms() // 60_000 - KEEPA_EPOCH_UNIX_MINUTES
+
+    def now(self) -> dt.datetime:
+        """The server's time now, an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=dt.timezone.utc)
+
+    # -- the account ------------------------------------------------------------------
+
+    def _advance(self) -> float:
+        elapsed = self._elapsed()
+        self._account.advance(elapsed)
+        return elapsed
+
+    @property
+    def tokens_left(self) -> int:
+        """The balance now (may be negative)."""
+        with self._lock:
+            self._advance()
+            return self._account.balance
+
+    def set_tokens(self, tokens: int) -> None:
+        """Set the balance now (e.g. to start a test in debt)."""
+        _check_int("tokens", tokens)
+        with self._lock:
+            self._advance()
+            self._account.balance = tokens
+
+    @property
+    def refill_per_min(self) -> int:
+        """Tokens added per minute; assign to change the plan from the next step on."""
+        return self._account.rate
+
+    @refill_per_min.setter
+    def refill_per_min(self, value: int) -> None:
+        _check_int("refill_per_min", value, low=1)
+        with self._lock:
+            self._advance()
+            self._account.set_rate(value)
+
+    @property
+    def capacity(self) -> int:
+        """The cap of the balance (``60 * refill_per_min`` unless set)."""
+        return self._account.cap
+
+    @property
+    def token_flow_reduction(self) -> float:
+        """The ``tokenFlowReduction`` every envelope reports; assignable."""
+        return self._token_flow_reduction
+
+    @token_flow_reduction.setter
+    def token_flow_reduction(self, value: float) -> None:
+        self._token_flow_reduction = float(value)
+
+    def refill_in_ms(self) -> int:
+        """Milliseconds from :meth:`timestamp_ms` to the next refill step (``refillIn``)."""
+        with self._lock:
+            return self._account.refill_in_ms(self._advance())
+
+    def spend(self, tokens: int) -> bool:
+        """Spend *tokens* now as another program on the same account would.
+
+        Keepa's rule applies: the spend happens (and may leave a debt) if the
+        balance is above zero, and is refused otherwise. Returns whether it happened.
+        """
+        _check_int("tokens", tokens, low=0)
+        with self._lock:
+            self._advance()
+            if not self._account.try_spend(tokens):
+                return False
+            self._account.spent_by_others += tokens
+            return True
+
+    def set_competing_spender(self, tokens_per_minute: float) -> None:
+        """Run a background spender at *tokens_per_minute* on the clock (0 stops it).
+
+        It spends one token at a time while the balance is above zero, so it
+        drains the account down to 0 but never into debt; what it cannot spend
+        (refused, as with a 429) is lost.
+        """
+        if not (math.isfinite(tokens_per_minute) and tokens_per_minute >= 0):
+            raise ValueError(f"tokens_per_minute must be >= 0, got {tokens_per_minute!r}")
+        with self._lock:
+            self._advance()
+            self._account.spender_rate = float(tokens_per_minute)
+            self._account.spender_carry = 0.0
+
+    # -- faults -----------------------------------------------------------------------
+
+    def inject(self, *faults: Fault, endpoint: str | None = None) -> None:
+        """Queue *faults*: each applies to the next request (to *endpoint*, if given)."""
+        if endpoint is not None and endpoint not in _ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {_ENDPOINTS}, got {endpoint!r}")
+        with self._lock:
+            self._faults.extend((fault, endpoint) for fault in faults)
+
+    def set_fault_share(
+        self, share: float, faults: Iterable[Fault] = (Fault(kind="status", http_status=500),)
+    ) -> None:
+        """Answer a seeded random *share* of requests with one of *faults* (drawn uniformly).
+
+        The default fault is a 500; pass e.g. ``[Fault.server_error(503),
+        Fault.malformed_json()]`` for others. ``share=0`` stops drawing faults.
+        """
+        _check_share("share", share)
+        choices = tuple(faults)
+        if share > 0 and not choices:
+            raise ValueError("faults must name at least one Fault when share > 0")
+        with self._lock:
+            self._fault_share = share
+            self._fault_choices = choices
+
+    def clear_faults(self) -> None:
+        """Drop the queued faults and stop drawing random ones."""
+        with self._lock:
+            self._faults.clear()
+            self._fault_share = 0.0
+
+    def _take_fault(self, endpoint: str) -> Fault | None:
+        for position, (fault, wanted) in enumerate(self._faults):
+            if wanted is None or wanted == endpoint:
+                del self._faults[position]
+                self._faults_injected += 1
+                return fault
+        if self._fault_share > 0 and self._fault_rng.random() < self._fault_share:
+            self._faults_injected += 1
+            return self._fault_rng.choice(self._fault_choices)
+        return None
+
+    # -- data -------------------------------------------------------------------------
+
+    def catalog_asins(self, count: int, *, first: int = 0) -> list[str]:
+        """*count* ASINs of known catalog products (the deal stream brings them in order)."""
+        _check_int("count", count, low=0)
+        return [self._catalog.asin(i) for i in range(first, first + count)]
+
+    def deals_between(
+        self, minute_from: int, minute_to: int, selection: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The true deals whose ``lastUpdate`` lies in ``[minute_from, minute_to]``, as of now.
+
+        This is what an ingestor that saw everything should hold: each ASIN once,
+        with its latest update (a deal re-updated after *minute_to* is not in the
+        window any more). *selection* (Keepa's fields, as sent to ``/deal``)
+        filters as the server does; ``page``, ``sortType`` and ``dateRange``'s
+        age limit do not apply. The result is ordered by ``(lastUpdate, asin)``.
+        """
+        raw = dict(selection) if selection is not None else {"priceTypes": [1]}
+        raw.setdefault("priceTypes", [1])
+        parsed = parse_selection(raw)
+        with self._lock:
+            deals = self._stream.select(
+                parsed, now_minute=self.now_minute(), window=(minute_from, minute_to)
+            )
+            return sorted(
+                (json.loads(json.dumps(d)) for d in deals),
+                key=lambda d: (d["lastUpdate"], d["asin"]),
+            )
+
+    # -- counters ---------------------------------------------------------------------
+
+    def _reset_counters(self) -> None:
+        self._requests: dict[str, Counter[int]] = {}
+        self._tokens_consumed = 0
+        self._ignored: Counter[str] = Counter()
+        self._products_served = 0
+        self._deals_served = 0
+        self._faults_injected = 0
+        self._others_base = self._account.spent_by_others
+        self._refilled_base = self._account.refilled
+
+    def reset_stats(self) -> None:
+        """Zero the counters (the balance and the data stay as they are)."""
+        with self._lock:
+            self._reset_counters()
+
+    def stats(self) -> EmulatorStats:
+        """A snapshot of the counters and the balance now."""
+        with self._lock:
+            self._advance()
+            requests = {name: dict(by_status) for name, by_status in self._requests.items()}
+            return EmulatorStats(
+                requests=requests,
+                throttled=sum(by_status.get(429, 0) for by_status in requests.values()),
+                tokens_consumed=self._tokens_consumed,
+                tokens_spent_by_others=self._account.spent_by_others - self._others_base,
+                tokens_refilled=self._account.refilled - self._refilled_base,
+                tokens_left=self._account.balance,
+                ignored_parameters=dict(self._ignored),
+                products_served=self._products_served,
+                deals_served=self._deals_served,
+                faults_injected=self._faults_injected,
+            )
+
+    # -- request handling (server threads) ---------------------------------------------
+
+    def _envelope(self, elapsed: float, consumed: int, began: float) -> dict[str, Any]:
+        return {
+            "timestamp": self._start_ms + math.floor(elapsed * 1000),
+            "tokensLeft": self._account.balance,
+            "refillIn": self._account.refill_in_ms(elapsed),
+            "refillRate": self._account.rate,
+            "tokenFlowReduction": self._token_flow_reduction,
+            "tokensConsumed": consumed,
+            "processingTimeInMs": round((time.perf_counter() - began) * 1000),
+        }
+
+    def _handle(self, method: str, target: str, body: bytes) -> tuple[int, bytes, float]:
+        """Answer one request: (status, body, real delay before sending)."""
+        began = time.perf_counter()
+        parts = urlsplit(target)
+        endpoint = parts.path.strip("/")
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        with self._lock:
+            elapsed = self._advance()
+            name = endpoint if endpoint in _ENDPOINTS else "other"
+            fault = self._take_fault(endpoint) if name != "other" else None
+            try:
+                self._check(method, parts.path, query, fault)
+                payload, consumed = self._serve(endpoint, query, body)
+            except _Reply as reply:
+                status = reply.status
+                envelope = self._envelope(elapsed, 0, began)
+                envelope["error"] = {
+                    "type": _ERROR_TYPES.get(status, "ERROR"),
+                    "message": reply.message,
+                    "details": reply.details,
+                }
+            else:
+                status = 200
+                envelope = self._envelope(elapsed, consumed, began)
+                envelope.update(payload)
+            self._requests.setdefault(name, Counter())[status] += 1
+        data = json.dumps(envelope, separators=(",", ":")).encode()
+        delay = 0.0
+        if fault is not None and fault.kind == "malformed":
+            data = data[: max(1, len(data) // 2)]
+        elif fault is not None and fault.kind == "slow":
+            delay = fault.seconds
+        return status, data, delay
+
+    def _check(self, method: str, path: str, query: Mapping[str, str], fault: Fault | None) -> None:
+        """The checks before any endpoint's own: path, injected status, key, method."""
+        endpoint = path.strip("/")
+        if endpoint not in _ENDPOINTS:
+            raise _Reply(404, f"unknown path {path!r}")
+        if fault is not None and fault.kind == "status":
+            raise _Reply(fault.http_status, "injected fault", "KeepaEmulator.inject")
+        if query.get("key") != self._api_key:
+            raise _Reply(402, "the key is missing or has no access")
+        allowed = ("GET", "POST") if endpoint == "deal" else ("GET",)
+        if method not in allowed:
+            raise _Reply(405, f"method {method} is not allowed on /{endpoint}")
+        for parameter in query:
+            if parameter not in _KNOWN_PARAMETERS[endpoint]:
+                self._ignored[f"{endpoint}.{parameter}"] += 1
+
+    def _serve(
+        self, endpoint: str, query: Mapping[str, str], body: bytes
+    ) -> tuple[dict[str, Any], int]:
+        """Validate, admit, charge and build the payload (with the lock held)."""
+        if endpoint == "token":
+            return {}, 0
+        if endpoint == "product":
+            options, asins = self._product_options(query)
+            self._admit()
+            return self._products(asins, options)
+        selection = self._selection(query, body)
+        self._admit()
+        return self._deals(selection)
+
+    def _admit(self) -> None:
+        if self._account.balance <= 0:
+            raise _Reply(
+                429,
+                f"not enough tokens: {self._account.balance} left",
+                f"refill in {self._account.refill_in_ms(self._elapsed())} ms",
+            )
+
+    def _product_options(self, query: Mapping[str, str]) -> tuple[dict[str, int], list[str]]:
+        raw = query.get("asin", "")
+        asins = list(dict.fromkeys(a.strip().upper() for a in raw.split(",") if a.strip()))
+        if not asins:
+            raise _Reply(400, "parameter asin is missing or empty")
+        domain = _int_parameter(query, "domain", low=0, high=99)
+        if domain not in DOMAINS:
+            raise _Reply(400, f"parameter domain must be a Keepa domain id, got {domain!r}")
+        options: dict[str, int] = {"domain": domain}
+        offers = _int_parameter(query, "offers", low=20, high=100)
+        for name, low, high, default in (
+            ("stats", 1, 100_000, 0),
+            ("buybox", 0, 1, 0),
+            ("history", 0, 1, 1),
+            ("rating", 0, 1, 0),
+            ("update", -1, 100_000, -1),
+            ("days", 1, 100_000, 0),
+        ):
+            value = _int_parameter(query, name, low=low, high=high, default=default)
+            assert value is not None  # noqa: S101 (a default is given)
+            options[name] = value
+        limit = MAX_ASINS_WITH_OFFERS if offers else MAX_ASINS
+        if len(asins) > limit:
+            raise _Reply(400, f"too many ASINs: {len(asins)} > {limit}")
+        if offers:
+            options["offers"] = offers
+            options["buybox"] = 0  # ignored with offers, as Keepa does
+        return options, asins
+
+    def _products(self, asins: list[str], options: Mapping[str, int]) -> tuple[dict[str, Any], int]:
+        minute = self.now_minute()
+        self._stream.extend(minute)
+        products = []
+        cost = 0
+        for asin in asins:
+            if self._catalog.index(asin) is None:
+                continue
+            traits = self._catalog.traits(asin)
+            draw = random.Random(f"offer-state:{self._seed}:{asin}:{minute}")
+            failed = draw.random() < self._offer_failure_share
+            fresh = draw.random() < self._fresh_offer_share
+            product, found = product_json(
+                self._catalog,
+                self._stream,
+                asin,
+                minute=minute,
+                options=options,
+                offers_failed=failed,
+            )
+            if options.get("offers"):
+                page_cost = self._fresh_offer_page_cost if fresh else self._offer_page_cost
+                cost += 1 if failed else page_cost * max(1, math.ceil(found / 10))
+            else:
+                cost += 1 + (2 if options["buybox"] else 0)
+            if options["rating"] and traits.rating is not None:
+                cost += 1
+            products.append(product)
+        self._account.balance -= cost
+        self._tokens_consumed += cost
+        self._products_served += len(products)
+        return {"products": products}, cost
+
+    def _selection(self, query: Mapping[str, str], body: bytes) -> Selection:
+        text = body.decode("utf-8", "replace") if body.strip() else query.get("selection")
+        if text is None:
+            raise _Reply(400, "the selection is missing (selection=<json> or a JSON body)")
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise _Reply(400, "the selection is not valid JSON", str(exc)) from None
+        try:
+            selection = parse_selection(raw)
+        except SelectionError as exc:
+            raise _Reply(400, str(exc)) from None
+        for name in selection.ignored:
+            self._ignored[f"deal.selection.{name}"] += 1
+        return selection
+
+    def _deals(self, selection: Selection) -> tuple[dict[str, Any], int]:
+        deals = self._stream.select(selection, now_minute=self.now_minute())
+        page = deals[selection.page * DEALS_PER_PAGE : (selection.page + 1) * DEALS_PER_PAGE]
+        roots = Counter(deal["rootCat"] for deal in deals)
+        cost = self._deal_cost
+        self._account.balance -= cost
+        self._tokens_consumed += cost
+        self._deals_served += len(page)
+        payload = {
+            "deals": {
+                "dr": page,
+                "categoryIds": sorted(roots),
+                "categoryNames": [_category_name(c) for c in sorted(roots)],
+                "categoryCount": [roots[c] for c in sorted(roots)],
+            }
+        }
+        return payload, cost
+
+
+_CATEGORY_NAMES = dict(CATEGORIES)
+
+
+def _category_name(category: int) -> str:
+    return _CATEGORY_NAMES.get(category, str(category))
+
+
+def _unix_ms(moment: dt.datetime) -> int:
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(
+        milliseconds=1
+    )
+
+
+def _check_int(name: str, value: object, *, low: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+
+
+def _check_share(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    """The HTTP server: it remembers its connections so that closing ends them."""
+
+    daemon_threads = True
+    allow_reuse_address = False
+    emulator: KeepaEmulator
+
+    #: ``handle_request`` is only called once the socket is readable: never wait in it.
+    timeout = 0
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._handlers: set[threading.Thread] = set()
+        self._stopping = False
+        # Writing to one end wakes the serving thread at once (no polling interval).
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        super().__init__(address, handler)
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until :meth:`stop` (the serving thread's loop)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _events in selector.select():
+                    if key.fileobj is self.socket and not self._stopping:
+                        self.handle_request()
+
+    def stop(self) -> None:
+        """Make :meth:`serve_until_stopped` return (from any thread)."""
+        self._stopping = True
+        self._wake_writer.send(b"x")
+
+    def server_close(self) -> None:
+        """Close the listening socket and the wake-up pair."""
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection, args=(request, client_address), daemon=True
+        )
+        with self._connections_lock:
+            self._connections.add(request)
+            self._handlers.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 (a broken connection ends only that connection)
+            self.handle_error(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+                self._handlers.discard(threading.current_thread())
+            self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: a client that hangs up is no news in tests."""
+
+    def close_connections(self) -> None:
+        """End every open connection and wait (briefly) for their threads."""
+        with self._connections_lock:
+            connections = list(self._connections)
+            handlers = list(self._handlers)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for handler in handlers:
+            handler.join(timeout=2.0)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: HTTP/1.1 keep-alive, every answer JSON with a length."""
+
+    protocol_version = "HTTP/1.1"
+    #: Headers and body leave in two writes: without this, Nagle's algorithm and the
+    #: client's delayed ACK would add ~40 ms to every answer.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Stay quiet (and never log a URL: it carries the key)."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        status, data, delay = self.server.emulator._handle(self.command, self.path, body)  # noqa: SLF001
+        if delay > 0:
+            time.sleep(delay)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = _answer  # noqa: N815
+    do_POST = _answer  # noqa: N815
+    do_PUT = _answer  # noqa: N815
+    do_DELETE = _answer  # noqa: N815
+    do_PATCH = _answer  # noqa: N815
+    do_HEAD = _answer  # noqa: N815
