@@ -15,9 +15,11 @@ the lease built from it share the pool, and the store writes a batch's deals
 and its watermark in **one transaction** (:meth:`PostgresWatermarkStore.commit`),
 so no crash can come between them.
 
-The tables (``deals``, ``watermarks``, ``leases`` and the version table
-``tokenbudget_keepa_schema``) are created by an explicit, versioned migration,
-:meth:`PostgresDatabase.migrate` (or ``migrate=True``), never on every connect.
+The tables (``deals``, as in SQLite, and ``tokenbudget_keepa_watermarks``,
+``tokenbudget_keepa_leases``, ``tokenbudget_keepa_backlog_v1`` and the version
+table ``tokenbudget_keepa_schema``, one row per migration applied) are created
+by an explicit, versioned migration, :meth:`PostgresDatabase.migrate` (or
+``migrate=True``), never on every connect.
 Processes migrating at once serialize on a transaction-scoped advisory lock;
 a database at a schema version this release does not know is refused with
 one line, before anything is written. To keep the tables in a schema of their
@@ -29,15 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
 from typing_extensions import Self
 
-from . import _holder
-from ._lease import check_key, check_ttl, new_token
+from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._sinks import AcceptedDeal, _latest
 from ._watermark import SchemaMismatch, StoreError, Watermark
 
@@ -73,7 +73,10 @@ _MIGRATION_LOCK: Final = 0x7462_6B70
 
 _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
     1: (
-        "CREATE TABLE tokenbudget_keepa_schema (version integer NOT NULL)",
+        """CREATE TABLE tokenbudget_keepa_schema (
+            version integer NOT NULL,
+            migrated_at timestamptz NOT NULL
+        )""",
         """CREATE TABLE deals (
             asin text COLLATE "C" PRIMARY KEY,
             title text,
@@ -88,22 +91,38 @@ _MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = {
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
         "CREATE INDEX deals_last_update ON deals (last_update)",
-        """CREATE TABLE watermarks (
+        """CREATE TABLE tokenbudget_keepa_watermarks (
             key text PRIMARY KEY,
             minute bigint NOT NULL,
             asin text COLLATE "C" NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
-        """CREATE TABLE leases (
+        """CREATE TABLE tokenbudget_keepa_backlog_v1 (
+            key text PRIMARY KEY,
+            sweep text NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE tokenbudget_keepa_leases (
             key text PRIMARY KEY,
             token text NOT NULL,
-            host text NOT NULL,
+            expires_at timestamptz NOT NULL,
+            acquired_at timestamptz NOT NULL,
             pid integer NOT NULL,
-            acquired_at timestamptz NOT NULL DEFAULT now(),
-            expires_at timestamptz NOT NULL
+            host text NOT NULL,
+            boot_id text,
+            started text
         )""",
     ),
 }
+
+
+#: The tables of tokenbudget_keepa's own names (``deals`` is the users' table).
+_TABLES: Final = (
+    "tokenbudget_keepa_backlog_v1",
+    "tokenbudget_keepa_leases",
+    "tokenbudget_keepa_schema",
+    "tokenbudget_keepa_watermarks",
+)
 
 
 class PostgresError(StoreError):
@@ -332,7 +351,7 @@ class PostgresDatabase:
             existing = conn.execute(
                 "SELECT string_agg(name, ', ' ORDER BY name) FROM unnest(%s::text[]) AS name "
                 "WHERE to_regclass(name) IS NOT NULL",
-                (["deals", "leases", "watermarks"],),
+                (["deals", *_TABLES],),
             ).fetchone()
             if existing is not None and existing[0]:
                 raise PostgresSchemaError(
@@ -342,12 +361,11 @@ class PostgresDatabase:
         for version in range(start + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[version]:
                 conn.execute(statement.encode())
-        if current is None:
             conn.execute(
-                "INSERT INTO tokenbudget_keepa_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
+                "INSERT INTO tokenbudget_keepa_schema (version, migrated_at) "
+                "VALUES (%s, clock_timestamp())",
+                (version,),
             )
-        elif current < SCHEMA_VERSION:
-            conn.execute("UPDATE tokenbudget_keepa_schema SET version = %s", (SCHEMA_VERSION,))
         return SCHEMA_VERSION
 
     def migrate(self) -> int:
@@ -426,7 +444,8 @@ WHERE d.last_update <= excluded.last_update
 """
 
 _ADVANCE: Final = b"""
-INSERT INTO watermarks AS w (key, minute, asin, updated_at) VALUES (%s, %s, %s, now())
+INSERT INTO tokenbudget_keepa_watermarks AS w (key, minute, asin, updated_at)
+VALUES (%s, %s, %s, now())
 ON CONFLICT (key) DO UPDATE SET
     minute = excluded.minute, asin = excluded.asin, updated_at = excluded.updated_at
 WHERE (w.minute, w.asin) < (excluded.minute, excluded.asin)
@@ -489,7 +508,7 @@ class PostgresWatermarkStore:
         """The watermark of *key*, or ``None`` if none is stored."""
         with self._db.transaction() as conn:
             row = conn.execute(
-                "SELECT minute, asin FROM watermarks WHERE key = %s", (key,)
+                "SELECT minute, asin FROM tokenbudget_keepa_watermarks WHERE key = %s", (key,)
             ).fetchone()
         return None if row is None else Watermark(int(row[0]), str(row[1]))
 
@@ -517,12 +536,15 @@ class PostgresWatermarkStore:
     def reset(self, key: str) -> None:
         """Forget the watermark of *key* (the next run starts with its look-back)."""
         with self._db.transaction() as conn:
-            conn.execute("DELETE FROM watermarks WHERE key = %s", (key,))
+            conn.execute("DELETE FROM tokenbudget_keepa_watermarks WHERE key = %s", (key,))
 
     def keys(self) -> list[str]:
         """Every key with a stored watermark, sorted."""
         with self._db.transaction() as conn:
-            return [str(r[0]) for r in conn.execute("SELECT key FROM watermarks ORDER BY key")]
+            return [
+                str(r[0])
+                for r in conn.execute("SELECT key FROM tokenbudget_keepa_watermarks ORDER BY key")
+            ]
 
     def close(self) -> None:
         """Close the pool if the store opened it (idempotent)."""
@@ -574,7 +596,7 @@ class PostgresDealSink:
 
 
 class PostgresLease:
-    """One holder per key, in the table ``leases``, with an expiry in the database's time.
+    """One holder per key, in a table, with an expiry in the database's time.
 
     A holder must renew the lease before its *ttl* runs out; a crashed
     holder's lease expires and the next :meth:`acquire` takes it. On one host
@@ -595,18 +617,30 @@ class PostgresLease:
         return f"PostgresLease({self._db.name!r})"
 
     def _take(self, key: str, token: str, ttl: float, dead: str | None) -> bool:
+        me = HolderProcess.current()
         with self._db.transaction() as conn:
             row = conn.execute(
                 b"""
-                INSERT INTO leases AS l (key, token, host, pid, acquired_at, expires_at)
-                VALUES (%s, %s, %s, %s, clock_timestamp(), clock_timestamp() + %s)
+                INSERT INTO tokenbudget_keepa_leases AS l
+                    (key, token, expires_at, acquired_at, pid, host, boot_id, started)
+                VALUES (%s, %s, clock_timestamp() + %s, clock_timestamp(), %s, %s, %s, %s)
                 ON CONFLICT (key) DO UPDATE SET
-                    token = excluded.token, host = excluded.host, pid = excluded.pid,
-                    acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+                    token = excluded.token, expires_at = excluded.expires_at,
+                    acquired_at = excluded.acquired_at, pid = excluded.pid,
+                    host = excluded.host, boot_id = excluded.boot_id, started = excluded.started
                 WHERE l.expires_at <= clock_timestamp() OR l.token = %s
                 RETURNING 1
                 """,
-                (key, token, _holder.this_host(), os.getpid(), timedelta(seconds=ttl), dead),
+                (
+                    key,
+                    token,
+                    timedelta(seconds=ttl),
+                    me.pid,
+                    me.host,
+                    me.boot_id,
+                    me.started,
+                    dead,
+                ),
             ).fetchone()
         return row is not None
 
@@ -619,9 +653,11 @@ class PostgresLease:
             return token
         with self._db.transaction() as conn:
             row = conn.execute(
-                "SELECT token, host, pid FROM leases WHERE key = %s", (key,)
+                "SELECT token, pid, host, boot_id, started FROM tokenbudget_keepa_leases "
+                "WHERE key = %s",
+                (key,),
             ).fetchone()
-        if row is not None and _holder.gone(str(row[1]), int(row[2])):
+        if row is not None and _holder(row).is_gone():
             return token if self._take(key, token, ttl, str(row[0])) else None
         return None
 
@@ -634,7 +670,7 @@ class PostgresLease:
         check_ttl(ttl)
         with self._db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE leases SET expires_at = clock_timestamp() + %s "
+                "UPDATE tokenbudget_keepa_leases SET expires_at = clock_timestamp() + %s "
                 "WHERE key = %s AND token = %s",
                 (timedelta(seconds=ttl), key, token),
             )
@@ -644,7 +680,9 @@ class PostgresLease:
         """Give the lease back, only if *token* holds it; ``True`` if it did."""
         check_key(key)
         with self._db.transaction() as conn:
-            cur = conn.execute("DELETE FROM leases WHERE key = %s AND token = %s", (key, token))
+            cur = conn.execute(
+                "DELETE FROM tokenbudget_keepa_leases WHERE key = %s AND token = %s", (key, token)
+            )
             return cur.rowcount == 1
 
     def holder(self, key: str) -> str | None:
@@ -652,15 +690,23 @@ class PostgresLease:
         check_key(key)
         with self._db.transaction() as conn:
             row = conn.execute(
-                "SELECT host, pid, extract(epoch FROM expires_at - clock_timestamp()) "
-                "FROM leases WHERE key = %s AND expires_at > clock_timestamp()",
+                "SELECT token, pid, host, boot_id, started, "
+                "extract(epoch FROM expires_at - clock_timestamp()) "
+                "FROM tokenbudget_keepa_leases WHERE key = %s AND expires_at > clock_timestamp()",
                 (key,),
             ).fetchone()
         if row is None:
             return None
-        return f"{_holder.describe(str(row[0]), int(row[1]))}, {float(row[2]):.0f} s left"
+        return f"{_holder(row).describe()}, {float(row[5]):.0f} s left"
 
     def close(self) -> None:
         """Close the pool if the lease opened it (idempotent)."""
         if self._owned:
             self._db.close()
+
+
+def _holder(row: Sequence[Any]) -> HolderProcess:
+    _token, pid, host, boot_id, started = row[:5]
+    return HolderProcess(
+        int(pid), str(host), None if boot_id is None else str(boot_id), started and str(started)
+    )

@@ -25,12 +25,11 @@ nothing half-done is left behind (each operation is one command or script).
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from . import _holder
-from ._lease import check_key, check_ttl, new_token
+from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._watermark import StoreError, Watermark
 
 
@@ -219,7 +218,7 @@ class RedisLease(_RedisBase):
     """One holder per key: ``SET NX PX`` with an owner token, expiring for crashed holders.
 
     The lease of *key* is the string ``prefix + "lease:" + key``, whose value
-    is the owner token followed by the holder (host and process). Renewal and
+    is the owner token followed by the holder (its process, host and boot). Renewal and
     release are scripts that act only while the caller's token holds the
     lease. On one host (same host name and PID namespace) a lease whose
     holding process is gone is taken over at once instead of after its expiry.
@@ -246,7 +245,8 @@ class RedisLease(_RedisBase):
 
     @staticmethod
     def _value(token: str) -> str:
-        return f"{token} {os.getpid()} {_holder.this_host()}"
+        me = HolderProcess.current()
+        return f"{token} {json.dumps([me.pid, me.host, me.boot_id, me.started])}"
 
     def acquire(self, key: str, *, ttl: float) -> str | None:
         """Take the lease of *key* for *ttl* seconds: its owner token, or ``None`` if held."""
@@ -259,8 +259,7 @@ class RedisLease(_RedisBase):
         held = self._run("acquire", lambda: self._client.get(name))
         if held is None:
             return None  # expired just now: the next try takes it
-        _, pid, host = _parse(_text(held))
-        if _holder.gone(host, pid):
+        if _parse(_text(held)).is_gone():
             script = self._scripts["take_over"]
             if self._run("acquire", lambda: script(keys=[name], args=[held, value, ms])):
                 return token
@@ -301,20 +300,20 @@ class RedisLease(_RedisBase):
         value, pttl = self._run("holder", read)
         if value is None:
             return None
-        _, pid, host = _parse(_text(value))
-        return f"{_holder.describe(host, pid)}, {max(0, int(pttl)) / 1000:.0f} s left"
+        return f"{_parse(_text(value)).describe()}, {max(0, int(pttl)) / 1000:.0f} s left"
 
     def close(self) -> None:
         """Nothing to close: the client belongs to the caller."""
 
 
-def _parse(value: str) -> tuple[str, int, str]:
-    token, _, rest = value.partition(" ")
-    pid, _, host = rest.partition(" ")
+def _parse(value: str) -> HolderProcess:
+    """The holder recorded after the token (an unreadable record: a holder never judged gone)."""
+    _, _, rest = value.partition(" ")
     try:
-        return token, int(pid), host
-    except ValueError:
-        return token, 0, host
+        pid, host, boot_id, started = json.loads(rest)
+        return HolderProcess(int(pid), str(host), boot_id, started)
+    except (ValueError, TypeError):
+        return HolderProcess(0, "unknown")
 
 
 def _ttl_ms(ttl: float) -> int:

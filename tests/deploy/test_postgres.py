@@ -12,7 +12,8 @@ import pytest
 
 from tests.deploy.conftest import postgres_required
 from tokenbudget import TokenBudgetError
-from tokenbudget_keepa import AcceptedDeal, SchemaMismatch, StoreError, Watermark, _holder
+from tokenbudget_keepa import AcceptedDeal, SchemaMismatch, StoreError, Watermark
+from tokenbudget_keepa._lease import HolderProcess
 
 
 if not postgres_required():
@@ -348,11 +349,12 @@ def test_lease_of_another_host_is_not_taken_over(db):
     lease = db.lease()
     with db.transaction() as conn:
         conn.execute(
-            "INSERT INTO leases (key, token, host, pid, expires_at) "
-            "VALUES ('job', 't', 'elsewhere', 1, now() + interval '1 hour')"
+            "INSERT INTO tokenbudget_keepa_leases (key, token, host, pid, expires_at, acquired_at) "
+            "VALUES ('job', 't', 'elsewhere', 999999999, now() + interval '1 hour', now())"
         )
     assert lease.acquire("job", ttl=30) is None
-    assert not _holder.gone("elsewhere", 999_999_999)
+    assert lease.holder("job").startswith("pid 999999999 on elsewhere")
+    assert not HolderProcess(999_999_999, "elsewhere").is_gone()
 
 
 def test_bad_ttl_is_refused(db):

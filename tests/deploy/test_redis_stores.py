@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tokenbudget_keepa import _holder
+from tokenbudget_keepa._lease import HolderProcess
 from tokenbudget_keepa._watermark import Watermark
 
 
@@ -153,10 +153,11 @@ def test_lease_of_a_dead_local_process_is_taken_over_at_once(lease, redis_server
 
 def test_lease_of_another_host_is_not_taken_over(lease, redis_client, redis_prefix):
     """A holder on another host is never judged dead."""
-    redis_client.set(f"{redis_prefix}lease:job", "tok 1 elsewhere", px=60_000)
+    value = 'tok [999999999, "elsewhere", null, null]'
+    redis_client.set(f"{redis_prefix}lease:job", value, px=60_000)
     assert lease.acquire("job", ttl=30) is None
-    assert lease.holder("job") == "pid 1 on elsewhere, 60 s left"
-    assert not _holder.gone("elsewhere", 1)
+    assert lease.holder("job") == "pid 999999999 on elsewhere, 60 s left"
+    assert not HolderProcess(999_999_999, "elsewhere").is_gone()
 
 
 def test_unreachable_redis_is_a_typed_error():
