@@ -1,7 +1,9 @@
 """Buckets shared by processes and hosts through Redis or Valkey.
 
-Needs the ``redis`` extra (``pip install tokenbudget[redis]``); importing
-:mod:`tokenbudget` itself never imports redis-py.
+Needs the ``redis`` extra (redis-py; from a checkout,
+``python -m pip install '.[redis]'``: the name ``tokenbudget`` on the package
+index is another project for now); importing :mod:`tokenbudget` itself never
+imports redis-py.
 
 .. code-block:: python
 
