@@ -12,6 +12,7 @@ an HTTP 429), typed results, and an emulator of the API to test against.
 
 from __future__ import annotations
 
+from ._client import AsyncKeepaClient, KeepaClient
 from ._errors import (
     KeepaAuthError,
     KeepaError,
@@ -66,6 +67,7 @@ __all__ = [
     "KEEPA_EPOCH",
     "SCHEMA_VERSION",
     "AcceptedDeal",
+    "AsyncKeepaClient",
     "Categories",
     "Deal",
     "DealPage",
@@ -75,6 +77,7 @@ __all__ = [
     "FunctionFilter",
     "HolderProcess",
     "KeepaAuthError",
+    "KeepaClient",
     "KeepaError",
     "KeepaProtocolError",
     "KeepaRequestError",

@@ -596,7 +596,7 @@ class DealQuery:
     )
 
     @classmethod
-    def from_mapping(cls, selection: Mapping[str, Any]) -> DealQuery:
+    def from_mapping(cls, selection: Mapping[str, Any] | DealQuery) -> DealQuery:
         """Validate a mapping of selection fields (camelCase, as Keepa names them, or snake_case).
 
         Raises:

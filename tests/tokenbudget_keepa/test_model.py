@@ -88,7 +88,13 @@ def test_sparse_product_answers_none_everywhere():
 def test_mistyped_product_fields_read_as_missing():
     """Fields of the wrong JSON type read as missing, not as errors."""
     p = Product.from_raw(
-        {"asin": "B0", "stats": [], "fbaFees": "x", "categories": "1", "referralFeePercentage": "15"}
+        {
+            "asin": "B0",
+            "stats": [],
+            "fbaFees": "x",
+            "categories": "1",
+            "referralFeePercentage": "15",
+        }
     )
     assert (p.new_price, p.fba_fee, p.categories, p.referral_fee_percent) == (None, None, (), None)
 

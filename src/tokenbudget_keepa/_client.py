@@ -1,0 +1,1042 @@
+"""The Keepa clients: :class:`KeepaClient` and :class:`AsyncKeepaClient` over httpx.
+
+Both spend from a :mod:`tokenbudget` bucket. Before a request is sent its cost
+is estimated (:mod:`._cost`) and booked on the bucket; when the answer arrives
+the booking is settled to ``tokensConsumed`` and the bucket is synced from the
+envelope (:mod:`._envelope`), errors and HTTP 429 included. A request the
+bucket admits now is sent at once, even while others are on the wire; a
+request that must wait first waits for this client's requests on the wire to
+be answered (their envelopes make the bucket exact), then books again and
+sleeps the bucket's delay on the client's clock. One request at a time waits:
+the others queue behind it, first come, first served.
+
+The API key travels only in the query string that the transport adds at the
+last moment (:class:`_KeyTransport`): httpx's own request objects, its log
+records and its errors never see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import random
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+import httpx
+from typing_extensions import Self
+
+from tokenbudget import (
+    AcquireTimeout,
+    AsyncReservation,
+    AsyncTokenBucket,
+    BucketConfig,
+    Clock,
+    DeficitRule,
+    MonotonicClock,
+    Rate,
+    Reservation,
+    TokenBucket,
+)
+
+from ._cost import CostModel, RequestKind
+from ._envelope import Envelope, decode_body, parse_envelope
+from ._errors import (
+    KeepaAuthError,
+    KeepaError,
+    KeepaProtocolError,
+    KeepaRequestError,
+    KeepaServerError,
+    KeepaTokenError,
+    KeepaTransportError,
+)
+from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
+
+
+__all__ = ["AsyncKeepaClient", "KeepaClient"]
+
+log = logging.getLogger("tokenbudget_keepa")
+
+ENV_KEY: Final = "KEEPA_API_KEY"
+DEFAULT_BASE_URL: Final = "https://api.keepa.com"
+#: The most ASINs in one ``/product`` request, without and with ``offers``.
+MAX_ASINS: Final = 100
+MAX_ASINS_WITH_OFFERS: Final = 20
+#: Keepa adds its refill once a minute.
+REFILL_STEP: Final = 60.0
+#: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
+CAPACITY_MINUTES: Final = 60.0
+_ASIN = re.compile(r"[A-Za-z0-9]{10}")
+
+
+def _redact(text: str, key: str) -> str:
+    return text.replace(key, "<redacted>") if key else text
+
+
+# -- the transport that adds the key -----------------------------------------------------------
+
+
+def _with_key(request: httpx.Request, key: str) -> httpx.Request:
+    return httpx.Request(
+        request.method,
+        request.url.copy_add_param("key", key),
+        headers=request.headers,
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+
+
+class _KeyTransport(httpx.BaseTransport):
+    """Adds ``key=`` to each request as it leaves, so httpx never logs or keeps it."""
+
+    def __init__(self, inner: httpx.BaseTransport, key: str) -> None:
+        self._inner = inner
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(_with_key(request, self._key))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncKeyTransport(httpx.AsyncBaseTransport):
+    """The async :class:`_KeyTransport`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, key: str) -> None:
+        self._inner = inner
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(_with_key(request, self._key))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{'' if low is None else low}, {'' if high is None else high}]"
+        raise ValueError(f"{name} must lie in {bounds}, got {value!r}")
+    return int(value)
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise ValueError(
+            f"{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}"
+        )
+    return number
+
+
+def _check_asins(asins: str | Iterable[str]) -> list[str]:
+    items: Iterable[object] = [asins] if isinstance(asins, str) else asins
+    if not isinstance(items, Iterable):
+        raise TypeError(f"asins must be an ASIN or an iterable of ASINs, got {asins!r}")
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, asin in enumerate(items):
+        if not isinstance(asin, str):
+            raise TypeError(f"asins[{i}] must be a str, got {asin!r}")
+        if not _ASIN.fullmatch(asin):
+            raise ValueError(f"asins[{i}] must be 10 letters or digits, got {asin!r}")
+        code = asin.upper()
+        if code not in seen:
+            seen.add(code)
+            out.append(code)
+    return out
+
+
+@attrs.frozen
+class _Call:
+    """One HTTP request to make: where, what, and how it is priced."""
+
+    path: str
+    params: dict[str, str]
+    kind: RequestKind | None
+    units: int
+
+
+@attrs.frozen
+class _Answer:
+    """What came back: the HTTP status, the envelope (if readable) and the body."""
+
+    status: int
+    envelope: Envelope | None
+    body: Mapping[str, Any] | None
+    problem: KeepaProtocolError | None
+
+
+# -- what both clients share -------------------------------------------------------------------
+
+
+class _Base:
+    """Arguments, request building, answer classification and bookkeeping (no I/O)."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str,
+        domain: int,
+        clock: Clock | None,
+        timeout: float,
+        capacity: float | None,
+        max_retries: int,
+        max_token_retries: int,
+        backoff: float,
+        max_backoff: float,
+        status_interval: float,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get(ENV_KEY)
+            if not api_key:
+                raise ValueError(f"no Keepa API key: pass api_key= or set {ENV_KEY}")
+        if not isinstance(api_key, str) or not api_key:
+            raise TypeError("api_key must be a non-empty str")
+        self._key = api_key
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self._base_url = base_url.rstrip("/")
+        _check_int("domain", domain)
+        if domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {sorted(DOMAINS)}, got {domain!r}")
+        self._domain = domain
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a tokenbudget Clock, got {clock!r}")
+        self._clock: Clock = MonotonicClock() if clock is None else clock
+        self._timeout = _check_seconds("timeout", timeout, positive=True)
+        self._capacity = (
+            None if capacity is None else _check_seconds("capacity", capacity, positive=True)
+        )
+        self._max_retries = _check_int("max_retries", max_retries, low=0)
+        self._max_token_retries = _check_int("max_token_retries", max_token_retries, low=0)
+        self._backoff = _check_seconds("backoff", backoff)
+        self._max_backoff = _check_seconds("max_backoff", max_backoff)
+        self._status_interval = _check_seconds("status_interval", status_interval)
+        self._cost = CostModel()
+        self._random = random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._newest: Envelope | None = None
+        #: The client's clock when the newest envelope arrived.
+        self._newest_at: float = -math.inf
+        self._rate: float | None = None
+        self._inflight = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, domain={self._domain!r}, "
+            f"api_key=<redacted>)"
+        )
+
+    @property
+    def domain(self) -> int:
+        """The marketplace the client asks about (Keepa's domain id)."""
+        return self._domain
+
+    @property
+    def base_url(self) -> str:
+        """The API's address."""
+        return self._base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every wait of the client runs on."""
+        return self._clock
+
+    @property
+    def cost_model(self) -> CostModel:
+        """The cost model the client estimates with (learned from ``tokensConsumed``)."""
+        return self._cost
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _product_calls(
+        self,
+        asins: str | Iterable[str],
+        *,
+        offers: int | None,
+        stats: int | None,
+        buybox: bool,
+        history: bool,
+        update: int | None,
+        rating: bool,
+        days: int | None,
+    ) -> list[_Call]:
+        codes = _check_asins(asins)
+        params: dict[str, str] = {"domain": str(self._domain)}
+        if offers is not None:
+            params["offers"] = str(_check_int("offers", offers, low=20, high=100))
+        if stats is not None:
+            params["stats"] = str(_check_int("stats", stats, low=1))
+        params["buybox"] = "1" if _check_bool("buybox", buybox) else "0"
+        params["history"] = "1" if _check_bool("history", history) else "0"
+        if update is not None:
+            params["update"] = str(_check_int("update", update, low=-1))
+        params["rating"] = "1" if _check_bool("rating", rating) else "0"
+        if days is not None:
+            params["days"] = str(_check_int("days", days, low=1))
+        kind = RequestKind.product(offers=offers, buybox=buybox, rating=rating)
+        size = MAX_ASINS if offers is None else MAX_ASINS_WITH_OFFERS
+        calls = []
+        for start in range(0, len(codes), size):
+            chunk = codes[start : start + size]
+            calls.append(_Call("/product", {**params, "asin": ",".join(chunk)}, kind, len(chunk)))
+        return calls
+
+    def _deal_call(self, selection: DealQuery | Mapping[str, Any], page: int) -> _Call:
+        query = DealQuery.from_mapping(selection)
+        _check_int("page", page, low=0)
+        query = query.with_page(page)
+        data = query.to_selection()
+        data.setdefault("domainId", self._domain)
+        text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+        return _Call("/deal", {"selection": text}, RequestKind.deal(), 1)
+
+    def _read(self, response: httpx.Response) -> _Answer:
+        """Classify nothing yet: decode the body and its envelope, never raising."""
+        problem: KeepaProtocolError | None = None
+        envelope: Envelope | None = None
+        body: Mapping[str, Any] | None = None
+        try:
+            decoded = decode_body(response.content)
+            envelope = parse_envelope(decoded)
+            assert isinstance(decoded, Mapping)  # noqa: S101 -- parse_envelope checked it
+            body = decoded
+        except KeepaProtocolError as exc:
+            problem = exc
+        return _Answer(response.status_code, envelope, body, problem)
+
+    # -- the bucket ----------------------------------------------------------------------------
+
+    def _config_for(self, envelope: Envelope) -> BucketConfig:
+        rate = envelope.refill_rate
+        if rate <= 0:
+            raise KeepaAuthError(
+                "the account reports no token refill (refillRate 0): no plan on this key?",
+                endpoint="/token",
+                status=200,
+            )
+        capacity = self._capacity if self._capacity is not None else CAPACITY_MINUTES * rate
+        return BucketConfig(
+            capacity,
+            Rate.per_minute(rate),
+            burst_threshold=min(1.0, capacity),
+            min_threshold=min(1.0, capacity),
+            deficit=DeficitRule.while_positive(math.inf),
+            refill_step=REFILL_STEP,
+        )
+
+    def _sync_args(
+        self, envelope: Envelope, status: int
+    ) -> tuple[float, float, Rate | None] | None:
+        """The arguments of ``bucket.sync`` for *envelope*, or None for an older one."""
+        if not envelope.newer_than(self._newest):
+            log.debug(
+                "envelope of %d ms is older than one already synced (%d ms): not synced",
+                envelope.timestamp_ms,
+                self._newest.timestamp_ms if self._newest else 0,
+            )
+            return None
+        self._newest = envelope
+        self._newest_at = self._clock.now()
+        tokens = envelope.tokens_left
+        if status == 429 and tokens > 0:
+            tokens = 0.0  # Keepa refuses only at zero or below: it has spent more since
+        rate: Rate | None = None
+        if envelope.refill_rate > 0:
+            if self._rate is not None and envelope.refill_rate != self._rate:
+                rate = Rate.per_minute(envelope.refill_rate)
+            self._rate = envelope.refill_rate
+        return tokens, envelope.refill_in, rate
+
+    def _status_is_fresh(self, max_age: float | None) -> bool:
+        age = self._status_interval if max_age is None else max_age
+        return self._newest is not None and self._clock.now() - self._newest_at < age
+
+    def _backoff_delay(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter, for the *attempt*-th retry (from 1)."""
+        ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
+        return self._random.uniform(ceiling / 2, ceiling)
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _consumed(self, answer: _Answer | None, estimate: float) -> float:
+        if answer is not None and answer.envelope is not None:
+            consumed = answer.envelope.tokens_consumed
+            if consumed is not None:
+                return consumed
+            if answer.status == 429:
+                return 0.0
+        return estimate
+
+    def _error_for(self, call: _Call, answer: _Answer, attempts: int) -> KeepaError:
+        """The error to raise for a final, failed answer."""
+        status = answer.status
+        detail = ""
+        if answer.envelope is not None and answer.envelope.error is not None:
+            detail = ": " + answer.envelope.error.describe()
+        elif answer.problem is not None:
+            detail = f" ({answer.problem})"
+        detail = _redact(detail, self._key)
+        where = f"{call.path} answered HTTP {status}"
+        kw: dict[str, Any] = {"endpoint": call.path, "status": status, "attempts": attempts}
+        if status in (401, 402, 403):
+            return KeepaAuthError(f"{where}: the API key was refused{detail}", **kw)
+        if status == 429:
+            env = answer.envelope
+            return KeepaTokenError(
+                f"{where} (not enough tokens) {attempts} times{detail}",
+                tokens_left=None if env is None else env.tokens_left,
+                refill_in=None if env is None else env.refill_in,
+                **kw,
+            )
+        if status >= 500:
+            return KeepaServerError(f"{where} {attempts} times{detail}", **kw)
+        if 400 <= status < 500:
+            return KeepaRequestError(f"{where}: the request was refused{detail}", **kw)
+        return KeepaProtocolError(f"{where}: not an answer Keepa gives{detail}", **kw)
+
+    def _payload(self, call: _Call, answer: _Answer, attempts: int) -> Mapping[str, Any]:
+        if answer.problem is not None or answer.body is None:
+            raise KeepaProtocolError(
+                _redact(
+                    f"{call.path} answered HTTP 200 with a bad body: {answer.problem}", self._key
+                ),
+                endpoint=call.path,
+                status=answer.status,
+                attempts=attempts,
+            )
+        return answer.body
+
+    def _products_of(self, call: _Call, body: Mapping[str, Any]) -> list[Product]:
+        raw = body.get("products")
+        if not isinstance(raw, list):
+            raise KeepaProtocolError(
+                f"{call.path} answered without a 'products' list, got {type(raw).__name__}",
+                endpoint=call.path,
+                status=200,
+            )
+        try:
+            return [Product.from_raw(item) for item in raw]
+        except KeepaProtocolError as exc:
+            exc.endpoint = call.path
+            raise
+
+    def _deal_page_of(self, call: _Call, body: Mapping[str, Any], page: int) -> DealPage:
+        raw = body.get("deals")
+        rows = raw.get("dr") if isinstance(raw, Mapping) else None
+        if not isinstance(raw, Mapping) or not isinstance(rows, list):
+            raise KeepaProtocolError(
+                f"{call.path} answered without a 'deals' object holding a 'dr' list",
+                endpoint=call.path,
+                status=200,
+            )
+        try:
+            deals = [Deal.from_raw(item) for item in rows]
+        except KeepaProtocolError as exc:
+            exc.endpoint = call.path
+            raise
+        ids = raw.get("categoryIds")
+        category_ids = (
+            tuple(i for i in ids if isinstance(i, int) and not isinstance(i, bool))
+            if isinstance(ids, list)
+            else ()
+        )
+        return DealPage(deals, page, category_ids, raw)
+
+    def _learn(self, call: _Call, answer: _Answer, products: int | None = None) -> None:
+        env = answer.envelope
+        if call.kind is None or env is None or env.tokens_consumed is None:
+            return
+        units = call.units if products is None else products
+        self._cost.observe(call.kind, units, env.tokens_consumed)
+
+    def _log(
+        self,
+        call: _Call,
+        *,
+        estimate: float,
+        answer: _Answer | None,
+        waited: float,
+        attempt: int,
+        note: str = "",
+    ) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        env = answer.envelope if answer is not None else None
+        log.debug(
+            "%s status=%s estimated=%g consumed=%s tokens_left=%s waited=%.3f attempt=%d%s",
+            call.path,
+            "-" if answer is None else answer.status,
+            estimate,
+            "-" if env is None or env.tokens_consumed is None else f"{env.tokens_consumed:g}",
+            "-" if env is None else f"{env.tokens_left:g}",
+            waited,
+            attempt,
+            f" {note}" if note else "",
+        )
+
+
+def _check_bucket(bucket: object, kind: type) -> None:
+    if bucket is not None and not isinstance(bucket, kind):
+        raise TypeError(f"bucket must be a {kind.__name__}, got {bucket!r}")
+
+
+def _transport_note(exc: httpx.TransportError, key: str) -> str:
+    return _redact(f"{type(exc).__name__}: {exc}", key)
+
+
+# -- the sync client ---------------------------------------------------------------------------
+
+
+class KeepaClient(_Base):
+    """A Keepa API client that keeps the account's token budget (it never needs an HTTP 429).
+
+    Every request is booked on :attr:`bucket` before it is sent, at its
+    estimated cost; the answer settles the booking to ``tokensConsumed`` and
+    syncs the bucket from the envelope (``tokensLeft``, ``refillIn``,
+    ``refillRate``), errors and 429 included. Thread-safe.
+
+    Args:
+        api_key: The key; ``None`` reads ``KEEPA_API_KEY``. It never appears in
+            a repr, a log record, an error or a logged URL.
+        base_url: The API's address (the emulator's :attr:`url` in tests).
+        domain: The marketplace (1 ``.com``, 3 ``.de``, …).
+        bucket: The :class:`~tokenbudget.TokenBucket` to spend from (any
+            backend: processes sharing one account share one Redis-backed
+            bucket). ``None``: built from the first envelope (a free
+            ``/token`` call) to model the account exactly: Keepa's deficit
+            rule (a request runs while the balance is positive, whatever it
+            costs), *capacity*, and a refill once a minute aligned to
+            ``refillIn``.
+        clock: The :class:`~tokenbudget.Clock` of every wait (a
+            :class:`~tokenbudget.ManualClock` shared with the emulator
+            simulates hours in seconds).
+        timeout: Seconds to wait for an answer.
+        capacity: The default bucket's capacity; ``None``: an hour of refill,
+            ``60 x refillRate`` (Keepa's exact cap is not documented).
+        max_retries: Retries after a 5xx answer or a transport error (capped
+            exponential backoff with jitter on *clock*).
+        max_token_retries: Retries after a 429 (each one waits as the synced
+            bucket says).
+        backoff: The first backoff, in seconds (doubling up to *max_backoff*).
+        max_backoff: The longest backoff, in seconds.
+        status_interval: :meth:`token_status` answers from the last envelope
+            when it is younger than this (seconds on *clock*): routine status
+            checks never poll Keepa more often.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        domain: int = 1,
+        bucket: TokenBucket | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        capacity: float | None = None,
+        max_retries: int = 4,
+        max_token_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        status_interval: float = 60.0,
+    ) -> None:
+        _check_bucket(bucket, TokenBucket)
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            domain=domain,
+            clock=clock,
+            timeout=timeout,
+            capacity=capacity,
+            max_retries=max_retries,
+            max_token_retries=max_token_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            status_interval=status_interval,
+        )
+        self._bucket = bucket
+        self._gate = threading.Lock()
+        self._state = threading.Condition()
+        self._init_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=self._base_url,
+            timeout=self._timeout,
+            transport=_KeyTransport(httpx.HTTPTransport(), self._key),
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    @property
+    def bucket(self) -> TokenBucket:
+        """The bucket the client spends from (built from a free ``/token`` call if need be)."""
+        if self._bucket is None:
+            self._status(max_age=0.0)
+        assert self._bucket is not None  # noqa: S101 -- built by the status call
+        return self._bucket
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def token_status(self, *, max_age: float | None = None) -> TokenStatus:
+        """The account's token status (free: ``/token`` costs nothing).
+
+        Answers from the newest envelope when it is younger than *max_age*
+        seconds (default: the client's ``status_interval``), so that routine
+        checks never poll Keepa; ``max_age=0`` always asks.
+        """
+        if max_age is not None:
+            _check_seconds("max_age", max_age)
+        return self._status(max_age=max_age)
+
+    def products(
+        self,
+        asins: str | Iterable[str],
+        *,
+        offers: int | None = None,
+        stats: int | None = None,
+        buybox: bool = False,
+        history: bool = True,
+        update: int | None = None,
+        rating: bool = False,
+        days: int | None = None,
+    ) -> list[Product]:
+        """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
+
+        Args:
+            asins: One ASIN or an iterable of them (duplicates asked once).
+            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10.
+            stats: Days of statistics (``stats`` on each product).
+            buybox: Buy box data (+2 tokens a product; ignored with offers).
+            history: The price history (``csv``).
+            update: Refresh products older than this many hours (0 always, -1 never).
+            rating: Rating and review count history (up to +1 a product).
+            days: Limit the history to the last *days* days.
+
+        Raises:
+            TypeError, ValueError: A parameter has the wrong type or range
+                (named in the message), before anything is sent.
+            KeepaError: A request failed (see the error tree).
+        """
+        calls = self._product_calls(
+            asins,
+            offers=offers,
+            stats=stats,
+            buybox=buybox,
+            history=history,
+            update=update,
+            rating=rating,
+            days=days,
+        )
+        products: list[Product] = []
+        for call in calls:
+            answer = self._send(call)
+            found = self._products_of(call, self._payload(call, answer, 1))
+            self._learn(call, answer, len(found))
+            products.extend(found)
+        return products
+
+    def deals(self, selection: DealQuery | Mapping[str, Any], *, page: int = 0) -> DealPage:
+        """One page of deals (5 tokens); *selection* a :class:`DealQuery` or a mapping of one.
+
+        Raises:
+            TypeError, ValueError: The selection is malformed (named in the
+                message), before anything is sent.
+            KeepaError: The request failed.
+        """
+        call = self._deal_call(selection, page)
+        answer = self._send(call)
+        result = self._deal_page_of(call, self._payload(call, answer, 1), page)
+        self._learn(call, answer)
+        return result
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _status(self, *, max_age: float | None) -> TokenStatus:
+        if self._status_is_fresh(max_age) and self._bucket is not None:
+            assert self._newest is not None  # noqa: S101 -- fresh
+            return self._newest.status()
+        call = _Call("/token", {}, None, 0)
+        answer = self._send(call)
+        self._payload(call, answer, 1)
+        assert answer.envelope is not None  # noqa: S101 -- _payload checked it
+        return answer.envelope.status()
+
+    def _ensure_bucket(self, envelope: Envelope) -> None:
+        with self._init_lock:
+            if self._bucket is None:
+                config = self._config_for(envelope)
+                tokens = min(config.capacity, envelope.tokens_left)
+                self._bucket = TokenBucket(config, clock=self._clock, tokens=tokens)
+
+    def _book(self, cost: float) -> tuple[Reservation, float]:
+        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
+        with self._gate:
+            bucket = self.bucket
+            try:
+                booking = bucket.reserve(cost, timeout=0)
+                waited = 0.0
+            except AcquireTimeout:
+                with self._state:
+                    self._state.wait_for(lambda: self._inflight == 0)
+                if not self._status_is_fresh(None):
+                    self._status(max_age=0.0)  # reconcile before a long wait
+                booking = bucket.reserve(cost)
+                waited = booking.delay
+                try:
+                    self._clock.sleep(waited)
+                except BaseException:
+                    booking.cancel()
+                    raise
+            with self._state:
+                self._inflight += 1
+            return booking, waited
+
+    def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
+        """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        try:
+            if booking is not None:
+                booking.settle(consumed)
+            if answer is not None and answer.envelope is not None:
+                if self._bucket is None:
+                    self._ensure_bucket(answer.envelope)
+                with self._state:
+                    args = self._sync_args(answer.envelope, answer.status)
+                if args is not None and self._bucket is not None:
+                    self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
+        finally:
+            if booking is not None:
+                with self._state:
+                    self._inflight -= 1
+                    self._state.notify_all()
+
+    def _send(self, call: _Call) -> _Answer:
+        """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
+        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        token_retries = server_retries = attempt = 0
+        while True:
+            attempt += 1
+            booking: Reservation | None = None
+            waited = 0.0
+            if estimate > 0:
+                booking, waited = self._book(estimate)
+            try:
+                response = self._http.get(call.path, params=call.params)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                self._finish(booking, None, estimate if sent else 0.0)
+                note = _transport_note(exc, self._key)
+                self._log(
+                    call, estimate=estimate, answer=None, waited=waited, attempt=attempt, note=note
+                )
+                server_retries += 1
+                if server_retries > self._max_retries:
+                    raise KeepaTransportError(
+                        f"{call.path}: no answer after {attempt} attempts ({note})",
+                        endpoint=call.path,
+                        attempts=attempt,
+                    ) from None
+                self._clock.sleep(self._backoff_delay(server_retries))
+                continue
+            except BaseException:
+                self._finish(booking, None, estimate)
+                raise
+            answer = self._read(response)
+            self._finish(booking, answer, self._consumed(answer, estimate))
+            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
+            if answer.status == 200:
+                return answer
+            if answer.status == 429 and token_retries < self._max_token_retries:
+                token_retries += 1
+                if answer.envelope is None and self._bucket is not None:
+                    self._bucket.sync(0.0)  # no envelope: the balance is at most zero
+                continue
+            if answer.status >= 500 and server_retries < self._max_retries:
+                server_retries += 1
+                self._clock.sleep(self._backoff_delay(server_retries))
+                continue
+            raise self._error_for(call, answer, attempt)
+
+
+# -- the async client --------------------------------------------------------------------------
+
+
+class AsyncKeepaClient(_Base):
+    """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
+
+    Takes the same arguments; *bucket* is an :class:`~tokenbudget.AsyncTokenBucket`.
+    Many requests may be in flight at once: those the bucket admits now are
+    sent together; a request that must wait waits for the requests on the
+    wire to be answered, then books again and sleeps on *clock*.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        domain: int = 1,
+        bucket: AsyncTokenBucket | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        capacity: float | None = None,
+        max_retries: int = 4,
+        max_token_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        status_interval: float = 60.0,
+    ) -> None:
+        _check_bucket(bucket, AsyncTokenBucket)
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            domain=domain,
+            clock=clock,
+            timeout=timeout,
+            capacity=capacity,
+            max_retries=max_retries,
+            max_token_retries=max_token_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            status_interval=status_interval,
+        )
+        self._bucket = bucket
+        # Created lazily, inside the event loop that uses them.
+        self._gate_lock: asyncio.Lock | None = None
+        self._state_cond: asyncio.Condition | None = None
+        self._init: asyncio.Lock | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            timeout=self._timeout,
+            transport=_AsyncKeyTransport(httpx.AsyncHTTPTransport(), self._key),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    @property
+    def bucket(self) -> AsyncTokenBucket:
+        """The bucket the client spends from.
+
+        Raises:
+            RuntimeError: The default bucket is not built yet (it is built by
+                the first request, or by :meth:`token_status`).
+        """
+        if self._bucket is None:
+            raise RuntimeError(
+                "the default bucket is built from the first answer: await token_status() first"
+            )
+        return self._bucket
+
+    def _locks(self) -> tuple[asyncio.Lock, asyncio.Condition, asyncio.Lock]:
+        if self._gate_lock is None or self._state_cond is None or self._init is None:
+            self._gate_lock = asyncio.Lock()
+            self._state_cond = asyncio.Condition()
+            self._init = asyncio.Lock()
+        return self._gate_lock, self._state_cond, self._init
+
+    # -- public API ----------------------------------------------------------------------------
+
+    async def token_status(self, *, max_age: float | None = None) -> TokenStatus:
+        """Like :meth:`KeepaClient.token_status`."""
+        if max_age is not None:
+            _check_seconds("max_age", max_age)
+        return await self._status(max_age=max_age)
+
+    async def products(
+        self,
+        asins: str | Iterable[str],
+        *,
+        offers: int | None = None,
+        stats: int | None = None,
+        buybox: bool = False,
+        history: bool = True,
+        update: int | None = None,
+        rating: bool = False,
+        days: int | None = None,
+    ) -> list[Product]:
+        """Like :meth:`KeepaClient.products`."""
+        calls = self._product_calls(
+            asins,
+            offers=offers,
+            stats=stats,
+            buybox=buybox,
+            history=history,
+            update=update,
+            rating=rating,
+            days=days,
+        )
+        products: list[Product] = []
+        for call in calls:
+            answer = await self._send(call)
+            found = self._products_of(call, self._payload(call, answer, 1))
+            self._learn(call, answer, len(found))
+            products.extend(found)
+        return products
+
+    async def deals(self, selection: DealQuery | Mapping[str, Any], *, page: int = 0) -> DealPage:
+        """Like :meth:`KeepaClient.deals`."""
+        call = self._deal_call(selection, page)
+        answer = await self._send(call)
+        result = self._deal_page_of(call, self._payload(call, answer, 1), page)
+        self._learn(call, answer)
+        return result
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _status(self, *, max_age: float | None) -> TokenStatus:
+        if self._status_is_fresh(max_age) and self._bucket is not None:
+            assert self._newest is not None  # noqa: S101 -- fresh
+            return self._newest.status()
+        call = _Call("/token", {}, None, 0)
+        answer = await self._send(call)
+        self._payload(call, answer, 1)
+        assert answer.envelope is not None  # noqa: S101 -- _payload checked it
+        return answer.envelope.status()
+
+    async def _ensure_bucket(self, envelope: Envelope) -> None:
+        _, _, init = self._locks()
+        async with init:
+            if self._bucket is None:
+                config = self._config_for(envelope)
+                tokens = min(config.capacity, envelope.tokens_left)
+                self._bucket = AsyncTokenBucket(config, clock=self._clock, tokens=tokens)
+
+    async def _ready_bucket(self) -> AsyncTokenBucket:
+        if self._bucket is None:
+            await self._status(max_age=0.0)
+        assert self._bucket is not None  # noqa: S101 -- built by the status call
+        return self._bucket
+
+    async def _book(self, cost: float) -> tuple[AsyncReservation, float]:
+        gate, state, _ = self._locks()
+        async with gate:
+            bucket = await self._ready_bucket()
+            try:
+                booking = await bucket.reserve(cost, timeout=0)
+                waited = 0.0
+            except AcquireTimeout:
+                async with state:
+                    await state.wait_for(lambda: self._inflight == 0)
+                if not self._status_is_fresh(None):
+                    await self._status(max_age=0.0)  # reconcile before a long wait
+                booking = await bucket.reserve(cost)
+                # AsyncReservation.delay is Reservation.delay, which mypy cannot see through.
+                waited = booking.delay  # type: ignore[misc]
+                try:
+                    await self._clock.asleep(waited)
+                except BaseException:
+                    await booking.cancel()
+                    raise
+            self._inflight += 1
+            return booking, waited
+
+    async def _finish(
+        self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
+    ) -> None:
+        _, state, _ = self._locks()
+        try:
+            if booking is not None:
+                await booking.settle(consumed)
+            if answer is not None and answer.envelope is not None:
+                if self._bucket is None:
+                    await self._ensure_bucket(answer.envelope)
+                args = self._sync_args(answer.envelope, answer.status)
+                if args is not None and self._bucket is not None:
+                    await self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
+        finally:
+            if booking is not None:
+                self._inflight -= 1
+                async with state:
+                    state.notify_all()
+
+    async def _send(self, call: _Call) -> _Answer:
+        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        token_retries = server_retries = attempt = 0
+        while True:
+            attempt += 1
+            booking: AsyncReservation | None = None
+            waited = 0.0
+            if estimate > 0:
+                booking, waited = await self._book(estimate)
+            try:
+                response = await self._http.get(call.path, params=call.params)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                await self._finish(booking, None, estimate if sent else 0.0)
+                note = _transport_note(exc, self._key)
+                self._log(
+                    call, estimate=estimate, answer=None, waited=waited, attempt=attempt, note=note
+                )
+                server_retries += 1
+                if server_retries > self._max_retries:
+                    raise KeepaTransportError(
+                        f"{call.path}: no answer after {attempt} attempts ({note})",
+                        endpoint=call.path,
+                        attempts=attempt,
+                    ) from None
+                await self._clock.asleep(self._backoff_delay(server_retries))
+                continue
+            except BaseException:
+                await asyncio.shield(self._finish(booking, None, estimate))
+                raise
+            answer = self._read(response)
+            await self._finish(booking, answer, self._consumed(answer, estimate))
+            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
+            if answer.status == 200:
+                return answer
+            if answer.status == 429 and token_retries < self._max_token_retries:
+                token_retries += 1
+                if answer.envelope is None and self._bucket is not None:
+                    await self._bucket.sync(0.0)
+                continue
+            if answer.status >= 500 and server_retries < self._max_retries:
+                server_retries += 1
+                await self._clock.asleep(self._backoff_delay(server_retries))
+                continue
+            raise self._error_for(call, answer, attempt)

@@ -1,0 +1,220 @@
+"""The pure envelope parser and cost model: typed errors or correct values, nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenbudget_keepa import KeepaProtocolError
+from tokenbudget_keepa._cost import CostModel, RequestKind
+from tokenbudget_keepa._envelope import Envelope, decode_body, parse_envelope
+
+
+GOOD = {
+    "timestamp": 1_767_225_600_000,
+    "tokensLeft": -60,
+    "refillIn": 59_999,
+    "refillRate": 5,
+    "tokenFlowReduction": 0.0,
+    "tokensConsumed": 100,
+    "processingTimeInMs": 3,
+}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+numbers = st.integers(-(10**20), 10**20) | st.floats(allow_nan=True, allow_infinity=True)
+field_values = numbers | st.none() | st.booleans() | st.text(max_size=5) | st.lists(st.integers())
+
+
+def test_good_envelope_is_read_with_seconds_and_utc():
+    """A complete envelope is read: refillIn in seconds, the timestamp as aware UTC."""
+    env = parse_envelope(GOOD)
+    assert (env.tokens_left, env.refill_in, env.refill_rate, env.tokens_consumed) == (
+        -60.0,
+        59.999,
+        5.0,
+        100.0,
+    )
+    assert env.timestamp == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert env.error is None
+
+
+def test_error_object_is_described():
+    """The error object of a failed answer is kept and described."""
+    env = parse_envelope({**GOOD, "error": {"type": "NOT_ENOUGH_TOKEN", "message": "m"}})
+    assert env.error is not None
+    assert env.error.describe() == "NOT_ENOUGH_TOKEN: m"
+
+
+def test_fractional_balances_are_kept_exactly():
+    """Fractional balances and rates (a proxy's) are numbers like any other."""
+    env = parse_envelope({**GOOD, "tokensLeft": 12.5, "refillRate": 4.5, "tokensConsumed": 0.5})
+    assert (env.tokens_left, env.refill_rate, env.tokens_consumed) == (12.5, 4.5, 0.5)
+
+
+@pytest.mark.parametrize("missing", ["timestamp", "tokensLeft", "refillIn", "refillRate"])
+def test_missing_required_field_is_a_protocol_error(missing):
+    """An envelope without one of the fields a sync needs is a KeepaProtocolError naming it."""
+    body = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(KeepaProtocolError, match=missing):
+        parse_envelope(body)
+
+
+def test_missing_timestamp_never_defaults_to_zero():
+    """A missing timestamp is refused, not read as time 0 (which would freeze the ordering)."""
+    with pytest.raises(KeepaProtocolError, match="timestamp"):
+        parse_envelope({**GOOD, "timestamp": None})
+
+
+def test_optional_fields_default():
+    """tokensConsumed and tokenFlowReduction are optional."""
+    env = parse_envelope(
+        {k: GOOD[k] for k in ("timestamp", "tokensLeft", "refillIn", "refillRate")}
+    )
+    assert (env.tokens_consumed, env.token_flow_reduction) == (None, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tokensLeft", "300"),
+        ("tokensLeft", True),
+        ("tokensLeft", math.nan),
+        ("refillIn", -1),
+        ("refillIn", 10**12),
+        ("refillRate", -5),
+        ("timestamp", 10**30),
+        ("tokensConsumed", -3),
+        ("tokenFlowReduction", [1]),
+    ],
+)
+def test_mistyped_field_is_a_protocol_error(field, value):
+    """A field of the wrong type or out of range is a KeepaProtocolError naming it."""
+    with pytest.raises(KeepaProtocolError, match=field):
+        parse_envelope({**GOOD, field: value})
+
+
+def test_body_that_is_not_json_is_a_protocol_error():
+    """A body cut short is a KeepaProtocolError quoting its start."""
+    with pytest.raises(KeepaProtocolError, match="not JSON"):
+        decode_body(b'{"tokensLeft": 3')
+
+
+def _env(ts: int, tokens: float) -> Envelope:
+    return Envelope(timestamp_ms=ts, tokens_left=tokens, refill_in=1.0, refill_rate=5)
+
+
+def test_older_envelope_is_not_newer():
+    """An envelope with an older timestamp never counts as newer."""
+    assert not _env(1000, 50).newer_than(_env(2000, 10))
+    assert _env(2000, 50).newer_than(_env(1000, 10))
+    assert _env(1000, 50).newer_than(None)
+
+
+def test_same_millisecond_lower_balance_is_newer():
+    """Within one millisecond only spending changes the balance: the lower one is newer."""
+    assert _env(1000, 10).newer_than(_env(1000, 50))
+    assert not _env(1000, 50).newer_than(_env(1000, 10))
+
+
+@given(st.dictionaries(st.sampled_from(sorted(GOOD)), field_values, max_size=8))
+def test_fuzzed_envelope_is_read_or_refused(body):
+    """Any mix of envelope fields gives an Envelope of finite numbers or a KeepaProtocolError."""
+    try:
+        env = parse_envelope(body)
+    except KeepaProtocolError:
+        return
+    assert all(math.isfinite(x) for x in (env.tokens_left, env.refill_in, env.refill_rate))
+    assert env.refill_in >= 0
+    assert env.refill_rate >= 0
+
+
+@given(json_values)
+def test_fuzzed_json_is_read_or_refused(value):
+    """Arbitrary JSON gives an Envelope or a KeepaProtocolError, never another exception."""
+    with contextlib.suppress(KeepaProtocolError):
+        parse_envelope(value)
+
+
+@given(st.binary(max_size=64))
+def test_fuzzed_bytes_are_read_or_refused(content):
+    """Arbitrary bytes give JSON or a KeepaProtocolError, never another exception."""
+    with contextlib.suppress(KeepaProtocolError):
+        parse_envelope(decode_body(content))
+
+
+@given(st.dictionaries(st.sampled_from(sorted(GOOD)), field_values, max_size=8))
+def test_fuzzed_envelope_round_trips_through_json(body):
+    """What parses from a dict parses the same from its JSON text."""
+    try:
+        text = json.dumps(body).encode()
+    except (ValueError, OverflowError):
+        return
+    try:
+        direct = parse_envelope(body)
+    except KeepaProtocolError:
+        direct = None
+    try:
+        decoded = parse_envelope(decode_body(text))
+    except KeepaProtocolError:
+        decoded = None
+    if direct is not None and decoded is not None:
+        assert direct.tokens_left == decoded.tokens_left
+
+
+# -- the cost model ----------------------------------------------------------------------------
+
+
+def test_list_prices_follow_keepa():
+    """Before learning, a request is priced at Keepa's list price (its most)."""
+    model = CostModel()
+    assert model.estimate(RequestKind.product(offers=None, buybox=False, rating=False), 100) == 100
+    assert model.estimate(RequestKind.product(offers=None, buybox=True, rating=True), 10) == 40
+    assert model.estimate(RequestKind.product(offers=20, buybox=True, rating=False), 20) == 240
+    assert model.estimate(RequestKind.product(offers=100, buybox=False, rating=False), 1) == 60
+    assert model.estimate(RequestKind.deal(), 1) == 5
+
+
+def test_rise_is_adopted_at_once_and_fall_followed_gradually():
+    """After observing x per unit the estimate is >= x; a lower cost moves it a quarter of the way."""
+    model = CostModel()
+    kind = RequestKind.product(offers=None, buybox=False, rating=False)
+    model.observe(kind, 10, 30)
+    assert model.per_unit(kind) == 3.0
+    model.observe(kind, 10, 10)
+    assert model.per_unit(kind) == 2.5
+
+
+def test_nothing_found_teaches_nothing():
+    """A request that consumed nothing (unknown ASINs) leaves the estimate alone."""
+    model = CostModel()
+    kind = RequestKind.deal()
+    model.observe(kind, 1, 0)
+    model.observe(kind, 0, 5)
+    assert model.per_unit(kind) == 5.0
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 100), st.floats(-10, 1e6) | st.just(math.nan)), max_size=30)
+)
+def test_estimates_stay_positive_and_finite(observations):
+    """Whatever is observed, every estimate is a finite number >= 1 a unit."""
+    model = CostModel()
+    kind = RequestKind.product(offers=20, buybox=False, rating=False)
+    for units, consumed in observations:
+        model.observe(kind, units, consumed)
+        seen = consumed / units if units and consumed > 0 else 0
+        assert model.per_unit(kind) >= min(seen, model.per_unit(kind))
+        assert math.isfinite(model.estimate(kind, 20))
+        assert model.estimate(kind, 20) >= 1
