@@ -10,6 +10,13 @@ import pytest
 from tokenbudget import ManualClock
 from tokenbudget_keepa.testing import KeepaEmulator
 
+from ._client_fixtures import (  # noqa: F401 -- the client tests' fixtures
+    client,
+    keepa,
+    make_client,
+    no_key_in_logs,
+)
+
 
 @pytest.fixture
 def manual_clock() -> ManualClock:
