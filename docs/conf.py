@@ -7,7 +7,9 @@ from importlib.metadata import version as _version
 from pathlib import Path
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
 
 
 project = "tokenbudget"
@@ -54,6 +56,13 @@ nitpick_ignore = [
     ("py:class", "random.Random"),
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Mapping"),
+    ("py:class", "collections.abc.Sequence"),
+    # tokenbudget_keepa's typed results, named in the filters' signatures, until the Keepa
+    # client's reference documents them (then `_public_alias` below resolves them).
+    ("py:class", "tokenbudget_keepa._model.Deal"),
+    ("py:class", "tokenbudget_keepa._model.Product"),
+    ("py:class", "tokenbudget_keepa._model.PriceType"),
     # redis-py's clients, named by RedisBackend (no intersphinx to redis-py's docs either).
     ("py:class", "redis.Redis"),
     ("py:class", "redis.asyncio.Redis"),
@@ -94,6 +103,28 @@ def _drop_private_constructor_params(
             contentnode.remove(field_list)
 
 
+def _public_alias(
+    app: Sphinx, env: BuildEnvironment, node: addnodes.pending_xref, contnode: nodes.Element
+) -> nodes.Element | None:
+    """Resolve a name of a private module (``pkg._private.Name``) as the public ``pkg.Name``.
+
+    Type hints carry their class's real module, and the module docstrings that the
+    reference includes (``automodule`` of a private module) name their siblings bare.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = str(node.get("reftarget", ""))
+    module = str(node.get("py:module") or "")
+    full = target if target.startswith("tokenbudget") else f"{module}.{target}"
+    public = ".".join(part for part in full.split(".") if part and not part.startswith("_"))
+    if public == target or not public.startswith("tokenbudget"):
+        return None
+    return env.get_domain("py").resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
+    )
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("missing-reference", _public_alias)
     # After autodoc has merged the type hints into the description (priority 500).
     app.connect("object-description-transform", _drop_private_constructor_params, priority=600)

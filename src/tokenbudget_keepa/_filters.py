@@ -1,9 +1,9 @@
 """Filters: small named objects that accept or reject a deal, each rejection with a reason.
 
 A filter judges a deal twice at most. :meth:`Filter.check_deal` (the *peek*,
-only for filters whose :attr:`~Filter.peek` is true) sees the :class:`Deal`
+only for filters whose :attr:`~Filter.peek` is true) sees the ``Deal``
 alone, before any token is spent on enriching it; :meth:`Filter.check` sees the
-deal and its enriched :class:`Product` (``None`` when the ingestor enriched
+deal and its enriched ``Product`` (``None`` when the ingestor enriched
 nothing). Each returns ``None`` to accept or a *reason* to reject: peek reasons
 start with ``peek:`` (``peek:sales_rank``), full reasons name the test
 (``sales_rank``, ``profit``, ``roi``) and missing data has its own reason
@@ -68,13 +68,9 @@ _DEFAULT_COST = 10
 class Filter(Protocol):
     """What the ingestor asks of a filter; any object with these members is one.
 
-    Attributes:
-        name: A short name (also the reason of its rejections).
-        peek: Whether :meth:`check_deal` can judge the deal alone.
-        needs: The ``products()`` keyword arguments its full check needs
-            (empty: none).
-
-    An optional ``cost`` attribute (an int, lower runs first) orders filters
+    It has a :attr:`name` (also the reason of its rejections), says whether
+    it can :attr:`peek` (judge the deal alone), and what enrichment it
+    :attr:`needs`. An optional ``cost`` attribute (an int, lower runs first) orders filters
     in :func:`order_filters`; filters without one run after the built-ins.
 
     .. versionadded:: 0.1.0
@@ -82,7 +78,7 @@ class Filter(Protocol):
 
     @property
     def name(self) -> str:
-        """A short name."""
+        """A short name (also the reason of its rejections)."""
         ...
 
     @property
@@ -92,7 +88,7 @@ class Filter(Protocol):
 
     @property
     def needs(self) -> Mapping[str, Any]:
-        """The ``products()`` keyword arguments the full check needs."""
+        """The ``products()`` keyword arguments the full check needs (empty: none)."""
         ...
 
     def check_deal(self, deal: Deal) -> str | None:
@@ -222,7 +218,7 @@ class PriceRange:
     Args:
         min_price: The lowest price kept, in cents (``None``: no bound).
         max_price: The highest price kept, in cents (``None``: no bound).
-        price_type: Which price (default :attr:`PriceType.NEW`).
+        price_type: Which price (default ``PriceType.NEW``).
 
     .. versionadded:: 0.1.0
     """
@@ -403,7 +399,7 @@ class MinDrop:
 
     Args:
         percent: The smallest drop kept, in percent.
-        price_type: Which price (default :attr:`PriceType.NEW`).
+        price_type: Which price (default ``PriceType.NEW``).
         date_range: Against which average: 0 day, 1 week, 2 month, 3 ninety days.
 
     .. versionadded:: 0.1.0

@@ -244,7 +244,7 @@ class WatermarkStore(Protocol):
 
     Implementations: :class:`MemoryWatermarkStore`,
     :class:`SQLiteWatermarkStore`, and the PostgreSQL and Redis stores of
-    :mod:`tokenbudget_keepa.postgres` and :mod:`tokenbudget_keepa.redis`.
+    ``tokenbudget_keepa.postgres`` and ``tokenbudget_keepa.redis``.
     Errors of the underlying database surface as :exc:`StoreError`.
 
     A store that keeps a sink's deals in the same database may also offer
