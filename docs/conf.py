@@ -63,6 +63,9 @@ nitpick_ignore = [
     ("py:class", "tokenbudget_keepa._model.Deal"),
     ("py:class", "tokenbudget_keepa._model.Product"),
     ("py:class", "tokenbudget_keepa._model.PriceType"),
+    ("py:class", "datetime.datetime"),
+    # The emulator's `start: datetime` as autodoc renders it from the class signature.
+    ("py:class", "datetime"),
     # redis-py's clients, named by RedisBackend (no intersphinx to redis-py's docs either).
     ("py:class", "redis.Redis"),
     ("py:class", "redis.asyncio.Redis"),

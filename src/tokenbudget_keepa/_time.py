@@ -25,6 +25,7 @@ _MINUTE = dt.timedelta(minutes=1)
 def keepa_minutes_to_datetime(minutes: int) -> dt.datetime:
     """Return the aware UTC datetime of a Keepa minute.
 
+    >>> from tokenbudget_keepa import keepa_minutes_to_datetime
     >>> keepa_minutes_to_datetime(0)
     datetime.datetime(2011, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
     >>> keepa_minutes_to_datetime(7_889_760).isoformat()
@@ -47,6 +48,7 @@ def datetime_to_keepa_minutes(moment: dt.datetime) -> int:
     """Return the Keepa minute that contains an aware datetime (rounding down).
 
     >>> import datetime
+    >>> from tokenbudget_keepa import datetime_to_keepa_minutes
     >>> datetime_to_keepa_minutes(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
     7889760
 

@@ -5,7 +5,7 @@ The emulator is a real HTTP server on a free loopback port that answers
 envelope on every answer (errors and HTTP 429 included), Keepa's token
 accounting on an injectable clock, deterministic seeded products and a deal
 stream that moves with the clock. Point your code (or
-:class:`tokenbudget_keepa.KeepaClient`) at :attr:`KeepaEmulator.url` and
+``tokenbudget_keepa.KeepaClient``) at :attr:`KeepaEmulator.url` and
 read what happened from :meth:`KeepaEmulator.stats`.
 
 A :class:`tokenbudget.ManualClock` shared between the emulator and the code
@@ -19,7 +19,6 @@ buckets: it is the oracle the client's bucket is tested against.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import math
 import random
@@ -29,6 +28,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -55,7 +55,7 @@ from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 __all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator"]
 
 #: The wall-clock time an emulator's clock time 0 maps to, unless told otherwise.
-DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 #: Deals on one ``/deal`` page.
 DEALS_PER_PAGE = 150
@@ -212,8 +212,9 @@ def _int_parameter(
 class KeepaEmulator:
     """A Keepa API server on ``127.0.0.1`` for tests, with Keepa's token accounting.
 
-    >>> from tokenbudget import ManualClock
     >>> import httpx
+    >>> from tokenbudget import ManualClock
+    >>> from tokenbudget_keepa.testing import KeepaEmulator
     >>> clock = ManualClock()
     >>> with KeepaEmulator(refill_per_min=5, clock=clock) as keepa:
     ...     envelope = httpx.get(f"{keepa.url}/token", params={"key": "test-key"}).json()
@@ -315,7 +316,7 @@ class KeepaEmulator:
         tokens: int | None = None,
         clock: Clock | None = None,
         seed: int = 0,
-        start: dt.datetime = DEFAULT_START,
+        start: datetime = DEFAULT_START,
         refill_step: float = 60.0,
         first_refill_in: float | None = None,
         token_flow_reduction: float = 0.0,
@@ -474,9 +475,9 @@ class KeepaEmulator:
         """The server's time now, in Keepa minutes."""
         return self.timestamp_ms() // 60_000 - KEEPA_EPOCH_UNIX_MINUTES
 
-    def now(self) -> dt.datetime:
+    def now(self) -> datetime:
         """The server's time now, an aware UTC datetime."""
-        return dt.datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=dt.timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=timezone.utc)
 
     # -- the account ------------------------------------------------------------------
 
@@ -854,8 +855,8 @@ def _category_name(category: int) -> str:
     return _CATEGORY_NAMES.get(category, str(category))
 
 
-def _unix_ms(moment: dt.datetime) -> int:
-    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(
+def _unix_ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(
         milliseconds=1
     )
 
