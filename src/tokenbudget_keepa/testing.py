@@ -856,9 +856,7 @@ def _category_name(category: int) -> str:
 
 
 def _unix_ms(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(
-        milliseconds=1
-    )
+    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
 
 
 def _check_int(name: str, value: object, *, low: int | None = None) -> None:
