@@ -208,6 +208,7 @@ class _Base:
         clock: Clock | None,
         timeout: float,
         capacity: float | None,
+        refill_step: float,
         max_retries: int,
         max_token_retries: int,
         backoff: float,
@@ -235,6 +236,7 @@ class _Base:
         self._capacity = (
             None if capacity is None else _check_seconds("capacity", capacity, positive=True)
         )
+        self._refill_step = _check_seconds("refill_step", refill_step, positive=True)
         self._max_retries = _check_int("max_retries", max_retries, low=0)
         self._max_token_retries = _check_int("max_token_retries", max_token_retries, low=0)
         self._backoff = _check_seconds("backoff", backoff)
@@ -349,7 +351,7 @@ class _Base:
             burst_threshold=min(1.0, capacity),
             min_threshold=min(1.0, capacity),
             deficit=DeficitRule.while_positive(math.inf),
-            refill_step=REFILL_STEP,
+            refill_step=self._refill_step,
         )
 
     def _sync_args(
@@ -541,6 +543,8 @@ class KeepaClient(_Base):
         timeout: Seconds to wait for an answer.
         capacity: The default bucket's capacity; ``None``: an hour of refill,
             ``60 x refillRate`` (Keepa's exact cap is not documented).
+        refill_step: Seconds between the account's refill steps in the default
+            bucket (Keepa: once a minute, not documented, so configurable).
         max_retries: Retries after a 5xx answer or a transport error (capped
             exponential backoff with jitter on *clock*).
         max_token_retries: Retries after a 429 (each one waits as the synced
@@ -564,6 +568,7 @@ class KeepaClient(_Base):
         clock: Clock | None = None,
         timeout: float = 30.0,
         capacity: float | None = None,
+        refill_step: float = REFILL_STEP,
         max_retries: int = 4,
         max_token_retries: int = 4,
         backoff: float = 0.5,
@@ -578,6 +583,7 @@ class KeepaClient(_Base):
             clock=clock,
             timeout=timeout,
             capacity=capacity,
+            refill_step=refill_step,
             max_retries=max_retries,
             max_token_retries=max_token_retries,
             backoff=backoff,
@@ -818,6 +824,7 @@ class AsyncKeepaClient(_Base):
         clock: Clock | None = None,
         timeout: float = 30.0,
         capacity: float | None = None,
+        refill_step: float = REFILL_STEP,
         max_retries: int = 4,
         max_token_retries: int = 4,
         backoff: float = 0.5,
@@ -832,6 +839,7 @@ class AsyncKeepaClient(_Base):
             clock=clock,
             timeout=timeout,
             capacity=capacity,
+            refill_step=refill_step,
             max_retries=max_retries,
             max_token_retries=max_token_retries,
             backoff=backoff,
