@@ -741,6 +741,11 @@ class ProfitModel:
             roi=profit / cost,
         )
 
+    def evaluate(self, deal: Deal, product: Product | None) -> ProfitEstimate | None:
+        """The :class:`ProfitEstimate`, or ``None`` when data is missing (see :meth:`estimate`)."""
+        estimate = self.estimate(deal, product)
+        return None if isinstance(estimate, str) else estimate
+
     def check_deal(self, deal: Deal) -> str | None:  # noqa: ARG002
         """Never rejects (no peek)."""
         return None

@@ -10,6 +10,7 @@ re-updated deal back).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -45,6 +46,8 @@ def _check_optional_number(
 ) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise TypeError(f"AcceptedDeal.{attribute.name} must be a number or None, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"AcceptedDeal.{attribute.name} must be finite, got {value!r}")
 
 
 def _check_optional_str(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -64,8 +67,10 @@ def _check_optional_mapping(
         _check_mapping(_instance, attribute, value)
 
 
-def _float_or_none(value: float | None) -> float | None:
-    return None if value is None else float(value)
+def _float_or_none(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 @attrs.frozen

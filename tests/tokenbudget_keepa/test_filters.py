@@ -334,6 +334,16 @@ def test_profit_arithmetic():
     )
 
 
+def test_profit_evaluate_is_estimate_or_none():
+    """evaluate() gives the estimate, or None where estimate() gives a missing reason."""
+    model = ProfitModel()
+    deal = deal_of(current=current(new=1000))
+    assert model.evaluate(deal, product_of(**PROFITABLE)) == model.estimate(
+        deal, product_of(**PROFITABLE)
+    )
+    assert model.evaluate(deal, None) is None
+
+
 def test_profit_and_roi_minimums():
     """Below min_profit rejects as 'profit', below min_roi as 'roi'."""
     deal, product = deal_of(current=current(new=1000)), product_of(**PROFITABLE)

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from hypothesis import given
@@ -199,6 +200,14 @@ def test_accepted_deal_validates():
         accepted("")
     with pytest.raises(TypeError, match="last_update"):
         accepted("B1", last_update="1")
+
+
+def test_accepted_deal_refuses_infinite_roi():
+    """A roi that is not finite raises ValueError naming it; a str roi raises TypeError."""
+    with pytest.raises(ValueError, match="roi"):
+        accepted("B1", roi=float("inf"))
+    with pytest.raises(TypeError, match="roi"):
+        accepted("B1", roi="0.5")
 
 
 def test_accepted_deal_json():
@@ -420,8 +429,27 @@ def test_two_processes_never_move_it_back(path):
             wm = reader.load("job")
             if wm is not None:
                 seen.append(wm)
+            time.sleep(0.002)  # poll, leaving the CPU to the writers
         for p in procs:
             assert p.wait() == 0
         final = reader.load("job")
     assert seen == sorted(seen)
     assert final == max(Watermark(59, f"B{s}{i}") for s in (1, 2) for i in range(3))
+
+
+OPENER = """
+import sys
+from tokenbudget_keepa import SQLiteDealSink, SQLiteLease, SQLiteWatermarkStore
+cls = {"store": SQLiteWatermarkStore, "sink": SQLiteDealSink, "lease": SQLiteLease}[sys.argv[2]]
+cls(sys.argv[1], timeout=30).close()
+"""
+
+
+def test_processes_opening_a_new_file_at_once_create_one_schema(path):
+    """Three processes opening a new file at once all succeed; the schema is created once."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPENER, str(path), kind])
+        for kind in ("store", "sink", "lease")
+    ]
+    assert [p.wait() for p in procs] == [0, 0, 0]
+    assert _versions(path) == [SCHEMA_VERSION]
