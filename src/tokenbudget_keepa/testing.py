@@ -153,6 +153,8 @@ class EmulatorStats:
         products_served: Products returned by ``/product``.
         deals_served: Deals returned by ``/deal``.
         faults_injected: Faults applied (queued or drawn).
+        internal_errors: Requests the emulator itself failed on (a bug: it answered
+            500 with the exception in ``error.details``); a test can assert it is 0.
 
     .. versionadded:: 0.1.0
     """
@@ -167,6 +169,7 @@ class EmulatorStats:
     products_served: int
     deals_served: int
     faults_injected: int
+    internal_errors: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -640,6 +643,7 @@ class KeepaEmulator:
         self._products_served = 0
         self._deals_served = 0
         self._faults_injected = 0
+        self._internal_errors = 0
         self._others_base = self._account.spent_by_others
         self._refilled_base = self._account.refilled
 
@@ -664,6 +668,7 @@ class KeepaEmulator:
                 products_served=self._products_served,
                 deals_served=self._deals_served,
                 faults_injected=self._faults_injected,
+                internal_errors=self._internal_errors,
             )
 
     # -- request handling (server threads) ---------------------------------------------
@@ -679,7 +684,9 @@ class KeepaEmulator:
             "processingTimeInMs": round((time.perf_counter() - began) * 1000),
         }
 
-    def _handle(self, method: str, target: str, body: bytes) -> tuple[int, bytes, float]:
+    def _handle(
+        self, method: str, target: str, body: bytes, *, rejected: str | None = None
+    ) -> tuple[int, bytes, float]:
         """Answer one request: (status, body, real delay before sending)."""
         began = time.perf_counter()
         parts = urlsplit(target)
@@ -690,8 +697,8 @@ class KeepaEmulator:
             name = endpoint if endpoint in _ENDPOINTS else "other"
             fault = self._take_fault(endpoint) if name != "other" else None
             try:
-                self._check(method, parts.path, query, fault)
-                payload, consumed = self._serve(endpoint, query, body)
+                self._check(method, parts.path, query, fault, rejected)
+                payload, consumed = self._serve_safely(endpoint, query, body)
             except _Reply as reply:
                 status = reply.status
                 envelope = self._envelope(elapsed, 0, began)
@@ -713,8 +720,17 @@ class KeepaEmulator:
             delay = fault.seconds
         return status, data, delay
 
-    def _check(self, method: str, path: str, query: Mapping[str, str], fault: Fault | None) -> None:
-        """The checks before any endpoint's own: path, injected status, key, method."""
+    def _check(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        fault: Fault | None,
+        rejected: str | None,
+    ) -> None:
+        """The checks before any endpoint's own: framing, path, injected status, key, method."""
+        if rejected is not None:
+            raise _Reply(400, rejected)
         endpoint = path.strip("/")
         if endpoint not in _ENDPOINTS:
             raise _Reply(404, f"unknown path {path!r}")
@@ -728,6 +744,18 @@ class KeepaEmulator:
         for parameter in query:
             if parameter not in _KNOWN_PARAMETERS[endpoint]:
                 self._ignored[f"{endpoint}.{parameter}"] += 1
+
+    def _serve_safely(
+        self, endpoint: str, query: Mapping[str, str], body: bytes
+    ) -> tuple[dict[str, Any], int]:
+        """:meth:`_serve`, turning a bug of the emulator into a 500 with the envelope."""
+        try:
+            return self._serve(endpoint, query, body)
+        except _Reply:
+            raise
+        except Exception as exc:  # noqa: BLE001 (reported to the caller and counted)
+            self._internal_errors += 1
+            raise _Reply(500, "the emulator failed", f"{type(exc).__name__}: {exc}") from None
 
     def _serve(
         self, endpoint: str, query: Mapping[str, str], body: bytes
@@ -959,9 +987,20 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet (and never log a URL: it carries the key)."""
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        status, data, delay = self.server.emulator._handle(self.command, self.path, body)  # noqa: SLF001
+        emulator = self.server.emulator
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            # No body can be read reliably: answer 400 and close the connection.
+            self.close_connection = True
+            status, data, delay = emulator._handle(  # noqa: SLF001
+                self.command, self.path, b"", rejected="the Content-Length header is invalid"
+            )
+        else:
+            body = self.rfile.read(length) if length > 0 else b""
+            status, data, delay = emulator._handle(self.command, self.path, body)  # noqa: SLF001
         if delay > 0:
             time.sleep(delay)
         self.send_response(status)
@@ -975,4 +1014,3 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = _answer  # noqa: N815
     do_DELETE = _answer  # noqa: N815
     do_PATCH = _answer  # noqa: N815
-    do_HEAD = _answer  # noqa: N815

@@ -1018,3 +1018,44 @@ def test_start_twice_is_refused(emulator):
     """Starting a running emulator raises."""
     with pytest.raises(RuntimeError, match="already running"):
         emulator.start()
+
+
+# -- robustness -----------------------------------------------------------------------
+
+
+def test_an_emulator_bug_is_a_500_with_the_envelope(emulator, http, monkeypatch):
+    """An exception inside the emulator answers 500 with the envelope and is counted."""
+
+    def broken(*args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(emulator, "_deals", broken)
+    response = deal(http, emulator)
+    assert response.status_code == 500
+    assert "KeyError" in response.json()["error"]["details"]
+    assert_envelope(response.json())
+    assert emulator.stats().internal_errors == 1
+    assert deal(http, emulator).status_code == 500
+    monkeypatch.undo()
+    assert deal(http, emulator).status_code == 200
+
+
+def test_invalid_content_length_gets_400(emulator):
+    """A request whose Content-Length is not a number gets 400 with the envelope."""
+    import socket
+
+    host, port = emulator.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /deal?key=test-key HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert json.loads(body)["error"]["message"] == "the Content-Length header is invalid"
+
+
+def test_head_is_not_answered_with_a_body(emulator, http):
+    """HEAD gets no JSON body (HTTP forbids one); the connection stays usable."""
+    assert http.head(f"{emulator.url}/token").status_code == 501
+    assert get(http, emulator, "token").status_code == 200
