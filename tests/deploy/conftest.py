@@ -44,7 +44,7 @@ def postgres_database() -> Iterator[str]:
     try:
         import psycopg
     except ImportError:  # pragma: no cover
-        problem: str | None = "psycopg is not installed (pip install 'tokenbudget[postgres]')"
+        problem: str | None = "psycopg is not installed (python -m pip install '.[postgres]')"
     else:
         problem = None
     admin = postgres_admin_url()

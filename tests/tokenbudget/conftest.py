@@ -40,7 +40,7 @@ def _redis_problem(url: str) -> str | None:
         try:
             import redis
         except ImportError:  # pragma: no cover
-            _checked[url] = "redis-py is not installed (pip install 'tokenbudget[redis]')"
+            _checked[url] = "redis-py is not installed (python -m pip install '.[redis]')"
             return _checked[url]
         client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
         try:
