@@ -22,7 +22,7 @@ import secrets
 import socket
 import sys
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from typing_extensions import Self
@@ -331,6 +331,11 @@ class SQLiteLease:
 
     def __repr__(self) -> str:
         return f"SQLiteLease({self._db.path!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (multiprocessing, Celery): each process opens its own connection.
+        partial = functools.partial(type(self), timeout=self._db.timeout, clock=self._clock)
+        return (partial, (self._db.path,))
 
     @property
     def path(self) -> str:

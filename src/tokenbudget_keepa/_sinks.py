@@ -9,6 +9,7 @@ re-updated deal back).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -309,6 +310,10 @@ class SQLiteDealSink:
 
     def __repr__(self) -> str:
         return f"SQLiteDealSink({self._db.path!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (multiprocessing, Celery): each process opens its own connection.
+        return (functools.partial(type(self), timeout=self._db.timeout), (self._db.path,))
 
     @property
     def path(self) -> str:

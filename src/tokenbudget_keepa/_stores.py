@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from typing_extensions import Self
 
@@ -130,6 +132,10 @@ class SQLiteWatermarkStore:
 
     def __repr__(self) -> str:
         return f"SQLiteWatermarkStore({self._db.path!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (multiprocessing, Celery): each process opens its own connection.
+        return (functools.partial(type(self), timeout=self._db.timeout), (self._db.path,))
 
     @property
     def path(self) -> str:

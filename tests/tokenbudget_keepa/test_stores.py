@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -394,6 +395,19 @@ def test_unclosed_store_is_closed_when_collected(path):
     store.advance("job", Watermark(1, ""))
     del store
     gc.collect()
+
+
+def test_sqlite_parts_pickle(path):
+    """SQLite store, sink and lease pickle by path and timeout, and reopen the same file."""
+    for part in (
+        SQLiteWatermarkStore(path, timeout=1.5),
+        SQLiteDealSink(path, timeout=1.5),
+        SQLiteLease(path, timeout=1.5),
+    ):
+        clone = pickle.loads(pickle.dumps(part))  # noqa: S301 -- our own bytes
+        assert (type(clone), clone.path, clone._db.timeout) == (type(part), part.path, 1.5)
+        clone.close()
+        part.close()
 
 
 def test_closed_store_reopens_on_use(path):
