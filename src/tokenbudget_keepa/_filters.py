@@ -405,11 +405,17 @@ class MinDrop:
     .. versionadded:: 0.1.0
     """
 
-    percent: int | float = attrs.field(validator=_opt_real)
+    percent: int | float = attrs.field()
     price_type: PriceType = attrs.field(
         default=PriceType.NEW, kw_only=True, converter=_to_price_type, validator=_check_price_type
     )
     date_range: int = attrs.field(default=0, kw_only=True)
+
+    @percent.validator
+    def _check_percent(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            raise TypeError(f"{attribute.name} must be a number, got None")
+        _opt_real(self, attribute, value)
 
     @date_range.validator
     def _check_date_range(self, _attribute: attrs.Attribute[int], value: object) -> None:
@@ -765,7 +771,7 @@ class ProfitModel:
 # -- user-defined filters ------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class FunctionFilter:
     """A filter from a plain function ``fn(deal, product) -> bool | str``.
 

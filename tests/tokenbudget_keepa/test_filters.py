@@ -277,6 +277,19 @@ def test_min_drop_decides_on_the_deal():
     assert MinDrop(20).check(deal_of(deltaPercent=rows), None) is None
 
 
+def test_min_drop_needs_a_percent():
+    """MinDrop(None) raises TypeError naming percent."""
+    with pytest.raises(TypeError, match="percent"):
+        MinDrop(None)
+
+
+def test_function_filters_hash_by_identity():
+    """A FunctionFilter (holding a function and a needs dict) is hashable, equal only to itself."""
+    a = FunctionFilter(lambda d, p: True, name="a", needs={"stats": 30})
+    b = FunctionFilter(lambda d, p: True, name="a", needs={"stats": 30})
+    assert len({a, b, a}) == 2
+
+
 def test_min_drop_refuses_bad_date_range():
     """A date range outside 0..3 raises ValueError naming it."""
     with pytest.raises(ValueError, match="date_range"):
