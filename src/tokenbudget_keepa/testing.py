@@ -102,10 +102,14 @@ class Fault:
     Attributes:
         kind: ``"status"`` (an error status instead of the answer: nothing is
             charged), ``"malformed"`` (the request is served and charged, but the
-            body is not valid JSON) or ``"slow"`` (the request is served and
-            charged when it arrives; the answer leaves *seconds* later, in real time).
+            body is not valid JSON) or ``"slow"`` (the request is admitted when it
+            arrives; the answer leaves *seconds* later, in real time).
         http_status: The status of a ``"status"`` fault.
         seconds: The real delay of a ``"slow"`` fault.
+        charge: When a ``"slow"`` request is charged: ``"arrival"`` (its envelope
+            is the state at arrival, so it can reach the client after newer ones)
+            or ``"answer"`` (charged, and its envelope made, when it leaves:
+            requests served meanwhile do not see its cost).
 
     .. versionadded:: 0.1.0
     """
@@ -113,6 +117,7 @@ class Fault:
     kind: Literal["status", "malformed", "slow"]
     http_status: int = 500
     seconds: float = 0.0
+    charge: Literal["arrival", "answer"] = "arrival"
 
     @classmethod
     def server_error(cls, http_status: int = 500) -> Fault:
@@ -127,11 +132,22 @@ class Fault:
         return cls("malformed")
 
     @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """An answer delayed by *seconds* of real time (keep it small: tests wait for it)."""
+    def slow(cls, seconds: float, *, charge: Literal["arrival", "answer"] = "arrival") -> Fault:
+        """An answer delayed by *seconds* of real time (keep it small: tests wait for it).
+
+        The request is admitted (balance above zero) when it arrives. With
+        ``charge="arrival"`` it is charged then, and its envelope shows the
+        account at that moment, so it may reach the client after the envelopes
+        of requests served later (out of order). With ``charge="answer"`` it is
+        charged, and its envelope made, when the answer leaves, so the requests
+        served in between do not see its cost, as with a request Keepa is still
+        processing.
+        """
         if not (math.isfinite(seconds) and 0 <= seconds <= 30):
             raise ValueError(f"seconds must be a delay between 0 and 30, got {seconds!r}")
-        return cls("slow", seconds=float(seconds))
+        if charge not in ("arrival", "answer"):
+            raise ValueError(f"charge must be 'arrival' or 'answer', got {charge!r}")
+        return cls("slow", seconds=float(seconds), charge=charge)
 
 
 @attrs.frozen
@@ -686,19 +702,22 @@ class KeepaEmulator:
 
     def _handle(
         self, method: str, target: str, body: bytes, *, rejected: str | None = None
-    ) -> tuple[int, bytes, float]:
-        """Answer one request: (status, body, real delay before sending)."""
+    ) -> tuple[int, bytes]:
+        """Answer one request (status, body); a slow fault sleeps here, in the handler thread."""
         began = time.perf_counter()
         parts = urlsplit(target)
         endpoint = parts.path.strip("/")
         query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        payload: dict[str, Any] = {}
+        cost = 0
         with self._lock:
             elapsed = self._advance()
             name = endpoint if endpoint in _ENDPOINTS else "other"
             fault = self._take_fault(endpoint) if name != "other" else None
+            deferred = fault is not None and fault.kind == "slow" and fault.charge == "answer"
             try:
                 self._check(method, parts.path, query, fault, rejected)
-                payload, consumed = self._serve_safely(endpoint, query, body)
+                payload, cost = self._serve_safely(endpoint, query, body)
             except _Reply as reply:
                 status = reply.status
                 envelope = self._envelope(elapsed, 0, began)
@@ -707,18 +726,31 @@ class KeepaEmulator:
                     "message": reply.message,
                     "details": reply.details,
                 }
+                deferred = False
             else:
                 status = 200
-                envelope = self._envelope(elapsed, consumed, began)
-                envelope.update(payload)
+                if not deferred:
+                    envelope = self._charge(cost, payload, elapsed, began)
             self._requests.setdefault(name, Counter())[status] += 1
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.seconds)
+        if deferred:
+            with self._lock:
+                envelope = self._charge(cost, payload, self._advance(), began)
         data = json.dumps(envelope, separators=(",", ":")).encode()
-        delay = 0.0
         if fault is not None and fault.kind == "malformed":
             data = data[: max(1, len(data) // 2)]
-        elif fault is not None and fault.kind == "slow":
-            delay = fault.seconds
-        return status, data, delay
+        return status, data
+
+    def _charge(
+        self, cost: int, payload: Mapping[str, Any], elapsed: float, began: float
+    ) -> dict[str, Any]:
+        """Debit a served request's cost (lock held); return its envelope with the payload."""
+        self._account.balance -= cost
+        self._tokens_consumed += cost
+        envelope = self._envelope(elapsed, cost, began)
+        envelope.update(payload)
+        return envelope
 
     def _check(
         self,
@@ -836,8 +868,6 @@ class KeepaEmulator:
             if options["rating"] and traits.rating is not None:
                 cost += 1
             products.append(product)
-        self._account.balance -= cost
-        self._tokens_consumed += cost
         self._products_served += len(products)
         return {"products": products}, cost
 
@@ -862,8 +892,6 @@ class KeepaEmulator:
         page = deals[selection.page * DEALS_PER_PAGE : (selection.page + 1) * DEALS_PER_PAGE]
         roots = Counter(deal["rootCat"] for deal in deals)
         cost = self._deal_cost
-        self._account.balance -= cost
-        self._tokens_consumed += cost
         self._deals_served += len(page)
         payload = {
             "deals": {
@@ -995,14 +1023,12 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0:
             # No body can be read reliably: answer 400 and close the connection.
             self.close_connection = True
-            status, data, delay = emulator._handle(  # noqa: SLF001
+            status, data = emulator._handle(  # noqa: SLF001
                 self.command, self.path, b"", rejected="the Content-Length header is invalid"
             )
         else:
             body = self.rfile.read(length) if length > 0 else b""
-            status, data, delay = emulator._handle(self.command, self.path, body)  # noqa: SLF001
-        if delay > 0:
-            time.sleep(delay)
+            status, data = emulator._handle(self.command, self.path, body)  # noqa: SLF001
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

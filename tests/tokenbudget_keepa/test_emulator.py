@@ -872,12 +872,71 @@ def test_slow_response_is_charged_on_arrival(emulator, http):
     thread.join()
 
 
+def in_background(function, *args):
+    """Run *function* in a thread; return a callable that joins it and gives its result."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))
+    thread.start()
+
+    def join():
+        thread.join()
+        return result[0]
+
+    return join
+
+
+def wait_for(condition):
+    deadline = time.monotonic() + 2
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert condition()
+
+
+def test_slow_answer_charged_on_arrival_comes_after_newer_envelopes(emulator):
+    """charge="arrival": the slow answer's envelope is older than one served after it."""
+    emulator.inject(Fault.slow(0.3), endpoint="deal")
+    with httpx.Client(timeout=10) as first, httpx.Client(timeout=10) as second:
+        slow = in_background(deal, first, emulator)
+        wait_for(lambda: emulator.tokens_left == 295)
+        fast = deal(second, emulator).json()
+        late = slow().json()
+    assert (late["tokensLeft"], fast["tokensLeft"]) == (295, 290)
+
+
+def test_slow_answer_charged_on_answer_is_unseen_meanwhile(emulator):
+    """charge="answer": requests served while it is in flight do not see its cost."""
+    emulator.inject(Fault.slow(0.3, charge="answer"), endpoint="product")
+    asins = emulator.catalog_asins(20)
+    with httpx.Client(timeout=10) as first, httpx.Client(timeout=10) as second:
+        slow = in_background(product, first, emulator, asins)
+        wait_for(lambda: emulator.stats().count("product") == 1)
+        fast = deal(second, emulator).json()
+        late = slow().json()
+    assert fast["tokensLeft"] == 295
+    assert (late["tokensConsumed"], late["tokensLeft"]) == (20, 275)
+
+
+def test_slow_answer_charged_on_answer_was_admitted_on_arrival(make_emulator, http):
+    """charge="answer" admits at arrival: a request in flight is served even if the
+    balance drops to 0 meanwhile."""
+    emulator = make_emulator(tokens=5)
+    emulator.inject(Fault.slow(0.2, charge="answer"), endpoint="product")
+    with httpx.Client(timeout=10) as first:
+        slow = in_background(product, first, emulator, emulator.catalog_asins(3))
+        wait_for(lambda: emulator.stats().count("product") == 1)
+        emulator.spend(5)
+        answer = slow()
+    assert answer.status_code == 200
+    assert answer.json()["tokensLeft"] == -3
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
         (lambda: Fault.server_error(200), "http_status"),
         (lambda: Fault.slow(-1), "seconds"),
         (lambda: Fault.slow(math.nan), "seconds"),
+        (lambda: Fault.slow(1, charge="later"), "charge"),
     ],
 )
 def test_bad_faults_are_refused(make, match):
