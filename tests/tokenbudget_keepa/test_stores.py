@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenbudget_keepa import (
@@ -78,10 +78,15 @@ def test_advance_forward_only(store):
     assert store.load("job") == Watermark(10, "B2")
 
 
-@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["", "B1", "B2", "C"])), max_size=12))
-def test_advance_keeps_the_running_maximum(steps):
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # reset per example
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(["", "B1", "B2", "C"])), max_size=12
+    )
+)
+def test_advance_keeps_the_running_maximum(store, steps):
     """After any sequence of advances, the stored watermark is their maximum."""
-    store = MemoryWatermarkStore()
+    store.reset("job")
     best = None
     for minute, asin in steps:
         wm = Watermark(minute, asin)
