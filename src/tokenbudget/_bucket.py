@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import sys
@@ -582,8 +584,8 @@ class TokenBucket(_Shell):
         if out.delay > 0.0:
             try:
                 self._clock.sleep(out.delay)
-            except BaseException:
-                Reservation(self, _booking(out, float(cost))).cancel()
+            except BaseException:  # KeyboardInterrupt, a failing clock: nobody will spend it
+                _undo(Reservation(self, _booking(out, float(cost))))
                 raise
         return out.delay
 
@@ -618,6 +620,32 @@ class TokenBucket(_Shell):
         return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001
 
 
+def _undo(reservation: Reservation) -> None:
+    """Give back a booking whose request will never be made.
+
+    Cancelled before its time; after it (an admission a moment ago, a sleep cut
+    short at its very end) settled to zero, which returns the cost now.
+    """
+    if not reservation.cancel():  # a fresh reservation: its time has passed
+        reservation.settle(0.0)
+
+
+async def _aundo(reservation: AsyncReservation) -> None:
+    """:func:`_undo` for an :class:`AsyncReservation`."""
+    if not await reservation.cancel():
+        await reservation.settle(0.0)
+
+
+#: Undo tasks still running after the task they clean up for was cancelled a second time.
+_UNDOING: set[asyncio.Future[None]] = set()
+
+
+def _cancelling(task: asyncio.Task[object] | None) -> int:
+    """How many cancellations of *task* are pending (0 before Python 3.11: not known)."""
+    count = getattr(task, "cancelling", None)
+    return 0 if count is None else int(count())
+
+
 class AsyncTokenBucket(_Shell):
     """The :class:`TokenBucket` for asyncio: every method is a coroutine; none blocks the loop.
 
@@ -639,38 +667,82 @@ class AsyncTokenBucket(_Shell):
             self._key, self._config, self._clock, self._initial, request
         )
 
+    async def _book(self, request: Admit) -> Outcome:
+        """Apply an admission so that cancelling the task never leaves its booking behind.
+
+        On the memory backend the call never suspends, so nothing can cut it
+        short. Any other backend's round trip runs shielded: cancelling the
+        task lets it finish, undoes what it booked, and then raises
+        :class:`asyncio.CancelledError` (a second cancel lets the undo finish
+        on its own).
+        """
+        if type(self._backend) is MemoryBackend:
+            return await self._apply(request)
+        call = asyncio.ensure_future(self._apply(request))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            undo = asyncio.ensure_future(self._undo_call(call, request.cost))
+            _UNDOING.add(undo)
+            undo.add_done_callback(_UNDOING.discard)
+            with contextlib.suppress(BaseException):  # a second cancel, or the undo failed
+                await asyncio.shield(undo)
+            raise
+
+    async def _undo_call(self, call: asyncio.Future[Outcome], cost: float) -> None:
+        """Wait for an admission whose caller was cancelled, and undo what it booked."""
+        try:
+            out = await call
+        except Exception:  # noqa: BLE001 -- the call failed: it booked nothing to undo
+            return
+        if out.ok:
+            await _aundo(AsyncReservation(self, _booking(out, cost)))
+
     async def try_acquire(self, cost: float = 1) -> bool:
         """Like :meth:`TokenBucket.try_acquire`."""
         decided = self._fast_decision(cost)
         if decided is not None:
             return decided
-        out = await self._apply(self._admit_request(cost, 0.0))
+        out = await self._book(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
 
     async def reserve(self, cost: float = 1, *, timeout: float | None = None) -> AsyncReservation:
         """Like :meth:`TokenBucket.reserve` (with its *timeout*)."""
         max_wait = _check_timeout(timeout)
-        out = await self._apply(self._admit_request(cost, max_wait))
+        out = await self._book(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
         return AsyncReservation(self, _booking(out, float(cost)))
 
     async def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
-        """Like :meth:`TokenBucket.acquire`; cancelling the task returns the booking's cost."""
+        """Like :meth:`TokenBucket.acquire`; cancelling the task returns the booking's cost.
+
+        Cancelled at any point — before, during or after the backend's round
+        trip, or in the sleep — it leaves no booking behind: what it booked is
+        cancelled (or, once its time has passed, settled to zero) before
+        :class:`asyncio.CancelledError` propagates.
+        """
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book
             return 0.0
-        out = await self._apply(self._admit_request(cost, max_wait))
+        task = asyncio.current_task()
+        cancels = _cancelling(task)
+        out = await self._book(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
+        if _cancelling(task) > cancels:
+            # Cancelled meanwhile but not raised here (an on_event hook, a library that
+            # swallowed it): do not sleep for a booking nobody will use.
+            await _aundo(AsyncReservation(self, _booking(out, float(cost))))
+            raise asyncio.CancelledError
         if out.delay > 0.0:
             try:
                 await self._clock.asleep(out.delay)
             except BaseException:
-                await AsyncReservation(self, _booking(out, float(cost))).cancel()
+                await _aundo(AsyncReservation(self, _booking(out, float(cost))))
                 raise
         return out.delay
 
