@@ -269,6 +269,8 @@ class DealStream:
     next_new: int = attrs.field(init=False, default=0)
     _cache: dict[str, tuple[int, dict[str, Any]]] = attrs.field(init=False, factory=dict)
     _jitters: dict[tuple[str, int], int] = attrs.field(init=False, factory=dict)
+    _memo: dict[tuple[object, ...], list[dict[str, Any]]] = attrs.field(init=False, factory=dict)
+    _memo_minute: int | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self.upto = self.first_minute - 1
@@ -318,19 +320,34 @@ class DealStream:
     def select(
         self, selection: Selection, *, now_minute: int, window: tuple[int, int] | None = None
     ) -> list[dict[str, Any]]:
-        """Every deal matching *selection* now, in the selection's order (all pages)."""
+        """Every deal matching *selection* now, in the selection's order (all pages).
+
+        The result depends only on the selection (but its page), the window and
+        the minute, so it is memoized for the current minute: paging costs little.
+        Callers must not mutate the list.
+        """
         self.extend(now_minute)
         if window is None:
             low, high = now_minute - DATE_RANGE_MINUTES[selection.date_range], now_minute
         else:
             low, high = window
-        chosen = [
-            self.deal(asin)
-            for asin, minute in self.latest.items()
-            if low <= minute <= high and minute <= now_minute
-        ]
-        chosen = [deal for deal in chosen if selection.matches(deal)]
-        return selection.sort(chosen, self)
+        if self._memo_minute != now_minute:
+            self._memo.clear()
+            self._memo_minute = now_minute
+        key = (selection.key(), low, high)
+        found = self._memo.get(key)
+        if found is None:
+            chosen = [
+                deal
+                for deal in (
+                    self.deal(asin)
+                    for asin, minute in self.latest.items()
+                    if low <= minute <= high and minute <= now_minute
+                )
+                if selection.matches(deal)
+            ]
+            found = self._memo[key] = selection.sort(chosen, self)
+        return found
 
 
 class SelectionError(ValueError):
@@ -389,31 +406,50 @@ class Selection:
     title_search: str | None = None
     ignored: tuple[str, ...] = ()
 
+    def key(self) -> tuple[object, ...]:
+        """What decides the whole ordered result (everything but the page)."""
+        return (
+            self.price_type,
+            self.date_range,
+            self.sort_type,
+            tuple(sorted(self.ranges.items())),
+            self.include,
+            self.exclude,
+            self.min_rating,
+            self.has_reviews,
+            self.title_search,
+        )
+
+    def _range_value(self, name: str, deal: Mapping[str, Any]) -> int:
+        index = self.price_type
+        if name == "deltaPercentRange":
+            return int(deal["deltaPercent"][self.date_range][index])
+        if name == "deltaRange":
+            return int(deal["delta"][self.date_range][index])
+        if name == "currentRange":
+            return int(deal["current"][index])
+        return int(deal["current"][_SALES])
+
     def matches(self, deal: Mapping[str, Any]) -> bool:  # noqa: C901, PLR0911
         """Whether *deal* passes the selection's filters."""
-        index = self.price_type
-        values = {
-            "deltaPercentRange": deal["deltaPercent"][self.date_range][index],
-            "deltaRange": deal["delta"][self.date_range][index],
-            "currentRange": deal["current"][index],
-            "salesRankRange": deal["current"][_SALES],
-        }
-        if deal["current"][index] < 0:
+        current = deal["current"]
+        if current[self.price_type] < 0:
             return False
         for name, (low, high) in self.ranges.items():
-            value = values[name]
+            value = self._range_value(name, deal)
             if name == "salesRankRange" and value < 0:
                 return False
             if not low <= value <= high:
                 return False
-        categories = {deal["rootCat"], *deal["categories"]}
-        if self.include and not categories & self.include:
+        if self.include or self.exclude:
+            categories = {deal["rootCat"], *deal["categories"]}
+            if self.include and not categories & self.include:
+                return False
+            if self.exclude and categories & self.exclude:
+                return False
+        if self.min_rating > 0 and current[_RATING] < self.min_rating:
             return False
-        if self.exclude and categories & self.exclude:
-            return False
-        if self.min_rating > 0 and deal["current"][_RATING] < self.min_rating:
-            return False
-        if self.has_reviews and deal["current"][_COUNT_REVIEWS] <= 0:
+        if self.has_reviews and current[_COUNT_REVIEWS] <= 0:
             return False
         if self.title_search is not None:
             title = deal["title"]
