@@ -673,7 +673,7 @@ class AsyncTokenBucket(_Shell):
         On the memory backend the call never suspends, so nothing can cut it
         short. Any other backend's round trip runs shielded: cancelling the
         task lets it finish, undoes what it booked, and then raises
-        :class:`asyncio.CancelledError` (a second cancel lets the undo finish
+        ``asyncio.CancelledError`` (a second cancel lets the undo finish
         on its own).
         """
         if type(self._backend) is MemoryBackend:
@@ -722,7 +722,7 @@ class AsyncTokenBucket(_Shell):
         Cancelled at any point — before, during or after the backend's round
         trip, or in the sleep — it leaves no booking behind: what it booked is
         cancelled (or, once its time has passed, settled to zero) before
-        :class:`asyncio.CancelledError` propagates.
+        ``asyncio.CancelledError`` propagates.
         """
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book

@@ -122,6 +122,17 @@ class ManualClock:
         Concurrent sleepers do not add up: tasks sleeping 10 s and 20 s from
         the same moment wake in deadline order, at 10 s and at 20 s. The
         deadline is registered before the first yield to the event loop.
+
+        Time moves as soon as the calling task is the earliest sleeper: the
+        clock does not know about work that is not sleeping on it. A task
+        waiting for something else (an HTTP answer from a server on another
+        thread, a database, a queue) does not hold the clock back, so while
+        one task's request is still on the wire another task's sleep may move
+        time past it; the server then answers that request at the later time.
+        In tests of asyncio clients that share a :class:`ManualClock` with a
+        server (an emulator), expect that, or make the task that sleeps wait
+        for the others first (``asyncio.gather`` the requests, then sleep), or
+        advance the clock from the test with :meth:`advance`.
         """
         if not seconds > 0:
             await asyncio.sleep(0)
