@@ -322,6 +322,10 @@ class KeepaEmulator:
         sparse_share: The share of products missing each optional field.
         fault_share: The probability that a request is answered by a drawn fault
             (seeded): see :meth:`set_fault_share`.
+        deal_cache_seconds: Keepa caches deal results for about two minutes: with
+            a value above 0, a ``/deal`` page asked again within that many seconds
+            of the clock is the page computed then (still charged). Default 0: every
+            request sees the stream as it is now.
 
     .. versionadded:: 0.1.0
     """
@@ -351,6 +355,7 @@ class KeepaEmulator:
         catalog_size: int = 1_000_000,
         sparse_share: float = 0.15,
         fault_share: float = 0.0,
+        deal_cache_seconds: float = 0.0,
     ) -> None:
         _check_int("refill_per_min", refill_per_min, low=1)
         if capacity is not None:
@@ -383,6 +388,8 @@ class KeepaEmulator:
         _check_int("history_minutes", history_minutes, low=0)
         _check_int("disorder_minutes", disorder_minutes, low=0)
         _check_int("catalog_size", catalog_size, low=1)
+        if not (math.isfinite(deal_cache_seconds) and deal_cache_seconds >= 0):
+            raise ValueError(f"deal_cache_seconds must be >= 0, got {deal_cache_seconds!r}")
         if not (math.isfinite(deals_per_minute) and deals_per_minute >= 0):
             raise ValueError(f"deals_per_minute must be >= 0, got {deals_per_minute!r}")
 
@@ -417,6 +424,8 @@ class KeepaEmulator:
         )
         self._faults: deque[tuple[Fault, str | None]] = deque()
         self._fault_share = fault_share
+        self._deal_cache_seconds = float(deal_cache_seconds)
+        self._deal_cache: dict[tuple[object, ...], tuple[float, dict[str, Any]]] = {}
         self._fault_choices: tuple[Fault, ...] = (Fault.server_error(500), Fault.server_error(503))
         self._fault_rng = random.Random(f"faults:{seed}")
         self._reset_counters()
@@ -888,20 +897,25 @@ class KeepaEmulator:
         return selection
 
     def _deals(self, selection: Selection) -> tuple[dict[str, Any], int]:
-        deals = self._stream.select(selection, now_minute=self.now_minute())
-        page = deals[selection.page * DEALS_PER_PAGE : (selection.page + 1) * DEALS_PER_PAGE]
-        roots = Counter(deal["rootCat"] for deal in deals)
-        cost = self._deal_cost
-        self._deals_served += len(page)
-        payload = {
-            "deals": {
-                "dr": page,
+        elapsed = self._elapsed()
+        key = (selection.key(), selection.page)
+        cached = self._deal_cache.get(key)
+        if cached is not None and elapsed - cached[0] < self._deal_cache_seconds:
+            page_payload = cached[1]
+        else:
+            deals = self._stream.select(selection, now_minute=self.now_minute())
+            first = selection.page * DEALS_PER_PAGE
+            roots = Counter(deal["rootCat"] for deal in deals)
+            page_payload = {
+                "dr": deals[first : first + DEALS_PER_PAGE],
                 "categoryIds": sorted(roots),
                 "categoryNames": [_category_name(c) for c in sorted(roots)],
                 "categoryCount": [roots[c] for c in sorted(roots)],
             }
-        }
-        return payload, cost
+            if self._deal_cache_seconds > 0:
+                self._deal_cache[key] = (elapsed, page_payload)
+        self._deals_served += len(page_payload["dr"])
+        return {"deals": page_payload}, self._deal_cost
 
 
 _CATEGORY_NAMES = dict(CATEGORIES)

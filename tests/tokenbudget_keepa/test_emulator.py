@@ -1118,3 +1118,26 @@ def test_head_is_not_answered_with_a_body(emulator, http):
     """HEAD gets no JSON body (HTTP forbids one); the connection stays usable."""
     assert http.head(f"{emulator.url}/token").status_code == 501
     assert get(http, emulator, "token").status_code == 200
+
+
+def test_deal_cache_serves_stale_pages_for_its_seconds(make_emulator, http, manual_clock):
+    """deal_cache_seconds=120: the same page within two minutes is the cached one, charged."""
+    emulator = make_emulator(deal_cache_seconds=120)
+    first = deal(http, emulator).json()
+    manual_clock.advance(110)
+    again = deal(http, emulator).json()
+    assert again["deals"] == first["deals"]
+    assert again["tokensConsumed"] == 5
+    manual_clock.advance(10)
+    fresh = deal(http, emulator).json()
+    assert max(d["lastUpdate"] for d in fresh["deals"]["dr"]) > max(
+        d["lastUpdate"] for d in first["deals"]["dr"]
+    )
+
+
+def test_no_deal_cache_by_default(emulator, http, manual_clock):
+    """Without a cache, a minute later the page shows the newer deals."""
+    first = deal(http, emulator).json()
+    manual_clock.advance(300)
+    later = deal(http, emulator).json()
+    assert later["deals"] != first["deals"]
