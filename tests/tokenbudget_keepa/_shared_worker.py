@@ -1,0 +1,66 @@
+"""One client process of the shared-account test: spends one account through a Redis bucket.
+
+Run as ``python _shared_worker.py URL REDIS_URL PREFIX REQUESTS ASIN,ASIN,...``; the key comes from
+``KEEPA_API_KEY``. Prints one JSON line: what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import redis
+
+from tokenbudget import BucketConfig, DeficitRule, Rate, TokenBucket
+from tokenbudget.redis import RedisBackend
+from tokenbudget_keepa import KeepaClient, KeepaError
+
+
+#: The emulator's account in the test: 3000 tokens a minute in steps of 0.2 s, 100 at most.
+RATE_PER_MIN = 3000
+STEP = 0.2
+CAPACITY = 100
+
+
+def shared_config() -> BucketConfig:
+    """The bucket every process of the account uses (same key, same config)."""
+    return BucketConfig(
+        CAPACITY,
+        Rate.per_minute(RATE_PER_MIN),
+        burst_threshold=1,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(math.inf),
+        refill_step=STEP,
+    )
+
+
+def one_request(client: KeepaClient, i: int, asins: list[str]) -> bool:
+    """A deal page or a product batch (5 tokens each); False on a Keepa error."""
+    try:
+        if i % 2:
+            client.deals({"priceTypes": [1], "dateRange": 0})
+        else:
+            client.products(asins)
+    except KeepaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def main() -> None:
+    url, redis_url, prefix, requests, asins = sys.argv[1:6]
+    client_redis = redis.Redis.from_url(redis_url)
+    bucket = TokenBucket(
+        shared_config(), backend=RedisBackend(client_redis, prefix=prefix), key="keepa:account"
+    )
+    with KeepaClient(base_url=url, bucket=bucket, timeout=5.0) as client:
+        outcomes = [one_request(client, i, asins.split(",")) for i in range(int(requests))]
+    client_redis.close()
+    done = sum(outcomes)
+    errors = len(outcomes) - done
+    print(json.dumps({"done": done, "errors": errors}))
+
+
+if __name__ == "__main__":
+    main()
