@@ -354,10 +354,12 @@ class _Base:
             refill_step=self._refill_step,
         )
 
-    def _sync_args(
-        self, envelope: Envelope, status: int
-    ) -> tuple[float, float, Rate | None] | None:
-        """The arguments of ``bucket.sync`` for *envelope*, or None for an older one."""
+    def _sync_args(self, answer: _Answer) -> tuple[float, float, Rate | None] | None:
+        """The arguments of ``bucket.sync`` for the answer's envelope, or None (none, or older)."""
+        envelope = answer.envelope
+        if envelope is None:
+            return None
+        status = answer.status
         if not envelope.newer_than(self._newest):
             log.debug(
                 "envelope of %d ms is older than one already synced (%d ms): not synced",
@@ -376,6 +378,26 @@ class _Base:
                 rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
         return tokens, envelope.refill_in, rate
+
+    @staticmethod
+    def _should_settle(
+        answer: _Answer | None,
+        args: tuple[float, float, Rate | None] | None,
+        config: BucketConfig | None,
+    ) -> bool:
+        """Whether to settle the booking of *answer* (its sync arguments: *args*).
+
+        An answer whose envelope is older than one already synced was counted
+        by the server before that newer envelope: the sync took its booking
+        as in the server's figure, and settling it now would count the
+        difference twice. Unless the bucket keeps admitted bookings *in
+        flight* (``BucketConfig.in_flight``): then that sync subtracted the
+        booking, and the settle ends its flight.
+        """
+        stale = answer is not None and answer.envelope is not None and args is None
+        if not stale:
+            return True
+        return config is not None and getattr(config, "in_flight", 0.0) > 0
 
     def _status_is_fresh(self, max_age: float | None) -> bool:
         age = self._status_interval if max_age is None else max_age
@@ -737,13 +759,14 @@ class KeepaClient(_Base):
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
         try:
-            if booking is not None:
-                booking.settle(consumed)
-            if answer is not None and answer.envelope is not None:
-                if self._bucket is None:
-                    self._ensure_bucket(answer.envelope)
-                with self._state:
-                    args = self._sync_args(answer.envelope, answer.status)
+            envelope = None if answer is None else answer.envelope
+            if envelope is not None and self._bucket is None:
+                self._ensure_bucket(envelope)
+            with self._state:  # one answer at a time: syncs in the order of the envelopes
+                args = None if answer is None else self._sync_args(answer)
+                config = None if self._bucket is None else self._bucket.config
+                if booking is not None and self._should_settle(answer, args, config):
+                    booking.settle(consumed)
                 if args is not None and self._bucket is not None:
                     self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
         finally:
@@ -987,14 +1010,16 @@ class AsyncKeepaClient(_Base):
     async def _finish(
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
     ) -> None:
-        _, state, _ = self._locks()
+        _, state, init = self._locks()
         try:
-            if booking is not None:
-                await booking.settle(consumed)
-            if answer is not None and answer.envelope is not None:
-                if self._bucket is None:
-                    await self._ensure_bucket(answer.envelope)
-                args = self._sync_args(answer.envelope, answer.status)
+            envelope = None if answer is None else answer.envelope
+            if envelope is not None and self._bucket is None:
+                await self._ensure_bucket(envelope)
+            async with init:  # one answer at a time: syncs in the order of the envelopes
+                args = None if answer is None else self._sync_args(answer)
+                config = None if self._bucket is None else self._bucket.config
+                if booking is not None and self._should_settle(answer, args, config):
+                    await booking.settle(consumed)
                 if args is not None and self._bucket is not None:
                     await self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
         finally:
