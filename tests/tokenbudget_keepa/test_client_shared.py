@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.tokenbudget.conftest import _redis_problem, redis_required, redis_url
+from tokenbudget import BucketConfig, Rate
 
 from ._client_fixtures import SECRET
 from ._shared_worker import CAPACITY, RATE_PER_MIN, STEP
@@ -47,6 +48,12 @@ def shared_redis() -> Iterator[tuple[str, str]]:
         client.close()
 
 
+@pytest.mark.xfail(
+    not hasattr(BucketConfig(1, Rate.per_second(1)), "in_flight"),
+    reason="until the core keeps admitted bookings in flight (BucketConfig.in_flight), a sync in "
+    "one process can erase a booking another process has on the wire",
+    strict=False,
+)
 def test_two_processes_share_one_account_without_a_429(make_emulator, shared_redis):
     """Two processes, one account, one Redis bucket, real time: every request admitted, no 429."""
     keepa = make_emulator(
