@@ -25,9 +25,24 @@ nothing half-done is left behind (each operation is one command or script).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
+
+from tokenbudget import (
+    AcquireTimeout,
+    BackendError,
+    BucketConfig,
+    Clock,
+    Rate,
+    Reservation,
+    Snapshot,
+    TokenBucket,
+)
 
 from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._watermark import StoreError, Watermark
@@ -41,8 +56,10 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
         "tokenbudget_keepa.redis needs redis-py: install the 'redis' extra of tokenbudget"
     ) from exc
 
+from tokenbudget.redis import RedisBackend
 
-__all__ = ["RedisLease", "RedisStoreError", "RedisWatermarkStore"]
+
+__all__ = ["RedisAccountBucket", "RedisLease", "RedisStoreError", "RedisWatermarkStore"]
 
 _T = TypeVar("_T")
 
@@ -324,3 +341,235 @@ def _check_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise ValueError(f"a watermark key must be a non-empty str, got {key!r}")
     return key
+
+
+# -- a Keepa account's bucket shared by several processes --------------------------------------
+
+#: KEYS: the in-flight set, the settle counter. ARGV: member ("id:cost"), its due time.
+_BOOK: Final = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 86400)
+return redis.call('GET', KEYS[2]) or '0'
+"""
+
+#: KEYS: the in-flight set, the settle counter. ARGV: member. The new count of settles.
+_SETTLE: Final = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local n = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 86400)
+return n
+"""
+
+#: KEYS: the in-flight set, the settle counter. ARGV: now ('' for Redis TIME), horizon,
+#: lookahead. The tokens booked, not settled and due by now + lookahead (after forgetting
+#: those older than the horizon: their process died), and the count of settles.
+_VIEW: Final = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
+local due = 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[3]))) do
+  due = due + tonumber(string.match(member, ':(.*)$'))
+end
+return {tostring(due), redis.call('GET', KEYS[2]) or '0'}
+"""
+
+#: KEYS: the mutex. ARGV: its owner. Deletes it iff the owner holds it.
+_UNLOCK: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: Seconds after which a booking still not settled is taken for one of a dead process.
+_FLIGHT_HORIZON: Final = 300.0
+#: Bookings due this soon count as on the wire already (one may be sent while a sync runs).
+_LOOKAHEAD: Final = 1.0
+#: The longest a booking or a sync waits for another process's (milliseconds-long) turn.
+_MUTEX_WAIT: Final = 10.0
+
+
+class _Marks(threading.local):
+    """What one thread saw of the account: the settle count at its last booking, and after."""
+
+    def __init__(self) -> None:
+        self.booked_at: int | None = None
+        self.settled_clean: int | None = None
+        self.settled: bool = False
+
+
+class RedisAccountBucket(TokenBucket):
+    """The bucket of one Keepa account shared by processes and hosts, never ahead of the server.
+
+    A :class:`~tokenbudget_keepa.KeepaClient` corrects its bucket from every
+    answer's ``tokensLeft``. In one process that is exact. With several
+    processes on one bucket it is not: an answer says nothing of the requests
+    other processes had sent that the server charged after answering, and an
+    answer may arrive after others that are newer. Adopting such a count puts
+    the bucket ahead of the account, and a request meets an HTTP 429.
+
+    This bucket (a :class:`~tokenbudget.TokenBucket` on a
+    :class:`~tokenbudget.redis.RedisBackend`) keeps, beside the bucket's
+    hash, the bookings that are due and not yet settled (the requests on the
+    wire, of every process) and a count of settled requests. It adopts a
+    reported count (:meth:`sync`) only when the count is exact: no request of
+    any process is on the wire and none was settled since the request whose
+    answer it is was booked; or when nothing was ever booked on the bucket
+    (a new one: the server's count is the only truth there is); or, lowered
+    by what is on the wire, when the count is zero or below (a refusal).
+    Otherwise the bucket's own model stands: the refill as configured,
+    anchored by the last adopted ``refillIn``, minus every booking, corrected
+    to each request's true cost when it is settled.
+
+    Args:
+        config: The account's configuration (the same in every process).
+        client: A sync :class:`redis.Redis` client.
+        key: The bucket's key (one per account).
+        prefix: Put before the bucket's Redis keys.
+        tokens: The balance of a bucket that does not exist yet (``0``: wait
+            for the server's count).
+        clock: The bucket's clock; ``None``: time from Redis ``TIME``, waits
+            on the monotonic clock.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_flight", "_marks", "_mutex", "_redis", "_scripts", "_settles", "_time_source")
+
+    def __init__(
+        self,
+        config: BucketConfig,
+        client: Any,
+        *,
+        key: str,
+        prefix: str = "tokenbudget:",
+        tokens: float = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        backend = RedisBackend(client, prefix=prefix, clock=clock)
+        super().__init__(config, backend=backend, key=key, tokens=tokens, clock=clock)
+        base = backend.redis_key(key)
+        self._redis = client
+        self._flight = f"{base}:inflight"
+        self._settles = f"{base}:settles"
+        self._mutex = f"{base}:mutex"
+        self._time_source = clock
+        self._marks = _Marks()
+        self._scripts = {
+            name: client.register_script(src)
+            for name, src in (("book", _BOOK), ("settle", _SETTLE), ("view", _VIEW))
+        }
+        self._scripts["unlock"] = client.register_script(_UNLOCK)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """A few milliseconds alone on the account: no booking comes between a view and a sync."""
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + _MUTEX_WAIT
+        pause = 0.0005
+        try:
+            while not self._redis.set(self._mutex, owner, nx=True, px=2000):
+                if time.monotonic() > deadline:
+                    raise BackendError("redis", f"the account's mutex {self._mutex!r} stayed held")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+        except RedisError as exc:
+            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(RedisError):  # it expires by itself
+                self._scripts["unlock"](keys=[self._mutex], args=[owner])
+
+    def _call(self, name: str, *args: Any) -> Any:
+        try:
+            return self._scripts[name](keys=[self._flight, self._settles], args=list(args))
+        except RedisError as exc:
+            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
+
+    def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
+        """Like :meth:`TokenBucket.reserve`; the booking is tracked until it is settled."""
+        marks = self._marks
+        marks.settled = False
+        marks.settled_clean = None
+        try:
+            with self._turn():
+                booking = super().reserve(cost, timeout=timeout)
+                member = f"{uuid.uuid4().hex}:{float(booking.cost)!r}"
+                try:
+                    marks.booked_at = int(self._call("book", member, repr(float(booking.time))))
+                except BaseException:
+                    booking.cancel()
+                    raise
+        except AcquireTimeout:
+            # A status request may follow (the client reconciles before a long wait).
+            try:
+                marks.booked_at = int(self._redis.get(self._settles) or 0)
+            except RedisError as exc:
+                raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
+            raise
+        return _TrackedReservation(self, booking, member)
+
+    def _settled(self, member: str) -> None:
+        count = int(self._call("settle", member))
+        marks = self._marks
+        marks.settled = True
+        clean = marks.booked_at is not None and count == marks.booked_at + 1
+        marks.settled_clean = count if clean else None
+
+    def _forget(self, member: str) -> None:
+        try:
+            self._redis.zrem(self._flight, member)
+        except RedisError as exc:
+            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
+
+    def sync(
+        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+    ) -> Snapshot:
+        """Adopt the server's count where it is exact (see the class); else keep the model."""
+        marks = self._marks
+        own, clean, booked_at = marks.settled, marks.settled_clean, marks.booked_at
+        marks.settled, marks.settled_clean, marks.booked_at = False, None, None
+        with self._turn():
+            now = "" if self._time_source is None else repr(float(self._time_source.now()))
+            due_text, count_text = self._call("view", now, repr(_FLIGHT_HORIZON), repr(_LOOKAHEAD))
+            due, count = float(due_text), int(count_text)
+            exact = due == 0 and (count == clean if own else count == booked_at)
+            if exact:
+                return super().sync(tokens, refill_in=refill_in, rate=rate)
+            snap = self.snapshot()
+            if snap.booked == 0 and snap.pending == 0 and due == 0:
+                return super().sync(tokens, refill_in=refill_in, rate=rate)  # a new bucket
+            if tokens <= 0 and snap.pending == 0:
+                # Refused (or in debt): never above the server's count, less what is on the wire.
+                return super().sync(min(float(tokens) - due, snap.tokens), refill_in=refill_in)
+            return snap
+
+
+class _TrackedReservation(Reservation):
+    """A booking of a :class:`RedisAccountBucket`: off the wire once settled or cancelled."""
+
+    __slots__ = ("_member",)
+
+    def __init__(self, bucket: RedisAccountBucket, booking: Reservation, member: str) -> None:
+        super().__init__(bucket, booking._state)  # noqa: SLF001 -- the same booking, tracked
+        self._member = member
+
+    def settle(self, actual_cost: float) -> None:
+        """Like :meth:`Reservation.settle`; the request is then off the wire."""
+        super().settle(actual_cost)
+        bucket = self._bucket
+        assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
+        bucket._settled(self._member)  # noqa: SLF001
+
+    def cancel(self) -> bool:
+        """Like :meth:`Reservation.cancel`; the booking is forgotten (no request follows)."""
+        ok = super().cancel()
+        bucket = self._bucket
+        assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
+        bucket._forget(self._member)  # noqa: SLF001
+        return ok

@@ -1,0 +1,117 @@
+"""RedisAccountBucket: one Keepa account's bucket shared by processes, never ahead of the server."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tokenbudget import BucketConfig, DeficitRule, ManualClock, Rate
+
+
+pytest.importorskip("redis", reason="redis-py is not installed (tokenbudget[redis])")
+
+from tokenbudget_keepa.redis import RedisAccountBucket
+
+
+pytestmark = pytest.mark.redis
+
+CONFIG = BucketConfig(
+    600,
+    Rate.per_minute(60),
+    burst_threshold=1,
+    min_threshold=1,
+    deficit=DeficitRule.while_positive(math.inf),
+    refill_step=1.0,
+)
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(1000.0)
+
+
+@pytest.fixture
+def make(redis_client, redis_prefix, clock):
+    """Buckets of one account as separate processes would build them."""
+
+    def make():
+        return RedisAccountBucket(
+            CONFIG, redis_client, key="acct", prefix=redis_prefix, clock=clock
+        )
+
+    return make
+
+
+def test_a_new_bucket_adopts_the_servers_count(make):
+    """Nothing booked yet: the first reported count is the balance."""
+    bucket = make()
+    assert bucket.snapshot().tokens == 0
+    assert bucket.sync(300, refill_in=0.5).tokens == 300
+
+
+def test_an_exact_count_is_adopted_even_when_higher(make):
+    """A count answered while nothing else was on the wire replaces the model, up or down."""
+    bucket = make()
+    bucket.sync(100, refill_in=0.5)
+    booking = bucket.reserve(10)
+    booking.settle(10)
+    assert bucket.sync(150, refill_in=0.5).tokens == 150
+
+
+def test_a_count_missing_another_process_request_is_not_adopted(make):
+    """While another process's request is on the wire, a higher count is not adopted."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5)
+    on_the_wire = two.reserve(30)  # process two sent a request the server has not charged yet
+    booking = one.reserve(10)
+    booking.settle(10)
+    snap = one.sync(90, refill_in=0.5)  # the server's count, without two's 30
+    assert snap.tokens == 60
+    on_the_wire.settle(30)
+    assert two.sync(60, refill_in=0.5).tokens == 60
+
+
+def test_a_late_answer_is_not_adopted(make):
+    """An answer older than another process's settled request cannot raise the balance."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5)
+    first = one.reserve(10)
+    second = two.reserve(10)
+    second.settle(10)
+    assert two.sync(80, refill_in=0.5).tokens == 80  # two's answer came first, charged both
+    first.settle(10)
+    assert one.sync(90, refill_in=0.5).tokens == 80  # one's answer predates two's charge
+
+
+def test_a_refusal_lowers_the_bucket_by_what_is_on_the_wire(make):
+    """A count of zero or below is adopted, less the requests still on the wire."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5)
+    two.reserve(20)
+    booking = one.reserve(10)
+    booking.settle(0)  # refused: a 429 costs nothing
+    assert one.sync(0, refill_in=0.5).tokens == -20
+
+
+def test_a_cancelled_booking_is_off_the_wire(make):
+    """Cancelling a booking forgets it: the next exact count is adopted."""
+    bucket = make()
+    bucket.sync(0, refill_in=0.5)
+    waiting = bucket.reserve(10)
+    assert waiting.delay > 0
+    assert waiting.cancel()
+    booking = bucket.reserve(1, timeout=math.inf)
+    booking.cancel()
+    assert bucket.snapshot().pending == 0
+
+
+def test_a_dead_process_booking_is_forgotten_after_the_horizon(make, clock):
+    """A booking never settled (its process died) stops counting after five minutes."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5)
+    two.reserve(30)  # then process two is killed
+    clock.advance(301)
+    booking = one.reserve(10)
+    booking.settle(10)
+    assert one.sync(500, refill_in=0.5).tokens == 500
