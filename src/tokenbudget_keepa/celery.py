@@ -56,14 +56,11 @@ import attrs
 
 from tokenbudget import BucketConfig, Clock, TokenBucket
 
-from .redis import RedisAccountBucket
+from .redis import RedisAccountBucket, account_name, probe_config, redis_client
 
 
 try:
     import celery as _celery  # noqa: F401 -- a missing extra fails at import
-    import redis as _redis
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
     raise ImportError(
         "tokenbudget_keepa.celery needs Celery and redis-py: install the 'celery' extra "
@@ -122,7 +119,9 @@ class KeepaAccount:
 
     Args:
         bucket_url: The Redis database of the bucket (``redis://host:6379/0``).
-        name: The account's name in Redis (the bucket is ``prefix + "keepa:" + name``).
+        name: The account's name in Redis (the bucket is ``prefix + "keepa:" + name``);
+            ``None``: a digest of the API key, as ``tokenbudget-keepa ingest --bucket``
+            names it, so that the command and the tasks share one bucket.
         api_key: The Keepa key; ``None`` reads ``KEEPA_API_KEY`` (never shown in a repr).
         base_url: The API's address.
         domain: The Keepa marketplace (1 = amazon.com).
@@ -142,7 +141,7 @@ class KeepaAccount:
     """
 
     bucket_url: str = attrs.field(converter=_check_url, repr=False)
-    name: str = "default"
+    name: str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str = _DEFAULT_BASE_URL
     domain: int = 1
@@ -157,7 +156,7 @@ class KeepaAccount:
     @property
     def key(self) -> str:
         """The bucket's key on the backend (``keepa:`` and the name)."""
-        return f"keepa:{self.name}"
+        return f"keepa:{self.name if self.name is not None else account_name(self.api_key)}"
 
     def _state(self) -> _ProcessState:
         pid = os.getpid()
@@ -173,12 +172,7 @@ class KeepaAccount:
         state = self._state()
         with self._lock:
             if state.redis is None:
-                state.redis = _redis.Redis.from_url(
-                    self.bucket_url,
-                    socket_timeout=self.redis_timeout,
-                    socket_connect_timeout=self.redis_timeout,
-                    retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
-                )
+                state.redis = redis_client(self.bucket_url, timeout=self.redis_timeout)
             return state.redis
 
     def bucket_config(self) -> BucketConfig:
@@ -187,12 +181,9 @@ class KeepaAccount:
             return self.config
         state = self._state()
         if state.config is None:
-            from ._client import KeepaClient
-
-            with KeepaClient(
-                self.api_key, base_url=self.base_url, domain=self.domain, **self.client_options
-            ) as probe:
-                state.config = probe.bucket.config  # one free /token call
+            state.config = probe_config(
+                api_key=self.api_key, base_url=self.base_url, domain=self.domain
+            )
         return state.config
 
     def bucket(self) -> TokenBucket:

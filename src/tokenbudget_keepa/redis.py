@@ -26,7 +26,9 @@ nothing half-done is left behind (each operation is one command or script).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -50,7 +52,9 @@ from ._watermark import StoreError, Watermark
 
 try:
     import redis as _redis
+    from redis.backoff import ExponentialBackoff
     from redis.exceptions import RedisError
+    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
     raise ImportError(
         "tokenbudget_keepa.redis needs redis-py: install the 'redis' extra of tokenbudget"
@@ -59,7 +63,18 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
 from tokenbudget.redis import RedisBackend
 
 
-__all__ = ["RedisAccountBucket", "RedisLease", "RedisStoreError", "RedisWatermarkStore"]
+__all__ = [
+    "RedisAccountBucket",
+    "RedisLease",
+    "RedisStoreError",
+    "RedisWatermarkStore",
+    "account_name",
+    "bucket_from_url",
+    "probe_config",
+    "redis_client",
+]
+
+_DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 
 _T = TypeVar("_T")
 
@@ -438,7 +453,16 @@ class RedisAccountBucket(TokenBucket):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_flight", "_marks", "_mutex", "_redis", "_scripts", "_settles", "_time_source")
+    __slots__ = (
+        "_flight",
+        "_marks",
+        "_mutex",
+        "_owned",
+        "_redis",
+        "_scripts",
+        "_settles",
+        "_time_source",
+    )
 
     def __init__(
         self,
@@ -454,6 +478,7 @@ class RedisAccountBucket(TokenBucket):
         super().__init__(config, backend=backend, key=key, tokens=tokens, clock=clock)
         base = backend.redis_key(key)
         self._redis = client
+        self._owned = False
         self._flight = f"{base}:inflight"
         self._settles = f"{base}:settles"
         self._mutex = f"{base}:mutex"
@@ -464,6 +489,11 @@ class RedisAccountBucket(TokenBucket):
             for name, src in (("book", _BOOK), ("settle", _SETTLE), ("view", _VIEW))
         }
         self._scripts["unlock"] = client.register_script(_UNLOCK)
+
+    def close(self) -> None:
+        """Close the Redis client if the bucket opened it (:func:`bucket_from_url`)."""
+        if self._owned:
+            self._redis.close()
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
@@ -573,3 +603,84 @@ class _TrackedReservation(Reservation):
         assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
         bucket._forget(self._member)  # noqa: SLF001
         return ok
+
+
+def account_name(api_key: str | None = None) -> str:
+    """The name of an account's shared bucket: a digest of its API key (never the key).
+
+    Every process that uses the same key (``None``: ``KEEPA_API_KEY``) finds
+    the same bucket; the key itself never reaches Redis.
+
+    Raises:
+        ValueError: Neither *api_key* nor ``KEEPA_API_KEY`` is set.
+
+    .. versionadded:: 0.1.0
+    """
+    key = api_key if api_key is not None else os.environ.get("KEEPA_API_KEY")
+    if not key:
+        raise ValueError("no API key: pass api_key= or set KEEPA_API_KEY")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def redis_client(url: str, *, timeout: float = 5.0) -> Any:
+    """A ``redis.Redis`` client on *url* whose operations fail after *timeout* seconds.
+
+    .. versionadded:: 0.1.0
+    """
+    return _redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+    )
+
+
+def probe_config(
+    *, api_key: str | None = None, base_url: str = _DEFAULT_BASE_URL, domain: int = 1
+) -> BucketConfig:
+    """The client's model of the account (one free ``/token`` call).
+
+    .. versionadded:: 0.1.0
+    """
+    from ._client import KeepaClient
+
+    with KeepaClient(api_key, base_url=base_url, domain=domain) as probe:
+        return probe.bucket.config
+
+
+def bucket_from_url(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    api_key: str | None = None,
+    base_url: str = _DEFAULT_BASE_URL,
+    domain: int = 1,
+    prefix: str = "tokenbudget:",
+    config: BucketConfig | None = None,
+) -> RedisAccountBucket:
+    """The account's bucket shared through the Redis database *url* (``--bucket``).
+
+    Every process that names the same URL and uses the same API key spends
+    from the same bucket (named by :func:`account_name`). The configuration
+    is the client's model of the account, read by one free ``/token`` call,
+    unless *config* is given.
+
+    Raises:
+        ValueError: *url* is not a Redis URL, or no API key is set.
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(url, str) or url.partition("://")[0].lower() not in {
+        "redis",
+        "rediss",
+        "unix",
+    }:
+        raise ValueError(f"a shared bucket needs a redis:// URL, got {url!r}")
+    name = account_name(api_key)
+    if config is None:
+        config = probe_config(api_key=api_key, base_url=base_url, domain=domain)
+    bucket = RedisAccountBucket(
+        config, redis_client(url), key=f"keepa:{name}", prefix=prefix, clock=clock
+    )
+    bucket._owned = True  # noqa: SLF001 -- its own class: the client is the bucket's
+    return bucket

@@ -115,3 +115,29 @@ def test_a_dead_process_booking_is_forgotten_after_the_horizon(make, clock):
     booking = one.reserve(10)
     booking.settle(10)
     assert one.sync(500, refill_in=0.5).tokens == 500
+
+
+def test_bucket_from_url_models_the_account_under_a_digest_of_its_key(redis_server, redis_prefix):
+    """--bucket: the client's model of the account, named by a digest of the key, never the key."""
+    from tokenbudget_keepa.redis import account_name, bucket_from_url
+    from tokenbudget_keepa.testing import KeepaEmulator
+
+    with KeepaEmulator(refill_per_min=20, api_key="s3cret-key") as emulator:
+        bucket = bucket_from_url(
+            redis_server, api_key="s3cret-key", base_url=emulator.url, prefix=redis_prefix
+        )
+        try:
+            assert bucket.config.refill == Rate.per_minute(20)
+            assert bucket.key == f"keepa:{account_name('s3cret-key')}"
+            assert "s3cret" not in bucket.key
+            assert bucket.sync(300, refill_in=1).tokens == 300
+        finally:
+            bucket.close()
+
+
+def test_bucket_from_url_refuses_other_urls():
+    """A URL that is not Redis's is a ValueError naming it."""
+    from tokenbudget_keepa.redis import bucket_from_url
+
+    with pytest.raises(ValueError, match="postgresql://x"):
+        bucket_from_url("postgresql://x", api_key="k")
