@@ -260,6 +260,15 @@ class KeepaEmulator:
     parameters or selection: 400. Balance zero or below: 429. Every one of them
     carries the envelope with ``error: {type, message, details}`` and costs nothing.
 
+    *Product requests.* ``asin`` (comma-separated, at most 100, or 20 with
+    ``offers``) and ``domain`` are required; ``offers`` must be 20..100,
+    ``buybox``, ``history`` (default 1) and ``rating`` 0 or 1, ``stats`` and
+    ``days`` a positive integer (Keepa also takes a date range for ``stats``:
+    the emulator does not), ``update`` an integer >= -1; anything else is a 400.
+    Products of the catalog are answered in the order asked, unknown ones left
+    out. Their current prices follow their latest deal update; ``stats`` holds
+    ``buyBoxPrice`` only with ``buybox=1`` or ``offers``, as Keepa's does.
+
     *Time.* The clock's time at construction maps to *start* (a wall-clock
     datetime): ``timestamp`` and the Keepa minutes in the data follow
     ``start + (clock.now() - clock time at construction)``, so a
@@ -289,6 +298,9 @@ class KeepaEmulator:
     fields are ignored and counted in :attr:`EmulatorStats.ignored_parameters`.
     ``delta`` and ``deltaPercent`` are positive for a price drop.
 
+    The emulator is safe to use from several threads: the server's threads and
+    the test's share its state under one lock.
+
     Args:
         api_key: The key the server accepts; any other gets HTTP 402.
         refill_per_min: Tokens added per minute (Keepa's ``refillRate``).
@@ -304,7 +316,8 @@ class KeepaEmulator:
         refill_step: Seconds between refill steps (Keepa: once a minute; not
             documented by Keepa, so configurable).
         first_refill_in: Seconds from the start to the first step (default
-            *refill_step*).
+            *refill_step*). At a fractional millisecond (such as ``59.9995``) the
+            steps make ``refillIn`` read 60001 right after each one, as Keepa's can.
         token_flow_reduction: The ``tokenFlowReduction`` reported (it does not
             change the refill: set *refill_per_min* for that).
         deal_cost: Tokens per ``/deal`` request.
