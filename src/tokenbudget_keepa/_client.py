@@ -550,7 +550,8 @@ class KeepaClient(_Base):
     Args:
         api_key: The key; ``None`` reads ``KEEPA_API_KEY``. It never appears in
             a repr, a log record, an error or a logged URL.
-        base_url: The API's address (the emulator's :attr:`url` in tests).
+        base_url: The API's address (in tests, the emulator's
+            :attr:`~tokenbudget_keepa.testing.KeepaEmulator.url`).
         domain: The marketplace (1 ``.com``, 3 ``.de``, …).
         bucket: The :class:`~tokenbudget.TokenBucket` to spend from (any
             backend: processes sharing one account share one Redis-backed

@@ -531,6 +531,7 @@ class DealQuery:
     refused with a message naming the field), flags bools; unset fields
     (``None``) are left to Keepa's defaults.
 
+    >>> from tokenbudget_keepa import DealQuery, PriceType
     >>> q = DealQuery(price_types=PriceType.NEW, date_range=0, sort_type=1)
     >>> q.to_selection()
     {'priceTypes': [1], 'dateRange': 0, 'sortType': 1, 'page': 0}
