@@ -158,7 +158,7 @@ def build(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks against peer libraries (not part of the default run)."""
-    session.install("-e", ".[redis]")
+    session.install("-e", ".[redis,keepa]")
     # One peer at a time: a peer that fails to install is reported by the run, not fatal.
     for line in Path("benchmarks/requirements.txt").read_text().splitlines():
         requirement = line.split("#", 1)[0].strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+import keepa_client
 from peers import PEERS
 
 
@@ -100,6 +101,15 @@ def ratios(results: dict) -> dict:
             "best": best[1],
             "ratio": _ops(ours) / best[1],
         }
+    kc = results.get("keepa") or {}
+    for mode in ("sync", "async"):
+        if mode in kc:
+            out[f"keepa_client_{mode}"] = {
+                "ours": kc[mode]["client"],
+                "best_peer": "plain httpx",
+                "best": kc[mode]["httpx"],
+                "ratio": kc[mode]["ratio"],
+            }
     red = results.get("redis") or {}
     for procs in ("p1", "p4"):
         rows = [{**r, **(r.get(procs) or {})} for r in red.get("rows", [])]
@@ -335,6 +345,9 @@ def markdown(results: dict) -> str:
                 f"Simulator speed: at most {ing['slowest_24h_seconds']:.3f} s per simulated day.",
                 "",
             ]
+    kc = results.get("keepa")
+    if kc is not None:
+        out += keepa_client.markdown(kc)
     notes = [f"- {p.name}: {note}" for p in PEERS for note in p.notes]
     if notes:
         out += ["Notes:", "", *notes, ""]

@@ -26,12 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest
+import keepa_client
 import measure
 import report
 from peers import PEERS
 
 
-SECTIONS = ("memory", "threads", "asyncio", "redis", "probe", "ingest")
+SECTIONS = ("memory", "threads", "asyncio", "redis", "probe", "ingest", "keepa")
 
 
 def _machine() -> str:
@@ -102,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         "redis": lambda: results.update(redis=measure.redis_section(budget, args.redis_url)),
         "probe": lambda: results.update(probe=measure.probe(budget)),  # last: hung threads linger
         "ingest": lambda: results.update(ingest=ingest.ingest(budget.sim_hours)),
+        "keepa": lambda: results.update(
+            keepa=keepa_client.keepa_client(budget.reps, 2 * budget.rep_seconds)
+        ),
     }
-    order = ["memory", "threads", "asyncio", "redis", "ingest", "probe"]
+    order = ["memory", "threads", "asyncio", "redis", "ingest", "keepa", "probe"]
     for name in order:
         if name not in args.only:
             continue
