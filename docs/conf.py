@@ -56,6 +56,7 @@ nitpick_ignore = [
     ("py:class", "random.Random"),
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
+    ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Mapping"),
     ("py:class", "collections.abc.Sequence"),
     # tokenbudget_keepa's typed results, named in the filters' signatures, until the Keepa
@@ -69,6 +70,10 @@ nitpick_ignore = [
     # redis-py's clients, named by RedisBackend (no intersphinx to redis-py's docs either).
     ("py:class", "redis.Redis"),
     ("py:class", "redis.asyncio.Redis"),
+    # psycopg's and Celery's classes, named by the deployment modules (no intersphinx either).
+    ("py:class", "psycopg.Connection"),
+    ("py:class", "Connection"),
+    ("py:class", "celery.Celery"),
     # `on_event`'s annotation: a private alias for Callable[[Event], None], which the
     # constructor's docstring describes.
     ("py:class", "EventHook"),

@@ -1,7 +1,7 @@
 """Run the Smart Ingestor from Celery, on an account every task shares through Redis.
 
 Needs the ``celery`` extra of tokenbudget (Celery, redis-py and httpx);
-importing :mod:`tokenbudget_keepa` never imports Celery.
+importing ``tokenbudget_keepa`` never imports Celery.
 
 .. code-block:: python
 
@@ -28,10 +28,10 @@ importing :mod:`tokenbudget_keepa` never imports Celery.
 :class:`KeepaAccount` names one Keepa account's shared state: its token
 bucket is one Redis hash (:class:`tokenbudget.redis.RedisBackend`) that every
 process of every host spends from, whichever task it runs.
-:func:`register_ingest` adds the ingest task and its beat entry to your app:
+``register_ingest`` adds the ingest task and its beat entry to your app:
 each run takes the job's lease (no overlapping runs), works until it is
 caught up or the next wait would pass the beat interval, and returns its
-:class:`~tokenbudget_keepa.IngestReport` as a dict.
+``IngestReport`` as a dict.
 
 **When Redis is unreachable** the bucket raises
 :class:`~tokenbudget.BackendError` and nothing is spent (the bucket never
@@ -134,7 +134,7 @@ class KeepaAccount:
             on the monotonic clock.
         redis_timeout: Seconds to wait for Redis (connect and reply) before
             an operation fails with :class:`~tokenbudget.BackendError`.
-        client_options: More keyword arguments of :class:`KeepaClient`
+        client_options: More keyword arguments of ``KeepaClient``
             (``timeout``, ``max_retries``, ...).
 
     .. versionadded:: 0.1.0
@@ -205,7 +205,7 @@ class KeepaAccount:
         return state.bucket
 
     def client(self) -> Any:
-        """A :class:`KeepaClient` spending from the account's shared bucket.
+        """A ``KeepaClient`` spending from the account's shared bucket.
 
         Use it in your own tasks (refreshes, backfills) so that they share the
         budget with the ingestor; close it after use (``with account.client()

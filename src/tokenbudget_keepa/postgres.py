@@ -1,7 +1,7 @@
 """Watermarks, accepted deals and leases in PostgreSQL.
 
 Needs the ``postgres`` extra of tokenbudget (psycopg 3 and its connection
-pool); importing :mod:`tokenbudget_keepa` never imports psycopg.
+pool); importing ``tokenbudget_keepa`` never imports psycopg.
 
 .. code-block:: python
 
@@ -259,7 +259,7 @@ class PostgresDatabase:
 
     @property
     def conninfo(self) -> str:
-        """The connection string it was opened with (may hold a password: never log it)."""
+        """The connection string it was opened with, which may hold a password (never log it)."""
         return self._conninfo
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Watermarks and leases in Redis (or Valkey), for ingestors on several hosts.
 
 Needs the ``redis`` extra of tokenbudget (redis-py); importing
-:mod:`tokenbudget_keepa` never imports redis-py.
+``tokenbudget_keepa`` never imports redis-py.
 
 .. code-block:: python
 
@@ -420,7 +420,7 @@ class _Marks(threading.local):
 class RedisAccountBucket(TokenBucket):
     """The bucket of one Keepa account shared by processes and hosts, never ahead of the server.
 
-    A :class:`~tokenbudget_keepa.KeepaClient` corrects its bucket from every
+    A ``KeepaClient`` corrects its bucket from every
     answer's ``tokensLeft``. In one process that is exact. With several
     processes on one bucket it is not: an answer says nothing of the requests
     other processes had sent that the server charged after answering, and an
@@ -522,7 +522,7 @@ class RedisAccountBucket(TokenBucket):
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
     def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
-        """Like :meth:`TokenBucket.reserve`; the booking is tracked until it is settled."""
+        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until it is settled."""
         marks = self._marks
         marks.settled = False
         marks.settled_clean = None
