@@ -522,7 +522,7 @@ class RedisAccountBucket(TokenBucket):
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
     def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
-        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until it is settled."""
+        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until settled."""
         marks = self._marks
         marks.settled = False
         marks.settled_clean = None
