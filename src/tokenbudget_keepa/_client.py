@@ -25,7 +25,7 @@ import os
 import random
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -39,6 +39,7 @@ from tokenbudget import (
     BucketConfig,
     Clock,
     DeficitRule,
+    Event,
     MonotonicClock,
     Rate,
     Reservation,
@@ -60,6 +61,8 @@ from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
+
+EventHook = Callable[[Event], None]
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -214,6 +217,7 @@ class _Base:
         backoff: float,
         max_backoff: float,
         status_interval: float,
+        on_event: EventHook | None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get(ENV_KEY)
@@ -242,6 +246,9 @@ class _Base:
         self._backoff = _check_seconds("backoff", backoff)
         self._max_backoff = _check_seconds("max_backoff", max_backoff)
         self._status_interval = _check_seconds("status_interval", status_interval)
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable, got {on_event!r}")
+        self._on_event = on_event
         self._cost = CostModel()
         self._random = random.Random()  # noqa: S311 -- jitter, not cryptography
         self._newest: Envelope | None = None
@@ -532,7 +539,7 @@ def _check_bucket(bucket: object, kind: type) -> None:
         raise TypeError(f"bucket must be a {kind.__name__}, got {bucket!r}")
 
 
-def _transport_note(exc: httpx.TransportError, key: str) -> str:
+def _transport_note(exc: httpx.RequestError, key: str) -> str:
     return _redact(f"{type(exc).__name__}: {exc}", key)
 
 
@@ -577,6 +584,9 @@ class KeepaClient(_Base):
         status_interval: :meth:`token_status` answers from the last envelope
             when it is younger than this (seconds on *clock*): routine status
             checks never poll Keepa more often.
+        on_event: Called with every :class:`~tokenbudget.Event` of the default
+            bucket (admissions, waits, settles, syncs), as the core's
+            ``on_event``; a bucket you pass has its own.
 
     .. versionadded:: 0.1.0
     """
@@ -597,6 +607,7 @@ class KeepaClient(_Base):
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         status_interval: float = 60.0,
+        on_event: EventHook | None = None,
     ) -> None:
         _check_bucket(bucket, TokenBucket)
         super().__init__(
@@ -612,6 +623,7 @@ class KeepaClient(_Base):
             backoff=backoff,
             max_backoff=max_backoff,
             status_interval=status_interval,
+            on_event=on_event,
         )
         self._bucket = bucket
         self._gate = threading.Lock()
@@ -732,7 +744,9 @@ class KeepaClient(_Base):
             if self._bucket is None:
                 config = self._config_for(envelope)
                 tokens = min(config.capacity, envelope.tokens_left)
-                self._bucket = TokenBucket(config, clock=self._clock, tokens=tokens)
+                self._bucket = TokenBucket(
+                    config, clock=self._clock, tokens=tokens, on_event=self._on_event
+                )
 
     def _book(self, cost: float) -> tuple[Reservation, float]:
         """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
@@ -788,7 +802,7 @@ class KeepaClient(_Base):
                 booking, waited = self._book(estimate)
             try:
                 response = self._http.get(call.path, params=call.params)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 self._finish(booking, None, estimate if sent else 0.0)
                 note = _transport_note(exc, self._key)
@@ -854,6 +868,7 @@ class AsyncKeepaClient(_Base):
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         status_interval: float = 60.0,
+        on_event: EventHook | None = None,
     ) -> None:
         _check_bucket(bucket, AsyncTokenBucket)
         super().__init__(
@@ -869,6 +884,7 @@ class AsyncKeepaClient(_Base):
             backoff=backoff,
             max_backoff=max_backoff,
             status_interval=status_interval,
+            on_event=on_event,
         )
         self._bucket = bucket
         # Created lazily, inside the event loop that uses them.
@@ -977,7 +993,9 @@ class AsyncKeepaClient(_Base):
             if self._bucket is None:
                 config = self._config_for(envelope)
                 tokens = min(config.capacity, envelope.tokens_left)
-                self._bucket = AsyncTokenBucket(config, clock=self._clock, tokens=tokens)
+                self._bucket = AsyncTokenBucket(
+                    config, clock=self._clock, tokens=tokens, on_event=self._on_event
+                )
 
     async def _ready_bucket(self) -> AsyncTokenBucket:
         if self._bucket is None:
@@ -1040,7 +1058,7 @@ class AsyncKeepaClient(_Base):
                 booking, waited = await self._book(estimate)
             try:
                 response = await self._http.get(call.path, params=call.params)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 await self._finish(booking, None, estimate if sent else 0.0)
                 note = _transport_note(exc, self._key)

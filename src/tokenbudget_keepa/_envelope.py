@@ -87,14 +87,17 @@ class Envelope:
     def newer_than(self, other: Envelope | None) -> bool:
         """Whether this envelope may update a bucket last synced from *other*.
 
-        Later server time wins; within the same millisecond the lower balance
-        is the later one (only spending changes a balance between two steps);
-        an equal one is as new.
+        Later server time wins. Within the same millisecond a refill step may
+        lie between the two (the later one then has the longer ``refillIn``);
+        otherwise the lower balance is the later one (only spending changes a
+        balance between two steps); an equal one is as new.
         """
         if other is None:
             return True
         if self.timestamp_ms != other.timestamp_ms:
             return self.timestamp_ms > other.timestamp_ms
+        if self.refill_in != other.refill_in:
+            return self.refill_in > other.refill_in
         return self.tokens_left <= other.tokens_left
 
     def status(self) -> TokenStatus:

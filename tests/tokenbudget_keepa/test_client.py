@@ -269,3 +269,37 @@ def test_logging_can_be_silenced(client, keepa, caplog):
     caplog.set_level(logging.WARNING)
     client.products(keepa.catalog_asins(1))
     assert not [r for r in caplog.records if r.name == "tokenbudget_keepa"]
+
+
+def test_bucket_events_reach_the_hook(make_client, keepa):
+    """on_event receives the default bucket's events (admissions, settles, syncs)."""
+    events = []
+    client = make_client(on_event=events.append)
+    client.products(keepa.catalog_asins(3))
+    kinds = {e.kind for e in events}
+    assert {"synced", "admitted", "settled"} <= kinds
+
+
+def test_threads_share_one_client_without_a_429(client, keepa, manual_clock):
+    """Four threads spending through one client on the shared clock: no 429, every answer real."""
+    import threading
+
+    asins = keepa.catalog_asins(400)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(6):
+                start = ((n * 6 + i) * 20) % 400
+                assert len(client.products(asins[start : start + 20], offers=20)) == 20
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert keepa.stats().throttled == 0
+    assert keepa.stats().count("product", 200) == 24

@@ -333,3 +333,32 @@ def test_fuzzed_answers_give_typed_errors_or_syncs(client, status, content):
 def test_fuzzed_clock_is_a_manual_clock(manual_clock):
     """The fuzz above runs on the shared manual clock (no real waiting)."""
     assert isinstance(manual_clock, ManualClock)
+
+
+faults = st.sampled_from(
+    [
+        Fault.server_error(500),
+        Fault.server_error(503),
+        Fault.server_error(429),
+        Fault.server_error(400),
+        Fault.server_error(404),
+        Fault.malformed_json(),
+    ]
+)
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(queued=st.lists(faults, max_size=4))
+def test_fuzzed_faults_over_http_give_pages_or_typed_errors(client, keepa, queued):
+    """Any run of faults over real HTTP ends in a page or a typed KeepaError, within bounds."""
+    client.token_status()
+    keepa.clear_faults()
+    keepa.reset_stats()
+    keepa.inject(*queued, endpoint="deal")
+    try:
+        page = client.deals(QUERY)
+    except KeepaError as err:
+        assert_no_key(err)
+    else:
+        assert page.deals
+    assert keepa.stats().count("deal") <= len(queued) + 1

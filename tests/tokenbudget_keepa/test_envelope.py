@@ -218,3 +218,11 @@ def test_estimates_stay_positive_and_finite(observations):
         assert model.per_unit(kind) >= min(seen, model.per_unit(kind))
         assert math.isfinite(model.estimate(kind, 20))
         assert model.estimate(kind, 20) >= 1
+
+
+def test_same_millisecond_refill_step_is_newer():
+    """A step inside one millisecond: the envelope after it (longer refillIn) is the newer one."""
+    before = Envelope(timestamp_ms=1000, tokens_left=0, refill_in=0.001, refill_rate=5)
+    after = Envelope(timestamp_ms=1000, tokens_left=5, refill_in=60.0, refill_rate=5)
+    assert after.newer_than(before)
+    assert not before.newer_than(after)
