@@ -6,9 +6,11 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import attrs
@@ -593,11 +595,77 @@ def _pyplot() -> Any:
     try:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
-        raise _UsageError(
-            "--plot", "drawing needs matplotlib: python -m pip install 'tokenbudget[plot]'"
-        ) from None
+        from ._install import install_hint
+
+        raise _UsageError("--plot", f"drawing needs matplotlib: {install_hint('plot')}") from None
     matplotlib.use("Agg")
     return importlib.import_module("matplotlib.pyplot")
+
+
+def _check_plot_path(path: str) -> None:
+    """Refuse, before simulating, a --plot file that could not be written or has no format."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    target = Path(path)
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        preferred = [f".{f}" for f in ("png", "svg", "pdf") if f in formats]
+        raise _UsageError(
+            "--plot",
+            f"{path!r} has no image format matplotlib writes: end the name with "
+            f"{', '.join(preferred)} or another of {', '.join(sorted(formats))}",
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise _UsageError(
+            "--plot", f"cannot write {path!r}: the directory {str(folder)!r} does not exist"
+        )
+    if target.is_dir():
+        raise _UsageError("--plot", f"cannot write {path!r}: it is a directory")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise _UsageError("--plot", f"cannot write {path!r}: permission denied")
+
+
+#: The most consumer wake-ups one ``simulate`` run takes (its rows together): under a minute.
+MAX_WAKEUPS: Final = 5_000_000
+
+
+def _wakeups_per_hour(config: BucketConfig, row: _Row) -> float:
+    """An upper estimate of the wake-ups of *row*'s consumers per simulated hour.
+
+    Every admission spends at least the cheapest batch of any consumer (one
+    item for ``auto``), so the refill pays for at most ``refill / cheapest``
+    of them an hour; poll consumers also wake on every tick (or, with none,
+    at most once a :data:`~tokenbudget.sim.MIN_POLL_INTERVAL`).
+    """
+    from ._sim import MIN_POLL_INTERVAL
+
+    cheapest = min(
+        (c.batch if isinstance(c.batch, int) else 1) * c.item_cost.low for c in row.consumers
+    )
+    per_hour = config.refill.tokens_per_second * 3600 / cheapest
+    for c in row.consumers:
+        if c.strategy == "poll":
+            per_hour += 3600 / (c.tick or MIN_POLL_INTERVAL)
+    return per_hour
+
+
+def _check_run_length(config: BucketConfig, s: _Settings, rows: list[_Row]) -> None:
+    """Refuse, before simulating, a run that would take more than :data:`MAX_WAKEUPS`."""
+    per_hour = sum(_wakeups_per_hour(config, row) for row in rows)
+    wakeups = per_hour * s.hours + sum(
+        (config.capacity + config.max_deficit) / min(c.item_cost.low for c in row.consumers)
+        for row in rows
+    )
+    if wakeups > MAX_WAKEUPS:
+        most = max(1.0, math.floor((MAX_WAKEUPS / per_hour) * 100) / 100)
+        raise _UsageError(
+            "--hours",
+            f"{s.hours:g} simulated hours of this workload take up to {wakeups:.3g} wake-ups "
+            f"of its consumers ({per_hour:.3g} an hour over {len(rows)} row(s)), more than the "
+            f"{MAX_WAKEUPS:,} one run simulates; use --hours {most:g} or less",
+        )
 
 
 def _plot(
@@ -643,7 +711,10 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         config = _config(s)
         rows = _rows(config, s)
+        _check_run_length(config, s, rows)
         pyplot = _pyplot() if plot else None
+        if plot:
+            _check_plot_path(plot)
     except _UsageError as e:
         parser.error(str(e))
     progress = _Progress(sys.stderr, len(rows))
@@ -682,7 +753,10 @@ def _simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         sys.stdout.write(_table(s, config, results) + "\n")
     if plot and pyplot is not None:
-        _plot(pyplot, plot, config, results)
+        try:
+            _plot(pyplot, plot, config, results)
+        except OSError as e:  # checked before simulating; the disk may still refuse it
+            parser.error(f"argument --plot: cannot write {plot!r}: {e.strerror or e}")
     return 0
 
 

@@ -1,9 +1,8 @@
 """Buckets shared by processes and hosts through Redis or Valkey.
 
-Needs the ``redis`` extra (redis-py; from a checkout,
-``python -m pip install '.[redis]'``: the name ``tokenbudget`` on the package
-index is another project for now); importing :mod:`tokenbudget` itself never
-imports redis-py.
+Needs the ``redis`` extra (redis-py; see :ref:`extras` for how to install it:
+the name ``tokenbudget`` on the package index is another project for now);
+importing :mod:`tokenbudget` itself never imports redis-py.
 
 .. code-block:: python
 
@@ -50,7 +49,9 @@ try:
     import redis.asyncio as _aredis
     from redis.exceptions import NoScriptError, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
-    raise ImportError("tokenbudget.redis needs redis-py: pip install 'tokenbudget[redis]'") from exc
+    from ._install import install_hint
+
+    raise ImportError(f"tokenbudget.redis needs redis-py: {install_hint('redis')}") from exc
 
 
 __all__ = ["RedisBackend"]

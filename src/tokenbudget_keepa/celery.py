@@ -62,9 +62,10 @@ from .redis import RedisAccountBucket, account_name, probe_config, redis_client
 try:
     import celery as _celery  # noqa: F401 -- a missing extra fails at import
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
+    from tokenbudget._install import install_hint
+
     raise ImportError(
-        "tokenbudget_keepa.celery needs Celery and redis-py: install the 'celery' extra "
-        "of tokenbudget"
+        f"tokenbudget_keepa.celery needs Celery and redis-py: {install_hint('celery')}"
     ) from exc
 
 

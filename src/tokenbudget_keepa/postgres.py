@@ -48,8 +48,10 @@ try:
     from psycopg.types.json import Jsonb
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
+    from tokenbudget._install import install_hint
+
     raise ImportError(
-        "tokenbudget_keepa.postgres needs psycopg 3: install the 'postgres' extra of tokenbudget"
+        f"tokenbudget_keepa.postgres needs psycopg 3: {install_hint('postgres')}"
     ) from exc
 
 

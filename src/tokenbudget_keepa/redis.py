@@ -56,9 +56,9 @@ try:
     from redis.exceptions import RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
-    raise ImportError(
-        "tokenbudget_keepa.redis needs redis-py: install the 'redis' extra of tokenbudget"
-    ) from exc
+    from tokenbudget._install import install_hint
+
+    raise ImportError(f"tokenbudget_keepa.redis needs redis-py: {install_hint('redis')}") from exc
 
 from tokenbudget.redis import RedisBackend
 
