@@ -76,6 +76,9 @@ REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
 CAPACITY_MINUTES: Final = 60.0
 _ASIN = re.compile(r"[A-Za-z0-9]{10}")
+#: Whether the core keeps admitted bookings in flight until they are settled (its sync
+#: then subtracts them): processes sharing one bucket never erase each other's bookings.
+_CORE_TRACKS_FLIGHTS: Final = any(f.name == "in_flight" for f in attrs.fields(BucketConfig))
 
 
 def _redact(text: str, key: str) -> str:
@@ -352,6 +355,10 @@ class _Base:
                 status=200,
             )
         capacity = self._capacity if self._capacity is not None else CAPACITY_MINUTES * rate
+        extra: dict[str, Any] = {}
+        if _CORE_TRACKS_FLIGHTS:
+            # A request may take connect + write + read: each up to the timeout.
+            extra["in_flight"] = 3 * self._timeout
         return BucketConfig(
             capacity,
             Rate.per_minute(rate),
@@ -359,6 +366,7 @@ class _Base:
             min_threshold=min(1.0, capacity),
             deficit=DeficitRule.while_positive(math.inf),
             refill_step=self._refill_step,
+            **extra,
         )
 
     def _sync_args(self, answer: _Answer) -> tuple[float, float, Rate | None] | None:
@@ -394,17 +402,16 @@ class _Base:
     ) -> bool:
         """Whether to settle the booking of *answer* (its sync arguments: *args*).
 
-        An answer whose envelope is older than one already synced was counted
-        by the server before that newer envelope: the sync took its booking
-        as in the server's figure, and settling it now would count the
-        difference twice. Unless the bucket keeps admitted bookings *in
-        flight* (``BucketConfig.in_flight``): then that sync subtracted the
-        booking, and the settle ends its flight.
+        Always, with a core that knows which bookings a sync took as in the
+        server's figure (``BucketConfig.in_flight``; settling such a booking
+        changes no balance, and settling one in flight ends its flight). With
+        an older core, an answer whose envelope is older than one already
+        synced is not settled: the server counted it before that newer
+        envelope, the sync took its booking as in its figure, and settling it
+        would count the difference twice.
         """
         stale = answer is not None and answer.envelope is not None and args is None
-        if not stale:
-            return True
-        return config is not None and getattr(config, "in_flight", 0.0) > 0
+        return not stale or _CORE_TRACKS_FLIGHTS or config is None
 
     def _status_is_fresh(self, max_age: float | None) -> bool:
         age = self._status_interval if max_age is None else max_age
@@ -715,6 +722,11 @@ class KeepaClient(_Base):
 
     def deals(self, selection: DealQuery | Mapping[str, Any], *, page: int = 0) -> DealPage:
         """One page of deals (5 tokens); *selection* a :class:`DealQuery` or a mapping of one.
+
+        *page* (from 0) is the page asked for, whatever page the selection
+        names; the selection's ``domainId`` defaults to the client's domain.
+        A page with fewer than 150 deals is the last one
+        (:attr:`DealPage.is_last`).
 
         Raises:
             TypeError, ValueError: The selection is malformed (named in the

@@ -1,5 +1,7 @@
 """One client process of the shared-account test: spends one account through a Redis bucket.
 
+The bucket is a RedisAccountBucket: the account's bucket in Redis, shared by every process.
+
 Run as ``python _shared_worker.py URL REDIS_URL PREFIX REQUESTS ASIN,ASIN,...``; the key comes from
 ``KEEPA_API_KEY``. Prints one JSON line: what it did.
 """
@@ -12,9 +14,9 @@ import sys
 
 import redis
 
-from tokenbudget import BucketConfig, DeficitRule, Rate, TokenBucket
-from tokenbudget.redis import RedisBackend
+from tokenbudget import BucketConfig, DeficitRule, Rate
 from tokenbudget_keepa import KeepaClient, KeepaError
+from tokenbudget_keepa.redis import RedisAccountBucket
 
 
 #: The emulator's account in the test: 3000 tokens a minute in steps of 0.2 s, 100 at most.
@@ -51,9 +53,7 @@ def one_request(client: KeepaClient, i: int, asins: list[str]) -> bool:
 def main() -> None:
     url, redis_url, prefix, requests, asins = sys.argv[1:6]
     client_redis = redis.Redis.from_url(redis_url)
-    bucket = TokenBucket(
-        shared_config(), backend=RedisBackend(client_redis, prefix=prefix), key="keepa:account"
-    )
+    bucket = RedisAccountBucket(shared_config(), client_redis, key="keepa:account", prefix=prefix)
     with KeepaClient(base_url=url, bucket=bucket, timeout=5.0) as client:
         outcomes = [one_request(client, i, asins.split(",")) for i in range(int(requests))]
     client_redis.close()
