@@ -1,0 +1,214 @@
+"""The ingestor's backlog: deal pages fetched but not yet processed, kept between runs.
+
+Paging costs tokens (5 a page). On an account that refills 5 tokens a minute,
+an ingestor that re-read its pages on every run would spend its whole budget
+reading the same deals again. So the pages of one *sweep* are kept in a
+backlog: a sweep pages the selection newest first from page 0 down to the
+watermark of its start (its *floor*), and its deals are then processed oldest
+first, run after run, until none is left; only then does a new sweep read
+page 0 again.
+
+A sweep started at server minute *t* is complete for every deal whose
+``lastUpdate`` is at or before its *horizon* ``t - settle`` (a few minutes
+before *t*, so that deals of the current minute, and answers Keepa cached,
+are never half seen). Deals after the horizon are left for the next sweep.
+The backlog is only a cache: the watermark is the truth, and a deal at or
+before it is dropped when the backlog is loaded. Losing the backlog costs
+tokens, never deals.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from ._model import Deal
+from ._watermark import StoreError
+
+
+__all__ = ["Backlog", "MemoryBacklog", "SQLiteBacklog", "Sweep"]
+
+
+def latest_per_asin(deals: Iterable[Deal]) -> tuple[Deal, ...]:
+    """One deal per ASIN (its latest ``lastUpdate``), sorted by ``(last_update, asin)``."""
+    latest: dict[str, Deal] = {}
+    for deal in deals:
+        old = latest.get(deal.asin)
+        if old is None or deal.last_update >= old.last_update:
+            latest[deal.asin] = deal
+    return tuple(sorted(latest.values(), key=lambda d: (d.last_update, d.asin)))
+
+
+@attrs.frozen
+class Sweep:
+    """One pass over the selection's pages, newest first, down to a floor.
+
+    Attributes:
+        floor: Paging stops at a page whose deals reach below this minute (the
+            watermark's minute when the sweep started, less the pages' disorder).
+        horizon: Deals updated at or before this minute are complete once the
+            sweep is; later ones wait for the next sweep.
+        next_page: The next page to fetch.
+        complete: Whether paging reached the floor or the last page.
+        deals: The deals fetched so far, one per ASIN, oldest first.
+    """
+
+    floor: int
+    horizon: int
+    next_page: int = 0
+    complete: bool = False
+    deals: tuple[Deal, ...] = ()
+
+    def with_page(self, deals: Sequence[Deal], *, last: bool) -> Sweep:
+        """The sweep after one more page: its deals merged, paging done if it reached the floor."""
+        merged = latest_per_asin((*self.deals, *deals))
+        reached = bool(deals) and min(d.last_update for d in deals) < self.floor
+        return attrs.evolve(
+            self,
+            next_page=self.next_page + 1,
+            complete=last or reached or not deals,
+            deals=merged,
+        )
+
+    def to_json(self) -> str:
+        """The sweep as JSON text (deals as Keepa's raw objects)."""
+        return json.dumps(
+            {
+                "floor": self.floor,
+                "horizon": self.horizon,
+                "next_page": self.next_page,
+                "complete": self.complete,
+                "deals": [dict(d.raw) for d in self.deals],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Sweep:
+        """The inverse of :meth:`to_json`."""
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            floor=int(data["floor"]),
+            horizon=int(data["horizon"]),
+            next_page=int(data["next_page"]),
+            complete=bool(data["complete"]),
+            deals=latest_per_asin(Deal.from_raw(raw) for raw in data["deals"]),
+        )
+
+
+class Backlog(Protocol):
+    """Where an ingestor keeps the sweep in progress of each job key."""
+
+    def load(self, key: str) -> Sweep | None:
+        """The sweep of *key*, or ``None``."""
+        ...
+
+    def save(self, key: str, sweep: Sweep) -> None:
+        """Keep *sweep* as the sweep of *key*."""
+        ...
+
+    def clear(self, key: str) -> None:
+        """Forget the sweep of *key*."""
+        ...
+
+
+class MemoryBacklog:
+    """Sweeps in a dict: kept as long as the ingestor object lives."""
+
+    def __init__(self) -> None:
+        self._sweeps: dict[str, Sweep] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryBacklog(<{len(self._sweeps)} keys>)"
+
+    def load(self, key: str) -> Sweep | None:
+        """The sweep of *key*, or ``None``."""
+        with self._lock:
+            return self._sweeps.get(key)
+
+    def save(self, key: str, sweep: Sweep) -> None:
+        """Keep *sweep* as the sweep of *key*."""
+        with self._lock:
+            self._sweeps[key] = sweep
+
+    def clear(self, key: str) -> None:
+        """Forget the sweep of *key*."""
+        with self._lock:
+            self._sweeps.pop(key, None)
+
+
+_TABLE = "tokenbudget_keepa_backlog_v1"
+
+
+class SQLiteBacklog:
+    """Sweeps in a table of a SQLite file (the command keeps them beside its watermark).
+
+    The table is a cache with its version in its name
+    (``tokenbudget_keepa_backlog_v1``): a later version uses a new table and
+    leaves this one alone. One short connection per operation, so nothing is
+    held open between runs.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self._path = str(path)
+        self._timeout = timeout
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteBacklog({self._path!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self._path}: cannot open the backlog: {e}", transient=True) from e
+        if not self._ready:
+            try:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+                    "(key TEXT PRIMARY KEY, sweep TEXT NOT NULL, updated_at REAL NOT NULL)"
+                )
+            except sqlite3.Error as e:
+                conn.close()
+                raise StoreError(f"{self._path}: cannot create the backlog table: {e}") from e
+            self._ready = True
+        return conn
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            with closing(self._connect()) as conn:
+                return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self._path}: backlog: {e}", transient=True) from e
+
+    def load(self, key: str) -> Sweep | None:
+        """The sweep of *key*, or ``None`` (also when the stored one cannot be read)."""
+        rows = self._run(f"SELECT sweep FROM {_TABLE} WHERE key = ?", (key,))  # noqa: S608
+        if not rows:
+            return None
+        try:
+            return Sweep.from_json(rows[0][0])
+        except (ValueError, KeyError, TypeError):
+            return None  # a cache: an unreadable sweep only costs the pages again
+
+    def save(self, key: str, sweep: Sweep) -> None:
+        """Keep *sweep* as the sweep of *key*."""
+        self._run(
+            f"INSERT INTO {_TABLE} (key, sweep, updated_at) VALUES (?, ?, ?) "  # noqa: S608
+            "ON CONFLICT(key) DO UPDATE SET sweep = excluded.sweep, "
+            "updated_at = excluded.updated_at",
+            (key, sweep.to_json(), time.time()),
+        )
+
+    def clear(self, key: str) -> None:
+        """Forget the sweep of *key*."""
+        self._run(f"DELETE FROM {_TABLE} WHERE key = ?", (key,))  # noqa: S608

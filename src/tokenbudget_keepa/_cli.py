@@ -1,0 +1,670 @@
+"""The ``tokenbudget-keepa`` command: ``demo``, ``ingest``, ``status``, ``watermark``.
+
+Exit statuses: 0 after a normal stop, 1 on a fatal error (the key was
+refused, Keepa failed past the retries, a store failed), 2 on bad input (one
+line naming it). Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
+
+import attrs
+
+
+if TYPE_CHECKING:
+    from ._report import IngestReport
+    from ._storage import Storage
+
+
+PROG: Final = "tokenbudget-keepa"
+#: The ``products()`` arguments an ``ingest`` query file may give in ``"enrich"``.
+ENRICH_KEYS: Final = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+#: The keys of an ``ingest`` query file.
+QUERY_KEYS: Final = ("selection", "filters", "enrich", "key")
+
+EXIT_OK: Final = 0
+EXIT_FATAL: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def _version() -> str:
+    from tokenbudget._version import version
+
+    return version()
+
+
+class _BadInputError(Exception):
+    """Bad input: exit 2 with one line naming it."""
+
+
+# -- option values -------------------------------------------------------------------------
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _domain(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a Keepa domain id (1..12), got {text!r}"
+        ) from None
+    if not 1 <= value <= 12:
+        raise argparse.ArgumentTypeError(f"expected a Keepa domain id (1..12), got {text}")
+    return value
+
+
+def _hours(text: str) -> float:
+    value = _positive(text)
+    if value > 24 * 7:
+        raise argparse.ArgumentTypeError(f"at most a simulated week (168 hours), got {text}")
+    return value
+
+
+def _rate(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected tokens per minute (an int), got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 token per minute, got {text}")
+    return value
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tokenbudget-keepa`` command."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser and its ``watermark`` subparser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Keepa deals in, filtered, enriched and stored at the account's refill rate, "
+            "resuming exactly where the last run stopped."
+        ),
+        epilog="Exit status: 0 normal stop, 1 fatal error (one line), 2 bad input (one line).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the ingestor against a local Keepa emulator (nothing to configure)",
+        description=(
+            "Start the Keepa emulator on a low-refill account with a simulated clock, run the "
+            "ingestor once a simulated minute (as a scheduler would), store the accepted deals "
+            "in a local SQLite file and print the report. Takes a few seconds."
+        ),
+    )
+    demo.add_argument(
+        "--store",
+        default="tokenbudget-keepa-demo.sqlite",
+        metavar="PATH",
+        help="the SQLite file to write (default: tokenbudget-keepa-demo.sqlite)",
+    )
+    demo.add_argument(
+        "--hours", type=_hours, default=6.0, metavar="H", help="simulated hours (default 6)"
+    )
+    demo.add_argument(
+        "--rate-per-min",
+        type=_rate,
+        default=5,
+        metavar="R",
+        help="the account's refill, tokens per minute (default 5, the incident's account)",
+    )
+    demo.add_argument("--seed", type=int, default=0, metavar="N", help="the emulator's data seed")
+    demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest a deal selection into a store (the key from KEEPA_API_KEY)",
+        description=(
+            "Run the ingestor once: fetch the selection's deals past the stored watermark, "
+            "filter, enrich and store them, and advance the watermark. The API key is read "
+            'from KEEPA_API_KEY. FILE is JSON: {"selection": {...}, "filters": {...}, '
+            '"enrich": {...}} (only "selection" required; no "filters": the built-in '
+            'defaults; "filters": {}: none, every deal is accepted).'
+        ),
+    )
+    ingest.add_argument("--query", required=True, metavar="FILE", help="the query file (JSON)")
+    ingest.add_argument(
+        "--store",
+        required=True,
+        metavar="PATH",
+        help="one SQLite file for the watermark, the lease and the deals table (or a URL)",
+    )
+    _client_options(ingest)
+    ingest.add_argument(
+        "--time-budget",
+        type=_positive,
+        metavar="S",
+        help="stop before a wait for tokens would pass S seconds (the next run goes on)",
+    )
+    ingest.add_argument("--key", metavar="K", help="the job's key in the store (default: derived)")
+    ingest.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    status = commands.add_parser(
+        "status", help="the account's token status (free: no tokens spent)"
+    )
+    _client_options(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    watermark = commands.add_parser("watermark", help="show or reset stored watermarks")
+    actions = watermark.add_subparsers(dest="action", metavar="ACTION")
+    for name, text in (
+        ("show", "print the stored watermarks (one key with --key)"),
+        ("reset", "forget a watermark: the next run looks back as a first run does"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--store", required=True, metavar="PATH", help="the store")
+        action.add_argument("--key", metavar="K", help="the job's key")
+        action.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser, watermark
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        default="https://api.keepa.com",
+        metavar="URL",
+        help="the API's address (default https://api.keepa.com; an emulator's for tests)",
+    )
+    parser.add_argument(
+        "--domain", type=_domain, default=1, metavar="N", help="the Keepa domain id (default 1)"
+    )
+    parser.add_argument(
+        "--bucket",
+        metavar="URL",
+        help="share the account's bucket with every process naming the same URL "
+        "(redis://HOST:PORT/DB; needs tokenbudget[redis])",
+    )
+
+
+# -- shared pieces -------------------------------------------------------------------------
+
+
+def _emit(stream: IO[str], text: str) -> None:
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _report_out(report: IngestReport, *, as_json: bool) -> None:
+    if as_json:
+        _emit(sys.stdout, json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        _emit(sys.stdout, report.summary())
+
+
+def _open_storage(target: str) -> Storage:
+    from ._storage import UnknownStorage, open_storage
+    from ._watermark import SchemaMismatch, StoreError
+
+    try:
+        return open_storage(target)
+    except UnknownStorage as e:
+        raise _BadInputError(f"--store {target}: {e}") from None
+    except SchemaMismatch as e:
+        raise _BadInputError(f"--store {target}: {e}") from None
+    except StoreError as e:
+        raise _BadInputError(f"--store {target}: {e}") from None
+
+
+def _open_bucket(url: str | None, clock: Any = None) -> Any:
+    """The shared bucket a ``--bucket`` URL names, or ``None`` (the client builds its own)."""
+    if url is None:
+        return None
+    import importlib
+
+    scheme = url.partition("://")[0].lower()
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise _BadInputError(f"--bucket {url}: expected redis://HOST:PORT/DB")
+    try:
+        module = importlib.import_module("tokenbudget_keepa.redis")
+    except ImportError as e:
+        raise _BadInputError(
+            f"--bucket {url}: needs redis-py ({e}); python -m pip install 'tokenbudget[redis]'"
+        ) from None
+    opener = getattr(module, "bucket_from_url", None)
+    if opener is None:
+        raise _BadInputError(
+            f"--bucket {url}: this version cannot share a bucket through Redis yet"
+        )
+    return opener(url, clock=clock)
+
+
+def _client(args: argparse.Namespace, *, clock: Any = None) -> Any:
+    from ._client import KeepaClient
+
+    if not os.environ.get("KEEPA_API_KEY"):
+        raise _BadInputError("KEEPA_API_KEY is not set: export your Keepa API key in it")
+    bucket = _open_bucket(getattr(args, "bucket", None), clock)
+    try:
+        return KeepaClient(base_url=args.base_url, domain=args.domain, bucket=bucket, clock=clock)
+    except ValueError as e:
+        raise _BadInputError(str(e)) from None
+
+
+@attrs.frozen
+class Query:
+    """An ``ingest`` query file, validated."""
+
+    selection: Any
+    filters: Any  # None: defaults; (): none; else a sequence of filters
+    enrich: Mapping[str, Any] | None
+    key: str | None
+
+
+def _read_document(path: str) -> dict[str, Any]:
+    where = f"--query {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise _BadInputError(f"{where}: cannot read it ({e.strerror or e})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _BadInputError(
+            f"{where}: not JSON ({e.msg} at line {e.lineno} column {e.colno})"
+        ) from None
+    if not isinstance(document, dict):
+        raise _BadInputError(
+            f"{where}: expected a JSON object with a 'selection', got {document!r:.60}"
+        )
+    unknown = ", ".join(repr(k) for k in sorted(set(document) - set(QUERY_KEYS)))
+    if unknown:
+        raise _BadInputError(f"{where}: unknown key(s) {unknown} (known: {', '.join(QUERY_KEYS)})")
+    for name in ("selection", "filters", "enrich"):
+        if name in document and not isinstance(document[name], dict):
+            raise _BadInputError(f"{where}: {name!r} must be an object, got {document[name]!r:.60}")
+    if "selection" not in document:
+        raise _BadInputError(f"{where}: needs a 'selection' object (Keepa's deal selection fields)")
+    return document
+
+
+def _filters_of(where: str, spec: dict[str, Any]) -> Any:
+    if not spec:
+        return ()
+    import importlib
+
+    module = importlib.import_module("tokenbudget_keepa._filters")
+    try:
+        return tuple(module.filters_from_mapping(spec))
+    except (TypeError, ValueError) as e:
+        raise _BadInputError(f"{where}: filters: {e}") from None
+
+
+def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
+    bad = ", ".join(repr(k) for k in sorted(set(spec) - set(ENRICH_KEYS)))
+    if bad:
+        raise _BadInputError(
+            f"{where}: enrich: unknown argument(s) {bad} (known: {', '.join(ENRICH_KEYS)})"
+        )
+    offers = spec.get("offers")
+    if offers is not None and (
+        isinstance(offers, bool) or not isinstance(offers, int) or not 20 <= offers <= 100
+    ):
+        raise _BadInputError(f"{where}: enrich: offers must be an int in 20..100, got {offers!r}")
+    return dict(spec)
+
+
+def load_query(path: str) -> Query:
+    """Read and validate an ``ingest --query`` file; the error names what is wrong."""
+    from ._model import DealQuery
+
+    where = f"--query {path}"
+    document = _read_document(path)
+    try:
+        selection = DealQuery.from_mapping(document["selection"])
+    except (TypeError, ValueError) as e:
+        raise _BadInputError(f"{where}: selection: {e}") from None
+    filters = _filters_of(where, document["filters"]) if "filters" in document else None
+    enrich = _enrich_of(where, document["enrich"]) if "enrich" in document else None
+    key = document.get("key")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise _BadInputError(f"{where}: 'key' must be a non-empty string, got {key!r}")
+    return Query(selection, filters, enrich, key)
+
+
+def _check_budget(ingestor: Any, query: Query) -> None:
+    """Refuse enrichment the account can never admit, with the arithmetic."""
+    bucket = ingestor._client.bucket  # noqa: SLF001 -- the command's own ingestor
+    config = bucket.config
+    per_item = ingestor.sizer.item_cost
+    if per_item > config.max_cost:
+        raise _BadInputError(
+            f"enrich {dict(query.enrich or {})}: one product costs up to {per_item:g} tokens, but "
+            f"this account never admits more than {config.max_cost:g} at once"
+        )
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from ._ingestor import SmartIngestor, stop_on_signals
+
+    query = load_query(args.query)
+    key = args.key or query.key
+    storage = _open_storage(args.store)
+    try:
+        client = _client(args)
+        with client:
+            ingestor = SmartIngestor(
+                client,
+                query.selection,
+                store=storage.store,
+                sink=storage.sink,
+                filters=query.filters,
+                enrich=query.enrich,
+                key=key,
+                lease=storage.lease,
+                backlog=storage.backlog,
+            )
+            with stop_on_signals(ingestor):
+                report = ingestor.run_once(time_budget=args.time_budget)
+    finally:
+        storage.close()
+    _report_out(report, as_json=args.json)
+    return _finish(report)
+
+
+def _finish(report: IngestReport) -> int:
+    if report.ok:
+        if report.stopped == "lease_held":
+            _emit(sys.stderr, f"{PROG}: the lease of {report.key!r} is held by "
+                  f"{report.lease_holder or 'another ingestor'}: nothing done")  # fmt: skip
+        return EXIT_OK
+    message = report.errors[-1] if report.errors else report.stopped
+    _emit(sys.stderr, f"{PROG}: {report.stopped.replace('_', ' ')}: {message}")
+    return EXIT_FATAL
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._errors import KeepaError
+
+    client = _client(args)
+    with client:
+        try:
+            status = client.token_status()
+        except KeepaError as e:
+            _emit(sys.stderr, f"{PROG}: {type(e).__name__}: {e}")
+            return EXIT_FATAL
+    document = {
+        "tokens_left": status.tokens_left,
+        "refill_in": status.refill_in,
+        "refill_rate": status.refill_rate,
+        "token_flow_reduction": status.token_flow_reduction,
+        "timestamp": status.timestamp.isoformat(),
+    }
+    if args.json:
+        _emit(sys.stdout, json.dumps(document, sort_keys=True))
+    else:
+        _emit(
+            sys.stdout,
+            f"{status.tokens_left:g} tokens left, refill {status.refill_rate:g} a minute "
+            f"(next in {status.refill_in:.1f} s), token flow reduction "
+            f"{status.token_flow_reduction:g}, "
+            f"server time {status.timestamp:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    return EXIT_OK
+
+
+# -- watermark -----------------------------------------------------------------------------
+
+
+def _minute_text(minute: int) -> str:
+    when = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minute)
+    return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def _watermark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.action is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.action == "show" and not Path(args.store).exists() and "://" not in args.store:
+        raise _BadInputError(f"--store {args.store}: no such file")
+    storage = _open_storage(args.store)
+    with storage:
+        store = storage.store
+        if args.action == "show":
+            keys = [args.key] if args.key else store.keys()
+            marks = {k: store.load(k) for k in keys}
+            if args.json:
+                _emit(
+                    sys.stdout,
+                    json.dumps(
+                        {k: (None if w is None else w.as_dict()) for k, w in marks.items()},
+                        sort_keys=True,
+                    ),
+                )
+            elif not marks:
+                _emit(sys.stdout, f"no watermarks in {args.store}")
+            else:
+                for k, w in marks.items():
+                    text = "none" if w is None else (
+                        f"minute {w.minute} ({_minute_text(w.minute)}), asin {w.asin or '-'}"
+                    )  # fmt: skip
+                    _emit(sys.stdout, f"{k}: {text}")
+            return EXIT_OK
+        key = args.key
+        if key is None:
+            keys = store.keys()
+            if len(keys) != 1:
+                listed = ", ".join(keys) if keys else "none"
+                raise _BadInputError(
+                    f"--key: name the watermark to reset (keys in {args.store}: {listed})"
+                )
+            key = keys[0]
+        before = store.load(key)
+        store.reset(key)
+        storage.backlog.clear(key)
+        if args.json:
+            _emit(
+                sys.stdout,
+                json.dumps({key: None, "was": None if before is None else before.as_dict()}),
+            )
+        else:
+            was = "none" if before is None else f"minute {before.minute}, asin {before.asin or '-'}"
+            _emit(sys.stdout, f"{key}: reset (was {was}); the next run looks back as a first run")
+        return EXIT_OK
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress line on stderr: a bar redrawn in place on a terminal, a line an hour if not."""
+
+    def __init__(self, stream: IO[str], total: float, *, label: str = "simulated") -> None:
+        self._stream = stream
+        self._total = total
+        self._label = label
+        self._tty = stream.isatty()
+        self._last_hour = -1
+        self._shown = False
+
+    def update(self, done: float, note: str) -> None:
+        share = min(1.0, done / self._total) if self._total else 1.0
+        hours = done / 3600
+        if self._tty:
+            bar = "#" * round(share * 30)
+            self._stream.write(
+                f"\r{self._label} [{bar:<30}] {share:4.0%} {hours:5.1f} h  {note}   "
+            )
+            self._stream.flush()
+            self._shown = True
+        elif int(hours) > self._last_hour:
+            self._last_hour = int(hours)
+            _emit(self._stream, f"{self._label} {hours:4.1f} h: {note}")
+
+    def close(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tokenbudget import ManualClock
+
+    from ._client import KeepaClient
+    from ._ingestor import SmartIngestor, stop_on_signals
+    from .testing import KeepaEmulator
+
+    storage = _open_storage(args.store)
+    clock = ManualClock()
+    totals: dict[str, Any] = {"accepted": 0, "seen": 0, "tokens": 0.0, "pages": 0, "batches": []}
+    rejected: dict[str, int] = {}
+    errors: list[str] = []
+    progress = Progress(sys.stderr, args.hours * 3600)
+    first: IngestReport | None = None
+    last: IngestReport | None = None
+    try:
+        with KeepaEmulator(refill_per_min=args.rate_per_min, clock=clock, seed=args.seed) as emu:
+            with KeepaClient(emu.api_key, base_url=emu.url, clock=clock) as client:
+                ingestor = SmartIngestor(
+                    client,
+                    {"domainId": 1, "priceTypes": [0], "dateRange": 0},
+                    store=storage.store,
+                    sink=storage.sink,
+                    key="demo",
+                    lease=storage.lease,
+                    backlog=storage.backlog,
+                )
+                storage.store.reset("demo")
+                storage.backlog.clear("demo")
+                end = args.hours * 3600
+                with stop_on_signals(ingestor):
+                    while clock.now() < end:
+                        beat = clock.now()
+                        report = ingestor.run_once(time_budget=min(60.0, end - beat))
+                        first = first or report
+                        last = report
+                        totals["accepted"] += report.accepted
+                        totals["seen"] += report.deals_seen
+                        totals["tokens"] += report.tokens_spent
+                        totals["pages"] += report.pages
+                        totals["batches"] += list(report.batches)
+                        for reason, n in report.rejected.items():
+                            rejected[reason] = rejected.get(reason, 0) + n
+                        errors.extend(report.errors)
+                        progress.update(
+                            clock.now(), f"{totals['seen']} deals done, {totals['accepted']} stored"
+                        )
+                        if report.stopped in {"fatal_error", "interrupted", "lease_held"}:
+                            break
+                        # The next beat: a scheduler runs the ingestor once a minute.
+                        clock.advance(max(0.0, beat + 60.0 - clock.now()))
+                counters = _emulator_counters(emu)
+    finally:
+        progress.close()
+        storage.close()
+    assert first is not None and last is not None  # noqa: S101 -- at least one beat ran
+    from ._report import IngestReport
+
+    report = IngestReport(
+        key="demo",
+        deals_seen=totals["seen"],
+        accepted=totals["accepted"],
+        rejected=rejected,
+        tokens_spent=totals["tokens"],
+        watermark_before=first.watermark_before,
+        watermark_after=last.watermark_after,
+        stopped=last.stopped,
+        errors=tuple(errors),
+        batches=tuple(totals["batches"]),
+        pages=totals["pages"],
+        waited=0.0,
+        elapsed=clock.now(),
+        backlog=last.backlog,
+    )
+    if args.json:
+        document = report.to_dict()
+        document["demo"] = {
+            "hours": args.hours,
+            "rate_per_min": args.rate_per_min,
+            "store": args.store,
+            "emulator": counters,
+        }
+        _emit(sys.stdout, json.dumps(document, sort_keys=True))
+        return _finish(report)
+    refill = args.rate_per_min * 60 * args.hours
+    lines = [
+        f"Demo: {args.hours:g} simulated hours on an emulated Keepa account refilling "
+        f"{args.rate_per_min} tokens a minute, the ingestor run once a minute.",
+        report.summary(),
+        f"  {report.tokens_spent:g} of the {refill:g} tokens refilled were spent "
+        f"({report.tokens_spent / refill:.0%}); 429 answers: {counters.get('429s', 0)}",
+        f"  accepted deals are in {args.store} (table deals): "
+        f"sqlite3 {args.store} 'SELECT asin, title, price FROM deals LIMIT 5'",
+    ]
+    _emit(sys.stdout, "\n".join(lines))
+    return _finish(report)
+
+
+def _emulator_counters(emu: Any) -> dict[str, Any]:
+    counters: dict[str, Any] = {}
+    for name, attr in (("requests", "requests"), ("429s", "rejected_429")):
+        value = getattr(emu, attr, None)
+        if isinstance(value, (int, float)):
+            counters[name] = value
+    return counters
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tokenbudget-keepa`` command; return its exit status."""
+    parser, watermark_parser = _parsers()
+    args = parser.parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "demo": _demo,
+        "ingest": _ingest,
+        "status": _status,
+    }
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "watermark":
+            return _watermark(args, watermark_parser)
+        return handlers[args.command](args)
+    except _BadInputError as e:
+        _usage_error(parser, str(e))
+    except KeyboardInterrupt:
+        _emit(sys.stderr, f"{PROG}: interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 -- never a traceback: one line, exit 1
+        _emit(sys.stderr, f"{PROG}: {type(e).__name__}: {e}")
+        return EXIT_FATAL

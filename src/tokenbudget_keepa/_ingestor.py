@@ -1,0 +1,879 @@
+# ruff: noqa: SLF001 -- _Run is the ingestor's own run state, in the same module
+"""The Smart Ingestor: deals in, filtered, enriched, stored; never lost, never stalled.
+
+One run of :class:`SmartIngestor` is a short way for every deal: the client
+pages the selection, the ingestor keeps the pages in its backlog, the peek
+filters judge each deal alone (free), the survivors are enriched with product
+queries in batches the bucket admits, the full filters judge them, the sink
+stores the accepted ones and the watermark store advances the watermark past
+the batch. Nothing reaches back up.
+
+The rules that make it safe:
+
+- **The watermark covers a contiguous prefix of outcomes.** Deals are
+  processed oldest first by ``(lastUpdate, asin)``; after a batch the
+  watermark moves to its last deal, and only once every deal up to there is
+  stored or rejected. A failed request, a failed upsert or an aborted run
+  leave it where the last outcome was.
+- **A sweep reads every page down to the watermark before any deal of it is
+  processed**, and only deals settled before the sweep began are processed:
+  pages that are not strictly sorted, deals sharing a minute and deals that
+  arrive while paging cannot fall through a gap.
+- **Every wait is planned.** Before a request the ingestor asks the bucket how
+  long it would wait; a run with a time budget stops before a wait that would
+  pass it (the next run continues), and a batch is never larger than the
+  bucket admits once recharged (:class:`tokenbudget.AdaptiveBatchSizer`).
+- **The lease is held for the run and renewed before every step**, with a
+  ttl that covers the wait ahead, so a crashed holder's lease expires soon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import hashlib
+import importlib
+import json
+import logging
+import math
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from tokenbudget import AdaptiveBatchSizer, Clock, CostExceedsCapacity
+
+from ._backlog import Backlog, MemoryBacklog, Sweep
+from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
+from ._model import Deal, DealQuery, Product
+from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
+from ._sinks import AcceptedDeal, DealSink
+from ._watermark import (
+    DEFAULT_FUTURE_TOLERANCE_MINUTES,
+    DEFAULT_LOOKBACK_MINUTES,
+    StoreError,
+    Watermark,
+    WatermarkStore,
+    clamp_watermark,
+    first_watermark,
+)
+
+
+if TYPE_CHECKING:
+    from tokenbudget import TokenBucket
+
+    from ._lease import Lease
+
+
+__all__ = ["SmartIngestor", "default_key"]
+
+log = logging.getLogger("tokenbudget_keepa.ingestor")
+
+#: Unix ms = (Keepa minutes + KEEPA_EPOCH_OFFSET) * 60000.
+_KEEPA_EPOCH_OFFSET = 21_564_000
+#: Tokens one ``/deal`` page costs.
+PAGE_COST = 5
+#: The most ASINs one ``/product`` request takes (with ``offers``: 20).
+_PRODUCTS_PER_REQUEST = 100
+_PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
+
+
+class _Filter(Protocol):
+    """What the ingestor needs of a filter (the full protocol lives in ``_filters``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def peek(self) -> bool: ...
+
+    def check_deal(self, deal: Deal) -> str | None: ...
+
+    def check(self, deal: Deal, product: Product | None) -> str | None: ...
+
+
+class _Client(Protocol):
+    """What the ingestor needs of a client: :class:`KeepaClient` has it."""
+
+    @property
+    def bucket(self) -> TokenBucket: ...
+
+    def token_status(self) -> Any: ...
+
+    def deals(self, selection: Any, *, page: int = 0) -> Any: ...
+
+    def products(self, asins: Sequence[str], **kwargs: Any) -> list[Product]: ...
+
+
+def _minute_of(timestamp: dt.datetime) -> int:
+    return int(timestamp.timestamp() * 1000) // 60_000 - _KEEPA_EPOCH_OFFSET
+
+
+def default_key(query: DealQuery, domain: int) -> str:
+    """The job key derived from a selection: its domain and a digest of its fields.
+
+    The page and sort type are left out (the ingestor owns them).
+
+    .. versionadded:: 0.1.0
+    """
+    fields = query.to_selection()
+    for name in ("page", "sortType"):
+        fields.pop(name, None)
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return f"deals-{domain}-{digest}"
+
+
+def product_cost_bound(enrich: Mapping[str, Any]) -> float:
+    """An upper bound of the tokens one product costs with these ``products()`` arguments.
+
+    Keepa charges 1 per product, 6 per offer page of up to 10 offers instead
+    (``offers=N``), 2 more for ``buybox`` (not with offers), up to 1 more for
+    ``rating``.
+
+    .. versionadded:: 0.1.0
+    """
+    offers = enrich.get("offers")
+    cost = 6.0 * math.ceil(int(offers) / 10) if offers else 1.0
+    if enrich.get("buybox") and not offers:
+        cost += 2
+    if enrich.get("rating"):
+        cost += 1
+    return cost
+
+
+@attrs.frozen
+class _Outcome:
+    deal: Deal
+    reason: str | None  # None: accepted
+    product: Product | None = None
+
+
+class _Stop(Exception):  # noqa: N818 -- control flow, never leaves this module
+    def __init__(self, reason: StopReason, message: str | None = None) -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message
+
+
+class _Interrupted(BaseException):
+    """Raised from a signal handler to stop a run at once (a wait included)."""
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class SmartIngestor:
+    """Turns a Keepa deal selection into stored, filtered, enriched deals, at the refill rate.
+
+    Args:
+        client: A :class:`KeepaClient` (its bucket paces every request).
+        selection: The deal selection, a :class:`DealQuery` or a mapping of Keepa's
+            fields; the ingestor owns ``page`` and ``sortType`` (newest first).
+        store: Where the watermark is kept (:class:`WatermarkStore`).
+        sink: Where accepted deals are stored (:class:`DealSink`).
+        filters: The filters to apply, cheapest first; ``None``: the built-in
+            defaults; ``()``: none (every deal is accepted).
+        enrich: The keyword arguments of :meth:`KeepaClient.products` for enrichment;
+            ``None``: what the filters need (no product queries when they need none).
+        key: The job's name in the stores (default: :func:`default_key`).
+        lease: One ingestor per key at a time (:class:`Lease`); ``None``: no lease.
+        backlog: Where fetched but unprocessed pages are kept between runs
+            (default: in this object's memory).
+        lookback_minutes: How far back a first run starts (at least an hour by default).
+        settle_minutes: Deals updated in the last *settle_minutes* before a sweep
+            began wait for the next sweep (Keepa caches answers for about two minutes).
+        disorder_minutes: How far out of order a page may be; paging goes this far
+            past the watermark.
+        sweep_interval_minutes: The least time between two sweeps of a caught-up job;
+            ``None``: long enough that re-reading page 0 takes at most a fifth of the refill.
+        lease_ttl: Seconds a lease lives past the wait ahead, unless renewed.
+        retries: How often one failed step (a request, a store write) is retried in a run.
+        retry_delay: The first pause before a retry, doubled after each.
+        clock: Where the ingestor reads time and waits (default: the bucket's clock).
+        on_event: Called with every :class:`IngestEvent`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        client: _Client,
+        selection: DealQuery | Mapping[str, Any],
+        *,
+        store: WatermarkStore,
+        sink: DealSink,
+        filters: Sequence[_Filter] | None = None,
+        enrich: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        lease: Lease | None = None,
+        backlog: Backlog | None = None,
+        lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
+        settle_minutes: int = 3,
+        disorder_minutes: int = 10,
+        sweep_interval_minutes: float | None = None,
+        lease_ttl: float = 120.0,
+        retries: int = 3,
+        retry_delay: float = 1.0,
+        clock: Clock | None = None,
+        on_event: IngestEventHook | None = None,
+    ) -> None:
+        query = selection if isinstance(selection, DealQuery) else DealQuery.from_mapping(selection)
+        self._query = attrs.evolve(query, sort_type=1, page=0)
+        self._domain = query.domain_id or int(getattr(client, "domain", 1) or 1)
+        self._client = client
+        self._store = store
+        self._sink = sink
+        self._filters: tuple[_Filter, ...] = tuple(
+            _default_filters() if filters is None else filters
+        )
+        if enrich is None:
+            needs: dict[str, Any] = {}
+            for f in self._filters:
+                needs.update(getattr(f, "needs", None) or {})
+            self._enrich: Mapping[str, Any] | None = needs or None
+        else:
+            self._enrich = dict(enrich)
+        self._price_type = self._query.price_types[0]
+        self.key = key or default_key(self._query, self._domain)
+        self._lease = lease
+        self._backlog: Backlog = MemoryBacklog() if backlog is None else backlog
+        for name, value in (
+            ("lookback_minutes", lookback_minutes),
+            ("settle_minutes", settle_minutes),
+            ("disorder_minutes", disorder_minutes),
+            ("retries", retries),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        self._lookback = lookback_minutes
+        self._settle = settle_minutes
+        self._disorder = disorder_minutes
+        self._sweep_interval = sweep_interval_minutes
+        if not lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        self._lease_ttl = float(lease_ttl)
+        self._retries = retries
+        self._retry_delay = float(retry_delay)
+        self._clock: Clock = client.bucket.clock if clock is None else clock
+        self._on_event = on_event
+        per_request = _PRODUCTS_PER_REQUEST
+        if self._enrich and self._enrich.get("offers"):
+            per_request = _PRODUCTS_PER_REQUEST_WITH_OFFERS
+        self._cost_bound = product_cost_bound(self._enrich or {})
+        self._sizer = AdaptiveBatchSizer(self._cost_bound, max_batch=per_request, min_item_cost=1.0)
+        self._stop_requested = False
+
+    def __repr__(self) -> str:
+        return f"SmartIngestor(key={self.key!r}, filters={len(self._filters)})"
+
+    @property
+    def sizer(self) -> AdaptiveBatchSizer:
+        """The batch sizer (its estimate follows what product batches really cost)."""
+        return self._sizer
+
+    @property
+    def enrich(self) -> Mapping[str, Any] | None:
+        """The ``products()`` arguments of enrichment, or ``None`` when deals are not enriched."""
+        return self._enrich
+
+    def run_once(self, *, time_budget: float | None = None) -> IngestReport:
+        """Process deals until caught up, until the next wait would pass *time_budget*, or an error.
+
+        Args:
+            time_budget: Seconds this run may take (on the ingestor's clock); a wait
+                for tokens that would pass it ends the run instead (the next run
+                continues). ``None``: no limit.
+        """
+        if time_budget is not None and not time_budget >= 0:
+            raise ValueError(f"time_budget must be >= 0 seconds, got {time_budget!r}")
+        return _Run(self, time_budget).execute()
+
+    def run_forever(
+        self,
+        *,
+        interval: float = 60.0,
+        time_budget: float | None = None,
+        on_report: Callable[[IngestReport], None] | None = None,
+    ) -> IngestReport | None:
+        """Run again and again until SIGINT or SIGTERM; return the last report.
+
+        After a run that caught up (or found the lease held), it sleeps *interval*
+        seconds on the clock; after one that stopped on its time budget it goes on
+        at once. The signal stops the run in progress cleanly: the batch in flight
+        is not committed, the lease is released.
+        """
+        last: IngestReport | None = None
+        with stop_on_signals(self):
+            while not self._stop_requested:
+                last = self.run_once(time_budget=time_budget)
+                if on_report is not None:
+                    on_report(last)
+                if last.stopped in {"interrupted", "fatal_error"}:
+                    break
+                if last.stopped != "time_budget":
+                    try:
+                        self._clock.sleep(interval)
+                    except _Interrupted:
+                        break
+        return last
+
+    def request_stop(self) -> None:
+        """Ask the run in progress to stop after its current step (thread-safe)."""
+        self._stop_requested = True
+
+    def _emit(self, kind: IngestEventKind, message: str, **fields: Any) -> None:
+        level = logging.DEBUG if kind == "rejected" else logging.INFO
+        if kind in {"error", "retry"}:
+            level = logging.WARNING
+        log.log(level, "%s: %s", self.key, message)
+        if self._on_event is not None:
+            self._on_event(IngestEvent(kind, message, self._clock.now(), **fields))
+
+
+@contextlib.contextmanager
+def stop_on_signals(ingestor: SmartIngestor) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop *ingestor*'s run cleanly (main thread only).
+
+    .. versionadded:: 0.1.0
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        ingestor.request_stop()
+        raise _Interrupted
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _default_filters() -> Sequence[_Filter]:
+    try:
+        filters = importlib.import_module(f"{__package__}._filters")
+    except ImportError:  # pragma: no cover -- the filters module ships with this package
+        return ()
+    return tuple(filters.default_filters())
+
+
+@attrs.define
+class _Run:
+    """The state of one run: what it did so far, for the report."""
+
+    ing: SmartIngestor
+    time_budget: float | None
+    start: float = 0.0
+    deadline: float = math.inf
+    token: str | None = None
+    watermark: Watermark | None = None  # effective position (the first-run floor included)
+    stored: Watermark | None = None
+    before: Watermark | None = None
+    status_minute: int = 0
+    status_time: float = 0.0
+    seen: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = attrs.field(factory=Counter)
+    tokens: float = 0.0
+    errors: list[str] = attrs.field(factory=list)
+    batches: list[int] = attrs.field(factory=list)
+    pages: int = 0
+    waited: float = 0.0
+    sweeps_started: int = 0
+    backlog_left: int = 0
+    holder: str | None = None
+    peeked: dict[tuple[str, int], str | None] = attrs.field(factory=dict)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def execute(self) -> IngestReport:
+        ing = self.ing
+        clock = ing._clock
+        self.start = clock.now()
+        if self.time_budget is not None:
+            self.deadline = self.start + self.time_budget
+        ing._stop_requested = False
+        stopped: StopReason = "caught_up"
+        try:
+            try:
+                self._take_lease()
+                self._load_watermark()
+                while True:
+                    if ing._stop_requested:
+                        raise _Stop("interrupted")
+                    self._renew(0.0)
+                    self._step()
+            except _Interrupted:
+                raise _Stop("interrupted") from None
+        except _Stop as stop:
+            stopped = stop.reason
+            if stop.message and stop.reason not in {"caught_up", "time_budget", "interrupted"}:
+                self.errors.append(stop.message)
+        finally:
+            self._release()
+        report = IngestReport(
+            key=ing.key,
+            deals_seen=self.seen,
+            accepted=self.accepted,
+            rejected=dict(self.rejected),
+            tokens_spent=self.tokens,
+            watermark_before=self.before,
+            watermark_after=self.stored,
+            stopped=stopped,
+            errors=tuple(self.errors),
+            batches=tuple(self.batches),
+            pages=self.pages,
+            waited=self.waited,
+            elapsed=clock.now() - self.start,
+            backlog=self.backlog_left,
+            lease_holder=self.holder,
+        )
+        ing._emit("stopped", f"stopped: {stopped}", reason=stopped, watermark=self.stored)
+        return report
+
+    def _step(self) -> None:
+        ing = self.ing
+        sweep = ing._backlog.load(ing.key)
+        pending = self._pending(sweep)
+        self.backlog_left = len(pending)
+        if pending:
+            self._process(pending)
+            return
+        if sweep is not None and not sweep.complete:
+            self._fetch_page(sweep)
+            return
+        if sweep is not None and (self.sweeps_started or not self._sweep_due(sweep)):
+            raise _Stop("caught_up")
+        self._fetch_page(self._new_sweep())
+
+    # -- lease ---------------------------------------------------------------------------------
+
+    def _take_lease(self) -> None:
+        ing = self.ing
+        if ing._lease is None:
+            return
+        lease = ing._lease
+        token = self._store_call(
+            "take the lease", lambda: lease.acquire(ing.key, ttl=ing._lease_ttl)
+        )
+        if token is None:
+            self.holder = self._store_call("read the lease", lambda: lease.holder(ing.key))
+            who = self.holder or "another ingestor"
+            ing._emit("lease", f"the lease is held by {who}: nothing to do")
+            raise _Stop("lease_held")
+        self.token = token
+        ing._emit("lease", "lease taken")
+
+    def _renew(self, wait: float) -> None:
+        ing = self.ing
+        lease, token = ing._lease, self.token
+        if lease is None or token is None:
+            return
+        ttl = ing._lease_ttl + max(0.0, wait)
+        if not self._store_call("renew the lease", lambda: lease.renew(ing.key, token, ttl=ttl)):
+            self.token = None
+            ing._emit("lease", "the lease was lost (expired and taken over)")
+            raise _Stop("lease_lost", "the lease was lost during the run: stopped at once")
+
+    def _release(self) -> None:
+        ing = self.ing
+        lease, token = ing._lease, self.token
+        if lease is None or token is None:
+            return
+        self.token = None
+        try:
+            lease.release(ing.key, token)
+        except Exception as e:  # noqa: BLE001 -- the lease expires anyway; report it
+            self.errors.append(f"releasing the lease failed ({_describe(e)}); it expires by itself")
+
+    # -- watermark -----------------------------------------------------------------------------
+
+    def _server_minute(self) -> int:
+        """The server's minute now: from the status read at the start, plus the clock since."""
+        elapsed = self.ing._clock.now() - self.status_time
+        return self.status_minute + int(elapsed // 60)
+
+    def _load_watermark(self) -> None:
+        ing = self.ing
+        stored = self._store_call("load the watermark", lambda: ing._store.load(ing.key))
+        self.before = self.stored = stored
+        status = self._client_call("read the token status", ing._client.token_status)
+        self.status_minute = _minute_of(status.timestamp)
+        self.status_time = ing._clock.now()
+        if stored is None:
+            self.watermark = first_watermark(self.status_minute, lookback_minutes=ing._lookback)
+            ing._emit(
+                "watermark",
+                f"first run: looking back {ing._lookback} minutes, from minute "
+                f"{self.watermark.minute}",
+                watermark=self.watermark,
+            )
+            return
+        clamped, was_clamped = clamp_watermark(
+            stored,
+            self.status_minute,
+            lookback_minutes=ing._lookback,
+            tolerance_minutes=DEFAULT_FUTURE_TOLERANCE_MINUTES,
+        )
+        if was_clamped:
+            ahead = stored.minute - self.status_minute
+            message = (
+                f"the stored watermark {stored.minute}/{stored.asin} is {ahead} minutes past the "
+                f"server's time (minute {self.status_minute}): a clock or epoch error; clamped to "
+                f"{clamped.minute} (now - {ing._lookback} min look-back)"
+            )
+            self.errors.append(message)
+            ing._emit("error", message, watermark=clamped)
+
+            def reset() -> None:
+                ing._store.reset(ing.key)
+                ing._store.advance(ing.key, clamped)
+
+            self._store_call("clamp the watermark", reset)
+            ing._backlog.clear(ing.key)
+            self.stored = clamped
+        else:
+            ing._emit("watermark", f"watermark {stored.minute}/{stored.asin}", watermark=stored)
+        self.watermark = clamped
+
+    # -- paging --------------------------------------------------------------------------------
+
+    def _pending(self, sweep: Sweep | None) -> list[Deal]:
+        if sweep is None or not sweep.complete:
+            return []
+        mark = self.watermark
+        assert mark is not None  # noqa: S101 -- loaded before the first step
+        return [
+            d
+            for d in sweep.deals
+            if d.last_update <= sweep.horizon and not mark.covers(d.last_update, d.asin)
+        ]
+
+    def _sweep_due(self, sweep: Sweep) -> bool:
+        ing = self.ing
+        interval = ing._sweep_interval
+        if interval is None:
+            rate = ing._client.bucket.config.refill.tokens_per_second * 60
+            interval = max(2.0, 5 * PAGE_COST / max(rate, 1e-9))
+        started = sweep.horizon + ing._settle
+        return self._server_minute() >= started + interval
+
+    def _new_sweep(self) -> Sweep:
+        ing = self.ing
+        mark = self.watermark
+        assert mark is not None  # noqa: S101
+        now = self._server_minute()
+        sweep = Sweep(floor=mark.minute - ing._disorder, horizon=now - ing._settle)
+        self.sweeps_started += 1
+        return sweep
+
+    def _fetch_page(self, sweep: Sweep) -> None:
+        ing = self.ing
+        page = sweep.next_page
+        wait = self._plan_wait(PAGE_COST, what=f"deal page {page}")
+        self._renew(wait)
+        query = ing._query.with_page(page)
+        before = self._booked()
+        result = self._client_call(
+            f"fetch deal page {page}", lambda: ing._client.deals(query, page=page)
+        )
+        spent = self._booked() - before
+        self.tokens += spent
+        self.pages += 1
+        deals = list(result.deals)
+        sweep = sweep.with_page(deals, last=bool(result.is_last))
+        ing._emit(
+            "page",
+            f"deal page {page}: {len(deals)} deals"
+            + (" (sweep complete)" if sweep.complete else ""),
+            count=len(deals),
+            tokens=spent,
+        )
+        self._store_call("save the backlog", lambda: ing._backlog.save(ing.key, sweep))
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def _peek(self, deal: Deal) -> str | None:
+        ident = (deal.asin, deal.last_update)
+        if ident in self.peeked:
+            return self.peeked[ident]
+        reason = None
+        for f in self.ing._filters:
+            if not f.peek:
+                continue
+            reason = self._judge(f, functools.partial(f.check_deal, deal), deal)
+            if reason is not None:
+                break
+        self.peeked[ident] = reason
+        return reason
+
+    def _judge(self, f: _Filter, check: Callable[[], str | None], deal: Deal) -> str | None:
+        try:
+            reason = check()
+        except Exception as e:
+            raise _Stop(
+                "fatal_error",
+                f"filter {f.name!r} raised {_describe(e)} on deal {deal.asin}: fix the filter "
+                "(the watermark stays before this deal)",
+            ) from e
+        if reason is not None and not isinstance(reason, str):
+            raise _Stop(
+                "fatal_error",
+                f"filter {f.name!r} returned {reason!r} for deal {deal.asin}: a reason must be a "
+                "str or None",
+            )
+        return reason
+
+    def _process(self, pending: list[Deal]) -> None:
+        ing = self.ing
+        survivors = [d for d in pending if self._peek(d) is None]
+        if ing._enrich is None or not survivors:
+            # Nothing to spend: every deal's outcome is known now.
+            outcomes = [_Outcome(d, self._peek(d)) for d in pending]
+            self._full_filters(outcomes, {})
+            self._commit(outcomes)
+            return
+        size = self._plan_batch(len(survivors))
+        chosen = survivors[:size]
+        last = chosen[-1]
+        # The batch: every deal up to its last survivor, then the peek-rejected ones after it.
+        cut = pending.index(last) + 1
+        while cut < len(pending) and self._peek(pending[cut]) is not None:
+            cut += 1
+        batch = pending[:cut]
+        products = self._enrich_batch(chosen)
+        outcomes = [_Outcome(d, self._peek(d)) for d in batch]
+        self._full_filters(outcomes, products)
+        self._commit(outcomes)
+
+    def _plan_batch(self, survivors: int) -> int:
+        ing = self.ing
+        config = ing._client.bucket.config
+        try:
+            size = ing._sizer.size(config)
+        except CostExceedsCapacity as e:
+            raise _Stop(
+                "fatal_error",
+                f"one product with {dict(ing._enrich or {})} costs up to {ing._sizer.item_cost:g} "
+                f"tokens, but this account never admits more than {config.max_cost:g} at once",
+            ) from e
+        size = max(1, min(size, survivors))
+        remaining = self.deadline - ing._clock.now()
+        if math.isinf(remaining):
+            return size
+        if self._probe(self._batch_cost(size)) <= remaining:
+            return size
+        lo, hi = 0, size  # lo fits (0 trivially), hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._probe(self._batch_cost(mid)) <= remaining:
+                lo = mid
+            else:
+                hi = mid
+        if lo == 0:
+            wait = self._probe(self._batch_cost(1))
+            self._stop_for_budget(wait, "a product batch")
+        return lo
+
+    def _batch_cost(self, size: int) -> float:
+        return size * max(self.ing._sizer.item_cost, 1.0)
+
+    def _enrich_batch(self, deals: list[Deal]) -> dict[str, Product]:
+        ing = self.ing
+        asins = [d.asin for d in deals]
+        wait = self._plan_wait(self._batch_cost(len(asins)), what=f"a batch of {len(asins)}")
+        self._renew(wait)
+        enrich = dict(ing._enrich or {})
+        before = self._booked()
+        products = self._client_call(
+            f"enrich a batch of {len(asins)}", lambda: ing._client.products(asins, **enrich)
+        )
+        spent = self._booked() - before
+        self.tokens += spent
+        self.batches.append(len(asins))
+        if spent > 0:
+            ing._sizer.observe(len(asins), spent)
+        ing._emit(
+            "batch",
+            f"enriched {len(asins)} deals for {spent:g} tokens",
+            count=len(asins),
+            tokens=spent,
+        )
+        return {p.asin: p for p in products}
+
+    def _full_filters(self, outcomes: list[_Outcome], products: Mapping[str, Product]) -> None:
+        ing = self.ing
+        for i, outcome in enumerate(outcomes):
+            if outcome.reason is not None:
+                continue
+            deal = outcome.deal
+            product = products.get(deal.asin)
+            if ing._enrich is not None and product is None:
+                outcomes[i] = _Outcome(deal, "missing:product")
+                continue
+            reason = None
+            for f in ing._filters:
+                reason = self._judge(f, functools.partial(f.check, deal, product), deal)
+                if reason is not None:
+                    break
+            outcomes[i] = _Outcome(deal, reason, product)
+
+    def _accepted(self, outcome: _Outcome) -> AcceptedDeal:
+        ing = self.ing
+        deal, product = outcome.deal, outcome.product
+        profit: int | None = None
+        roi: float | None = None
+        for f in ing._filters:
+            evaluate = getattr(f, "evaluate", None)
+            if evaluate is not None and product is not None:
+                with contextlib.suppress(Exception):
+                    result = evaluate(deal, product)
+                    profit = getattr(result, "profit", None)
+                    roi = getattr(result, "roi", None)
+        rank = product.sales_rank if product is not None else None
+        return AcceptedDeal(
+            asin=deal.asin,
+            title=deal.title or (product.title if product is not None else None),
+            last_update=deal.last_update,
+            domain=ing._domain,
+            price=deal.price(ing._price_type),
+            sales_rank=rank if rank is not None else deal.sales_rank,
+            profit=profit if isinstance(profit, int) else None,
+            roi=roi if isinstance(roi, (int, float)) else None,
+            deal=dict(deal.raw),
+            product=dict(product.raw) if product is not None else None,
+        )
+
+    def _commit(self, outcomes: list[_Outcome]) -> None:
+        ing = self.ing
+        if not outcomes:
+            return
+        last = outcomes[-1].deal
+        mark = Watermark(last.last_update, last.asin)
+        accepted = [self._accepted(o) for o in outcomes if o.reason is None]
+        store, sink = ing._store, ing._sink
+        commit = getattr(store, "commit", None)
+        covers = getattr(store, "covers", None)
+        together = commit is not None and (
+            sink is store  # type: ignore[comparison-overlap]
+            or (covers is not None and bool(covers(sink)))
+        )
+
+        def write() -> None:
+            if together:
+                assert commit is not None  # noqa: S101
+                commit(ing.key, accepted, mark)
+                return
+            if accepted:
+                sink.upsert(accepted)
+            store.advance(ing.key, mark)
+
+        self._renew(0.0)
+        self._store_call(f"store {len(accepted)} deals and advance the watermark", write)
+        self.watermark = mark
+        self.stored = mark
+        self.seen += len(outcomes)
+        self.accepted += len(accepted)
+        for o in outcomes:
+            if o.reason is not None:
+                self.rejected[o.reason] += 1
+                ing._emit(
+                    "rejected", f"{o.deal.asin} rejected: {o.reason}", reason=o.reason,
+                    asin=o.deal.asin,
+                )  # fmt: skip
+        reasons = Counter(o.reason for o in outcomes if o.reason is not None)
+        detail = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+        ing._emit(
+            "committed",
+            f"{len(outcomes)} deals done: {len(accepted)} stored"
+            + (f", rejected {detail}" if detail else "")
+            + f"; watermark {mark.minute}/{mark.asin}",
+            count=len(outcomes),
+            watermark=mark,
+        )
+
+    # -- waits, retries ------------------------------------------------------------------------
+
+    def _booked(self) -> float:
+        return float(self.ing._client.bucket.snapshot().booked)
+
+    def _probe(self, cost: float) -> float:
+        """Seconds the bucket would make a request of *cost* wait now (nothing stays booked)."""
+        bucket = self.ing._client.bucket
+        reservation = bucket.reserve(cost)
+        delay = float(reservation.delay)
+        reservation.cancel()
+        return delay
+
+    def _stop_for_budget(self, wait: float, what: str) -> None:
+        remaining = self.deadline - self.ing._clock.now()
+        self.ing._emit(
+            "wait",
+            f"{what} would wait {wait:.0f} s, more than the {max(remaining, 0):.0f} s left: "
+            "stopping (the next run goes on)",
+            seconds=wait,
+        )
+        raise _Stop("time_budget")
+
+    def _plan_wait(self, cost: float, *, what: str) -> float:
+        try:
+            wait = self._probe(cost)
+        except CostExceedsCapacity as e:
+            raise _Stop("fatal_error", f"{what}: {e}") from e
+        if self.ing._clock.now() + wait > self.deadline:
+            self._stop_for_budget(wait, what)
+        if wait > 0:
+            self.waited += wait
+            self.ing._emit("wait", f"waiting {wait:.0f} s for tokens for {what}", seconds=wait)
+        return wait
+
+    def _pause(self, attempt: int, what: str, error: BaseException) -> None:
+        ing = self.ing
+        message = f"{what} failed ({_describe(error)})"
+        self.errors.append(message)
+        if attempt >= ing._retries:
+            ing._emit("error", message + f"; gave up after {attempt + 1} attempts")
+            raise _Stop("error", f"{what}: gave up after {attempt + 1} attempts") from error
+        delay = ing._retry_delay * 2**attempt
+        if ing._clock.now() + delay > self.deadline:
+            ing._emit("error", message + "; no time left in this run to retry")
+            raise _Stop("error", f"{what}: no time left in this run to retry") from error
+        ing._emit("retry", message + f"; retrying in {delay:g} s", seconds=delay)
+        self._renew(delay)
+        ing._clock.sleep(delay)
+
+    def _client_call(self, what: str, call: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except (KeepaAuthError, KeepaRequestError) as e:
+                raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
+            except CostExceedsCapacity as e:
+                raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
+            except (KeepaError, OSError) as e:
+                self._pause(attempt, what, e)
+            attempt += 1
+
+    def _store_call(self, what: str, call: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except StoreError as e:
+                if not e.transient:
+                    raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
+                self._pause(attempt, what, e)
+            except Exception as e:  # noqa: BLE001 -- any database error: retried, then reported
+                self._pause(attempt, what, e)
+            attempt += 1
