@@ -42,8 +42,10 @@ from ._filters import (
     order_filters,
     peek_all,
 )
+from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
 from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
+from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
 from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
@@ -76,6 +78,8 @@ __all__ = [
     "Filter",
     "FunctionFilter",
     "HolderProcess",
+    "IngestEvent",
+    "IngestReport",
     "KeepaAuthError",
     "KeepaClient",
     "KeepaError",
@@ -101,6 +105,7 @@ __all__ = [
     "SQLiteWatermarkStore",
     "SalesRank",
     "SchemaMismatch",
+    "SmartIngestor",
     "StoreError",
     "TitleTerms",
     "TokenStatus",

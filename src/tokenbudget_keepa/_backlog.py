@@ -20,6 +20,7 @@ tokens, never deals.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -162,6 +163,8 @@ class SQLiteBacklog:
         self._path = str(path)
         self._timeout = timeout
         self._ready = False
+        # key -> (the row's generation, its sweep): a load reads the whole row only when it changed.
+        self._cache: dict[str, tuple[int, Sweep]] = {}
 
     def __repr__(self) -> str:
         return f"SQLiteBacklog({self._path!r})"
@@ -174,8 +177,8 @@ class SQLiteBacklog:
         if not self._ready:
             try:
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {_TABLE} "
-                    "(key TEXT PRIMARY KEY, sweep TEXT NOT NULL, updated_at REAL NOT NULL)"
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY, "
+                    "generation INTEGER NOT NULL, sweep TEXT NOT NULL, updated_at REAL NOT NULL)"
                 )
             except sqlite3.Error as e:
                 conn.close()
@@ -192,23 +195,39 @@ class SQLiteBacklog:
 
     def load(self, key: str) -> Sweep | None:
         """The sweep of *key*, or ``None`` (also when the stored one cannot be read)."""
-        rows = self._run(f"SELECT sweep FROM {_TABLE} WHERE key = ?", (key,))  # noqa: S608
+        rows = self._run(f"SELECT generation FROM {_TABLE} WHERE key = ?", (key,))  # noqa: S608
+        if not rows:
+            self._cache.pop(key, None)
+            return None
+        generation = int(rows[0][0])
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        rows = self._run(
+            f"SELECT generation, sweep FROM {_TABLE} WHERE key = ?",  # noqa: S608
+            (key,),
+        )
         if not rows:
             return None
         try:
-            return Sweep.from_json(rows[0][0])
+            sweep = Sweep.from_json(rows[0][1])
         except (ValueError, KeyError, TypeError):
             return None  # a cache: an unreadable sweep only costs the pages again
+        self._cache[key] = (int(rows[0][0]), sweep)
+        return sweep
 
     def save(self, key: str, sweep: Sweep) -> None:
         """Keep *sweep* as the sweep of *key*."""
+        generation = secrets.randbits(62)  # unique per save: a load knows when to reread
         self._run(
-            f"INSERT INTO {_TABLE} (key, sweep, updated_at) VALUES (?, ?, ?) "  # noqa: S608
-            "ON CONFLICT(key) DO UPDATE SET sweep = excluded.sweep, "
-            "updated_at = excluded.updated_at",
-            (key, sweep.to_json(), time.time()),
+            f"INSERT INTO {_TABLE} (key, generation, sweep, updated_at) "  # noqa: S608
+            "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET generation = excluded.generation, "
+            "sweep = excluded.sweep, updated_at = excluded.updated_at",
+            (key, generation, sweep.to_json(), time.time()),
         )
+        self._cache[key] = (generation, sweep)
 
     def clear(self, key: str) -> None:
         """Forget the sweep of *key*."""
+        self._cache.pop(key, None)
         self._run(f"DELETE FROM {_TABLE} WHERE key = ?", (key,))  # noqa: S608

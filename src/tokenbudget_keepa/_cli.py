@@ -233,7 +233,7 @@ def _open_storage(target: str) -> Storage:
         raise _BadInputError(f"--store {target}: {e}") from None
 
 
-def _open_bucket(url: str | None, clock: Any = None) -> Any:
+def _open_bucket(url: str | None, *, base_url: str, domain: int, clock: Any = None) -> Any:
     """The shared bucket a ``--bucket`` URL names, or ``None`` (the client builds its own)."""
     if url is None:
         return None
@@ -253,7 +253,10 @@ def _open_bucket(url: str | None, clock: Any = None) -> Any:
         raise _BadInputError(
             f"--bucket {url}: this version cannot share a bucket through Redis yet"
         )
-    return opener(url, clock=clock)
+    try:
+        return opener(url, clock=clock, base_url=base_url, domain=domain)
+    except ValueError as e:
+        raise _BadInputError(f"--bucket {url}: {e}") from None
 
 
 def _client(args: argparse.Namespace, *, clock: Any = None) -> Any:
@@ -261,7 +264,9 @@ def _client(args: argparse.Namespace, *, clock: Any = None) -> Any:
 
     if not os.environ.get("KEEPA_API_KEY"):
         raise _BadInputError("KEEPA_API_KEY is not set: export your Keepa API key in it")
-    bucket = _open_bucket(getattr(args, "bucket", None), clock)
+    bucket = _open_bucket(
+        getattr(args, "bucket", None), base_url=args.base_url, domain=args.domain, clock=clock
+    )
     try:
         return KeepaClient(base_url=args.base_url, domain=args.domain, bucket=bucket, clock=clock)
     except ValueError as e:
@@ -531,110 +536,59 @@ class Progress:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tokenbudget import ManualClock
-
-    from ._client import KeepaClient
-    from ._ingestor import SmartIngestor, stop_on_signals
-    from .testing import KeepaEmulator
+    from ._demo import run_demo
 
     storage = _open_storage(args.store)
-    clock = ManualClock()
-    totals: dict[str, Any] = {"accepted": 0, "seen": 0, "tokens": 0.0, "pages": 0, "batches": []}
-    rejected: dict[str, int] = {}
-    errors: list[str] = []
     progress = Progress(sys.stderr, args.hours * 3600)
-    first: IngestReport | None = None
-    last: IngestReport | None = None
+    totals = {"seen": 0, "accepted": 0}
+
+    def show(report: IngestReport, now: float) -> None:
+        totals["seen"] += report.deals_seen
+        totals["accepted"] += report.accepted
+        progress.update(now, f"{totals['seen']} deals done, {totals['accepted']} stored")
+
     try:
-        with KeepaEmulator(refill_per_min=args.rate_per_min, clock=clock, seed=args.seed) as emu:
-            with KeepaClient(emu.api_key, base_url=emu.url, clock=clock) as client:
-                ingestor = SmartIngestor(
-                    client,
-                    {"domainId": 1, "priceTypes": [0], "dateRange": 0},
-                    store=storage.store,
-                    sink=storage.sink,
-                    key="demo",
-                    lease=storage.lease,
-                    backlog=storage.backlog,
-                )
-                storage.store.reset("demo")
-                storage.backlog.clear("demo")
-                end = args.hours * 3600
-                with stop_on_signals(ingestor):
-                    while clock.now() < end:
-                        beat = clock.now()
-                        report = ingestor.run_once(time_budget=min(60.0, end - beat))
-                        first = first or report
-                        last = report
-                        totals["accepted"] += report.accepted
-                        totals["seen"] += report.deals_seen
-                        totals["tokens"] += report.tokens_spent
-                        totals["pages"] += report.pages
-                        totals["batches"] += list(report.batches)
-                        for reason, n in report.rejected.items():
-                            rejected[reason] = rejected.get(reason, 0) + n
-                        errors.extend(report.errors)
-                        progress.update(
-                            clock.now(), f"{totals['seen']} deals done, {totals['accepted']} stored"
-                        )
-                        if report.stopped in {"fatal_error", "interrupted", "lease_held"}:
-                            break
-                        # The next beat: a scheduler runs the ingestor once a minute.
-                        clock.advance(max(0.0, beat + 60.0 - clock.now()))
-                counters = _emulator_counters(emu)
+        result = run_demo(
+            storage,
+            hours=args.hours,
+            rate_per_min=args.rate_per_min,
+            seed=args.seed,
+            on_report=show,
+        )
     finally:
         progress.close()
         storage.close()
-    assert first is not None and last is not None  # noqa: S101 -- at least one beat ran
-    from ._report import IngestReport
-
-    report = IngestReport(
-        key="demo",
-        deals_seen=totals["seen"],
-        accepted=totals["accepted"],
-        rejected=rejected,
-        tokens_spent=totals["tokens"],
-        watermark_before=first.watermark_before,
-        watermark_after=last.watermark_after,
-        stopped=last.stopped,
-        errors=tuple(errors),
-        batches=tuple(totals["batches"]),
-        pages=totals["pages"],
-        waited=0.0,
-        elapsed=clock.now(),
-        backlog=last.backlog,
-    )
+    report = result.report
+    refill = args.rate_per_min * 60 * args.hours
     if args.json:
         document = report.to_dict()
         document["demo"] = {
             "hours": args.hours,
             "rate_per_min": args.rate_per_min,
             "store": args.store,
-            "emulator": counters,
+            "tokens_refilled": refill,
+            "tokens_at_start": result.start_tokens,
+            "requests": result.requests,
+            "throttled": result.throttled,
         }
         _emit(sys.stdout, json.dumps(document, sort_keys=True))
         return _finish(report)
-    refill = args.rate_per_min * 60 * args.hours
+    query = "SELECT asin, title, price, profit FROM deals LIMIT 5"
     lines = [
-        f"Demo: {args.hours:g} simulated hours on an emulated Keepa account refilling "
-        f"{args.rate_per_min} tokens a minute, the ingestor run once a minute.",
+        (
+            f"Demo: {args.hours:g} simulated hours on an emulated Keepa account refilling "
+            f"{args.rate_per_min} tokens a minute; the ingestor ran once a simulated minute."
+        ),
         report.summary(),
-        f"  {report.tokens_spent:g} of the {refill:g} tokens refilled were spent "
-        f"({report.tokens_spent / refill:.0%}); 429 answers: {counters.get('429s', 0)}",
-        f"  accepted deals are in {args.store} (table deals): "
-        f"sqlite3 {args.store} 'SELECT asin, title, price FROM deals LIMIT 5'",
+        (
+            f"  the account held {result.start_tokens} tokens and refilled {refill:g}: "
+            f"{report.tokens_spent / (result.start_tokens + refill):.0%} of them were spent, "
+            f"in {result.requests} requests; HTTP 429 answers: {result.throttled}"
+        ),
+        f"  the accepted deals are in {args.store}, table deals: sqlite3 {args.store} '{query}'",
     ]
     _emit(sys.stdout, "\n".join(lines))
     return _finish(report)
-
-
-def _emulator_counters(emu: Any) -> dict[str, Any]:
-    counters: dict[str, Any] = {}
-    for name, attr in (("requests", "requests"), ("429s", "rejected_429")):
-        value = getattr(emu, attr, None)
-        if isinstance(value, (int, float)):
-            counters[name] = value
-    return counters
 
 
 # -- main ----------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
-import importlib
 import json
 import logging
 import math
@@ -42,14 +41,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tokenbudget import AdaptiveBatchSizer, Clock, CostExceedsCapacity
 
 from ._backlog import Backlog, MemoryBacklog, Sweep
+from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
+from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
 from ._model import Deal, DealQuery, Product
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
@@ -65,8 +66,7 @@ from ._watermark import (
 
 
 if TYPE_CHECKING:
-    from tokenbudget import TokenBucket
-
+    from ._client import KeepaClient
     from ._lease import Lease
 
 
@@ -81,33 +81,6 @@ PAGE_COST = 5
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
-
-
-class _Filter(Protocol):
-    """What the ingestor needs of a filter (the full protocol lives in ``_filters``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def peek(self) -> bool: ...
-
-    def check_deal(self, deal: Deal) -> str | None: ...
-
-    def check(self, deal: Deal, product: Product | None) -> str | None: ...
-
-
-class _Client(Protocol):
-    """What the ingestor needs of a client: :class:`KeepaClient` has it."""
-
-    @property
-    def bucket(self) -> TokenBucket: ...
-
-    def token_status(self) -> Any: ...
-
-    def deals(self, selection: Any, *, page: int = 0) -> Any: ...
-
-    def products(self, asins: Sequence[str], **kwargs: Any) -> list[Product]: ...
 
 
 def _minute_of(timestamp: dt.datetime) -> int:
@@ -204,12 +177,12 @@ class SmartIngestor:
 
     def __init__(
         self,
-        client: _Client,
+        client: KeepaClient,
         selection: DealQuery | Mapping[str, Any],
         *,
         store: WatermarkStore,
         sink: DealSink,
-        filters: Sequence[_Filter] | None = None,
+        filters: Sequence[Filter] | None = None,
         enrich: Mapping[str, Any] | None = None,
         key: str | None = None,
         lease: Lease | None = None,
@@ -230,14 +203,11 @@ class SmartIngestor:
         self._client = client
         self._store = store
         self._sink = sink
-        self._filters: tuple[_Filter, ...] = tuple(
-            _default_filters() if filters is None else filters
+        self._filters: tuple[Filter, ...] = order_filters(
+            default_filters() if filters is None else filters
         )
         if enrich is None:
-            needs: dict[str, Any] = {}
-            for f in self._filters:
-                needs.update(getattr(f, "needs", None) or {})
-            self._enrich: Mapping[str, Any] | None = needs or None
+            self._enrich: Mapping[str, Any] | None = enrich_for(self._filters) or None
         else:
             self._enrich = dict(enrich)
         self._price_type = self._query.price_types[0]
@@ -311,17 +281,17 @@ class SmartIngestor:
         """
         last: IngestReport | None = None
         with stop_on_signals(self):
-            while not self._stop_requested:
-                last = self.run_once(time_budget=time_budget)
-                if on_report is not None:
-                    on_report(last)
-                if last.stopped in {"interrupted", "fatal_error"}:
-                    break
-                if last.stopped != "time_budget":
-                    try:
-                        self._clock.sleep(interval)
-                    except _Interrupted:
+            try:
+                while not self._stop_requested:
+                    last = self.run_once(time_budget=time_budget)
+                    if on_report is not None:
+                        on_report(last)
+                    if last.stopped in {"interrupted", "fatal_error"}:
                         break
+                    if last.stopped != "time_budget":
+                        self._clock.sleep(interval)
+            except _Interrupted:
+                pass
         return last
 
     def request_stop(self) -> None:
@@ -357,14 +327,6 @@ def stop_on_signals(ingestor: SmartIngestor) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _default_filters() -> Sequence[_Filter]:
-    try:
-        filters = importlib.import_module(f"{__package__}._filters")
-    except ImportError:  # pragma: no cover -- the filters module ships with this package
-        return ()
-    return tuple(filters.default_filters())
 
 
 @attrs.define
@@ -507,7 +469,9 @@ class _Run:
         ing = self.ing
         stored = self._store_call("load the watermark", lambda: ing._store.load(ing.key))
         self.before = self.stored = stored
-        status = self._client_call("read the token status", ing._client.token_status)
+        status = self._client_call(
+            "read the token status", lambda: ing._client.token_status(max_age=0.0)
+        )
         self.status_minute = _minute_of(status.timestamp)
         self.status_time = ing._clock.now()
         if stored is None:
@@ -617,7 +581,7 @@ class _Run:
         self.peeked[ident] = reason
         return reason
 
-    def _judge(self, f: _Filter, check: Callable[[], str | None], deal: Deal) -> str | None:
+    def _judge(self, f: Filter, check: Callable[[], str | None], deal: Deal) -> str | None:
         try:
             reason = check()
         except Exception as e:
@@ -659,8 +623,12 @@ class _Run:
     def _plan_batch(self, survivors: int) -> int:
         ing = self.ing
         config = ing._client.bucket.config
+        sizer = ing._sizer
+        item = self._item_cost()
+        if item > sizer.item_cost:
+            sizer.observe(1, item)  # the client books more than learned: size on what it books
         try:
-            size = ing._sizer.size(config)
+            size = sizer.size(config)
         except CostExceedsCapacity as e:
             raise _Stop(
                 "fatal_error",
@@ -686,7 +654,21 @@ class _Run:
         return lo
 
     def _batch_cost(self, size: int) -> float:
-        return size * max(self.ing._sizer.item_cost, 1.0)
+        """What the client books for a product batch of *size* (its cost model's estimate)."""
+        return size * self._item_cost()
+
+    def _item_cost(self) -> float:
+        ing = self.ing
+        model = getattr(ing._client, "cost_model", None)
+        if model is None:
+            return max(ing._sizer.item_cost, 1.0)
+        enrich = ing._enrich or {}
+        kind = RequestKind.product(
+            offers=enrich.get("offers"),
+            buybox=bool(enrich.get("buybox")),
+            rating=bool(enrich.get("rating")),
+        )
+        return float(model.per_unit(kind))
 
     def _enrich_batch(self, deals: list[Deal]) -> dict[str, Product]:
         ing = self.ing
@@ -730,28 +712,8 @@ class _Run:
 
     def _accepted(self, outcome: _Outcome) -> AcceptedDeal:
         ing = self.ing
-        deal, product = outcome.deal, outcome.product
-        profit: int | None = None
-        roi: float | None = None
-        for f in ing._filters:
-            evaluate = getattr(f, "evaluate", None)
-            if evaluate is not None and product is not None:
-                with contextlib.suppress(Exception):
-                    result = evaluate(deal, product)
-                    profit = getattr(result, "profit", None)
-                    roi = getattr(result, "roi", None)
-        rank = product.sales_rank if product is not None else None
-        return AcceptedDeal(
-            asin=deal.asin,
-            title=deal.title or (product.title if product is not None else None),
-            last_update=deal.last_update,
-            domain=ing._domain,
-            price=deal.price(ing._price_type),
-            sales_rank=rank if rank is not None else deal.sales_rank,
-            profit=profit if isinstance(profit, int) else None,
-            roi=roi if isinstance(roi, (int, float)) else None,
-            deal=dict(deal.raw),
-            product=dict(product.raw) if product is not None else None,
+        return accepted_deal(
+            outcome.deal, outcome.product, domain=ing._domain, filters=ing._filters
         )
 
     def _commit(self, outcomes: list[_Outcome]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from hypothesis import given, settings
@@ -122,7 +122,7 @@ class AllFilter:
 
     name = "all"
     peek = False
-    needs: Mapping[str, Any] = {"stats": 1}
+    needs: ClassVar[Mapping[str, Any]] = {"stats": 1}
 
     def check_deal(self, deal: Deal) -> str | None:
         return None
@@ -136,6 +136,7 @@ class OddRejector:
 
     name = "odd"
     peek = True
+    needs: ClassVar[Mapping[str, Any]] = {}
 
     def check_deal(self, deal: Deal) -> str | None:
         return "peek:odd" if deal.asin[-1] in "13579" else None
@@ -152,8 +153,8 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[int, str]], dict[tuple[str, int
     for asin in asins:
         first = draw(st.integers(START_MINUTE - 150, START_MINUTE + 120))
         updates.append((first, asin))
-        for _ in range(draw(st.integers(0, 2))):  # re-updates, later
-            updates.append((draw(st.integers(first, START_MINUTE + 180)), asin))
+        later = st.integers(first, START_MINUTE + 180)  # re-updates
+        updates.extend((draw(later), asin) for _ in range(draw(st.integers(0, 2))))
     # A burst: many deals sharing one minute.
     burst = draw(st.integers(START_MINUTE - 70, START_MINUTE + 100))
     updates += [(burst, f"B1{i:08d}") for i in range(draw(st.integers(0, 170)))]
@@ -165,7 +166,7 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[int, str]], dict[tuple[str, int
     return updates, jitter
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     stream=streams(),
     crashes=st.lists(st.integers(1, 40), max_size=6),

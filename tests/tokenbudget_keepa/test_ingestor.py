@@ -1,0 +1,359 @@
+"""The Smart Ingestor against the emulator over loopback: progress, outcomes, failure classes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import pytest
+
+from tokenbudget import BucketConfig, DeficitRule, ManualClock, Rate, TokenBucket
+from tokenbudget_keepa import (
+    AcceptedDeal,
+    Deal,
+    IngestEvent,
+    KeepaClient,
+    MemoryDealSink,
+    MemoryLease,
+    MemoryWatermarkStore,
+    Product,
+    SmartIngestor,
+    StoreError,
+    Watermark,
+)
+from tokenbudget_keepa.testing import Fault, KeepaEmulator
+
+
+SELECTION = {"domainId": 1, "priceTypes": [1], "dateRange": 0}
+
+
+class Everything:
+    """Accepts every deal, after enrichment (a full filter that needs products)."""
+
+    name = "everything"
+    peek = False
+    needs: ClassVar[dict[str, Any]] = {"stats": 90}
+
+    def check_deal(self, deal: Deal) -> str | None:
+        return None
+
+    def check(self, deal: Deal, product: Product | None) -> str | None:
+        return None
+
+
+class RejectAll:
+    """Rejects every deal, on the deal alone (peek) or after enrichment."""
+
+    def __init__(self, *, peek: bool) -> None:
+        self.peek = peek
+        self.name = "nothing"
+        self.needs: dict[str, Any] = {} if peek else {"stats": 90}
+
+    def check_deal(self, deal: Deal) -> str | None:
+        return "peek:nothing"
+
+    def check(self, deal: Deal, product: Product | None) -> str | None:
+        return "nothing"
+
+
+class FlakySink(MemoryDealSink):
+    """A memory sink whose first *failures* upserts fail as a locked database does."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def upsert(self, deals: Sequence[AcceptedDeal]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreError("database is locked", transient=True)
+        super().upsert(deals)
+
+
+@pytest.fixture
+def make(
+    make_emulator: Callable[..., KeepaEmulator], manual_clock: ManualClock
+) -> Callable[..., tuple[KeepaEmulator, SmartIngestor]]:
+    """Build an emulator and an ingestor on it (memory stores unless given)."""
+    clients: list[KeepaClient] = []
+
+    def build(
+        *, emulator: dict[str, Any] | None = None, bucket: TokenBucket | None = None, **kwargs: Any
+    ) -> tuple[KeepaEmulator, SmartIngestor]:
+        emu = make_emulator(**{"history_minutes": 180, **(emulator or {})})
+        client = KeepaClient(emu.api_key, base_url=emu.url, clock=manual_clock, bucket=bucket)
+        clients.append(client)
+        options: dict[str, Any] = {
+            "store": MemoryWatermarkStore(),
+            "sink": MemoryDealSink(),
+            "filters": (),
+            "key": "job",
+            "retry_delay": 1.0,
+        }
+        options.update(kwargs)
+        return emu, SmartIngestor(client, SELECTION, **options)
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+def truth(emu: KeepaEmulator, first: int, last: int) -> set[str]:
+    """The ASINs whose latest update lies in [first, last] (what a perfect ingestor stores)."""
+    return {d["asin"] for d in emu.deals_between(first, last, SELECTION)}
+
+
+def test_first_run_looks_back_an_hour(make: Callable[..., Any]) -> None:
+    """A first run stores the deals of the last hour up to the settled horizon, no older one."""
+    emu, ingestor = make(emulator={"refill_per_min": 100})
+    now = emu.now_minute()
+    report = ingestor.run_once()
+    assert report.watermark_before is None
+    assert report.stopped == "caught_up"
+    assert ingestor._sink.asins() == truth(emu, now - 60, now - 3)
+    assert report.accepted == report.deals_seen == len(truth(emu, now - 60, now - 3))
+
+
+def test_next_run_continues_where_the_last_stopped(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """A later run stores the deals that arrived since, none lost, the watermark only forward."""
+    emu, ingestor = make(emulator={"refill_per_min": 100})
+    start = emu.now_minute()
+    first = ingestor.run_once()
+    manual_clock.advance(47 * 60)
+    second = ingestor.run_once()
+    now = emu.now_minute()
+    assert second.watermark_before == first.watermark_after
+    assert second.watermark_after is not None
+    assert first.watermark_after is not None
+    assert second.watermark_after > first.watermark_after
+    assert ingestor._sink.asins() >= truth(emu, start - 60, now - 3)
+
+
+def test_rejected_deals_advance_the_watermark(make: Callable[..., Any]) -> None:
+    """A run whose every deal is rejected on the deal alone still advances the watermark."""
+    _emu, ingestor = make(filters=(RejectAll(peek=True),))
+    report = ingestor.run_once()
+    assert report.accepted == 0
+    assert report.rejected == {"peek:nothing": report.deals_seen}
+    assert report.deals_seen > 0
+    assert report.watermark_after is not None
+    assert report.tokens_spent == 5 * report.pages  # rejected deals cost no product query
+
+
+def test_fully_rejected_batches_advance_the_watermark(make: Callable[..., Any]) -> None:
+    """Deals rejected after enrichment are outcomes too: the watermark moves past them."""
+    _emu, ingestor = make(emulator={"refill_per_min": 100}, filters=(RejectAll(peek=False),))
+    report = ingestor.run_once()
+    assert report.batches
+    assert report.rejected == {"nothing": report.deals_seen}
+    assert report.watermark_after is not None
+
+
+def test_a_future_watermark_is_detected_reported_and_clamped(make: Callable[..., Any]) -> None:
+    """A watermark past the server's time is reported and clamped to now minus the look-back."""
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(store=store)
+    now = emu.now_minute()
+    store.advance("job", Watermark(now + 10_000, "B0ZZZZZZZZ"))
+    report = ingestor.run_once()
+    assert any("past the server's time" in e for e in report.errors)
+    assert report.deals_seen > 0
+    after = store.load("job")
+    assert after is not None
+    assert now - 60 <= after.minute <= now
+
+
+def test_a_store_error_is_retried_and_reported(make: Callable[..., Any]) -> None:
+    """A locked database on upsert is retried within the run, reported, and nothing is lost."""
+    sink = FlakySink(failures=2)
+    emu, ingestor = make(sink=sink)
+    now = emu.now_minute()
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up"
+    assert len(report.errors) == 2
+    assert all("database is locked" in e for e in report.errors)
+    assert sink.asins() == truth(emu, now - 60, now - 3)
+
+
+def test_a_store_error_that_persists_stops_without_advancing(make: Callable[..., Any]) -> None:
+    """When the sink keeps failing, the run stops on an error and the watermark stays put."""
+    store = MemoryWatermarkStore()
+    _emu, ingestor = make(store=store, sink=FlakySink(failures=100), retries=2)
+    report = ingestor.run_once()
+    assert report.stopped == "error"
+    assert len(report.errors) == 4  # three attempts, then the reason it stopped
+    assert store.load("job") is None
+    assert report.watermark_after is None
+
+
+def test_a_filter_that_raises_stops_before_its_deal(make: Callable[..., Any]) -> None:
+    """A filter that raises is a fatal error naming it; no deal at or after that one is passed."""
+    emu, _ = make(emulator={"refill_per_min": 100})
+    now = emu.now_minute()
+    deals = emu.deals_between(now - 60, now - 3, SELECTION)
+    victim = deals[len(deals) // 2]
+
+    class Fragile:
+        name = "fragile"
+        peek = True
+        needs: ClassVar[dict[str, Any]] = {}
+
+        def check_deal(self, deal: Deal) -> str | None:
+            if deal.asin == victim["asin"]:
+                raise TypeError("'>' not supported between 'NoneType' and 'int'")
+            return None
+
+        def check(self, deal: Deal, product: Product | None) -> str | None:
+            return None
+
+    store = MemoryWatermarkStore()
+    _, ingestor = make(emulator={"refill_per_min": 100}, filters=(Fragile(),), store=store)
+    report = ingestor.run_once()
+    assert report.stopped == "fatal_error"
+    assert "fragile" in report.errors[-1]
+    mark = store.load("job")
+    assert mark is None or mark < Watermark(victim["lastUpdate"], victim["asin"])
+
+
+def test_server_faults_mid_run_are_reported_and_lose_nothing(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """503s past the client's retries and malformed JSON stop a run; the next runs lose nothing."""
+    emu, ingestor = make(emulator={"refill_per_min": 100}, filters=(Everything(),), retries=0)
+    start = emu.now_minute()
+    emu.inject(*[Fault.server_error(503)] * 6, endpoint="product")
+    first = ingestor.run_once()
+    assert first.stopped == "error"
+    assert any("KeepaServerError" in e for e in first.errors)
+    emu.inject(Fault.malformed_json(), endpoint="product")
+    second = ingestor.run_once()
+    assert any("KeepaProtocolError" in e for e in second.errors)
+    last = ingestor.run_once()
+    while last.stopped != "caught_up":
+        last = ingestor.run_once()
+    assert ingestor._sink.asins() == truth(emu, start - 60, start - 3)
+
+
+def test_sparse_products_are_rejections_not_crashes(make: Callable[..., Any]) -> None:
+    """Products missing fields are rejected with a missing:* reason; the run goes on."""
+    _emu, ingestor = make(emulator={"refill_per_min": 200, "sparse_share": 0.5}, filters=None)
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up"
+    assert not report.errors
+    assert any(reason.startswith("missing:") for reason in report.rejected)
+    assert report.watermark_after is not None
+
+
+def test_a_wait_past_the_time_budget_ends_the_run(make: Callable[..., Any]) -> None:
+    """With no tokens, a run with a time budget returns at once instead of waiting."""
+    emu, ingestor = make(emulator={"tokens": -40})
+    report = ingestor.run_once(time_budget=30)
+    assert report.stopped == "time_budget"
+    assert report.tokens_spent == 0
+    assert report.elapsed < 30
+    assert emu.stats().throttled == 0
+
+
+def test_a_capped_page_set_never_advances_the_watermark(make: Callable[..., Any]) -> None:
+    """Pages read down only part of the way leave the watermark; the next run reads on."""
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(
+        emulator={"deals_per_minute": 10, "tokens": 12, "refill_per_min": 5}, store=store
+    )
+    first = ingestor.run_once(time_budget=30)  # a few pages, then a wait for tokens
+    assert first.stopped == "time_budget"
+    assert first.deals_seen == 0
+    assert store.load("job") is None
+    second = ingestor.run_once()
+    assert second.deals_seen > 300
+    assert second.stopped == "caught_up"
+    # The second run read on from where the first stopped: no page was read twice.
+    requests = emu.stats().requests["deal"][200]
+    assert requests == first.pages + second.pages
+
+
+def test_a_held_lease_means_nothing_is_done(make: Callable[..., Any]) -> None:
+    """A second ingestor on the same key reports who holds the lease and spends nothing."""
+    lease = MemoryLease()
+    lease.acquire("job", ttl=600)
+    emu, ingestor = make(lease=lease)
+    report = ingestor.run_once()
+    assert report.stopped == "lease_held"
+    assert report.lease_holder is not None
+    assert emu.stats().tokens_consumed == 0
+    assert set(emu.stats().requests) == {"token"}  # only the free status call
+
+
+def test_a_lost_lease_stops_the_run_at_once(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """When another holder takes over the lease mid-run, the run stops before committing."""
+    lease = MemoryLease(clock=manual_clock)
+    store = MemoryWatermarkStore()
+
+    def steal(event: IngestEvent) -> None:
+        if event.kind == "page":
+            manual_clock.advance(10_000)  # the lease expires...
+            lease.acquire("job", ttl=600)  # ...and another ingestor takes it
+
+    _emu, ingestor = make(lease=lease, store=store, on_event=steal, lease_ttl=60)
+    report = ingestor.run_once()
+    assert report.stopped == "lease_lost"
+    assert store.load("job") is None
+
+
+def test_batches_fit_what_a_recharged_bucket_admits(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """Every product batch is admitted when the bucket leaves recharge mode (no second wait)."""
+    config = BucketConfig(
+        300,
+        Rate.per_minute(5),
+        burst_threshold=40,
+        min_threshold=1,
+        deficit=DeficitRule.none(),
+        refill_step=60,
+    )
+    bucket = TokenBucket(config, clock=manual_clock, tokens=40)
+    emu, ingestor = make(bucket=bucket, filters=(Everything(),), enrich={"offers": 20})
+    report = ingestor.run_once(time_budget=4 * 3600)
+    assert report.batches
+    assert max(report.batches) * 12 + 1 <= 40 or max(report.batches) == 1
+    assert emu.stats().throttled == 0
+
+
+def test_tokens_spent_are_what_the_server_charged(make: Callable[..., Any]) -> None:
+    """The report's tokens are the emulator's: pages at 5, products at their real cost."""
+    emu, ingestor = make(emulator={"refill_per_min": 100}, filters=(Everything(),))
+    report = ingestor.run_once()
+    assert report.tokens_spent == emu.stats().tokens_consumed
+
+
+def test_one_run_is_not_capped_but_by_the_budget(make: Callable[..., Any]) -> None:
+    """A rich account processes every page of a busy selection in one run."""
+    _emu, ingestor = make(emulator={"refill_per_min": 1000, "deals_per_minute": 12})
+    report = ingestor.run_once()
+    assert report.pages >= 5
+    assert report.deals_seen > 500
+    assert report.stopped == "caught_up"
+
+
+def test_run_forever_stops_cleanly_on_sigterm(make: Callable[..., Any]) -> None:
+    """SIGTERM ends run_forever after the run in progress; the handlers are restored."""
+    _emu, ingestor = make()
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[str] = []
+
+    def on_report(report: Any) -> None:
+        seen.append(report.stopped)
+        if len(seen) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    last = ingestor.run_forever(interval=60, on_report=on_report)
+    assert len(seen) == 3
+    assert last is not None
+    assert signal.getsignal(signal.SIGTERM) is before
