@@ -62,7 +62,11 @@ def test_two_processes_share_one_account_without_a_429(make_emulator, shared_red
         tokens=20,
     )
     redis_server, redis_prefix = shared_redis
-    env = {**os.environ, "KEEPA_API_KEY": SECRET, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env = {
+        **os.environ,
+        "KEEPA_API_KEY": SECRET,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+    }
     requests = 14
     workers = [
         subprocess.Popen(
