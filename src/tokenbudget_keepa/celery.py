@@ -214,12 +214,14 @@ class KeepaAccount:
         """
         from ._client import KeepaClient
 
+        bucket = self.bucket()
+        assert isinstance(bucket, RedisAccountBucket)  # noqa: S101 -- built by bucket()
         return KeepaClient(
             self.api_key,
             base_url=self.base_url,
             domain=self.domain,
-            bucket=self.bucket(),
-            clock=self.clock,
+            bucket=bucket,
+            clock=bucket.client_clock(self.clock),
             **self.client_options,
         )
 

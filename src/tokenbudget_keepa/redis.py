@@ -40,6 +40,7 @@ from tokenbudget import (
     BackendError,
     BucketConfig,
     Clock,
+    MonotonicClock,
     Rate,
     Reservation,
     Snapshot,
@@ -360,11 +361,16 @@ def _check_key(key: object) -> str:
 
 # -- a Keepa account's bucket shared by several processes --------------------------------------
 
-#: KEYS: the in-flight set, the settle counter. ARGV: member ("id:cost"), its due time.
+#: KEYS: the in-flight set, the settle counter, the booking counter. ARGV: the booking's id
+#: and cost ("id:cost"), its due time. Its member (the booking's number first, so that
+#: members sort in booking order) and the count of settles.
 _BOOK: Final = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 86400)
+local member = string.format('%020d', seq) .. ':' .. ARGV[1]
+redis.call('ZADD', KEYS[1], ARGV[2], member)
 redis.call('EXPIRE', KEYS[1], 86400)
-return redis.call('GET', KEYS[2]) or '0'
+return {member, redis.call('GET', KEYS[2]) or '0'}
 """
 
 #: KEYS: the in-flight set, the settle counter. ARGV: member. The new count of settles.
@@ -387,9 +393,24 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
 local due = 0
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[3]))) do
-  due = due + tonumber(string.match(member, ':(.*)$'))
+  due = due + tonumber(string.match(member, ':([^:]*)$'))
 end
 return {tostring(due), redis.call('GET', KEYS[2]) or '0'}
+"""
+
+#: KEYS: the in-flight set. ARGV: a member and its due time. How many bookings on the wire
+#: were booked before it (members sort in booking order) and are due by its time.
+_EARLIER: Final = """
+local n = 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
+  if member ~= ARGV[1] then
+    local score = tonumber(redis.call('ZSCORE', KEYS[1], member))
+    if score < tonumber(ARGV[2]) or member < ARGV[1] then
+      n = n + 1
+    end
+  end
+end
+return n
 """
 
 #: KEYS: the mutex. ARGV: its owner. Deletes it iff the owner holds it.
@@ -406,6 +427,9 @@ _FLIGHT_HORIZON: Final = 300.0
 _LOOKAHEAD: Final = 1.0
 #: The longest a booking or a sync waits for another process's (milliseconds-long) turn.
 _MUTEX_WAIT: Final = 10.0
+#: The longest a request that takes the balance below the threshold waits for the requests
+#: booked before it to leave the wire (then it goes anyway: their process may be gone).
+_GATE_WAIT: Final = 60.0
 
 
 class _Marks(threading.local):
@@ -415,6 +439,7 @@ class _Marks(threading.local):
         self.booked_at: int | None = None
         self.settled_clean: int | None = None
         self.settled: bool = False
+        self.unsent: _TrackedReservation | None = None
 
 
 class RedisAccountBucket(TokenBucket):
@@ -460,6 +485,7 @@ class RedisAccountBucket(TokenBucket):
         "_owned",
         "_redis",
         "_scripts",
+        "_seq",
         "_settles",
         "_time_source",
     )
@@ -482,6 +508,7 @@ class RedisAccountBucket(TokenBucket):
         self._flight = f"{base}:inflight"
         self._settles = f"{base}:settles"
         self._mutex = f"{base}:mutex"
+        self._seq = f"{base}:bookings"
         self._time_source = clock
         self._marks = _Marks()
         self._scripts = {
@@ -489,6 +516,7 @@ class RedisAccountBucket(TokenBucket):
             for name, src in (("book", _BOOK), ("settle", _SETTLE), ("view", _VIEW))
         }
         self._scripts["unlock"] = client.register_script(_UNLOCK)
+        self._scripts["earlier"] = client.register_script(_EARLIER)
 
     def close(self) -> None:
         """Close the Redis client if the bucket opened it (:func:`bucket_from_url`)."""
@@ -522,16 +550,34 @@ class RedisAccountBucket(TokenBucket):
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
     def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
-        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until settled."""
+        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until settled.
+
+        A booking due at once that takes the balance below the minimum
+        threshold (a request the account runs into debt) returns only once
+        the requests booked before it have left the wire: sent first, it could
+        overtake them and leave them to meet an empty account.
+        """
         marks = self._marks
         marks.settled = False
         marks.settled_clean = None
+        marks.unsent = None
         try:
             with self._turn():
                 booking = super().reserve(cost, timeout=timeout)
-                member = f"{uuid.uuid4().hex}:{float(booking.cost)!r}"
                 try:
-                    marks.booked_at = int(self._call("book", member, repr(float(booking.time))))
+                    member_raw, count = self._scripts["book"](
+                        keys=[self._flight, self._settles, self._seq],
+                        args=[
+                            f"{uuid.uuid4().hex}:{float(booking.cost)!r}",
+                            repr(float(booking.time)),
+                        ],
+                    )
+                    member = member_raw.decode() if isinstance(member_raw, bytes) else member_raw
+                    marks.booked_at = int(count)
+                    into_debt = self.snapshot().tokens < self.config.min_threshold
+                except RedisError as exc:
+                    booking.cancel()
+                    raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
                 except BaseException:
                     booking.cancel()
                     raise
@@ -542,7 +588,45 @@ class RedisAccountBucket(TokenBucket):
             except RedisError as exc:
                 raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
             raise
-        return _TrackedReservation(self, booking, member)
+        tracked = _TrackedReservation(self, booking, member, into_debt=into_debt)
+        if booking.delay > 0:
+            marks.unsent = tracked  # checked when the client's wait is over (before_send)
+        elif into_debt:
+            self._wait_for_earlier(tracked)
+        return tracked
+
+    def before_send(self) -> None:
+        """Called by the client's clock after it waited for this thread's booking.
+
+        A booking that takes the account into debt waits, then, for the
+        requests booked before it to leave the wire (see :meth:`reserve`).
+        """
+        tracked, self._marks.unsent = self._marks.unsent, None
+        if tracked is not None and tracked.into_debt and not tracked.cancelled:
+            self._wait_for_earlier(tracked)
+
+    def _wait_for_earlier(self, tracked: _TrackedReservation) -> None:
+        deadline = time.monotonic() + _GATE_WAIT
+        pause = 0.001
+        args = [tracked.member, repr(float(tracked.time))]
+        while time.monotonic() < deadline:
+            try:
+                earlier = int(self._scripts["earlier"](keys=[self._flight], args=args))
+            except RedisError as exc:
+                raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
+            if earlier == 0:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
+    def client_clock(self, clock: Clock | None = None) -> Clock:
+        """The clock to give the ``KeepaClient`` that spends from this bucket.
+
+        It waits on *clock* (default: the monotonic clock) and, after the
+        client's wait for a booking, holds a request that takes the account
+        into debt until the requests booked before it have left the wire.
+        """
+        return _SendGate(MonotonicClock() if clock is None else clock, self)
 
     def _settled(self, member: str) -> None:
         count = int(self._call("settle", member))
@@ -583,26 +667,52 @@ class RedisAccountBucket(TokenBucket):
 class _TrackedReservation(Reservation):
     """A booking of a :class:`RedisAccountBucket`: off the wire once settled or cancelled."""
 
-    __slots__ = ("_member",)
+    __slots__ = ("into_debt", "member")
 
-    def __init__(self, bucket: RedisAccountBucket, booking: Reservation, member: str) -> None:
+    def __init__(
+        self, bucket: RedisAccountBucket, booking: Reservation, member: str, *, into_debt: bool
+    ) -> None:
         super().__init__(bucket, booking._state)  # noqa: SLF001 -- the same booking, tracked
-        self._member = member
+        self.member = member
+        self.into_debt = into_debt
 
     def settle(self, actual_cost: float) -> None:
         """Like :meth:`Reservation.settle`; the request is then off the wire."""
         super().settle(actual_cost)
         bucket = self._bucket
         assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
-        bucket._settled(self._member)  # noqa: SLF001
+        bucket._settled(self.member)  # noqa: SLF001
 
     def cancel(self) -> bool:
         """Like :meth:`Reservation.cancel`; the booking is forgotten (no request follows)."""
         ok = super().cancel()
         bucket = self._bucket
         assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
-        bucket._forget(self._member)  # noqa: SLF001
+        bucket._forget(self.member)  # noqa: SLF001
         return ok
+
+
+class _SendGate:
+    """A client's clock: waits on its base clock, then lets the bucket hold a request in debt."""
+
+    __slots__ = ("_base", "_bucket")
+
+    def __init__(self, base: Clock, bucket: RedisAccountBucket) -> None:
+        self._base = base
+        self._bucket = bucket
+
+    def __repr__(self) -> str:
+        return f"<send gate on {self._base!r}>"
+
+    def now(self) -> float:
+        return self._base.now()
+
+    def sleep(self, seconds: float) -> None:
+        self._base.sleep(seconds)
+        self._bucket.before_send()
+
+    async def asleep(self, seconds: float) -> None:
+        await self._base.asleep(seconds)
 
 
 def account_name(api_key: str | None = None) -> str:

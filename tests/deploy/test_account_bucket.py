@@ -141,3 +141,34 @@ def test_bucket_from_url_refuses_other_urls():
 
     with pytest.raises(ValueError, match="postgresql://x"):
         bucket_from_url("postgresql://x", api_key="k")
+
+
+def test_a_request_into_debt_waits_for_the_earlier_ones_on_the_wire(make):
+    """A booking that takes the balance below the threshold is not sent before earlier ones."""
+    import threading
+
+    one, two = make(), make()
+    one.sync(15, refill_in=0.5)
+    earlier = one.reserve(10)  # process one's request is on the wire
+    returned = threading.Event()
+
+    def book_into_debt():
+        two.reserve(100)  # 5 left: the account runs it into debt
+        returned.set()
+
+    thread = threading.Thread(target=book_into_debt)
+    thread.start()
+    assert not returned.wait(0.2)  # sent first, it would leave one's request a 429
+    earlier.settle(10)
+    assert returned.wait(5)
+    thread.join()
+
+
+def test_a_request_that_stays_in_credit_is_not_held(make):
+    """Bookings that leave the balance above the threshold go at once, whatever is on the wire."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5)
+    one.reserve(10)
+    booking = two.reserve(10)
+    assert booking.delay == 0
+    assert not booking.into_debt

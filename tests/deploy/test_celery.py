@@ -25,6 +25,21 @@ pytestmark = [pytest.mark.redis, skip_if_heavy_skipped]
 
 RATE = 6000  # tokens a minute: 50 every half second
 STEP = 0.5
+INGEST_RATE = 3000  # 25 tokens every half second: runs of 4 s are budget-limited
+DEALS = {"deals_per_minute": 20, "history_minutes": 30, "reupdate_share": 0.0}
+
+
+def mark(watermark):
+    """A report's watermark as a comparable tuple (None: none yet)."""
+    return None if watermark is None else (watermark["minute"], watermark["asin"])
+
+
+def stored_asins(postgres_url):
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT asin FROM deals").fetchall()
+    return [r[0] for r in rows]
 
 
 @pytest.fixture
