@@ -36,9 +36,9 @@ def client_of(keepa, clock, **kwargs) -> AsyncKeepaClient:  # type: ignore[no-un
 
 
 def test_ten_in_flight_spend_the_refill_without_a_429(keepa, manual_clock):
-    """12 simulated hours, 10 tasks of offers batches and deal pages: no 429, >= 95 % spent."""
+    """A simulated day, 10 tasks of offers batches and deal pages: no 429, >= 95 % spent."""
     asins = keepa.catalog_asins(2000)
-    hours = 12
+    hours = 24
 
     async def main() -> None:
         counter = itertools.count()
