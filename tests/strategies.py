@@ -13,11 +13,22 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
+#: Step lengths that are not round numbers (they broke step counting at wall-clock times).
+STEPS = (0.1, 0.3, 1 / 3, 1.0, 7.3, 60.0)
+
+
+def rates() -> st.SearchStrategy[float]:
+    """Refill rates from 1e-6 to 1e9 tokens per second, spread evenly over the decades."""
+    return st.floats(-6.0, 9.0).map(lambda e: 10.0**e)
+
+
 @st.composite
-def configs(draw: st.DrawFn, *, steps: bool = False, infinite_deficit: bool = True) -> BucketConfig:
-    """Any valid BucketConfig, over realistic magnitudes (rates 1e-3..1e3/s, capacity 1..1e5)."""
+def configs(
+    draw: st.DrawFn, *, steps: bool = False, infinite_deficit: bool = True, in_flight: bool = False
+) -> BucketConfig:
+    """Any valid BucketConfig: capacity 1..1e5, rates 1e-6..1e9/s, odd step lengths."""
     capacity = draw(_floats(1.0, 1e5))
-    rate = Rate.per_second(draw(_floats(1e-3, 1e3)))
+    rate = Rate.per_second(draw(rates()))
     burst = draw(_floats(capacity * 1e-3, capacity))
     kind = draw(st.sampled_from(["none", "while_positive", "bounded"]))
     if kind == "while_positive":
@@ -32,10 +43,24 @@ def configs(draw: st.DrawFn, *, steps: bool = False, infinite_deficit: bool = Tr
     else:
         m = draw(_floats(0.0, burst * 0.999))
         rule = DeficitRule.none()
-    step = draw(st.sampled_from([None, 1.0, 60.0])) if steps else None
+    step = None
+    if steps:
+        step = draw(st.one_of(st.none(), st.sampled_from(STEPS), _floats(0.05, 100.0)))
+    window = draw(st.sampled_from([0.0, 30.0])) if in_flight else 0.0
     return BucketConfig(
-        capacity, rate, burst_threshold=burst, min_threshold=m, deficit=rule, refill_step=step
+        capacity,
+        rate,
+        burst_threshold=burst,
+        min_threshold=m,
+        deficit=rule,
+        refill_step=step,
+        in_flight=window,
     )
+
+
+def clock_origins() -> st.SearchStrategy[float]:
+    """Where a clock starts: 0, a monotonic clock's magnitude, a wall clock's (Redis TIME)."""
+    return st.one_of(st.just(0.0), _floats(1e6, 1e7), _floats(1.7e9, 2e9))
 
 
 def costs(config: BucketConfig) -> st.SearchStrategy[float]:

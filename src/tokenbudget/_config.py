@@ -197,6 +197,13 @@ def _default_burst(self: BucketConfig) -> float:
     return self.capacity
 
 
+def _window(value: object) -> float:
+    w = _finite("in_flight", value)
+    if w < 0:
+        raise ValueError(f"in_flight must be >= 0 seconds, got {w!r}")
+    return w
+
+
 @attrs.frozen
 class BucketConfig:
     """The immutable parameters of one bucket, validated at construction.
@@ -216,6 +223,18 @@ class BucketConfig:
         refill_step: ``None`` for a continuous refill, or the seconds between
             refill steps when the server adds its refill in steps (Keepa: 60).
             Each step adds ``refill.tokens_per_second * refill_step`` tokens.
+        in_flight: Seconds an admitted booking counts as *in flight* after its
+            time, until it is settled or cancelled (default 0: never). A
+            :meth:`~tokenbudget.TokenBucket.sync` subtracts the bookings in
+            flight from the server's figure, as requests that other processes
+            (or this one) admitted and whose answers are still on the way, so
+            the server has not counted them yet. Set it to the longest time a
+            request may take (Keepa: the client's request timeout) when several
+            processes share one account. Every admission is then recorded until
+            its window ends, so keep it off for plain rate limiting.
+
+    .. versionchanged:: 0.1.0
+       The *in_flight* window.
 
     .. versionadded:: 0.1.0
     """
@@ -232,6 +251,7 @@ class BucketConfig:
         validator=_check_deficit,
     )
     refill_step: float | None = attrs.field(kw_only=True, default=None)
+    in_flight: float = attrs.field(kw_only=True, default=0.0)
 
     #: Resolved, derived numbers (set in ``__attrs_post_init__``).
     max_deficit: float = attrs.field(init=False, repr=False, eq=False)
@@ -252,6 +272,7 @@ class BucketConfig:
             object.__setattr__(
                 self, "refill_step", _finite_positive("refill_step", self.refill_step)
             )
+        object.__setattr__(self, "in_flight", _window(self.in_flight))
         object.__setattr__(self, "capacity", c)
         object.__setattr__(self, "burst_threshold", b)
         object.__setattr__(self, "min_threshold", m)

@@ -21,18 +21,53 @@ from typing import Final, NamedTuple, Protocol
 
 import attrs
 
-from ._config import BOUNDED, NONE, WHILE_POSITIVE, BucketConfig
+from ._config import NONE, WHILE_POSITIVE, BucketConfig
 
 
 #: Times closer than this (seconds) are equal: "admitted now" survives float rounding.
+#: It is the floor of :func:`time_tolerance`, which widens it at large clock values.
 TIME_TOLERANCE: Final = 1e-9
+#: :func:`time_tolerance` at time *t* is at least ``|t| * TIME_ULPS``: eight units in the
+#: last place of a double near *t* (2.4e-7 s is one unit at 1.7e9 s, a wall clock's time).
+TIME_ULPS: Final = 2.0**-49
 #: Relative tolerance on balances, for the same reason.
 TOKEN_TOLERANCE: Final = 1e-12
+#: One unit in the last place of a double, relative (moves a tail forward by at least that).
+_EPS: Final = 2.0**-52
+
+
+def time_tolerance(t: float) -> float:
+    """The tolerance for comparing times near *t*: ``max(1e-9, |t| * 2**-49)``.
+
+    A fixed 1e-9 s is below the spacing of doubles beyond about 4e6 s (a
+    monotonic clock after some weeks of uptime, any wall clock or Redis
+    ``TIME``), so times computed from one another (a booking's time, a refill
+    step's) would compare unequal by rounding alone. Eight units in the last
+    place of *t* cover the few roundings of those computations.
+    """
+    x = t * TIME_ULPS
+    if x < 0.0:
+        x = -x
+    return x if x > TIME_TOLERANCE else TIME_TOLERANCE
+
+
+def covers(balance: float, need: float) -> bool:
+    """Whether *balance* pays for a required balance *need*, within rounding.
+
+    The one token tolerance of the library: admission (now, without a wait)
+    and :class:`~tokenbudget.AdaptiveBatchSizer` both decide with it, so a
+    batch the sizer sizes for the burst threshold is admitted there.
+    """
+    return need - balance <= TOKEN_TOLERANCE * max(1.0, abs(need))
 
 
 @attrs.define(slots=True)
 class BucketState:
     """The mutable state of one bucket, as every backend stores it.
+
+    The state is a *base* (the balance settled before the first pending
+    booking) and the pending bookings on top of it, whose replay gives the
+    *tail*; the tail is kept too, so that admission reads it directly.
 
     Attributes:
         tokens: Balance at :attr:`time`, after every booking (may be negative).
@@ -43,10 +78,21 @@ class BucketState:
         next_id: The id the next booking gets.
         booked: Total cost booked since :attr:`since` (net of cancels and settles).
         since: When the state was created.
-        pending: ``(booking_id, time, cost, waited_recharging)`` of bookings
+        pending: ``(booking_id, time, cost, settled, before)`` of bookings
             whose time may not have come yet, in booking (and so time) order;
-            *waited_recharging* (1.0 or 0.0) says whether the booking waited in
-            recharge mode, so that the mode *now* is known while it is pending.
+            *settled* (1.0 or 0.0) says whether it was settled before its time
+            (it is then not in flight after it); *before* is the balance the
+            booking was admitted at (just before its debit), which a replay
+            that arrives within rounding of it adopts.
+        base_tokens: The balance before the first pending booking, at
+            :attr:`base_time` (meaningful only while bookings are pending).
+        base_time: The time of :attr:`base_tokens`.
+        base_recharging: The recharge mode at :attr:`base_time`.
+        flight: ``(booking_id, time, cost)`` of bookings whose time has come
+            but which are neither settled nor cancelled, for
+            ``BucketConfig.in_flight`` seconds after their time.
+        synced_id: :attr:`next_id` at the last sync: a booking with a smaller
+            id, neither pending nor in flight then, is in the server's figure.
     """
 
     tokens: float
@@ -57,7 +103,12 @@ class BucketState:
     next_id: int = 1
     booked: float = 0.0
     since: float = 0.0
-    pending: list[tuple[int, float, float, float]] = attrs.Factory(list)
+    pending: list[tuple[int, float, float, float, float]] = attrs.Factory(list)
+    base_tokens: float = 0.0
+    base_time: float = 0.0
+    base_recharging: bool = False
+    flight: list[tuple[int, float, float]] = attrs.Factory(list)
+    synced_id: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -71,13 +122,20 @@ class BucketState:
             "booked": self.booked,
             "since": self.since,
             "pending": [list(p) for p in self.pending],
+            "base": [self.base_tokens, self.base_time, self.base_recharging],
+            "flight": [list(f) for f in self.flight],
+            "synced_id": self.synced_id,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> BucketState:
         """Inverse of :meth:`to_dict`."""
         pending = data.get("pending") or []
+        flight = data.get("flight") or []
+        base = data.get("base") or [data["tokens"], data["time"], data["recharging"]]
         assert isinstance(pending, list)  # noqa: S101 -- internal storage format
+        assert isinstance(flight, list)  # noqa: S101
+        assert isinstance(base, list)  # noqa: S101
         return cls(
             tokens=float(data["tokens"]),  # type: ignore[arg-type]
             time=float(data["time"]),  # type: ignore[arg-type]
@@ -88,9 +146,13 @@ class BucketState:
             booked=float(data["booked"]),  # type: ignore[arg-type]
             since=float(data["since"]),  # type: ignore[arg-type]
             pending=[
-                (int(e[0]), float(e[1]), float(e[2]), float(e[3]) if len(e) > 3 else 0.0)
-                for e in pending
+                (int(e[0]), float(e[1]), float(e[2]), float(e[3]), float(e[4])) for e in pending
             ],
+            base_tokens=float(base[0]),
+            base_time=float(base[1]),
+            base_recharging=bool(base[2]),
+            flight=[(int(e[0]), float(e[1]), float(e[2])) for e in flight],
+            synced_id=int(data.get("synced_id", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -186,36 +248,44 @@ class Observation(NamedTuple):
 # -- refill ---------------------------------------------------------------------------------
 
 
+def _step_index(state: BucketState, step: float, t: float) -> int:
+    """The index of the last refill step at or before *t* (steps are ``anchor + k * step``)."""
+    a = state.anchor
+    return math.floor((t - a + time_tolerance(abs(t) + abs(a))) / step)
+
+
 def refill_between(config: BucketConfig, state: BucketState, t0: float, t1: float) -> float:
     """Tokens the refill adds between *t0* and *t1* (``t0 <= t1``), before the capacity cap."""
     step = config.refill_step
     if step is None:
         return state.rate * (t1 - t0)
-    a = state.anchor
-    steps = math.floor((t1 - a + TIME_TOLERANCE) / step) - math.floor(
-        (t0 - a + TIME_TOLERANCE) / step
-    )
-    return steps * state.rate * step
+    steps = _step_index(state, step, t1) - _step_index(state, step, t0)
+    return steps * (state.rate * step)
 
 
 def _time_to_reach(
     config: BucketConfig, state: BucketState, balance: float, t0: float, target: float
 ) -> tuple[float, float]:
-    """The first time at or after *t0* the balance reaches *target*, and the balance then."""
+    """The first time after *t0* the balance reaches *target*, and the balance then.
+
+    A step's time is computed from its integer index relative to the anchor,
+    so that counting the steps up to it again gives the same index.
+    """
     step = config.refill_step
     if step is None:
-        return t0 + (target - balance) / state.rate, target
+        at = t0 + (target - balance) / state.rate
+        if at <= t0:  # the wait is below the spacing of doubles at t0: move by one unit
+            at = t0 + abs(t0) * _EPS
+        return at, target
     per_step = state.rate * step
     needed = max(1, math.ceil((target - balance) / per_step - TOKEN_TOLERANCE))
-    a = state.anchor
-    first = a + (math.floor((t0 - a + TIME_TOLERANCE) / step) + 1) * step
+    at = state.anchor + (_step_index(state, step, t0) + needed) * step
     reached = min(config.capacity, balance + needed * per_step)
-    return first + (needed - 1) * step, max(reached, target)
+    return at, max(reached, target)  # within rounding of the target: the target (time moved)
 
 
-def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
-    """Bring a state whose tail is in the past up to *now*; True if recharge mode ended."""
-    left = False
+def _refill_to(config: BucketConfig, state: BucketState, now: float) -> bool:
+    """Bring the tail, if it is in the past, up to *now* (capped); True if recharge mode ended."""
     t0 = state.time
     if now > t0:
         if config.refill_step is None:  # refill_between, inlined for the common case
@@ -227,15 +297,96 @@ def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
         state.time = now
         if state.recharging and state.tokens >= config.burst_threshold:
             state.recharging = False
-            left = True
+            return True
+    return False
+
+
+def _run(
+    config: BucketConfig,
+    state: BucketState,
+    start: tuple[float, float, bool],
+    entries: list[tuple[int, float, float, float, float]],
+) -> tuple[float, float, bool]:
+    """Replay *entries* from *start* (balance, time, recharge mode): a capped server after each.
+
+    The refill is capped at the capacity on the way; recharge mode ends when
+    the balance reaches the burst threshold and starts when a debit leaves it
+    below the minimum threshold. Bookings keep their times. Every change of
+    the past (sync, cancel, settle, a booking's time passing) goes through it.
+    A balance within rounding of the one the booking was admitted at (the
+    refill over its wait, recomputed from times, is exact only to the time
+    tolerance) is that balance, so that replaying changes nothing by itself.
+    """
+    balance, t, recharging = start
+    cap = config.capacity
+    low = config.min_threshold
+    high = config.burst_threshold
+    rate = state.rate
+    for entry in entries:
+        at = entry[1]
+        if at > t:
+            balance = balance + refill_between(config, state, t, at)
+            if balance > cap:
+                balance = cap
+            t = at
+        before = entry[4]
+        off = balance - before
+        if off < 0.0:
+            off = -off
+        if off <= rate * time_tolerance(at) + TOKEN_TOLERANCE * max(1.0, abs(before)):
+            balance = before
+        if recharging and covers(balance, high):
+            recharging = False
+        balance -= entry[2]
+        if not covers(balance, low):  # a debit below m, beyond rounding
+            recharging = True
+    return balance, t, recharging
+
+
+def _replay(config: BucketConfig, state: BucketState, now: float) -> bool:
+    """Recompute the tail from the base and the pending bookings; True if recharge mode ended.
+
+    With nothing pending the base, brought up to *now*, is the tail.
+    """
+    was = state.recharging
     pending = state.pending
-    if pending and pending[0][1] <= now + TIME_TOLERANCE:
-        limit = now + TIME_TOLERANCE
+    if pending:
+        state.tokens, state.time, state.recharging = _run(
+            config, state, (state.base_tokens, state.base_time, state.base_recharging), pending
+        )
+        return was and not state.recharging
+    state.tokens = state.base_tokens
+    state.time = state.base_time
+    state.recharging = state.base_recharging
+    left = _refill_to(config, state, now)
+    return left or (was and not state.recharging)
+
+
+def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
+    """Bring a state up to *now*: bookings whose time came leave the pending list.
+
+    They go in flight (``BucketConfig.in_flight``) unless settled before their
+    time; flights older than that window are forgotten. Returns True if
+    recharge mode ended.
+    """
+    pending = state.pending
+    if pending and pending[0][1] <= now + time_tolerance(now):
+        limit = now + time_tolerance(now)
         i = 0
         while i < len(pending) and pending[i][1] <= limit:
             i += 1
+        done = pending[:i]
         del pending[:i]
-    return left
+        if config.in_flight > 0.0:
+            state.flight.extend((e[0], e[1], e[2]) for e in done if e[3] == 0.0)
+        if pending:  # the base moves past the bookings whose time came
+            state.base_tokens, state.base_time, state.base_recharging = _run(
+                config, state, (state.base_tokens, state.base_time, state.base_recharging), done
+            )
+    if state.flight:
+        window = config.in_flight
+        state.flight = [f for f in state.flight if f[1] + window > now]
+    return _refill_to(config, state, now)
 
 
 def net_tokens(config: BucketConfig, state: BucketState, now: float) -> float:
@@ -245,8 +396,12 @@ def net_tokens(config: BucketConfig, state: BucketState, now: float) -> float:
     return state.tokens
 
 
-def _reached(balance: float, target: float, rate: float) -> bool:
-    return target - balance <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * max(1.0, abs(target))
+def _base_now(config: BucketConfig, state: BucketState, now: float) -> tuple[float, bool]:
+    """The balance and recharge mode at *now* before the pending bookings (some are pending)."""
+    b = state.base_tokens + refill_between(config, state, state.base_time, now)
+    if b > config.capacity:
+        b = config.capacity
+    return b, state.base_recharging and b < config.burst_threshold
 
 
 # -- operations -----------------------------------------------------------------------------
@@ -255,39 +410,52 @@ def _reached(balance: float, target: float, rate: float) -> bool:
 def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) -> Outcome:
     """Book ``request.cost`` first come, first served, if its wait fits ``request.max_wait``.
 
-    The cost must already be checked (:meth:`BucketConfig.check_cost`).
+    A shortfall within rounding of the balance (:func:`covers`) is admitted
+    at the tail; any other shortfall waits for the refill, and a wait within
+    the time tolerance counts as none (delay 0) but still moves the tail
+    forward by it, so that the shortfall is never forgiven. The cost must
+    already be checked (:meth:`BucketConfig.check_cost`).
     """
     left = _advance(config, state, now)
     cost = request.cost
     t0 = state.time  # >= now: the tail, behind every earlier booking
-    balance = state.tokens
+    start = state.tokens
+    balance = start
     target = config.required_balance(cost)
     rech = state.recharging
     if rech and target < config.burst_threshold:
         target = config.burst_threshold
-    if _reached(balance, target, state.rate):
+    if covers(balance, target):
         at = t0
         if balance < target:
             balance = target
     else:
         at, balance = _time_to_reach(config, state, balance, t0, target)
+    tol = time_tolerance(now)
     delay = at - now
-    if delay <= TIME_TOLERANCE:
+    if delay <= tol:
         delay = 0.0
-    if delay > request.max_wait + TIME_TOLERANCE:
+    if delay > request.max_wait + tol:
         return Outcome(False, delay, 0, now, net_tokens(config, state, now), rech, False, left)
+    pending = state.pending
+    booking_id = state.next_id
+    if delay > 0.0:
+        if not pending:  # the base: the tail before the first pending booking
+            state.base_tokens = start
+            state.base_time = t0
+            state.base_recharging = rech
+        pending.append((booking_id, at, cost, 0.0, balance))
+    elif config.in_flight > 0.0:
+        state.flight.append((booking_id, now, cost))
     balance -= cost
     state.tokens = balance
     state.time = at if at > t0 else t0
-    entered = balance < config.min_threshold
+    entered = not covers(balance, config.min_threshold)  # below m beyond rounding
     left = left or rech  # an admission while recharging waited for the burst threshold
     state.recharging = entered
     state.booked += cost
-    booking_id = state.next_id
     state.next_id = booking_id + 1
-    if delay > 0.0:
-        state.pending.append((booking_id, state.time, cost, 1.0 if rech else 0.0))
-    tokens = balance if delay == 0.0 and t0 <= now else net_tokens(config, state, now)
+    tokens = balance if state.time <= now else net_tokens(config, state, now)
     return Outcome(True, delay, booking_id, now, tokens, entered, entered, left)
 
 
@@ -330,9 +498,9 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     release = lock.release
     state: BucketState | None = None
 
-    if config.refill_step is not None:
+    if config.refill_step is not None or config.in_flight > 0.0:
 
-        def admit_stepped(cost: float) -> bool:
+        def admit_general(cost: float) -> bool:
             nonlocal state
             acquire()
             try:
@@ -343,20 +511,19 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
             finally:
                 release()
 
-        return admit_stepped
+        return admit_general
 
     cap = config.capacity
     m = config.min_threshold
     code = config.deficit_code
     shift = m if code == NONE else -config.max_deficit
     floor = m if code == WHILE_POSITIVE else -math.inf
-    tolerance = TIME_TOLERANCE
-    # |R(cost)| <= capacity (or max_deficit, bounded rule) for every admissible cost, so a
-    # shortfall above rate * TIME_TOLERANCE + far is surely not _reached (far: twice that
-    # bound's token tolerance, room for rounding); nearer ones ask _reached itself.
-    far = 2 * TOKEN_TOLERANCE * max(1.0, cap, config.max_deficit if code == BOUNDED else 0.0)
+    tol0 = TIME_TOLERANCE
+    ulps = TIME_ULPS
+    token_tol = TOKEN_TOLERANCE
+    m_tol = TOKEN_TOLERANCE * max(1.0, abs(m))  # covers(balance, m), inlined
 
-    def admit_now(cost: float) -> bool:
+    def admit_now(cost: float) -> bool:  # noqa: C901, PLR0912 -- one frame on purpose
         nonlocal state
         acquire()
         try:
@@ -376,17 +543,25 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
             if target < floor:
                 target = floor
             if balance < target:
-                if target - balance > rate * tolerance + far or not _reached(balance, target, rate):
+                scale = target if target > 0.0 else -target  # covers(balance, target), inlined
+                if scale < 1.0:
+                    scale = 1.0
+                if target - balance > token_tol * scale:
                     state.tokens = balance  # like admit: the refill up to now is applied anyway
                     state.time = t
-                    if t + (target - balance) / rate - t > tolerance:
+                    tol = t * ulps  # time_tolerance(t), inlined
+                    if tol < 0.0:
+                        tol = -tol
+                    if tol < tol0:
+                        tol = tol0
+                    if t + (target - balance) / rate - t > tol:
                         return False
                     return admit(config, state, t, Admit(cost, 0.0)).ok  # a wait within tolerance
                 balance = target
             balance -= cost
             state.tokens = balance
             state.time = t
-            if balance < m:
+            if m - balance > m_tol:
                 state.recharging = True
             state.booked += cost
             state.next_id += 1
@@ -397,129 +572,154 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     return admit_now
 
 
-def _set_tail(config: BucketConfig, state: BucketState, tokens: float) -> tuple[bool, bool]:
-    """Set the tail balance (capped) and the recharge mode it implies; (entered, left)."""
-    state.tokens = min(config.capacity, tokens)
+def _absorbed(state: BucketState, booking_id: int) -> bool:
+    """Whether a sync took the booking (neither pending nor in flight) as in the server's figure."""
+    return booking_id < state.synced_id and not any(f[0] == booking_id for f in state.flight)
+
+
+def _end_flight(state: BucketState, booking_id: int) -> None:
+    flight = state.flight
+    for i, f in enumerate(flight):
+        if f[0] == booking_id:
+            del flight[i]
+            return
+
+
+def _correct_now(config: BucketConfig, state: BucketState, now: float, credit: float) -> bool:
+    """Credit (or, negative, debit) *credit* at *now*, before the pending bookings.
+
+    The balance is capped at the capacity; with bookings pending they are
+    replayed on top of the corrected base. Returns True if recharge mode ended.
+    """
+    cap = config.capacity
+    if state.pending:
+        b, rech = _base_now(config, state, now)
+        b += credit
+        if b > cap:
+            b = cap
+        if not covers(b, config.min_threshold):
+            rech = True
+        elif b >= config.burst_threshold:
+            rech = False
+        state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+        return _replay(config, state, now)
+    b = state.tokens + credit
+    state.tokens = b if b < cap else cap
     was = state.recharging
-    if state.tokens < config.min_threshold:
+    if not covers(state.tokens, config.min_threshold):
         state.recharging = True
     elif state.tokens >= config.burst_threshold:
         state.recharging = False
-    return (state.recharging and not was, was and not state.recharging)
+    return was and not state.recharging
 
 
 def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel) -> Outcome:
-    """Return a booking's cost if its time has not passed; later bookings keep their times."""
+    """Return a booking's cost if its time has not passed; later bookings keep their times.
+
+    The later bookings are replayed as a capped server would see them without
+    the cancelled one, so nothing is credited that the capacity would have
+    cut. A booking a sync took as in the server's figure returns nothing.
+    The booking stops being in flight either way.
+    """
     left = _advance(config, state, now)
-    if request.time < now - TIME_TOLERANCE:
+    tol = time_tolerance(now)
+    booking_id = request.booking_id
+    absorbed = _absorbed(state, booking_id)
+    _end_flight(state, booking_id)
+    if request.time < now - tol:
         return _outcome(config, state, now, ok=False, left=left)
     pending = state.pending
     for i, entry in enumerate(pending):
-        if entry[0] == request.booking_id:
+        if entry[0] == booking_id:
             del pending[i]
-            break
-    else:
-        if request.time > now + TIME_TOLERANCE:  # pending, yet not found: cancelled already
-            return _outcome(config, state, now, ok=False, left=left)
-    state.booked -= request.cost
-    if request.time >= state.time - TIME_TOLERANCE:
-        # The tail's own booking: the tail goes back to the booking before it (or now),
-        # so that a cancelled booking never holds later requests back.
-        dropped_left = _drop_tail(config, state, now, request.cost)  # always undo the booking
-        return _outcome(config, state, now, ok=True, left=left or dropped_left)
-    _, left2 = _set_tail(config, state, state.tokens + request.cost)
+            state.booked -= entry[2]
+            left2 = _replay(config, state, now)
+            return _outcome(config, state, now, ok=True, left=left or left2)
+    if request.time > now + tol or absorbed:  # cancelled already, or in the server's figure
+        return _outcome(config, state, now, ok=False, left=left)
+    state.booked -= request.cost  # a booking admitted now: its cost returns now
+    left2 = _correct_now(config, state, now, request.cost)
     return _outcome(config, state, now, ok=True, left=left or left2)
 
 
-def _drop_tail(config: BucketConfig, state: BucketState, now: float, cost: float) -> bool:
-    """Undo the tail's booking of *cost*: the tail returns to the previous booking or *now*.
-
-    The balance there is the balance before the booking minus the refill in
-    between. The recharge mode there is implied by that balance (below
-    ``min_threshold``: recharging; at or above ``burst_threshold``: not), and
-    in between by the booking's wait: a booking that waited until a balance of
-    at least ``burst_threshold`` is taken to have waited in recharge mode (when
-    its own required balance was that high too, either is possible; recharge
-    mode is the cautious choice). Returns whether recharge mode ended.
-    """
-    pending = state.pending
-    back = pending[-1][1] if pending else now
-    if back < now:
-        back = now
-    before = state.tokens + cost  # the balance at the booking's time, before its debit
-    balance = before - refill_between(config, state, back, state.time)
-    waited = state.time > back + TIME_TOLERANCE
-    was = state.recharging
-    # The balance there is reconstructed: compare it with the thresholds within rounding.
-    rate = state.rate
-    if balance < config.min_threshold and not _reached(balance, config.min_threshold, rate):
-        recharging = True
-    elif _reached(balance, config.burst_threshold, rate):
-        recharging = False
-    else:
-        recharging = waited and _reached(before, config.burst_threshold, rate)
-    state.tokens = balance if balance < config.capacity else config.capacity
-    state.time = back
-    state.recharging = recharging
-    return was and not recharging
-
-
 def settle(config: BucketConfig, state: BucketState, now: float, request: Settle) -> Outcome:
-    """Correct a booking's debit to its true cost; never moves later bookings."""
+    """Correct a booking's debit to its true cost; never moves later bookings.
+
+    A pending booking is corrected at its time and the later ones replayed; a
+    booking whose time has come is corrected now (before the pending ones),
+    unless a sync took it as in the server's figure: then only the count of
+    booked tokens changes. The booking stops being in flight.
+    """
     left = _advance(config, state, now)
+    booking_id = request.booking_id
     delta = request.actual - request.cost
+    state.booked += delta
+    absorbed = _absorbed(state, booking_id)
+    _end_flight(state, booking_id)
+    was = state.recharging
     pending = state.pending
     for i, entry in enumerate(pending):
-        if entry[0] == request.booking_id:
-            pending[i] = (entry[0], entry[1], request.actual, entry[3])
+        if entry[0] == booking_id:
+            pending[i] = (booking_id, entry[1], request.actual, 1.0, entry[4])
+            left2 = _replay(config, state, now)
             break
-    state.booked += delta
-    entered, left2 = _set_tail(config, state, state.tokens - delta)
+    else:
+        left2 = False if absorbed else _correct_now(config, state, now, -delta)
+    entered = state.recharging and not was
     return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
 
 
 def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) -> Outcome:
-    """Adopt the server's balance; pending bookings keep their times and are subtracted."""
+    """Adopt the server's balance; pending and in-flight bookings are subtracted.
+
+    Pending bookings keep their times and are replayed on top of the server's
+    balance; bookings in flight (``BucketConfig.in_flight``) are subtracted
+    as if still to be spent. With a step refill, *refill_in* anchors the
+    steps; a *refill_in* longer than a step never adds a step before the
+    server's next one (the steps the anchor implies in between are taken off).
+    """
     left = _advance(config, state, now)
+    if state.pending:
+        _, was = _base_now(config, state, now)
+    else:
+        was = state.recharging
+    before = state.recharging
     if request.rate is not None:
         state.rate = request.rate
     balance = request.tokens
+    for f in state.flight:
+        balance -= f[2]
     if request.refill_in is not None:
-        if config.refill_step is None:
+        step = config.refill_step
+        if step is None:
             # The server adds its refill in steps we do not model: never run ahead of it.
             balance -= state.rate * request.refill_in
         else:
             state.anchor = now + request.refill_in
-    # Replay the pending bookings (all later than now) from the server's balance, the
-    # refill capped at the capacity on the way and recharge mode with its hysteresis,
-    # as the server will see them. Between the thresholds the mode now is not known
-    # (bookings are pending): the mode after the last booking stands in for it.
+            early = -_step_index(state, step, now) - 1  # steps the anchor implies before it
+            if early > 0:
+                balance -= early * (state.rate * step)
     cap = config.capacity
-    low = config.min_threshold
-    high = config.burst_threshold
-    was = state.recharging
-    t = now
-    balance = min(cap, balance)
-    recharging = True if balance < low else False if balance >= high else was
-    rate = state.rate
-    for entry in state.pending:
-        balance = min(cap, balance + refill_between(config, state, t, entry[1]))
-        if recharging and _reached(balance, high, rate):
-            recharging = False
-        balance -= entry[2]
-        if balance < low:
-            recharging = True
-        t = entry[1]
-    tail = state.time if state.time > now else now
-    balance = min(cap, balance + refill_between(config, state, t, tail))
-    if recharging and _reached(balance, high, rate):
+    if balance > cap:
+        balance = cap
+    if balance < config.min_threshold:
+        recharging = True
+    elif balance >= config.burst_threshold:
         recharging = False
-    state.time = tail
-    state.tokens = balance
-    state.recharging = recharging
-    entered = recharging and not was
+    else:
+        recharging = was
+    state.base_tokens, state.base_time, state.base_recharging = balance, now, recharging
+    # Bookings before the first pending one and not in flight are in the server's figure.
+    state.synced_id = state.pending[0][0] if state.pending else state.next_id
+    _replay(config, state, now)
+    after = state.recharging
     return _outcome(
-        config, state, now, ok=True, entered=entered, left=left or (was and not recharging)
+        config,
+        state,
+        now,
+        ok=True,
+        entered=after and not before,
+        left=left or (before and not after),
     )
 
 
@@ -547,19 +747,19 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
         b = state.tokens - refill_between(config, state, now, tail)
         recharging = state.recharging
         backlog = tail - now
-    limit = now + TIME_TOLERANCE
-    waiting = [entry for entry in state.pending if entry[1] > limit]
-    pending = len(waiting)
+    limit = now + time_tolerance(now)
+    pending = state.pending
+    done = [entry for entry in pending if entry[1] <= limit]
+    waiting = len(pending) - len(done)
     if waiting:
-        # The mode now is the one the first pending booking waits in: recharge mode
-        # until the balance before the pending debits reaches the burst threshold.
-        before = b
-        for entry in waiting:
-            before += entry[2]
-        recharging = waiting[0][3] != 0.0 and not _reached(
-            before, config.burst_threshold, state.rate
-        )
-    return Observation(now, b, recharging, state.rate, pending, backlog, state.booked, state.since)
+        # The mode now is the base's, after the bookings whose time came, brought up to now.
+        base, t, rech = state.base_tokens, state.base_time, state.base_recharging
+        if done:
+            base, t, rech = _run(config, state, (base, t, rech), done)
+        if now > t:
+            base = min(config.capacity, base + refill_between(config, state, t, now))
+        recharging = rech and base < config.burst_threshold
+    return Observation(now, b, recharging, state.rate, waiting, backlog, state.booked, state.since)
 
 
 def _outcome(

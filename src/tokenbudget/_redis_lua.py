@@ -12,8 +12,8 @@ One call is one operation on one bucket:
     The bucket's hash.
 ``ARGV``
     The config (``capacity``, ``rate``, ``burst``, ``min``, ``deficit code``,
-    ``max_deficit``, ``step`` or empty) and the starting balance of a new
-    bucket as one argument of eight words separated by single spaces (the
+    ``max_deficit``, ``step`` or empty, ``in_flight``) and the starting balance
+    of a new bucket as one argument of nine words separated by single spaces (the
     client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
     ``settle``, ``sync``, ``observe``), ``now`` (empty: use Redis ``TIME``)
     and the request's fields.
@@ -29,7 +29,10 @@ backlog booked since``.
 
 The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
 is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
-booking (``id time cost``).
+booking (``id time cost settled before``); ``base`` is ``tokens time recharging``
+(the settled base), ``flight`` three words a booking in flight (``id time
+cost``), ``synced`` the first booking id a sync did not take into the
+server's figure.
 
 An ``admit`` in the common case (an existing bucket with a continuous refill,
 not recharging, nothing pending, admitted now or refused) takes a fast path
@@ -45,7 +48,7 @@ import hashlib
 from typing import Final
 
 from ._config import BOUNDED, NONE, WHILE_POSITIVE
-from ._core import TIME_TOLERANCE, TOKEN_TOLERANCE
+from ._core import _EPS, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
 
 
 __all__ = ["SCRIPT", "SCRIPT_SHA1"]
@@ -54,13 +57,16 @@ __all__ = ["SCRIPT", "SCRIPT_SHA1"]
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
 #: Added to the computed idle expiry (milliseconds).
 TTL_MARGIN_MS: Final = 1000
-#: Fields of one pending booking (``_core.BucketState.pending``: id, time, cost), stored as
+#: Fields of one pending booking (``_core.BucketState.pending``: id, time, cost, settled,
+#: before), as
 #: that many words per booking; the script reads and writes any width the same way.
-PENDING_WIDTH: Final = 4
+PENDING_WIDTH: Final = 5
 
 _TEMPLATE = r"""
 -- tokenbudget: the Lua twin of _core.py (see _redis_lua.py). Generated; do not edit.
 local TIME_TOLERANCE = @TIME_TOLERANCE@
+local TIME_ULPS = @TIME_ULPS@
+local EPS = @EPS@
 local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
 local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
 local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
@@ -92,6 +98,17 @@ local function flag(b)
   return '0'
 end
 
+local function time_tolerance(t)  -- mirrors _core.time_tolerance
+  local x = t * TIME_ULPS
+  if x < 0.0 then x = -x end
+  if x > TIME_TOLERANCE then return x end
+  return TIME_TOLERANCE
+end
+
+local function covers(balance, need)  -- mirrors _core.covers
+  return need - balance <= TOKEN_TOLERANCE * math.max(1.0, math.abs(need))
+end
+
 -- idle expiry (milliseconds) of a state whose tail is at time, holding tokens --------------
 
 local function ttl_ms(time, tokens, now, capacity, rate, step)
@@ -112,8 +129,8 @@ end
 
 local key = KEYS[1]
 -- ARGV[1]: the config and the starting balance, one word each (the step may be empty)
-local CAPACITY, RATE, BURST, MIN, CODE, MAX_DEFICIT, STEP, INITIAL = string.match(ARGV[1],
-  '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S*) (%S+)$')
+local CAPACITY, RATE, BURST, MIN, CODE, MAX_DEFICIT, STEP, IN_FLIGHT, INITIAL =
+  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S*) (%S+) (%S+)$')
 if CAPACITY == nil then error('tokenbudget: bad config ' .. tostring(ARGV[1])) end
 local op = ARGV[2]
 local now = opt(ARGV[3])
@@ -124,7 +141,7 @@ if now == nil then
 end
 
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
-                     'booked', 'since', 'pending')
+                     'booked', 'since', 'pending', 'base', 'flight', 'synced')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -133,7 +150,7 @@ local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anch
 -- that change. Any other case (a wait to book, or a wait within the tolerance) goes on to
 -- the general path with the state as loaded. The differential test pins both to _core.
 if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '')
-    and STEP == '' then
+    and STEP == '' and num(IN_FLIGHT) == 0.0 then
   local t0 = num(v[2])
   if t0 <= now then
     local capacity, rate = num(CAPACITY), num(v[4])
@@ -154,12 +171,11 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
     else
       target = cost - num(MAX_DEFICIT)
     end
-    if target - balance
-        <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * math.max(1.0, math.abs(target)) then
+    if covers(balance, target) then
       -- admitted now (at = t0 = now)
       if balance < target then balance = target end
       balance = balance - cost
-      local entered = balance < low
+      local entered = not covers(balance, low)
       local booking_id = num(v[6])
       local tokens, time = fmt(balance), fmt(now)
       redis.call('HSET', key, 'tokens', tokens, 'time', time, 'recharging', flag(entered),
@@ -170,7 +186,8 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       return flags .. string.format('%d', booking_id) .. ' ' .. time .. ' ' .. tokens
     end
     local delay = now + (target - balance) / rate - now  -- time_to_reach, continuous
-    if delay > TIME_TOLERANCE and delay > max_wait + TIME_TOLERANCE then
+    local tol = time_tolerance(now)
+    if delay > tol and delay > max_wait + tol then
       -- refused: only the refill up to now is stored. The key's expiry stays: the time the
       -- bucket will be full again (the tail plus (capacity - tokens) / rate) has not moved,
       -- since nothing was taken and the refill did not reach the capacity. Only an injected
@@ -195,6 +212,7 @@ local cfg = {
   code = tonumber(CODE),
   max_deficit = num(MAX_DEFICIT),
   step = opt(STEP),
+  in_flight = num(IN_FLIGHT),
 }
 local initial = num(INITIAL)
 
@@ -206,90 +224,179 @@ end
 
 -- state -------------------------------------------------------------------------------------
 
-local function load()
-  if not v[1] then
-    return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
-            anchor = now, next_id = 1, booked = 0.0, since = now, pending = {}}, true
-  end
-  -- pending: bookings separated by spaces, PENDING_WIDTH fields each (see _core.BucketState)
-  local pending = {}
-  if v[9] and v[9] ~= '' then
+local function words(text, width)
+  -- entries of width numbers each, separated by spaces
+  local list = {}
+  if text and text ~= '' then
     local entry = {}
-    for word in string.gmatch(v[9], '%S+') do
+    for word in string.gmatch(text, '%S+') do
       entry[#entry + 1] = num(word)
-      if #entry == PENDING_WIDTH then
-        pending[#pending + 1] = entry
+      if #entry == width then
+        list[#list + 1] = entry
         entry = {}
       end
     end
   end
+  return list
+end
+
+local function load()
+  if not v[1] then
+    return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
+            anchor = now, next_id = 1, booked = 0.0, since = now, pending = {},
+            base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
+            synced_id = 0}, true
+  end
+  local base = words(v[10], 3)[1]
+  if base == nil then base = {num(v[1]), num(v[2]), 0} ; if v[3] == '1' then base[3] = 1 end end
+  local synced = 0
+  if v[12] then synced = num(v[12]) end
   return {tokens = num(v[1]), time = num(v[2]), recharging = v[3] == '1', rate = num(v[4]),
           anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
-          pending = pending}, false
+          pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
+          base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced}, false
+end
+
+local function join(list, width)
+  local parts = {}
+  for _, e in ipairs(list) do
+    local w = {}
+    for i = 1, width do w[i] = fmt(e[i]) end
+    parts[#parts + 1] = table.concat(w, ' ')
+  end
+  return table.concat(parts, ' ')
 end
 
 local function save(state)
-  local parts = {}
-  for _, e in ipairs(state.pending) do
-    local words = {}
-    for i = 1, PENDING_WIDTH do words[i] = fmt(e[i]) end
-    parts[#parts + 1] = table.concat(words, ' ')
-  end
+  local base_rech = 0
+  if state.base_recharging then base_rech = 1 end
   redis.call('HSET', key,
     'tokens', fmt(state.tokens), 'time', fmt(state.time), 'recharging', flag(state.recharging),
     'rate', fmt(state.rate), 'anchor', fmt(state.anchor), 'next_id', fmt(state.next_id),
-    'booked', fmt(state.booked), 'since', fmt(state.since), 'pending', table.concat(parts, ' '))
+    'booked', fmt(state.booked), 'since', fmt(state.since),
+    'pending', join(state.pending, PENDING_WIDTH),
+    'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
+    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id))
   redis.call('PEXPIRE', key,
     ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step))
 end
 
--- refill (mirrors _core.refill_between, _time_to_reach, _advance, net_tokens, _reached) -------
+-- refill (mirrors _core._step_index, refill_between, _time_to_reach, _refill_to, _run,
+-- _replay, _advance, net_tokens, _base_now) -------------------------------------------------
+
+local function step_index(state, step, t)
+  local a = state.anchor
+  return floor((t - a + time_tolerance(math.abs(t) + math.abs(a))) / step)
+end
 
 local function refill_between(state, t0, t1)
   local step = cfg.step
   if step == nil then
     return state.rate * (t1 - t0)
   end
-  local a = state.anchor
-  local steps = floor((t1 - a + TIME_TOLERANCE) / step) - floor((t0 - a + TIME_TOLERANCE) / step)
-  return steps * state.rate * step
+  local steps = step_index(state, step, t1) - step_index(state, step, t0)
+  return steps * (state.rate * step)
 end
 
 local function time_to_reach(state, balance, t0, target)
   local step = cfg.step
   if step == nil then
-    return t0 + (target - balance) / state.rate, target
+    local at = t0 + (target - balance) / state.rate
+    if at <= t0 then at = t0 + math.abs(t0) * EPS end
+    return at, target
   end
   local per_step = state.rate * step
   local needed = math.max(1, ceil((target - balance) / per_step - TOKEN_TOLERANCE))
-  local a = state.anchor
-  local first = a + (floor((t0 - a + TIME_TOLERANCE) / step) + 1) * step
+  local at = state.anchor + (step_index(state, step, t0) + needed) * step
   local reached = math.min(cfg.capacity, balance + needed * per_step)
-  return first + (needed - 1) * step, math.max(reached, target)
+  return at, math.max(reached, target)
 end
 
-local function advance(state)
-  local left = false
-  if now > state.time then
-    local b = state.tokens + refill_between(state, state.time, now)
+local function refill_to(state)
+  local t0 = state.time
+  if now > t0 then
+    local b
+    if cfg.step == nil then
+      b = state.tokens + state.rate * (now - t0)
+    else
+      b = state.tokens + refill_between(state, t0, now)
+    end
     local cap = cfg.capacity
     if b < cap then state.tokens = b else state.tokens = cap end
     state.time = now
     if state.recharging and state.tokens >= cfg.burst then
       state.recharging = false
-      left = true
+      return true
     end
   end
+  return false
+end
+
+local function run(state, balance, t, recharging, entries)
+  local cap, low, high = cfg.capacity, cfg.min, cfg.burst
+  local rate = state.rate
+  for _, e in ipairs(entries) do
+    local at = e[2]
+    if at > t then
+      balance = balance + refill_between(state, t, at)
+      if balance > cap then balance = cap end
+      t = at
+    end
+    local before = e[5]
+    local off = balance - before
+    if off < 0.0 then off = -off end
+    if off <= rate * time_tolerance(at) + TOKEN_TOLERANCE * math.max(1.0, math.abs(before)) then
+      balance = before
+    end
+    if recharging and covers(balance, high) then recharging = false end
+    balance = balance - e[3]
+    if not covers(balance, low) then recharging = true end
+  end
+  return balance, t, recharging
+end
+
+local function replay(state)
+  local was = state.recharging
+  if #state.pending > 0 then
+    state.tokens, state.time, state.recharging = run(state, state.base_tokens, state.base_time,
+      state.base_recharging, state.pending)
+    return was and not state.recharging
+  end
+  state.tokens = state.base_tokens
+  state.time = state.base_time
+  state.recharging = state.base_recharging
+  local left = refill_to(state)
+  return left or (was and not state.recharging)
+end
+
+local function advance(state)
   local pending = state.pending
-  if #pending > 0 and pending[1][2] <= now + TIME_TOLERANCE then
-    local limit = now + TIME_TOLERANCE
-    local kept = {}
+  if #pending > 0 and pending[1][2] <= now + time_tolerance(now) then
+    local limit = now + time_tolerance(now)
+    local done, kept = {}, {}
     for _, e in ipairs(pending) do
-      if e[2] > limit or #kept > 0 then kept[#kept + 1] = e end
+      if #kept == 0 and e[2] <= limit then done[#done + 1] = e else kept[#kept + 1] = e end
     end
     state.pending = kept
+    if cfg.in_flight > 0.0 then
+      for _, e in ipairs(done) do
+        if e[4] == 0.0 then state.flight[#state.flight + 1] = {e[1], e[2], e[3]} end
+      end
+    end
+    if #kept > 0 then
+      state.base_tokens, state.base_time, state.base_recharging = run(state, state.base_tokens,
+        state.base_time, state.base_recharging, done)
+    end
   end
-  return left
+  if #state.flight > 0 then
+    local window = cfg.in_flight
+    local kept = {}
+    for _, f in ipairs(state.flight) do
+      if f[2] + window > now then kept[#kept + 1] = f end
+    end
+    state.flight = kept
+  end
+  return refill_to(state)
 end
 
 local function net_tokens(state)
@@ -299,9 +406,10 @@ local function net_tokens(state)
   return state.tokens
 end
 
-local function reached(balance, target, rate)
-  return target - balance
-    <= rate * TIME_TOLERANCE + TOKEN_TOLERANCE * math.max(1.0, math.abs(target))
+local function base_now(state)
+  local b = state.base_tokens + refill_between(state, state.base_time, now)
+  if b > cfg.capacity then b = cfg.capacity end
+  return b, state.base_recharging and b < cfg.burst
 end
 
 local function outcome(ok, delay, booking_id, tokens, recharging, entered, left)
@@ -313,165 +421,187 @@ local function plain_outcome(state, ok, entered, left)
   return outcome(ok, 0.0, 0, net_tokens(state), state.recharging, entered, left)
 end
 
-local function set_tail(state, tokens)
-  state.tokens = math.min(cfg.capacity, tokens)
-  local was = state.recharging
-  if state.tokens < cfg.min then
-    state.recharging = true
-  elseif state.tokens >= cfg.burst then
-    state.recharging = false
-  end
-  return state.recharging and not was, was and not state.recharging
-end
-
--- operations (mirror _core.admit, _drop_tail, cancel, settle, sync, observe) ---------------
+-- operations (mirror _core.admit, cancel, settle, sync, observe) ----------------------------
 
 local function admit(state, cost, max_wait)
   local left = advance(state)
   local t0 = state.time
-  local balance = state.tokens
+  local start = state.tokens
+  local balance = start
   local target = required_balance(cost)
   local rech = state.recharging
   if rech and target < cfg.burst then
     target = cfg.burst
   end
   local at
-  if reached(balance, target, state.rate) then
+  if covers(balance, target) then
     at = t0
     if balance < target then balance = target end
   else
     at, balance = time_to_reach(state, balance, t0, target)
   end
+  local tol = time_tolerance(now)
   local delay = at - now
-  if delay <= TIME_TOLERANCE then delay = 0.0 end
-  if delay > max_wait + TIME_TOLERANCE then
+  if delay <= tol then delay = 0.0 end
+  if delay > max_wait + tol then
     return outcome(false, delay, 0, net_tokens(state), rech, false, left)
+  end
+  local pending = state.pending
+  local booking_id = state.next_id
+  if delay > 0.0 then
+    if #pending == 0 then
+      state.base_tokens = start
+      state.base_time = t0
+      state.base_recharging = rech
+    end
+    pending[#pending + 1] = {booking_id, at, cost, 0.0, balance}
+  elseif cfg.in_flight > 0.0 then
+    state.flight[#state.flight + 1] = {booking_id, now, cost}
   end
   balance = balance - cost
   state.tokens = balance
   if at > t0 then state.time = at else state.time = t0 end
-  local entered = balance < cfg.min
+  local entered = not covers(balance, cfg.min)
   left = left or rech
   state.recharging = entered
   state.booked = state.booked + cost
-  local booking_id = state.next_id
   state.next_id = booking_id + 1
-  if delay > 0.0 then
-    local waited = 0
-    if rech then waited = 1 end
-    state.pending[#state.pending + 1] = {booking_id, state.time, cost, waited}
-  end
   local tokens
-  if delay == 0.0 and t0 <= now then tokens = balance else tokens = net_tokens(state) end
+  if state.time <= now then tokens = balance else tokens = net_tokens(state) end
   return outcome(true, delay, booking_id, tokens, entered, entered, left)
 end
 
-local function drop_tail(state, cost)
-  local pending = state.pending
-  local back = now
-  if #pending > 0 then back = pending[#pending][2] end
-  if back < now then back = now end
-  local before = state.tokens + cost
-  local balance = before - refill_between(state, back, state.time)
-  local waited = state.time > back + TIME_TOLERANCE
-  local was = state.recharging
-  -- The balance there is reconstructed: compare it with the thresholds within rounding.
-  local rate = state.rate
-  local recharging
-  if balance < cfg.min and not reached(balance, cfg.min, rate) then
-    recharging = true
-  elseif reached(balance, cfg.burst, rate) then
-    recharging = false
-  else
-    recharging = waited and reached(before, cfg.burst, rate)
+local function absorbed(state, booking_id)
+  if booking_id >= state.synced_id then return false end
+  for _, f in ipairs(state.flight) do
+    if f[1] == booking_id then return false end
   end
-  if balance < cfg.capacity then state.tokens = balance else state.tokens = cfg.capacity end
-  state.time = back
-  state.recharging = recharging
-  return was and not recharging
+  return true
+end
+
+local function end_flight(state, booking_id)
+  for i, f in ipairs(state.flight) do
+    if f[1] == booking_id then
+      table.remove(state.flight, i)
+      return
+    end
+  end
+end
+
+local function correct_now(state, credit)
+  local cap = cfg.capacity
+  if #state.pending > 0 then
+    local b, rech = base_now(state)
+    b = b + credit
+    if b > cap then b = cap end
+    if not covers(b, cfg.min) then
+      rech = true
+    elseif b >= cfg.burst then
+      rech = false
+    end
+    state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+    return replay(state)
+  end
+  local b = state.tokens + credit
+  if b < cap then state.tokens = b else state.tokens = cap end
+  local was = state.recharging
+  if not covers(state.tokens, cfg.min) then
+    state.recharging = true
+  elseif state.tokens >= cfg.burst then
+    state.recharging = false
+  end
+  return was and not state.recharging
 end
 
 local function cancel(state, booking_id, time, cost)
   local left = advance(state)
-  if time < now - TIME_TOLERANCE then
+  local tol = time_tolerance(now)
+  local is_absorbed = absorbed(state, booking_id)
+  end_flight(state, booking_id)
+  if time < now - tol then
     return plain_outcome(state, false, false, left)
   end
   local pending = state.pending
-  local found = false
   for i, e in ipairs(pending) do
     if e[1] == booking_id then
       table.remove(pending, i)
-      found = true
-      break
+      state.booked = state.booked - e[3]
+      local left2 = replay(state)
+      return plain_outcome(state, true, false, left or left2)
     end
   end
-  if not found and time > now + TIME_TOLERANCE then
+  if time > now + tol or is_absorbed then
     return plain_outcome(state, false, false, left)
   end
   state.booked = state.booked - cost
-  if time >= state.time - TIME_TOLERANCE then
-    -- The tail's own booking: the tail goes back to the booking before it (or now).
-    local dropped_left = drop_tail(state, cost)  -- always undo the booking
-    return plain_outcome(state, true, false, left or dropped_left)
-  end
-  local _, left2 = set_tail(state, state.tokens + cost)
+  local left2 = correct_now(state, cost)
   return plain_outcome(state, true, false, left or left2)
 end
 
 local function settle(state, booking_id, time, cost, actual)
   local left = advance(state)
   local delta = actual - cost
-  for _, e in ipairs(state.pending) do
+  state.booked = state.booked + delta
+  local is_absorbed = absorbed(state, booking_id)
+  end_flight(state, booking_id)
+  local was = state.recharging
+  local left2 = nil
+  for i, e in ipairs(state.pending) do
     if e[1] == booking_id then
-      e[3] = actual
+      state.pending[i] = {booking_id, e[2], actual, 1.0, e[5]}
+      left2 = replay(state)
       break
     end
   end
-  state.booked = state.booked + delta
-  local entered, left2 = set_tail(state, state.tokens - delta)
+  if left2 == nil then
+    if is_absorbed then left2 = false else left2 = correct_now(state, -delta) end
+  end
+  local entered = state.recharging and not was
   return plain_outcome(state, true, entered, left or left2)
 end
 
 local function sync(state, tokens, refill_in, rate)
   local left = advance(state)
+  local was
+  if #state.pending > 0 then
+    local _
+    _, was = base_now(state)
+  else
+    was = state.recharging
+  end
+  local before = state.recharging
   if rate ~= nil then state.rate = rate end
   local balance = tokens
+  for _, f in ipairs(state.flight) do balance = balance - f[3] end
   if refill_in ~= nil then
-    if cfg.step == nil then
+    local step = cfg.step
+    if step == nil then
       balance = balance - state.rate * refill_in
     else
       state.anchor = now + refill_in
+      local early = -step_index(state, step, now) - 1
+      if early > 0 then balance = balance - early * (state.rate * step) end
     end
   end
-  -- Replay the pending bookings from the server's balance (see _core.sync).
-  local cap, low, high = cfg.capacity, cfg.min, cfg.burst
-  local was = state.recharging
-  local t = now
-  balance = math.min(cap, balance)
+  local cap = cfg.capacity
+  if balance > cap then balance = cap end
   local recharging
-  if balance < low then
+  if balance < cfg.min then
     recharging = true
-  elseif balance >= high then
+  elseif balance >= cfg.burst then
     recharging = false
   else
     recharging = was
   end
-  local rate_now = state.rate
-  for _, e in ipairs(state.pending) do
-    balance = math.min(cap, balance + refill_between(state, t, e[2]))
-    if recharging and reached(balance, high, rate_now) then recharging = false end
-    balance = balance - e[3]
-    if balance < low then recharging = true end
-    t = e[2]
+  state.base_tokens, state.base_time, state.base_recharging = balance, now, recharging
+  if #state.pending > 0 then
+    state.synced_id = state.pending[1][1]
+  else
+    state.synced_id = state.next_id
   end
-  local tail = now
-  if state.time > now then tail = state.time end
-  balance = math.min(cap, balance + refill_between(state, t, tail))
-  if recharging and reached(balance, high, rate_now) then recharging = false end
-  state.time = tail
-  state.tokens = balance
-  state.recharging = recharging
-  return plain_outcome(state, true, recharging and not was, left or (was and not recharging))
+  replay(state)
+  local after = state.recharging
+  return plain_outcome(state, true, after and not before, left or (before and not after))
 end
 
 local function observe(state)
@@ -486,23 +616,23 @@ local function observe(state)
     recharging = state.recharging
     backlog = tail - now
   end
-  local limit = now + TIME_TOLERANCE
-  local pending = 0
-  local first = nil
-  local before = b
+  local limit = now + time_tolerance(now)
+  local done = {}
   for _, e in ipairs(state.pending) do
-    if e[2] > limit then
-      pending = pending + 1
-      if first == nil then first = e end
-      before = before + e[3]
-    end
+    if e[2] <= limit then done[#done + 1] = e end
   end
-  if first ~= nil then
-    -- the mode now is the one the first pending booking waits in (mirror of _core.observe)
-    recharging = first[4] ~= 0 and not reached(before, cfg.burst, state.rate)
+  local waiting = #state.pending - #done
+  if waiting > 0 then
+    -- the mode now is the base's, after the bookings whose time came (mirror of _core.observe)
+    local base, t, rech = state.base_tokens, state.base_time, state.base_recharging
+    if #done > 0 then base, t, rech = run(state, base, t, rech, done) end
+    if now > t then
+      base = math.min(cfg.capacity, base + refill_between(state, t, now))
+    end
+    recharging = rech and base < cfg.burst
   end
   return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
-    .. string.format('%d', pending) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
+    .. string.format('%d', waiting) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
     .. fmt(state.since)
 end
 
@@ -538,6 +668,8 @@ def render(*, fast_path: bool = True) -> str:
         "FAST_PATH": "true" if fast_path else "false",
         "TIME_TOLERANCE": repr(TIME_TOLERANCE),
         "TOKEN_TOLERANCE": repr(TOKEN_TOLERANCE),
+        "TIME_ULPS": repr(TIME_ULPS),
+        "EPS": repr(_EPS),
         "NONE": str(NONE),
         "WHILE_POSITIVE": str(WHILE_POSITIVE),
         "BOUNDED": str(BOUNDED),

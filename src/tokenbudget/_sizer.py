@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from ._config import BucketConfig
-from ._core import TOKEN_TOLERANCE
+from ._core import covers
 from .exceptions import CostExceedsCapacity
 
 
@@ -130,10 +130,10 @@ class AdaptiveBatchSizer:
             if cost > config.max_cost:
                 return False
             need = config.required_balance(cost)
-            if balance < need - TOKEN_TOLERANCE * max(1.0, abs(need)):
+            if not covers(balance, need):  # the admission rule's own tolerance
                 return False
             balance -= cost
-            if i < last and balance < config.min_threshold:
+            if i < last and not covers(balance, config.min_threshold):
                 return False  # the next call would wait for a whole recharge
         return True
 
@@ -155,6 +155,8 @@ class AdaptiveBatchSizer:
                     f"(max_deficit={config.max_deficit!r})"
                 )
             hi = max(1, math.floor(config.max_cost / max(self.phase_costs(1))))
+            if self._admits_at_burst(config, hi + 1):  # the division rounded down a whole item
+                hi += 1
         lo = 0  # invariant: lo admissible (0 trivially), hi + 1 not
         if self._admits_at_burst(config, hi):
             lo = hi

@@ -143,6 +143,7 @@ def _head(redis_key: str, config: BucketConfig, initial: float) -> tuple[Any, ..
         str(config.deficit_code),
         _num(config.max_deficit),
         _opt(config.refill_step),
+        _num(config.in_flight),
         _num(initial),
     )
     return (1, redis_key.encode(), " ".join(words).encode())

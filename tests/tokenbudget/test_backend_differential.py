@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import configs, costs, starting_balances
+from tests.strategies import clock_origins, configs, costs, starting_balances
 from tokenbudget import BucketConfig, ManualClock, MemoryBackend, SQLiteBackend, _core
 from tokenbudget._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
 
@@ -76,11 +76,12 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[BucketConfig, float, list[tuple[Any, ...]]]:
-    config = draw(configs(steps=True))
+def scenarios(draw: st.DrawFn) -> tuple[BucketConfig, float, list[tuple[Any, ...]], float]:
+    """A config, a starting balance, operations, and the clock's origin (0, monotonic, wall)."""
+    config = draw(configs(steps=True, in_flight=True))
     initial = draw(starting_balances(config))
     ops = draw(st.lists(operations(config), min_size=5, max_size=40))
-    return config, initial, ops
+    return config, initial, ops, draw(clock_origins())
 
 
 class Reference:
@@ -140,8 +141,9 @@ class Scenario:
         config: BucketConfig,
         initial: float,
         backends: dict[str, Callable[[ManualClock], Any]],
+        origin: float = 1000.0,
     ) -> None:
-        self.clock = clock = ManualClock(1000.0)
+        self.clock = clock = ManualClock(origin)
         self.reference = Reference(config, initial, clock)
         self.others = {
             name: OnBackend(make(clock), config, initial, clock) for name, make in backends.items()
@@ -197,8 +199,9 @@ def run_scenario(
     initial: float,
     ops: list[tuple[Any, ...]],
     backends: dict[str, Callable[[ManualClock], Any]],
+    origin: float = 1000.0,
 ) -> None:
-    scenario = Scenario(config, initial, backends)
+    scenario = Scenario(config, initial, backends, origin)
     scenario.check(None)  # creates the bucket everywhere, at the same time
     for op in ops:
         scenario.step(op)
@@ -220,7 +223,7 @@ def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(scenario=scenarios())
 def test_memory_and_sqlite_match_the_reference(scenario, sqlite_path):
     """The memory and SQLite backends return the reference's decisions, delays and balances."""
-    config, initial, ops = scenario
+    config, initial, ops, origin = scenario
     opened: list[SQLiteBackend] = []
 
     def sqlite(clock: ManualClock) -> SQLiteBackend:
@@ -228,7 +231,13 @@ def test_memory_and_sqlite_match_the_reference(scenario, sqlite_path):
         return opened[-1]
 
     try:
-        run_scenario(config, initial, ops, {"memory": lambda _: MemoryBackend(), "sqlite": sqlite})
+        run_scenario(
+            config,
+            initial,
+            ops,
+            {"memory": lambda _: MemoryBackend(), "sqlite": sqlite},
+            origin,
+        )
     finally:
         for backend in opened:
             backend.close()
@@ -241,12 +250,13 @@ def test_redis_lua_matches_the_reference(scenario, redis_client, redis_prefix):
     """The Lua twin returns the reference's decisions, delays and balances."""
     from tokenbudget.redis import RedisBackend
 
-    config, initial, ops = scenario
+    config, initial, ops, origin = scenario
     run_scenario(
         config,
         initial,
         ops,
         {"redis": lambda clock: RedisBackend(redis_client, prefix=redis_prefix, clock=clock)},
+        origin,
     )
 
 

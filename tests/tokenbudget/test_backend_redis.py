@@ -87,9 +87,12 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
         b"booked",
         b"since",
         b"pending",
+        b"base",
+        b"flight",
+        b"synced",
     }
-    booking_id, time, cost, waited_recharging = fields[b"pending"].split()
-    assert (int(booking_id), float(cost), float(waited_recharging)) == (2, 10.0, 0.0)
+    booking_id, time, cost, settled, _before = fields[b"pending"].split()
+    assert (int(booking_id), float(cost), float(settled)) == (2, 10.0, 0.0)
     assert float(time) == pytest.approx(1000.0 + 10 / (5 / 60))
 
 

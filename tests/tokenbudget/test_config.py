@@ -228,3 +228,14 @@ def test_with_rate():
     config = _config()
     assert config.with_rate(Rate.per_second(1)).refill == Rate.per_second(1)
     assert config.refill == Rate.per_minute(5)
+
+
+def test_in_flight_must_not_be_negative():
+    """A negative in_flight window is a ValueError naming it."""
+    with pytest.raises(ValueError, match="in_flight"):
+        BucketConfig(10, Rate.per_second(1), in_flight=-1)
+
+
+def test_in_flight_defaults_to_zero():
+    """in_flight defaults to 0: nothing is kept in flight."""
+    assert BucketConfig(10, Rate.per_second(1)).in_flight == 0.0

@@ -11,7 +11,15 @@ replayed balance reaches max(B, R(c)) while recharging, else R(c).
 
 Continuous and step refills: with ``refill_step`` the refill adds
 ``rate * step`` at every step time (steps anchored at the start, and at
-``now + refill_in`` by a sync).
+``now + refill_in`` by a sync, which never adds a step before the server's
+next one). The clock starts at 0, at a monotonic clock's magnitude (1e6-1e7 s)
+or at a wall clock's (1.7e9-2e9 s); times compare within SPEC's 1e-9 s, widened
+to eight units in the last place of the times compared.
+
+The model is exact where the bucket must be: cancelling or settling any
+booking replays the later ones with the refill capped, so the bucket never
+credits more than a capped server would (guarantee 1, checked against this
+capped replay rather than against ``initial + r*T``).
 
 Floats: balances agree within 1e-9 relative to the magnitudes involved (and
 times within that balance tolerance divided by the rate, plus 1e-9 s). Where
@@ -23,7 +31,6 @@ they must agree.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -38,7 +45,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tests.strategies import configs, starting_balances
+from tests.strategies import clock_origins, configs, starting_balances
 from tokenbudget import (
     AcquireTimeout,
     BucketConfig,
@@ -54,6 +61,11 @@ TIME_EPS = 1e-9
 REL = 1e-9
 
 
+def ttol(t: float) -> float:
+    """SPEC's 1e-9 s time tolerance, widened to 8 units in the last place of *t*."""
+    return max(TIME_EPS, abs(t) * 2.0**-49)
+
+
 @dataclass
 class Booking:
     """One admitted request in the model."""
@@ -62,6 +74,8 @@ class Booking:
     cost: float
     seq: int
     cancelled: bool = False
+    #: Its cost was returned by a correction (cancelled when admitted at once).
+    returned: bool = False
     #: The balance it waited for (exactly reached at its time), if it waited.
     reached: float | None = None
 
@@ -93,12 +107,10 @@ class Model:
     anchor: float = 0.0
     bookings: list[Booking] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
-    #: (time, seq, recharging): recharge mode set where the bucket cannot know it.
-    modes: list[tuple[float, int, bool]] = field(default_factory=list)
     seq: int = 0
 
     @classmethod
-    def of(cls, config: BucketConfig, tokens: float) -> Model:
+    def of(cls, config: BucketConfig, tokens: float, origin: float = 0.0) -> Model:
         kind = config.deficit.kind
         if kind == "none":
             deficit = 0.0
@@ -113,7 +125,8 @@ class Model:
             kind=kind,
             deficit=deficit,
             rate=config.refill.tokens_per_second,
-            origin_time=0.0,
+            origin_time=origin,
+            anchor=origin,
             origin_balance=tokens,
             origin_recharging=tokens < config.min_threshold,
             step=config.refill_step,
@@ -127,31 +140,38 @@ class Model:
         return cost - self.deficit
 
     def tol(self, *values: float) -> float:
-        """1e-9 relative to the magnitudes, plus the refill in SPEC's 1e-9 s time tolerance."""
+        """1e-9 relative to the magnitudes, plus the refill in the time tolerance (x4)."""
         finite = [abs(v) for v in values if math.isfinite(v)]
-        return REL * max([1.0, self.capacity, *finite]) + self.rate * TIME_EPS
+        return REL * max([1.0, self.capacity, *finite]) + self.rate * 4 * ttol(self.clock_scale)
+
+    @property
+    def clock_scale(self) -> float:
+        return abs(self.origin_time) + abs(self.anchor)
+
+    def snap(self, when: float, target: float) -> float:
+        """How near a replayed balance must be to the one a booking waited for to be it."""
+        return 4 * (self.rate * ttol(when) + 1e-12 * max(1.0, abs(target)))
 
     def reach(self, balance: float, target: float) -> bool:
-        """SPEC's "reached": within the refill of 1e-9 s (and 1e-12 relative) of *target*."""
-        return target - balance <= self.rate * TIME_EPS + 1e-12 * max(1.0, abs(target))
+        """SPEC's "reached": within 1e-12 relative of *target* (rounding)."""
+        return target - balance <= 1e-12 * max(1.0, abs(target))
 
     def _next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def absorbed(self, booking: Booking) -> bool:
+        """Whether a sync took the booking into the server's figure."""
+        return booking not in self.bookings
 
     def live(self) -> list[Booking]:
         return [b for b in self.bookings if not b.cancelled]
 
     def replay(self, until: float) -> tuple[float, bool]:
         """Balance and recharge mode at *until*, after every event at or before it."""
-        balance, recharging, _ = self._replay(until, math.inf)
-        return balance, recharging
+        return self._replay(until)
 
-    def caps_after(self, since: float) -> bool:
-        """Whether the capacity cuts the refill anywhere after *since*, up to the last booking."""
-        return self._replay(self.tail_time(since), since)[2]
-
-    def _replay(self, until: float, since: float) -> tuple[float, bool, bool]:  # noqa: C901
+    def _replay(self, until: float) -> tuple[float, bool]:
         events: list[tuple[float, int, str, float]] = [
             (b.time, b.seq, "debit", b.cost) for b in self.live()
         ]
@@ -161,50 +181,40 @@ class Model:
             if not c.booking.cancelled
         ]
         reached = {b.seq: b.reached for b in self.live()}
-        events += [(t, seq, "mode", float(on)) for t, seq, on in self.modes]
         events.sort()
         t, balance, recharging = self.origin_time, self.origin_balance, self.origin_recharging
-        capped = False
         for when, seq, kind, amount in events:
-            if when > until + TIME_EPS:
+            if when > until + ttol(until):
                 break
             if when > t:
-                capped |= when > since + TIME_EPS and self._caps(balance, t, when)
                 balance, recharging = self._refill(balance, recharging, t, when)
                 t = when
-            if kind == "mode":
-                recharging = bool(amount)
-                continue
             target = reached.get(seq) if kind == "debit" else None
-            if target is not None and abs(balance - target) <= self.tol(balance, target):
-                balance = target  # SPEC: at its time the balance is exactly what it waited for
+            if target is not None and 0 < target - balance <= self.snap(when, target):
+                balance = target  # SPEC: at its time the balance is (at least) what it waited for
             if recharging and self.reach(balance, self.burst):
                 recharging = False
             balance -= amount
             if kind != "debit":
-                capped |= when >= since - TIME_EPS and balance > self.capacity + self.tol(balance)
                 balance = min(self.capacity, balance)
                 if balance >= self.burst:
                     recharging = False
-            if balance < self.minimum:
+            if not self.reach(balance, self.minimum):  # a debit below m (beyond rounding)
                 recharging = True
         if until > t:
-            capped |= until > since + TIME_EPS and self._caps(balance, t, until)
             balance, recharging = self._refill(balance, recharging, t, until)
-        return balance, recharging, capped
+        return balance, recharging
 
     def added(self, t0: float, t1: float) -> float:
         """Tokens the refill adds between *t0* and *t1*, before the cap."""
         if self.step is None:
             return self.rate * (t1 - t0)
-        steps = math.floor((t1 - self.anchor + TIME_EPS) / self.step) - math.floor(
-            (t0 - self.anchor + TIME_EPS) / self.step
-        )
-        return steps * self.rate * self.step
+        return (self.index(t1) - self.index(t0)) * self.rate * self.step
 
-    def _caps(self, balance: float, t0: float, t1: float) -> bool:
-        full = balance + self.added(t0, t1)
-        return full > self.capacity + self.tol(full)
+    def index(self, t: float) -> int:
+        """The index of the last step at or before *t* (steps at anchor + k * step)."""
+        assert self.step is not None
+        return math.floor((t - self.anchor + ttol(abs(t) + abs(self.anchor))) / self.step)
 
     def _refill(self, balance: float, recharging: bool, t0: float, t1: float) -> tuple[float, bool]:
         balance = min(self.capacity, balance + self.added(t0, t1))
@@ -216,7 +226,7 @@ class Model:
         return max([now, *(b.time for b in self.live())])
 
     def pending(self, now: float) -> list[Booking]:
-        return [b for b in self.live() if b.time > now + TIME_EPS]
+        return [b for b in self.live() if b.time > now + ttol(now)]
 
     def booking_time(self, now: float, cost: float) -> tuple[float, float | None]:
         """When a request for *cost* made at *now* is admitted (first come, first served),
@@ -233,12 +243,8 @@ class Model:
         if self.step is None:
             return tail + (target - balance) / self.rate, target
         per_step = self.rate * self.step
-        first = (
-            self.anchor + (math.floor((tail - self.anchor + TIME_EPS) / self.step) + 1) * self.step
-        )
-        steps = max(1, math.ceil((target - balance) / per_step))
-        while steps > 1 and balance + (steps - 1) * per_step >= target - self.tol(target):
-            steps -= 1
+        first = self.anchor + (self.index(tail) + 1) * self.step
+        steps = max(1, math.ceil((target - balance) / per_step - 1e-12))  # within rounding
         return first + (steps - 1) * self.step, target
 
     def book(self, time: float, cost: float, reached: float | None = None) -> Booking:
@@ -258,59 +264,30 @@ class Model:
     def recharging_now(self, now: float) -> bool:
         return self.replay(now)[1]
 
-    def cancel(self, booking: Booking, now: float) -> None:
-        """Remove a booking.
+    def cancel(self, booking: Booking, charged: float, now: float) -> None:
+        """Return a booking's cost: a pending booking leaves the replay; one due now is credited.
 
-        When it was the last one and still pending, the recharge mode at the
-        booking before it (or now) is what SPEC leaves to the bucket: below m
-        recharging, at or above B not; in between the bucket cannot know, and
-        assumes recharge mode when the booking waited until a balance >= B.
+        A pending booking's debit is removed and the later bookings replay
+        without it, capped (exact). A booking admitted now is credited now, its
+        recharge mode following the hysteresis from where it is (the bucket
+        keeps no state from before a booking admitted at once).
         """
-        live = self.live()
-        last = booking is live[-1] and booking.time >= now - TIME_EPS
-        tail = self.tail_time(now)
-        _, was = self.replay(tail)
-        if last:
-            back = max([now, *(b.time for b in live[:-1])])
-            after, _ = self.replay(booking.time)
-            before = after + booking.cost
-            # Modes set for the tail this booking made go with it.
-            self.modes = [m for m in self.modes if m[0] < booking.time - TIME_EPS]
-        booking.cancelled = True
-        if not last:
-            # An earlier booking: the bucket keeps only its last booking's state, and
-            # there follows the hysteresis from where it was (as for a settle).
-            balance, _ = self.replay(tail)
-            mode = True if balance < self.minimum else False if balance >= self.burst else was
-            self.modes.append((tail, self._next_seq(), mode))
-            return
-        balance_back, _ = self.replay(back)
-        if balance_back < self.minimum and not self.reach(balance_back, self.minimum):
-            assumed = True
-        elif self.reach(balance_back, self.burst):
-            assumed = False
+        if booking.time > now + ttol(now):
+            booking.cancelled = True
         else:
-            waited = booking.time > back + TIME_EPS
-            assumed = waited and self.reach(before, self.burst)
-        self.modes.append((back, self._next_seq(), assumed))
+            self.corrections.append(Correction(now, -charged, self._next_seq(), booking))
+            booking.returned = True
 
     def settle(self, booking: Booking, charged: float, actual: float, now: float) -> None:
         """Correct a debit: a pending booking's own debit, else a correction now.
 
-        The recharge mode after the last booking then follows the hysteresis
-        from where it was: below m recharging, at or above B not, in between
-        unchanged (SPEC says a settle enters recharge mode below m; it does not
-        undo a mode the original debit entered).
+        A booking a sync took into the server's figure (no longer in the
+        model's list) is not corrected: the server's figure has its true cost.
         """
-        tail = self.tail_time(now)
-        _, was = self.replay(tail)
-        if booking.time > now + TIME_EPS:
+        if booking.time > now + ttol(now):
             booking.cost = actual  # still pending: its debit is corrected
-        else:
+        elif booking in self.bookings:
             self.corrections.append(Correction(now, actual - charged, self._next_seq(), booking))
-        balance, _ = self.replay(tail)
-        mode = True if balance < self.minimum else False if balance >= self.burst else was
-        self.modes.append((tail, self._next_seq(), mode))
 
     def sync(self, now: float, tokens: float, refill_in: float | None, rate: float | None) -> None:
         """Adopt the server's balance now; pending bookings are replayed from it.
@@ -319,7 +296,7 @@ class Model:
         SPEC leaves it to the bucket, which cannot know it while bookings are
         pending and takes the mode after its last booking.
         """
-        _, recharging = self.replay(self.tail_time(now))
+        _, recharging = self.replay(now)
         pending = self.pending(now)
         if rate is not None:
             self.rate = rate
@@ -329,6 +306,8 @@ class Model:
                 balance -= self.rate * refill_in  # never run ahead of the server
             else:
                 self.anchor = now + refill_in
+                early = -self.index(now) - 1  # steps before the server's next one: none
+                balance -= max(0, early) * self.rate * self.step
         balance = min(self.capacity, balance)
         if balance < self.minimum:
             recharging = True
@@ -339,7 +318,6 @@ class Model:
             booking.reached = None  # it keeps its time, not the balance it waited for
         self.bookings = pending
         self.corrections = []
-        self.modes = []
 
 
 @dataclass
@@ -363,13 +341,14 @@ class BucketMachine(RuleBasedStateMachine):
         self.bucket: TokenBucket
         self.config: BucketConfig
 
-    @initialize(data=st.data(), config=configs(steps=True))
-    def start(self, data, config):
-        """Any valid config (continuous or stepped), any valid starting balance."""
+    @initialize(data=st.data(), config=configs(steps=True), origin=clock_origins())
+    def start(self, data, config, origin):
+        """Any valid config (continuous or stepped), any valid starting balance, any clock."""
         tokens = data.draw(starting_balances(config), label="tokens")
         self.config = config
+        self.clock = ManualClock(origin)
         self.bucket = TokenBucket(config, clock=self.clock, tokens=tokens)
-        self.model = Model.of(config, tokens)
+        self.model = Model.of(config, tokens, origin)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -384,7 +363,7 @@ class BucketMachine(RuleBasedStateMachine):
         return max(share * top, 1e-6)
 
     def time_tol(self, *values: float) -> float:
-        return self.model.tol(*values) / self.model.rate + TIME_EPS + REL * abs(self.now)
+        return self.model.tol(*values) / self.model.rate + 4 * ttol(self.now)
 
     def expect(self, cost: float, max_wait: float) -> tuple[float, bool | None, float | None]:
         """The model's booking time, whether it is admitted (None: within tolerance), and
@@ -448,65 +427,31 @@ class BucketMachine(RuleBasedStateMachine):
         assert abs(reservation.time - at) <= self.time_tol(cost, at)
         return Handle(reservation, self.model.book(reservation.time, cost, reached), cost)
 
-    def credit_is_capped(self, change) -> bool:  # type: ignore[no-untyped-def]
-        """Whether the capacity would cut the refill after a change made now.
-
-        There the bucket, which keeps only the balance after its last booking,
-        approximates on the cautious side (a credit is capped at that last
-        booking, a debit is taken in full); the model is exact. Such changes
-        are left out of the comparison.
-        """
-        trial = copy.deepcopy(self.model)
-        change(trial)
-        return trial.caps_after(self.now) or self.model.caps_after(self.now)
-
     @rule(handle=reservations)
     def cancel(self, handle):
-        """cancel returns the cost before the booking's time, once."""
+        """cancel returns the cost before the booking's time, once; never what a sync absorbed."""
         booking = handle.booking
-        if booking not in self.model.bookings and not booking.cancelled:
-            # A sync took it into the server's figure; cancelling it at its very time is
-            # left out (the bucket cannot tell that a sync happened since).
-            if abs(booking.time - self.now) <= self.time_tol(booking.time):
-                return
-        elif not booking.cancelled and booking.time >= self.now - TIME_EPS:
-            twin = booking.seq
-            if self.credit_is_capped(
-                lambda m: next(b for b in m.bookings if b.seq == twin).__setattr__(
-                    "cancelled", True
-                )
-            ):
-                return
+        gone = booking.cancelled or booking.returned
         ok = handle.reservation.cancel()
         note(f"cancel(booking at {booking.time!r}, cost {booking.cost!r}) at {self.now!r} -> {ok}")
-        if booking.cancelled:
+        if gone or self.model.absorbed(booking):
             assert ok is False
             return
         if abs(booking.time - self.now) > self.time_tol(booking.time):
             assert ok == (booking.time >= self.now)
         if ok:
-            self.model.cancel(booking, self.now)
+            self.model.cancel(booking, handle.charged, self.now)
 
     @rule(handle=reservations, share=st.floats(0.0, 1.5))
     def settle(self, handle, share):
-        """settle corrects the debit; a cancelled reservation cannot be settled."""
+        """settle corrects the debit (the last settle wins); a cancelled one cannot be settled."""
         actual = share * handle.booking.cost
-        if handle.booking.cancelled:
+        if handle.booking.cancelled or handle.booking.returned:
             try:
                 handle.reservation.settle(actual)
             except ReservationError:
                 return
             raise AssertionError("settling a cancelled reservation must raise")
-        twin = handle.booking.seq
-        charged = handle.charged
-        now = self.now
-
-        def change(model: Model) -> None:
-            twins = [b for b in model.bookings if b.seq == twin]
-            model.settle(twins[0] if twins else copy.copy(handle.booking), charged, actual, now)
-
-        if self.credit_is_capped(change):
-            return
         note(f"settle({handle.charged!r} -> {actual!r}) at {self.now!r}")
         handle.reservation.settle(actual)
         self.model.settle(handle.booking, handle.charged, actual, self.now)
