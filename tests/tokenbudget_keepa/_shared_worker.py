@@ -54,7 +54,9 @@ def main() -> None:
     url, redis_url, prefix, requests, asins = sys.argv[1:6]
     client_redis = redis.Redis.from_url(redis_url)
     bucket = RedisAccountBucket(shared_config(), client_redis, key="keepa:account", prefix=prefix)
-    with KeepaClient(base_url=url, bucket=bucket, timeout=5.0) as client:
+    with KeepaClient(
+        base_url=url, bucket=bucket, clock=bucket.client_clock(), timeout=5.0
+    ) as client:
         outcomes = [one_request(client, i, asins.split(",")) for i in range(int(requests))]
     client_redis.close()
     done = sum(outcomes)
