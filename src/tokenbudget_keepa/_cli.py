@@ -267,6 +267,11 @@ def _client(args: argparse.Namespace, *, clock: Any = None) -> Any:
     bucket = _open_bucket(
         getattr(args, "bucket", None), base_url=args.base_url, domain=args.domain, clock=clock
     )
+    gate = getattr(bucket, "client_clock", None)
+    if gate is not None:
+        # A bucket shared by processes holds a request into debt until the requests booked
+        # before it have left the wire: the client's waits go through its clock.
+        clock = gate(clock)
     try:
         return KeepaClient(base_url=args.base_url, domain=args.domain, bucket=bucket, clock=clock)
     except ValueError as e:

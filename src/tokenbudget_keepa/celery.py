@@ -28,7 +28,7 @@ importing ``tokenbudget_keepa`` never imports Celery.
 :class:`KeepaAccount` names one Keepa account's shared state: its token
 bucket is one Redis hash (:class:`tokenbudget.redis.RedisBackend`) that every
 process of every host spends from, whichever task it runs.
-``register_ingest`` adds the ingest task and its beat entry to your app:
+:func:`register_ingest` adds the ingest task and its beat entry to your app:
 each run takes the job's lease (no overlapping runs), works until it is
 caught up or the next wait would pass the beat interval, and returns its
 ``IngestReport`` as a dict.
@@ -49,18 +49,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
 
-from tokenbudget import BucketConfig, Clock, TokenBucket
+from tokenbudget import BackendError, BucketConfig, Clock, TokenBucket, TokenBudgetError
 
+from ._watermark import StoreError
 from .redis import RedisAccountBucket, account_name, probe_config, redis_client
 
 
 try:
-    import celery as _celery  # noqa: F401 -- a missing extra fails at import
+    import celery as _celery
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
     from tokenbudget._install import install_hint
 
@@ -69,9 +70,22 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
     ) from exc
 
 
-__all__ = ["KeepaAccount", "time_budget"]
+__all__ = ["DEFAULT_TASK_NAME", "IngestRunError", "KeepaAccount", "register_ingest", "time_budget"]
 
+#: The name of the ingest task unless told otherwise.
+DEFAULT_TASK_NAME: Final = "tokenbudget_keepa.ingest"
 _DEFAULT_BASE_URL: Final = "https://api.keepa.com"
+
+
+class IngestRunError(TokenBudgetError):
+    """A run stopped on a transient error; the task retries later (nothing was lost).
+
+    Raised inside the ingest task (Celery records it as the retry's reason)
+    when the run's report says ``stopped == "error"``: the watermark stayed
+    before every deal without an outcome.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 def time_budget(every: float) -> float:
@@ -232,3 +246,160 @@ class KeepaAccount:
             client, state.redis, state.bucket = state.redis, None, None
         if client is not None:
             client.close()
+
+
+def _open_storage(store: str) -> Any:
+    from ._storage import open_storage
+
+    return open_storage(store)
+
+
+def register_ingest(
+    app: Any,
+    account: KeepaAccount,
+    selection: Any,
+    *,
+    store: str,
+    every: float = 60.0,
+    name: str = DEFAULT_TASK_NAME,
+    filters: Sequence[Any] | None = None,
+    enrich: Mapping[str, Any] | None = None,
+    key: str | None = None,
+    schedule: bool = True,
+    retry_delay: float | None = None,
+    max_retries: int = 3,
+    **ingestor_options: Any,
+) -> Any:
+    """Add the ingest task (and its beat entry) to the Celery *app*.
+
+    Each run opens *store* once per worker process (a PostgreSQL URL or a
+    SQLite path: the watermark, the lease, the ``deals`` table and the
+    backlog; a PostgreSQL database is migrated then, under a lock), builds a
+    :class:`~tokenbudget_keepa.SmartIngestor` on ``account.client()`` and runs
+    it once with the time budget :func:`time_budget` derives from *every*.
+    The ingestor's lease keeps runs of one job from overlapping: a run that
+    finds it held returns at once (``stopped == "lease_held"``).
+
+    A run that stops on a transient error (Redis or PostgreSQL unreachable,
+    the API failing) raises :class:`IngestRunError` through ``task.retry``: it
+    runs again after *retry_delay* seconds (default: half of *every*), at
+    most *max_retries* times, and the beat starts the next run anyway.
+    Nothing is lost meanwhile: the watermark only ever moves past stored or
+    rejected deals.
+
+    Args:
+        app: The :class:`celery.Celery` application.
+        account: The account the ingestor spends from.
+        selection: The deal selection (a :class:`~tokenbudget_keepa.DealQuery`
+            or a mapping of Keepa's fields).
+        store: Where the job's state lives (``postgresql://...`` or a SQLite path).
+        every: The beat interval in seconds (and the source of the time budget).
+        name: The task's name.
+        filters: The ingestor's filters (``None``: the built-in defaults).
+        enrich: The ingestor's ``products()`` arguments (``None``: what the
+            filters need).
+        key: The job's key in the stores (default: derived from the selection).
+        schedule: Add the beat entry (``app.conf.beat_schedule[name]``), whose
+            messages expire after *every* (a backlog of beats never piles up).
+        retry_delay: Seconds before a retry (default: ``every / 2``).
+        max_retries: Retries of one run at most.
+        ingestor_options: More keyword arguments of
+            :class:`~tokenbudget_keepa.SmartIngestor` (``lease_ttl``, ...).
+
+    Returns:
+        The registered task (``task.delay()`` starts a run by hand;
+        ``task.close_storage()`` closes this process's connections to *store*,
+        which the next run opens again).
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(app, _celery.Celery):
+        raise TypeError(f"app must be a celery.Celery application, got {app!r}")
+    if not isinstance(account, KeepaAccount):
+        raise TypeError(f"account must be a KeepaAccount, got {account!r}")
+    budget = time_budget(every)
+    delay = every / 2 if retry_delay is None else float(retry_delay)
+    if not 0 <= delay < float("inf"):
+        raise ValueError(f"retry_delay must be >= 0 seconds, got {retry_delay!r}")
+    job = _IngestJob(
+        account=account,
+        selection=selection,
+        store=store,
+        budget=budget,
+        options={"filters": filters, "enrich": enrich, "key": key, **ingestor_options},
+    )
+
+    def ingest(self: Any) -> dict[str, Any]:
+        try:
+            return job.run()
+        except (BackendError, IngestRunError) as exc:
+            raise self.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
+        except StoreError as exc:
+            job.forget_storage()  # reopened (and checked again) by the next run
+            if exc.transient:
+                raise self.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
+            raise
+
+    task = app.task(name=name, bind=True, ignore_result=False)(_named(ingest, name))
+    # Closes this process's connections to the store (the next run opens them again).
+    task.close_storage = job.forget_storage
+    if schedule:
+        beat = dict(app.conf.beat_schedule or {})
+        beat[name] = {"task": name, "schedule": float(every), "options": {"expires": every}}
+        app.conf.beat_schedule = beat
+    return task
+
+
+@attrs.define
+class _IngestJob:
+    """What one registered ingest task runs, with its storage opened once per process."""
+
+    account: KeepaAccount
+    selection: Any
+    store: str
+    budget: float
+    options: Mapping[str, Any]
+    _storages: dict[int, Any] = attrs.field(factory=dict, init=False)
+    _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def storage(self) -> Any:
+        pid = os.getpid()
+        with self._guard:
+            opened = self._storages.get(pid)
+            if opened is None:
+                self._storages.clear()  # a forked child opens its own connections
+                opened = self._storages[pid] = _open_storage(self.store)
+            return opened
+
+    def forget_storage(self) -> None:
+        with self._guard:
+            opened = self._storages.pop(os.getpid(), None)
+        if opened is not None:
+            opened.close()
+
+    def run(self) -> dict[str, Any]:
+        from ._ingestor import SmartIngestor
+
+        opened = self.storage()
+        with self.account.client() as client:
+            ingestor = SmartIngestor(
+                client,
+                self.selection,
+                store=opened.store,
+                sink=opened.sink,
+                lease=opened.lease,
+                backlog=opened.backlog,
+                **self.options,
+            )
+            report = ingestor.run_once(time_budget=self.budget)
+        result: dict[str, Any] = report.to_dict()
+        if report.stopped == "error":
+            last = report.errors[-1] if report.errors else "a transient error"
+            raise IngestRunError(f"the run stopped on {last}")
+        return result
+
+
+def _named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    function.__name__ = function.__qualname__ = name.rpartition(".")[2] or "ingest"
+    function.__doc__ = f"Run the Keepa ingestor once ({name})."
+    return function

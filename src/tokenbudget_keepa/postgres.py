@@ -57,6 +57,7 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
 
 __all__ = [
     "SCHEMA_VERSION",
+    "PostgresBacklog",
     "PostgresDatabase",
     "PostgresDealSink",
     "PostgresError",
@@ -65,6 +66,7 @@ __all__ = [
     "PostgresUnavailableError",
     "PostgresWatermarkStore",
     "migrate",
+    "open_storage",
 ]
 
 #: The schema version this release writes and reads.
@@ -405,6 +407,10 @@ class PostgresDatabase:
         """A lease on this pool (no resources of its own)."""
         return PostgresLease(self)
 
+    def backlog(self) -> PostgresBacklog:
+        """The ingestor's backlog (fetched, unprocessed deal pages) on this pool."""
+        return PostgresBacklog(self)
+
 
 def migrate(conninfo: str, *, connect_timeout: float = 5.0) -> int:
     """Create or upgrade the ``tokenbudget_keepa`` tables in the database *conninfo*.
@@ -711,4 +717,91 @@ def _holder(row: Sequence[Any]) -> HolderProcess:
     _token, pid, host, boot_id, started = row[:5]
     return HolderProcess(
         int(pid), str(host), None if boot_id is None else str(boot_id), started and str(started)
+    )
+
+
+class PostgresBacklog:
+    """The ingestor's sweeps in progress (fetched deal pages), in PostgreSQL.
+
+    A cache beside the watermark, so that a run on any worker continues the
+    sweep the last run started instead of paying for its pages again (the
+    table ``tokenbudget_keepa_backlog_v1``). Losing it costs tokens, never
+    deals: the watermark is the truth.
+
+    Args:
+        database: A :class:`PostgresDatabase` to share, or a connection string.
+        migrate: Apply the schema migration first.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
+        self._db, self._owned = _database(database, migrate)
+
+    def __repr__(self) -> str:
+        return f"PostgresBacklog({self._db.name!r})"
+
+    def load(self, key: str) -> Any:
+        """The sweep of *key* (a ``Sweep``), or ``None`` (also when it cannot be read)."""
+        from ._backlog import Sweep
+
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT sweep FROM tokenbudget_keepa_backlog_v1 WHERE key = %s", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            return Sweep.from_json(str(row[0]))
+        except (ValueError, KeyError, TypeError):
+            return None  # a cache: an unreadable sweep only costs its pages again
+
+    def save(self, key: str, sweep: Any) -> None:
+        """Keep *sweep* as the sweep of *key*."""
+        text = sweep.to_json()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO tokenbudget_keepa_backlog_v1 (key, sweep, updated_at) "
+                "VALUES (%s, %s, now()) ON CONFLICT (key) DO UPDATE SET "
+                "sweep = excluded.sweep, updated_at = excluded.updated_at",
+                (key, text),
+            )
+
+    def clear(self, key: str) -> None:
+        """Forget the sweep of *key*."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM tokenbudget_keepa_backlog_v1 WHERE key = %s", (key,))
+
+    def close(self) -> None:
+        """Close the pool if the backlog opened it (idempotent)."""
+        if self._owned:
+            self._db.close()
+
+
+def open_storage(url: str) -> Any:
+    """Open everything an ingestor keeps in the PostgreSQL database *url*, migrated.
+
+    What ``tokenbudget-keepa ingest --store postgresql://...`` calls: one
+    pool shared by the watermark store, the deal sink, the lease and the
+    backlog; the schema is migrated first (idempotent, under a lock).
+
+    Returns:
+        A ``Storage`` whose ``close()`` closes the pool.
+
+    Raises:
+        PostgresUnavailableError: PostgreSQL cannot be reached.
+        PostgresSchemaError: The database is at an unknown schema version.
+
+    .. versionadded:: 0.1.0
+    """
+    from ._storage import Storage
+
+    db = PostgresDatabase(url, migrate=True)
+    return Storage(
+        store=db.watermark_store(),
+        sink=db.deal_sink(),
+        lease=db.lease(),
+        backlog=db.backlog(),
+        description=f"PostgreSQL database {db.name}",
+        closers=[db.close],
     )

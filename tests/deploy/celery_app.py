@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery
 
 from tokenbudget import BucketConfig, DeficitRule, Rate
-from tokenbudget_keepa.celery import KeepaAccount
+from tokenbudget_keepa.celery import KeepaAccount, register_ingest
 
 
 env = os.environ
@@ -61,6 +61,21 @@ account = KeepaAccount(
     prefix=env.get("TB_BUCKET_PREFIX", PREFIX),
     config=account_config(int(env.get("TB_RATE", "600")), float(env.get("TB_STEP", "1"))),
     client_options={"max_retries": 2, "backoff": 0.1, "max_backoff": 1.0},
+)
+
+ingest = register_ingest(
+    app,
+    account,
+    SELECTION,
+    store=env.get("TB_STORE", "postgresql://postgres@127.0.0.1:1/none"),
+    every=float(env.get("TB_EVERY", "3")),
+    filters=(),
+    enrich={"stats": 1, "history": False},
+    schedule=False,
+    lease_ttl=float(env.get("TB_LEASE_TTL", "5")),
+    retry_delay=0.5,
+    settle_minutes=0,
+    sweep_interval_minutes=0,
 )
 
 

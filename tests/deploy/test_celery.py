@@ -113,3 +113,44 @@ def test_four_workers_share_one_bucket(celery_env, tmp_path):
     assert watch.lowest >= -cost  # at most one request past zero: Keepa's deficit rule
     assert used <= budget + cost
     assert used >= 0.9 * budget, (used, budget)
+
+
+@pytest.mark.postgres
+def test_ingest_task_and_another_task_share_the_account(celery_env, postgres_url, tmp_path):
+    """A Celery worker runs the ingest task while another task spends the account: every run
+    advances, deals land in PostgreSQL, no 429."""
+    with (
+        KeepaEmulator(refill_per_min=INGEST_RATE, refill_step=STEP, tokens=0, **DEALS) as emulator,
+        workers() as ws,
+    ):
+        env = {
+            **celery_env, "TB_KEEPA_URL": emulator.url, "TB_RATE": str(INGEST_RATE),
+            "TB_STORE": postgres_url, "TB_EVERY": "5",
+        }  # fmt: skip
+        prefix = env["TB_CELERY_PREFIX"]
+        ws.append(Worker(env, f"{prefix}ingest", tmp_path / "ingest.log", name="ingest"))
+        ws.append(Worker(env, f"{prefix}spend", tmp_path / "spend.log", name="spend"))
+        for w in ws:
+            w.wait_ready()
+        with sender(env) as app:
+            start = time.time()
+            spender = app.send_task(
+                "tb_test.spend",
+                args=(emulator.catalog_asins(5), start, start + 14),
+                queue=f"{prefix}spend",
+            )
+            reports = []
+            for _ in range(3):
+                result = app.send_task("tokenbudget_keepa.ingest", queue=f"{prefix}ingest")
+                reports.append(result.get(timeout=60))
+            spent = spender.get(timeout=60)
+        stats = emulator.stats()
+    assert stats.throttled == 0
+    assert spent["requests"] > 0
+    for report in reports:
+        assert report["stopped"] in {"time_budget", "caught_up"}, report
+        assert report["accepted"] > 0, report
+        before = mark(report["watermark_before"])
+        assert before is None or mark(report["watermark_after"]) > before
+    asins = stored_asins(postgres_url)
+    assert len(asins) == len(set(asins)) == sum(r["accepted"] for r in reports)

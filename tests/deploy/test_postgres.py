@@ -361,3 +361,34 @@ def test_bad_ttl_is_refused(db):
     """A ttl that is not a positive finite number of seconds is a ValueError naming it."""
     with pytest.raises(ValueError, match="nan"):
         db.lease().acquire("job", ttl=float("nan"))
+
+
+def test_open_storage_opens_every_part_on_one_migrated_database(postgres_url):
+    """--store postgresql://: store, sink, lease and backlog on one pool; the store commits for
+    the sink; close() closes the pool."""
+    from tokenbudget_keepa._storage import open_storage
+
+    storage = open_storage(postgres_url)
+    try:
+        assert storage.store.covers(storage.sink)
+        assert storage.lease.acquire("job", ttl=30) is not None
+        assert "PostgreSQL database" in storage.description
+    finally:
+        storage.close()
+    with PostgresDatabase(postgres_url) as db:
+        assert db.schema_version() == SCHEMA_VERSION
+
+
+def test_backlog_keeps_a_sweep_between_runs(db):
+    """The ingestor's sweep in progress round-trips through PostgreSQL, per key."""
+    from tokenbudget_keepa._backlog import Sweep
+    from tokenbudget_keepa._model import Deal
+
+    backlog = db.backlog()
+    raw = {"asin": "B000000001", "lastUpdate": 7_000_000, "title": "Kettle"}
+    sweep = Sweep(floor=6_999_000, horizon=7_000_010).with_page([Deal.from_raw(raw)], last=True)
+    assert backlog.load("job") is None
+    backlog.save("job", sweep)
+    assert backlog.load("job") == sweep
+    backlog.clear("job")
+    assert backlog.load("job") is None
