@@ -220,7 +220,7 @@ class KeepaAccount:
         return state.bucket
 
     def client(self) -> Any:
-        """A ``KeepaClient`` spending from the account's shared bucket.
+        """A :class:`~tokenbudget_keepa.KeepaClient` spending from the account's shared bucket.
 
         Use it in your own tasks (refreshes, backfills) so that they share the
         budget with the ingestor; close it after use (``with account.client()
@@ -275,7 +275,7 @@ def register_ingest(
     Each run opens *store* once per worker process (a PostgreSQL URL or a
     SQLite path: the watermark, the lease, the ``deals`` table and the
     backlog; a PostgreSQL database is migrated then, under a lock), builds a
-    :class:`~tokenbudget_keepa.SmartIngestor` on ``account.client()`` and runs
+    ``SmartIngestor`` on ``account.client()`` and runs
     it once with the time budget :func:`time_budget` derives from *every*.
     The ingestor's lease keeps runs of one job from overlapping: a run that
     finds it held returns at once (``stopped == "lease_held"``).
@@ -304,7 +304,7 @@ def register_ingest(
         retry_delay: Seconds before a retry (default: ``every / 2``).
         max_retries: Retries of one run at most.
         ingestor_options: More keyword arguments of
-            :class:`~tokenbudget_keepa.SmartIngestor` (``lease_ttl``, ...).
+            ``SmartIngestor`` (``lease_ttl``, ...).
 
     Returns:
         The registered task (``task.delay()`` starts a run by hand;
