@@ -245,9 +245,8 @@ def _open_bucket(url: str | None, *, base_url: str, domain: int, clock: Any = No
     try:
         module = importlib.import_module("tokenbudget_keepa.redis")
     except ImportError as e:
-        raise _BadInputError(
-            f"--bucket {url}: needs redis-py ({e}); python -m pip install 'tokenbudget[redis]'"
-        ) from None
+        # The module's ImportError says what to install (tokenbudget._install).
+        raise _BadInputError(f"--bucket {url}: {e}") from None
     opener = getattr(module, "bucket_from_url", None)
     if opener is None:
         raise _BadInputError(

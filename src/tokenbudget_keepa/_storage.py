@@ -124,10 +124,8 @@ def open_storage(target: str) -> Storage:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise UnknownStorage(
-            f"{scheme}:// storage needs {module_name} and its extra ({e}); "
-            "python -m pip install 'tokenbudget[postgres]'"
-        ) from None
+        # The module's ImportError says what to install (tokenbudget._install).
+        raise UnknownStorage(f"{scheme}:// storage: {e}") from None
     opener = getattr(module, "open_storage", None)
     if opener is None:
         raise UnknownStorage(f"{module_name} cannot open a --store URL yet")
