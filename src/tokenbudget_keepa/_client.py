@@ -8,7 +8,10 @@ bucket admits now is sent at once, even while others are on the wire; a
 request that must wait first waits for this client's requests on the wire to
 be answered (their envelopes make the bucket exact), then books again and
 sleeps the bucket's delay on the client's clock. One request at a time waits:
-the others queue behind it, first come, first served.
+the others queue behind it, first come, first served. The default bucket keeps
+admitted bookings *in flight* until they are settled
+(``BucketConfig.in_flight``), so that an answer's sync never erases a request
+still on the wire; an envelope older than one already synced is not synced.
 
 The API key travels only in the query string that the transport adds at the
 last moment (:class:`_KeyTransport`): httpx's own request objects, its log
@@ -76,9 +79,6 @@ REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
 CAPACITY_MINUTES: Final = 60.0
 _ASIN = re.compile(r"[A-Za-z0-9]{10}")
-#: Whether the core keeps admitted bookings in flight until they are settled (its sync
-#: then subtracts them): processes sharing one bucket never erase each other's bookings.
-_CORE_TRACKS_FLIGHTS: Final = any(f.name == "in_flight" for f in attrs.fields(BucketConfig))
 
 
 def _redact(text: str, key: str) -> str:
@@ -355,10 +355,6 @@ class _Base:
                 status=200,
             )
         capacity = self._capacity if self._capacity is not None else CAPACITY_MINUTES * rate
-        extra: dict[str, Any] = {}
-        if _CORE_TRACKS_FLIGHTS:
-            # A request may take connect + write + read: each up to the timeout.
-            extra["in_flight"] = 3 * self._timeout
         return BucketConfig(
             capacity,
             Rate.per_minute(rate),
@@ -366,7 +362,9 @@ class _Base:
             min_threshold=min(1.0, capacity),
             deficit=DeficitRule.while_positive(math.inf),
             refill_step=self._refill_step,
-            **extra,
+            # Admitted bookings count as on the wire until settled, for as long as a request
+            # may take (connect + write + read, each up to the timeout): a sync subtracts them.
+            in_flight=3 * self._timeout,
         )
 
     def _sync_args(self, answer: _Answer) -> tuple[float, float, Rate | None] | None:
@@ -393,25 +391,6 @@ class _Base:
                 rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
         return tokens, envelope.refill_in, rate
-
-    @staticmethod
-    def _should_settle(
-        answer: _Answer | None,
-        args: tuple[float, float, Rate | None] | None,
-        config: BucketConfig | None,
-    ) -> bool:
-        """Whether to settle the booking of *answer* (its sync arguments: *args*).
-
-        Always, with a core that knows which bookings a sync took as in the
-        server's figure (``BucketConfig.in_flight``; settling such a booking
-        changes no balance, and settling one in flight ends its flight). With
-        an older core, an answer whose envelope is older than one already
-        synced is not settled: the server counted it before that newer
-        envelope, the sync took its booking as in its figure, and settling it
-        would count the difference twice.
-        """
-        stale = answer is not None and answer.envelope is not None and args is None
-        return not stale or _CORE_TRACKS_FLIGHTS or config is None
 
     def _status_is_fresh(self, max_age: float | None) -> bool:
         age = self._status_interval if max_age is None else max_age
@@ -791,8 +770,7 @@ class KeepaClient(_Base):
                 self._ensure_bucket(envelope)
             with self._state:  # one answer at a time: syncs in the order of the envelopes
                 args = None if answer is None else self._sync_args(answer)
-                config = None if self._bucket is None else self._bucket.config
-                if booking is not None and self._should_settle(answer, args, config):
+                if booking is not None:
                     booking.settle(consumed)
                 if args is not None and self._bucket is not None:
                     self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
@@ -1048,8 +1026,7 @@ class AsyncKeepaClient(_Base):
                 await self._ensure_bucket(envelope)
             async with init:  # one answer at a time: syncs in the order of the envelopes
                 args = None if answer is None else self._sync_args(answer)
-                config = None if self._bucket is None else self._bucket.config
-                if booking is not None and self._should_settle(answer, args, config):
+                if booking is not None:
                     await booking.settle(consumed)
                 if args is not None and self._bucket is not None:
                     await self._bucket.sync(args[0], refill_in=args[1], rate=args[2])

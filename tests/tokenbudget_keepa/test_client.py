@@ -87,6 +87,7 @@ def test_default_bucket_models_the_account(client):
     assert config.min_threshold == config.burst_threshold == 1
     assert config.refill_step == 60
     assert config.max_cost == math.inf
+    assert config.in_flight == 3 * 30.0  # bookings on the wire survive syncs: 3 x the timeout
 
 
 def test_capacity_is_configurable(make_client):

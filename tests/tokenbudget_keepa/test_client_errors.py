@@ -21,7 +21,7 @@ from tokenbudget_keepa import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from tokenbudget_keepa._client import _CORE_TRACKS_FLIGHTS, _Answer, _Call
+from tokenbudget_keepa._client import _Answer, _Call
 from tokenbudget_keepa._envelope import Envelope
 from tokenbudget_keepa.testing import Fault
 
@@ -364,9 +364,6 @@ def test_fuzzed_faults_over_http_give_pages_or_typed_errors(client, keepa, queue
     assert keepa.stats().count("deal") <= len(queued) + 1
 
 
-@pytest.mark.skipif(
-    not _CORE_TRACKS_FLIGHTS, reason="needs the core's in-flight bookings (BucketConfig.in_flight)"
-)
 def test_reconciliation_keeps_bookings_made_meanwhile(client, keepa):
     """A booking another process admitted, whose answer is not back yet, survives a sync."""
     client.token_status()
