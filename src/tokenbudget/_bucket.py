@@ -569,6 +569,9 @@ class TokenBucket(_Shell):
             timeout: The longest wait accepted; when the wait would be longer,
                 raise at once and book nothing. ``0`` admits only now.
 
+        Interrupted in its sleep (``KeyboardInterrupt``, an exception from the
+        clock), it returns the booking's cost before the exception propagates.
+
         Raises:
             AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
             ValueError: *cost* is not > 0, or *timeout* is negative or NaN.
