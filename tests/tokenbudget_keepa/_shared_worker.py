@@ -1,8 +1,9 @@
 """One client process of the shared-account test: spends one account through a Redis bucket.
 
-The bucket is a RedisAccountBucket: the account's bucket in Redis, shared by every process.
+KIND is ``account`` (a RedisAccountBucket: the account's bucket in Redis, adopting only
+exact counts) or ``plain`` (a TokenBucket on a RedisBackend, keeping bookings in flight).
 
-Run as ``python _shared_worker.py URL REDIS_URL PREFIX REQUESTS ASIN,ASIN,...``; the key comes from
+Run as ``python _shared_worker.py URL REDIS_URL PREFIX REQUESTS ASIN,ASIN,... KIND``; the key comes from
 ``KEEPA_API_KEY``. Prints one JSON line: what it did.
 """
 
@@ -14,7 +15,8 @@ import sys
 
 import redis
 
-from tokenbudget import BucketConfig, DeficitRule, Rate
+from tokenbudget import BucketConfig, DeficitRule, MonotonicClock, Rate, TokenBucket
+from tokenbudget.redis import RedisBackend
 from tokenbudget_keepa import KeepaClient, KeepaError
 from tokenbudget_keepa.redis import RedisAccountBucket
 
@@ -25,7 +27,7 @@ STEP = 0.2
 CAPACITY = 100
 
 
-def shared_config() -> BucketConfig:
+def shared_config(*, in_flight: float = 0.0) -> BucketConfig:
     """The bucket every process of the account uses (same key, same config)."""
     return BucketConfig(
         CAPACITY,
@@ -34,6 +36,7 @@ def shared_config() -> BucketConfig:
         min_threshold=1,
         deficit=DeficitRule.while_positive(math.inf),
         refill_step=STEP,
+        in_flight=in_flight,
     )
 
 
@@ -51,12 +54,19 @@ def one_request(client: KeepaClient, i: int, asins: list[str]) -> bool:
 
 
 def main() -> None:
-    url, redis_url, prefix, requests, asins = sys.argv[1:6]
+    url, redis_url, prefix, requests, asins, kind = sys.argv[1:7]
     client_redis = redis.Redis.from_url(redis_url)
-    bucket = RedisAccountBucket(shared_config(), client_redis, key="keepa:account", prefix=prefix)
-    with KeepaClient(
-        base_url=url, bucket=bucket, clock=bucket.client_clock(), timeout=5.0
-    ) as client:
+    bucket: TokenBucket
+    if kind == "account":
+        account = RedisAccountBucket(
+            shared_config(), client_redis, key="keepa:account", prefix=prefix
+        )
+        bucket, clock = account, account.client_clock()
+    else:
+        backend = RedisBackend(client_redis, prefix=prefix)
+        bucket = TokenBucket(shared_config(in_flight=10.0), backend=backend, key="keepa:account")
+        clock = MonotonicClock()
+    with KeepaClient(base_url=url, bucket=bucket, clock=clock, timeout=5.0) as client:
         outcomes = [one_request(client, i, asins.split(",")) for i in range(int(requests))]
     client_redis.close()
     done = sum(outcomes)
