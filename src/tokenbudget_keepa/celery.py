@@ -78,14 +78,37 @@ _DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 
 
 class IngestRunError(TokenBudgetError):
-    """A run stopped on a transient error; the task retries later (nothing was lost).
+    """A run stopped on an error: retried later if transient, else the task fails.
 
-    Raised inside the ingest task (Celery records it as the retry's reason)
-    when the run's report says ``stopped == "error"``: the watermark stayed
-    before every deal without an outcome.
+    Raised inside the ingest task when the run's report says ``stopped ==
+    "error"`` (a transient error persisted: the task retries later) or
+    ``"fatal_error"`` (Keepa refused the key or the selection, a filter
+    raised: retrying cannot help, the task fails and the next beat tries
+    again). Either way the watermark stayed before every deal without an
+    outcome: nothing was lost.
+
+    Attributes:
+        transient: Whether a retry may help.
+        report: The run's report, as a dict.
 
     .. versionadded:: 0.1.0
     """
+
+    def __init__(
+        self, message: str, *, transient: bool = True, report: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_run_error, (str(self), self.transient, self.report))
+
+
+def _rebuild_run_error(
+    message: str, transient: bool, report: dict[str, Any] | None
+) -> IngestRunError:
+    return IngestRunError(message, transient=transient, report=report)
 
 
 def time_budget(every: float) -> float:
@@ -280,8 +303,10 @@ def register_ingest(
     The ingestor's lease keeps runs of one job from overlapping: a run that
     finds it held returns at once (``stopped == "lease_held"``).
 
-    A run that stops on a transient error (Redis or PostgreSQL unreachable,
-    the API failing) raises :class:`IngestRunError` through ``task.retry``: it
+    A run that stops on a fatal error (the key or the selection refused)
+    raises :class:`IngestRunError` and the task fails (the next beat tries
+    again). A run that stops on a transient error (Redis or PostgreSQL
+    unreachable, the API failing) raises it through ``task.retry``: it
     runs again after *retry_delay* seconds (default: half of *every*), at
     most *max_retries* times, and the beat starts the next run anyway.
     Nothing is lost meanwhile: the watermark only ever moves past stored or
@@ -330,15 +355,7 @@ def register_ingest(
     )
 
     def ingest(self: Any) -> dict[str, Any]:
-        try:
-            return job.run()
-        except (BackendError, IngestRunError) as exc:
-            raise self.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
-        except StoreError as exc:
-            job.forget_storage()  # reopened (and checked again) by the next run
-            if exc.transient:
-                raise self.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
-            raise
+        return job.call(self, delay, max_retries)
 
     task = app.task(name=name, bind=True, ignore_result=False)(_named(ingest, name))
     # Closes this process's connections to the store (the next run opens them again).
@@ -377,6 +394,22 @@ class _IngestJob:
         if opened is not None:
             opened.close()
 
+    def call(self, task: Any, delay: float, max_retries: int) -> dict[str, Any]:
+        """One run for the Celery *task*: its report, or a retry on a transient error."""
+        try:
+            return self.run()
+        except BackendError as exc:
+            raise task.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
+        except IngestRunError as exc:
+            if exc.transient:
+                raise task.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
+            raise
+        except StoreError as exc:
+            self.forget_storage()  # reopened (and checked again) by the next run
+            if exc.transient:
+                raise task.retry(exc=exc, countdown=delay, max_retries=max_retries) from None
+            raise
+
     def run(self) -> dict[str, Any]:
         from ._ingestor import SmartIngestor
 
@@ -393,9 +426,11 @@ class _IngestJob:
             )
             report = ingestor.run_once(time_budget=self.budget)
         result: dict[str, Any] = report.to_dict()
-        if report.stopped == "error":
-            last = report.errors[-1] if report.errors else "a transient error"
-            raise IngestRunError(f"the run stopped on {last}")
+        if report.stopped in {"error", "fatal_error"}:
+            last = report.errors[-1] if report.errors else report.stopped
+            raise IngestRunError(
+                f"the run stopped on {last}", transient=report.stopped == "error", report=result
+            )
         return result
 
 

@@ -50,7 +50,7 @@ def account_config():
     )
 
 
-def make_task(bucket_url, prefix, emulator, store, *, every=5.0):
+def make_task(bucket_url, prefix, emulator, store, *, every=5.0, api_key="test-key"):
     """The ingest task on an app of its own, called in this process (as a worker would)."""
     from celery import Celery
 
@@ -59,7 +59,7 @@ def make_task(bucket_url, prefix, emulator, store, *, every=5.0):
     account = KeepaAccount(
         bucket_url,
         name="acct",
-        api_key="test-key",
+        api_key=api_key,
         base_url=emulator.url,
         prefix=prefix,
         config=account_config(),
@@ -335,3 +335,23 @@ def test_the_command_ingests_into_postgres_on_a_shared_bucket(
             client.delete(*client.keys(f"{key}*"))
         finally:
             client.close()
+
+
+def test_a_refused_key_fails_the_task_without_a_retry(redis_server, redis_prefix, postgres_url):
+    """Keepa refuses the key: the run stops on a fatal error, the task fails (no retry), the
+    watermark does not move."""
+    from tokenbudget_keepa.celery import IngestRunError
+
+    with KeepaEmulator(refill_per_min=RATE, refill_step=STEP, **DEALS) as emulator:
+        account, app, task = make_task(
+            redis_server, redis_prefix, emulator, postgres_url, api_key="wrong-key"
+        )
+        with pytest.raises(IngestRunError) as info:
+            task()
+        assert not info.value.transient
+        assert info.value.report["stopped"] == "fatal_error"
+        assert "wrong-key" not in str(info.value)
+        assert watermark(postgres_url) is None
+        task.close_storage()
+        account.close()
+        app.close()
