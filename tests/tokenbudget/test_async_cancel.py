@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -221,8 +222,8 @@ def test_cancelled_admission_in_the_past_is_settled_back(make_backend):
     run(main())
 
 
-def test_cancel_requested_by_the_event_hook_skips_the_sleep():
-    """A cancellation requested while the task did not yield (an on_event hook) undoes the booking."""
+def test_cancel_requested_by_the_event_hook_undoes_the_booking():
+    """A cancellation requested without a yield (an on_event hook) undoes; 3.11+ skips the sleep."""
 
     async def main() -> None:
         clock = ManualClock()
@@ -237,7 +238,8 @@ def test_cancel_requested_by_the_event_hook_skips_the_sleep():
         bucket = AsyncTokenBucket(CONFIG, clock=sleeper, tokens=START, on_event=hook)
         task = asyncio.create_task(bucket.acquire(50))
         await cancelled(task)
-        assert not sleeper.sleeping.is_set()
+        if sys.version_info >= (3, 11):  # Task.cancelling() tells the request apart
+            assert not sleeper.sleeping.is_set()
         await settled(bucket)
 
     run(main())
