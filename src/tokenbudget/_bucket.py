@@ -9,7 +9,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import attrs
 
@@ -155,19 +155,25 @@ def _check_timeout(timeout: float | None) -> float:
     return _check_number("timeout", timeout, minimum=0.0)
 
 
-def _check_parts(clock: object, backend: object, on_event: object) -> None:
-    """Refuse, at construction, a clock, backend or hook that would fail at the first call."""
-    if clock is not None and not isinstance(clock, Clock):
+def _check_parts(
+    clock: object, backend: object, on_event: object, *, sleep: str, apply: tuple[str, str]
+) -> None:
+    """Refuse, at construction, a clock, backend or hook that would fail at the first call.
+
+    *sleep* and *apply* name the methods this kind of bucket calls (``sleep``
+    or ``asleep``; ``apply``/``observe`` or their ``a`` twins).
+    """
+    if clock is not None and not all(callable(getattr(clock, m, None)) for m in ("now", sleep)):
         hint = ""
         if callable(clock):
             hint = " (a function such as time.monotonic is not a clock: pass MonotonicClock())"
         raise TypeError(
-            f"clock must be a Clock with now(), sleep() and asleep(): MonotonicClock(), "
+            f"clock must be a Clock with now() and {sleep}(): MonotonicClock(), "
             f"WallClock(), ManualClock() or your own; got {clock!r}{hint}"
         )
-    if backend is not None and not isinstance(backend, Backend):
+    if backend is not None and not all(callable(getattr(backend, m, None)) for m in apply):
         raise TypeError(
-            "backend must be a Backend with apply(), observe(), aapply() and aobserve(): "
+            f"backend must be a Backend with {apply[0]}() and {apply[1]}(): "
             "MemoryBackend(), SQLiteBackend(path) or tokenbudget.redis.RedisBackend(client); "
             f"got {backend!r}"
         )
@@ -177,6 +183,10 @@ def _check_parts(clock: object, backend: object, on_event: object) -> None:
 
 class _Shell:
     """What the sync and async buckets share: validation, requests, events."""
+
+    #: The clock's and the backend's methods this kind of bucket calls.
+    _SLEEP: ClassVar[str] = "sleep"
+    _APPLY: ClassVar[tuple[str, str]] = ("apply", "observe")
 
     __slots__ = (
         "_backend",
@@ -213,7 +223,7 @@ class _Shell:
                 )
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError(f"key must be a non-empty string, got {key!r}")
-        _check_parts(clock, backend, on_event)
+        _check_parts(clock, backend, on_event, sleep=self._SLEEP, apply=self._APPLY)
         self._config = config
         self._clock: Clock = MonotonicClock() if clock is None else clock
         self._initial = initial
@@ -664,6 +674,8 @@ class AsyncTokenBucket(_Shell):
     """
 
     __slots__ = ()
+    _SLEEP = "asleep"
+    _APPLY = ("aapply", "aobserve")
 
     async def _apply(self, request: Request) -> Outcome:
         return await self._backend.aapply(

@@ -123,3 +123,42 @@ def test_real_numbers_in_the_config():
     )
     assert config.max_cost == 310.0
     assert type(config.capacity) is float
+
+
+class SyncOnlyClock:
+    """A clock with ``now`` and ``sleep`` but no ``asleep``."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.time += seconds
+
+
+def test_sync_bucket_needs_only_now_and_sleep():
+    """TokenBucket accepts a clock without ``asleep``; it never calls it."""
+    bucket = TokenBucket(CONFIG, clock=SyncOnlyClock(), tokens=0)
+    assert bucket.acquire(5) == 5.0
+
+
+def test_async_bucket_names_asleep():
+    """AsyncTokenBucket refuses a clock without ``asleep``, naming it."""
+    with pytest.raises(TypeError, match=r"^clock must be a Clock with now\(\) and asleep\(\)"):
+        AsyncTokenBucket(CONFIG, clock=SyncOnlyClock())
+
+
+def test_async_bucket_names_the_async_backend_methods():
+    """AsyncTokenBucket refuses a backend without ``aapply``/``aobserve``, naming them."""
+
+    class SyncOnlyBackend:
+        def apply(self, *args):
+            raise AssertionError
+
+        def observe(self, *args):
+            raise AssertionError
+
+    with pytest.raises(TypeError, match=r"^backend must be a Backend with aapply\(\) and aobserve"):
+        AsyncTokenBucket(CONFIG, backend=SyncOnlyBackend())
