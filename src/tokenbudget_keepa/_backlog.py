@@ -24,7 +24,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,14 +38,23 @@ from ._watermark import StoreError
 __all__ = ["Backlog", "MemoryBacklog", "SQLiteBacklog", "Sweep"]
 
 
-def latest_per_asin(deals: Iterable[Deal]) -> tuple[Deal, ...]:
-    """One deal per ASIN (its latest ``lastUpdate``), sorted by ``(last_update, asin)``."""
-    latest: dict[str, Deal] = {}
-    for deal in deals:
-        old = latest.get(deal.asin)
-        if old is None or deal.last_update >= old.last_update:
-            latest[deal.asin] = deal
-    return tuple(sorted(latest.values(), key=lambda d: (d.last_update, d.asin)))
+Entry = tuple[int, str, Mapping[str, Any]]
+"""A deal in the backlog: ``(lastUpdate, asin, raw JSON)``; parsed only when processed."""
+
+
+def entry_of(deal: Deal) -> Entry:
+    """The backlog entry of a fetched deal."""
+    return (deal.last_update, deal.asin, deal.raw)
+
+
+def latest_per_asin(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """One entry per ASIN (its latest ``lastUpdate``), sorted by ``(last_update, asin)``."""
+    latest: dict[str, Entry] = {}
+    for entry in entries:
+        old = latest.get(entry[1])
+        if old is None or entry[0] >= old[0]:
+            latest[entry[1]] = entry
+    return tuple(sorted(latest.values(), key=lambda e: (e[0], e[1])))
 
 
 @attrs.frozen
@@ -59,18 +68,18 @@ class Sweep:
             sweep is; later ones wait for the next sweep.
         next_page: The next page to fetch.
         complete: Whether paging reached the floor or the last page.
-        deals: The deals fetched so far, one per ASIN, oldest first.
+        deals: The deals fetched so far as :data:`Entry` values, one per ASIN, oldest first.
     """
 
     floor: int
     horizon: int
     next_page: int = 0
     complete: bool = False
-    deals: tuple[Deal, ...] = ()
+    deals: tuple[Entry, ...] = ()
 
     def with_page(self, deals: Sequence[Deal], *, last: bool) -> Sweep:
         """The sweep after one more page: its deals merged, paging done if it reached the floor."""
-        merged = latest_per_asin((*self.deals, *deals))
+        merged = latest_per_asin((*self.deals, *(entry_of(d) for d in deals)))
         reached = bool(deals) and min(d.last_update for d in deals) < self.floor
         return attrs.evolve(
             self,
@@ -87,7 +96,7 @@ class Sweep:
                 "horizon": self.horizon,
                 "next_page": self.next_page,
                 "complete": self.complete,
-                "deals": [dict(d.raw) for d in self.deals],
+                "deals": [dict(raw) for _, _, raw in self.deals],
             },
             separators=(",", ":"),
         )
@@ -101,8 +110,17 @@ class Sweep:
             horizon=int(data["horizon"]),
             next_page=int(data["next_page"]),
             complete=bool(data["complete"]),
-            deals=latest_per_asin(Deal.from_raw(raw) for raw in data["deals"]),
+            deals=latest_per_asin(_entry_of_raw(raw) for raw in data["deals"]),
         )
+
+
+def _entry_of_raw(raw: Any) -> Entry:
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"a backlog deal must be an object, got {raw!r:.40}")
+    minute, asin = raw["lastUpdate"], raw["asin"]
+    if isinstance(minute, bool) or not isinstance(minute, int) or not isinstance(asin, str):
+        raise TypeError(f"a backlog deal needs an int lastUpdate and a str asin, got {raw!r:.60}")
+    return (minute, asin, raw)
 
 
 class Backlog(Protocol):

@@ -71,11 +71,22 @@ class BeatRun:
         """For each run, whether it moved the watermark."""
         return [r.watermark_after != r.watermark_before for r in self.reports]
 
+    def idle(self) -> list[bool]:
+        """For each run, whether it was an idle wake-up: it spent tokens or waited, and got nothing.
+
+        Getting something is moving the watermark or reading a deal page of a sweep.
+        A run that found the bucket recharging and returned at once, spending
+        nothing, is not idle: it did not try.
+        """
+        return [
+            not moved and r.pages == 0 and (r.tokens_spent > 0 or r.waited > 0)
+            for r, moved in zip(self.reports, self.progressed(), strict=True)
+        ]
+
     def longest_idle_stretch(self) -> int:
-        """The most consecutive runs that moved nothing although they spent tokens or waited."""
+        """The most consecutive idle wake-ups (see :meth:`idle`)."""
         longest = current = 0
-        for r, moved in zip(self.reports, self.progressed(), strict=True):
-            idle = not moved and (r.tokens_spent > 0 or r.waited > 0)
+        for idle in self.idle():
             current = current + 1 if idle else 0
             longest = max(longest, current)
         return longest

@@ -47,7 +47,7 @@ import attrs
 
 from tokenbudget import AdaptiveBatchSizer, Clock, CostExceedsCapacity
 
-from ._backlog import Backlog, MemoryBacklog, Sweep
+from ._backlog import Backlog, Entry, MemoryBacklog, Sweep
 from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
 from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
@@ -355,6 +355,7 @@ class _Run:
     backlog_left: int = 0
     holder: str | None = None
     peeked: dict[tuple[str, int], str | None] = attrs.field(factory=dict)
+    parsed: dict[tuple[str, int], Deal] = attrs.field(factory=dict)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -469,9 +470,7 @@ class _Run:
         ing = self.ing
         stored = self._store_call("load the watermark", lambda: ing._store.load(ing.key))
         self.before = self.stored = stored
-        status = self._client_call(
-            "read the token status", lambda: ing._client.token_status(max_age=0.0)
-        )
+        status = self._client_call("read the token status", ing._client.token_status)
         self.status_minute = _minute_of(status.timestamp)
         self.status_time = ing._clock.now()
         if stored is None:
@@ -512,16 +511,24 @@ class _Run:
 
     # -- paging --------------------------------------------------------------------------------
 
-    def _pending(self, sweep: Sweep | None) -> list[Deal]:
+    def _pending(self, sweep: Sweep | None) -> list[Entry]:
         if sweep is None or not sweep.complete:
             return []
         mark = self.watermark
         assert mark is not None  # noqa: S101 -- loaded before the first step
-        return [
-            d
-            for d in sweep.deals
-            if d.last_update <= sweep.horizon and not mark.covers(d.last_update, d.asin)
-        ]
+        return [e for e in sweep.deals if e[0] <= sweep.horizon and not mark.covers(e[0], e[1])]
+
+    def _deal(self, entry: Entry) -> Deal:
+        """The deal of a backlog entry, parsed once per run."""
+        ident = (entry[1], entry[0])
+        deal = self.parsed.get(ident)
+        if deal is None:
+            try:
+                deal = Deal.from_raw(entry[2])
+            except KeepaError as e:
+                raise _Stop("error", f"the backlog holds a deal that cannot be read: {e}") from e
+            self.parsed[ident] = deal
+        return deal
 
     def _sweep_due(self, sweep: Sweep) -> bool:
         ing = self.ing
@@ -598,23 +605,36 @@ class _Run:
             )
         return reason
 
-    def _process(self, pending: list[Deal]) -> None:
+    def _process(self, pending: list[Entry]) -> None:
+        """Process one batch and commit it.
+
+        The batch is the oldest pending deals up to its last survivor of the
+        peek filters, and the peek-rejected deals right after it.
+        """
         ing = self.ing
-        survivors = [d for d in pending if self._peek(d) is None]
+        limit = ing._sizer.max_batch or _PRODUCTS_PER_REQUEST
+        scanned: list[Deal] = []
+        survivors: list[Deal] = []
+        for entry in pending:  # parse and peek only as far as one batch can reach
+            deal = self._deal(entry)
+            if self._peek(deal) is None:
+                if len(survivors) == limit:
+                    break
+                survivors.append(deal)
+            scanned.append(deal)
         if ing._enrich is None or not survivors:
-            # Nothing to spend: every deal's outcome is known now.
-            outcomes = [_Outcome(d, self._peek(d)) for d in pending]
+            # Nothing to spend: every scanned deal's outcome is known now.
+            outcomes = [_Outcome(d, self._peek(d)) for d in scanned]
             self._full_filters(outcomes, {})
             self._commit(outcomes)
             return
         size = self._plan_batch(len(survivors))
         chosen = survivors[:size]
-        last = chosen[-1]
         # The batch: every deal up to its last survivor, then the peek-rejected ones after it.
-        cut = pending.index(last) + 1
-        while cut < len(pending) and self._peek(pending[cut]) is not None:
+        cut = scanned.index(chosen[-1]) + 1
+        while cut < len(scanned) and self._peek(scanned[cut]) is not None:
             cut += 1
-        batch = pending[:cut]
+        batch = scanned[:cut]
         products = self._enrich_batch(chosen)
         outcomes = [_Outcome(d, self._peek(d)) for d in batch]
         self._full_filters(outcomes, products)
