@@ -154,20 +154,33 @@ class CappedServer:
 
 
 @given(
-    data=st.data(),
     config=configs(steps=True, infinite_deficit=False),
+    start=st.floats(0.0, 1.0),
     origin=clock_origins(),
     steps=history_ops,
 )
-def test_no_over_spend_against_a_capped_server(data, config, origin, steps):  # noqa: C901
+@example(  # issue 8, defect 2: cancelling an earlier booking credited past the cap
+    config=BucketConfig(
+        300,
+        Rate.per_minute(5),
+        burst_threshold=40,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(),
+    ),
+    start=301 / 600,  # a balance of 1 (in [-300, 300])
+    origin=0.0,
+    steps=[("reserve", 1.0), ("reserve", 1.0), ("cancel", 0, 0.0), ("wait", 3.0), ("try", 1.0)],
+)
+def test_no_over_spend_against_a_capped_server(config, start, origin, steps):  # noqa: C901
     """Guarantee 1, exactly: a capped server refilling at r admits every admission at its time.
 
     Histories cancel and settle earlier (non-tail) bookings and sync in between;
     the server sees each admission's cost at its time (settled costs, cancels
     removed) and adopts each synced balance. Run at the clock magnitudes of
-    real clocks, it would have found defects 1-3 and 6 of issue 8.
+    real clocks, it finds defects 1, 2 and 6 of issue 8.
     """
-    tokens = data.draw(starting_balances(config))
+    low = -min(config.max_deficit, config.capacity * 3)
+    tokens = low + start * (config.capacity - low)
     clock = ManualClock(origin)
     bucket = TokenBucket(config, clock=clock, tokens=tokens)
     bucket.snapshot()  # the bucket's state starts now
@@ -229,6 +242,28 @@ def test_no_over_spend_against_a_capped_server(data, config, origin, steps):  # 
             note(f"admit {amount!r} at {when!r}: server holds {server.balance!r}, needs {need!r}")
             assert server.balance >= need - slack
         server.balance -= amount
+
+
+@given(
+    data=st.data(),
+    config=configs(infinite_deficit=False),
+    origin=clock_origins(),
+    share=st.floats(1e-12, 1e-3),
+)
+def test_frozen_clock_admits_no_more_than_the_balance(data, config, origin, share):
+    """Guarantee 1 on a frozen clock: repeated small admissions take at most b + max_deficit
+    (+ the refill of one time tolerance), however high the rate."""
+    tokens = data.draw(starting_balances(config))
+    bucket = TokenBucket(config, clock=ManualClock(origin), tokens=tokens)
+    cost = max(share * config.max_cost, 1e-9)
+    admitted = 0.0
+    for _ in range(200):
+        if not bucket.try_acquire(cost):
+            break
+        admitted += cost
+    r = config.refill.tokens_per_second
+    budget = tokens + config.max_deficit + r * time_tolerance(origin)
+    assert admitted <= budget + _tol(budget, config.capacity) + cost
 
 
 # -- 2. bounded debt ----------------------------------------------------------------------
