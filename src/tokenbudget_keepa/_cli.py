@@ -577,7 +577,7 @@ def _demo(args: argparse.Namespace) -> int:
         }
         _emit(sys.stdout, json.dumps(document, sort_keys=True))
         return _finish(report)
-    query = "SELECT asin, title, price, profit FROM deals LIMIT 5"
+    query = "SELECT asin, title, price, sales_rank FROM deals LIMIT 5"
     lines = [
         (
             f"Demo: {args.hours:g} simulated hours on an emulated Keepa account refilling "
