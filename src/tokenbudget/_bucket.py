@@ -177,6 +177,17 @@ def _check_parts(
             "MemoryBackend(), SQLiteBackend(path) or tokenbudget.redis.RedisBackend(client); "
             f"got {backend!r}"
         )
+    asynchronous = getattr(backend, "asynchronous", None)  # RedisBackend: its client's kind
+    if asynchronous is True and sleep == "sleep":
+        raise TypeError(
+            f"TokenBucket needs a backend with a sync client, but {backend!r} holds a "
+            "redis.asyncio one: use AsyncTokenBucket, or a RedisBackend of a redis.Redis"
+        )
+    if asynchronous is False and sleep == "asleep":
+        raise TypeError(
+            f"AsyncTokenBucket needs a backend with an asyncio client, but {backend!r} holds "
+            "a sync redis.Redis: use TokenBucket, or a RedisBackend of a redis.asyncio.Redis"
+        )
     if on_event is not None and not callable(on_event):
         raise TypeError(f"on_event must be a callable taking an Event, or None; got {on_event!r}")
 

@@ -192,8 +192,9 @@ class RedisBackend:
             :class:`~tokenbudget.ManualClock` for tests and simulations.
 
     Raises:
-        TypeError: *client* is not a redis-py client, or a sync client is used
-            by an :class:`~tokenbudget.AsyncTokenBucket` (or the reverse).
+        TypeError: *client* is not a redis-py client; or, from the bucket's
+            constructor, a sync client given to an
+            :class:`~tokenbudget.AsyncTokenBucket` (or the reverse).
         BackendError: From any operation, when Redis cannot be reached or
             refuses the command (the message names the backend, never the
             client's credentials).
@@ -255,6 +256,15 @@ class RedisBackend:
     def __repr__(self) -> str:
         kind = "redis.asyncio.Redis" if self._async else "redis.Redis"
         return f"RedisBackend(<{kind}>, prefix={self._prefix!r}, clock={self._clock!r})"
+
+    @property
+    def asynchronous(self) -> bool:
+        """Whether the client is a :class:`redis.asyncio.Redis` (for ``AsyncTokenBucket``).
+
+        The buckets check it at construction: a sync client serves only
+        :class:`~tokenbudget.TokenBucket`, an asyncio one only ``AsyncTokenBucket``.
+        """
+        return self._async
 
     @property
     def prefix(self) -> str:

@@ -236,20 +236,24 @@ def test_async_client_with_async_bucket(redis_server, redis_prefix):
 
 
 def test_async_bucket_with_sync_client_is_a_type_error(backend):
-    """An AsyncTokenBucket needs the asyncio client; the error says so."""
-    bucket = AsyncTokenBucket(CONFIG, backend=backend, key="k")
-    with pytest.raises(TypeError, match=r"redis\.asyncio\.Redis"):
-        asyncio.run(bucket.try_acquire(1))
+    """An AsyncTokenBucket needs the asyncio client; construction says so."""
+    with pytest.raises(TypeError, match=r"^AsyncTokenBucket needs .* redis\.asyncio\.Redis$"):
+        AsyncTokenBucket(CONFIG, backend=backend, key="k")
 
 
 def test_sync_bucket_with_async_client_is_a_type_error(redis_server, redis_prefix):
-    """A TokenBucket needs the sync client; the error says so."""
+    """A TokenBucket needs the sync client; construction says so."""
     import redis.asyncio as aredis
 
-    client = aredis.Redis.from_url(redis_server)
-    bucket = TokenBucket(CONFIG, backend=RedisBackend(client, prefix=redis_prefix), key="k")
-    with pytest.raises(TypeError, match=r"TokenBucket needs a redis\.Redis"):
-        bucket.try_acquire(1)
+    backend = RedisBackend(aredis.Redis.from_url(redis_server), prefix=redis_prefix)
+    with pytest.raises(TypeError, match=r"^TokenBucket needs .* a RedisBackend of a redis\.Redis$"):
+        TokenBucket(CONFIG, backend=backend, key="k")
+
+
+def test_wrong_client_kind_at_the_first_call_is_a_type_error(backend):
+    """Calling the async methods of a backend holding a sync client raises TypeError."""
+    with pytest.raises(TypeError, match=r"redis\.asyncio\.Redis"):
+        asyncio.run(backend.aobserve("k", CONFIG, None, 1.0))
 
 
 def test_not_a_client_is_a_type_error():
