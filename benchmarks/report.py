@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 
 import keepa_client
+import keepa_ingestor
 from peers import PEERS
 
 
@@ -348,6 +349,9 @@ def markdown(results: dict) -> str:
     kc = results.get("keepa")
     if kc is not None:
         out += keepa_client.markdown(kc)
+    ki = results.get("keepa_ingest")
+    if ki is not None:
+        out += keepa_ingestor.markdown(ki)
     notes = [f"- {p.name}: {note}" for p in PEERS for note in p.notes]
     if notes:
         out += ["Notes:", "", *notes, ""]

@@ -27,12 +27,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest
 import keepa_client
+import keepa_ingestor
 import measure
 import report
 from peers import PEERS
 
 
-SECTIONS = ("memory", "threads", "asyncio", "redis", "probe", "ingest", "keepa")
+SECTIONS = (
+    "memory",
+    "threads",
+    "asyncio",
+    "redis",
+    "probe",
+    "ingest",
+    "keepa",
+    "keepa_ingest",
+)
 
 
 def _machine() -> str:
@@ -106,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         "keepa": lambda: results.update(
             keepa=keepa_client.keepa_client(budget.reps, 2 * budget.rep_seconds)
         ),
+        "keepa_ingest": lambda: results.update(
+            keepa_ingest=keepa_ingestor.keepa_ingestor(budget.sim_hours / 24)
+        ),
     }
-    order = ["memory", "threads", "asyncio", "redis", "ingest", "keepa", "probe"]
+    order = ["memory", "threads", "asyncio", "redis", "ingest", "keepa", "keepa_ingest", "probe"]
     for name in order:
         if name not in args.only:
             continue
