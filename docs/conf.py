@@ -77,6 +77,13 @@ nitpick_ignore = [
     # `on_event`'s annotation: a private alias for Callable[[Event], None], which the
     # constructor's docstring describes.
     ("py:class", "EventHook"),
+    # The ingestor's private names that its docstrings mention: the hook alias (as above),
+    # the backlog protocol, the literal of stop reasons and the default job key; each is
+    # described where it is used.
+    ("py:class", "IngestEventHook"),
+    ("py:class", "Backlog"),
+    ("py:data", "StopReason"),
+    ("py:func", "default_key"),
 ]
 
 
