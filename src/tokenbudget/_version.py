@@ -12,9 +12,26 @@ __all__ = ["UNKNOWN_VERSION", "version"]
 #: The answer when neither the installed metadata nor the checkout's pyproject.toml says.
 UNKNOWN_VERSION: Final = "0+unknown"
 
-_PROJECT_VERSION: Final = re.compile(
-    r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', re.MULTILINE | re.DOTALL
-)
+_VERSION_LINE: Final = re.compile(r'^version\s*=\s*"([^"]+)"\s*(#.*)?$')
+
+
+def _project_version(text: str) -> str | None:
+    """The ``version`` of the ``[project]`` table of a ``pyproject.toml`` text, if it is ours."""
+    table = None
+    name = version = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and not line.startswith((" ", "\t")):
+            table = stripped
+            continue
+        if table != "[project]":
+            continue
+        if stripped.replace(" ", "") == 'name="tokenbudget"':
+            name = "tokenbudget"
+        found = _VERSION_LINE.match(stripped)
+        if found is not None:
+            version = found.group(1)
+    return version if name == "tokenbudget" else None
 
 
 def _from_checkout() -> str | None:
@@ -24,10 +41,8 @@ def _from_checkout() -> str | None:
         text = pyproject.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    found = _PROJECT_VERSION.search(text)
-    if found is None or 'name = "tokenbudget"' not in text:
-        return None
-    return f"{found.group(1)}+source"
+    found = _project_version(text)
+    return None if found is None else f"{found}+source"
 
 
 def version() -> str:

@@ -101,3 +101,13 @@ def test_unknown_version_outside_a_checkout(tmp_path: Path, runtime_deps: Path):
 def test_installed_version_wins():
     """Installed, ``__version__`` is the distribution's metadata version."""
     assert tokenbudget.__version__ == importlib.metadata.version("tokenbudget")
+
+
+def test_checkout_version_is_read_from_the_project_table_only():
+    """The fallback reads ``[project]``'s version of tokenbudget, not another table's or project's."""
+    from tokenbudget._version import _project_version
+
+    ours = '[project]\nname = "tokenbudget"\nkeywords = ["a", "b"]\nversion = "1.2"\n[tool.x]\nversion = "9"\n'
+    assert _project_version(ours) == "1.2"
+    assert _project_version(ours.replace('"tokenbudget"', '"other"')) is None
+    assert _project_version('[tool.x]\nname = "tokenbudget"\nversion = "9"\n') is None
