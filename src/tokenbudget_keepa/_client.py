@@ -30,6 +30,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -88,10 +89,18 @@ def _redact(text: str, key: str) -> str:
 # -- the transport that adds the key -----------------------------------------------------------
 
 
-def _with_key(request: httpx.Request, key: str) -> httpx.Request:
+def _key_query(key: str) -> bytes:
+    """``key=...`` as it goes into a query string (percent-encoded once, up front)."""
+    return b"key=" + quote(key, safe="").encode("ascii")
+
+
+def _with_key(request: httpx.Request, key_query: bytes) -> httpx.Request:
+    """A copy of *request* whose query string ends with *key_query*."""
+    url = request.url
+    query = url.query
     return httpx.Request(
         request.method,
-        request.url.copy_add_param("key", key),
+        url.copy_with(query=query + b"&" + key_query if query else key_query),
         headers=request.headers,
         stream=request.stream,
         extensions=request.extensions,
@@ -103,7 +112,7 @@ class _KeyTransport(httpx.BaseTransport):
 
     def __init__(self, inner: httpx.BaseTransport, key: str) -> None:
         self._inner = inner
-        self._key = key
+        self._key = _key_query(key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<redacted>)"
@@ -120,7 +129,7 @@ class _AsyncKeyTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport, key: str) -> None:
         self._inner = inner
-        self._key = key
+        self._key = _key_query(key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<redacted>)"

@@ -120,9 +120,9 @@ def test_unreachable_server_is_a_transport_error(manual_clock):
 
 def test_timeout_is_a_transport_error(make_client, keepa):
     """An answer slower than the timeout: retried, then KeepaTransportError."""
-    client = make_client(timeout=0.1, max_retries=1)
+    client = make_client(timeout=0.3, max_retries=1)
     client.token_status()
-    keepa.inject(Fault.slow(0.3), Fault.slow(0.3), endpoint="deal")
+    keepa.inject(Fault.slow(0.6), Fault.slow(0.6), endpoint="deal")
     with pytest.raises(KeepaTransportError, match="Timeout") as excinfo:
         client.deals(QUERY)
     assert raised(excinfo).attempts == 2
