@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -410,7 +410,7 @@ class DealPage:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     #: The most deals Keepa puts on one page; a page with fewer is the last one.
-    PAGE_SIZE: Final = 150
+    PAGE_SIZE: ClassVar[int] = 150
 
     @property
     def is_last(self) -> bool:

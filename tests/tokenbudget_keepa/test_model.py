@@ -205,3 +205,10 @@ def test_malformed_selection_is_refused_naming_the_field(selection, error, named
     """A malformed selection raises before sending, naming the field."""
     with pytest.raises(error, match=named):
         DealQuery.from_mapping(selection)
+
+
+def test_deal_page_size_is_a_constant_not_a_field():
+    """PAGE_SIZE is Keepa's page size on the class; a page is built from deals and page alone."""
+    page = DealPage([], page=3)
+    assert DealPage.PAGE_SIZE == 150
+    assert repr(page) == "DealPage(deals=[], page=3)"
