@@ -155,10 +155,10 @@ class SmartIngestor:
             defaults; ``()``: none (every deal is accepted).
         enrich: The keyword arguments of :meth:`KeepaClient.products` for enrichment;
             ``None``: what the filters need (no product queries when they need none).
-        key: The job's name in the stores (default: :func:`default_key`).
+        key: The job's name in the stores (default: ``deals-<domain>-<digest of the selection>``).
         lease: One ingestor per key at a time (:class:`Lease`); ``None``: no lease.
         backlog: Where fetched but unprocessed pages are kept between runs
-            (default: in this object's memory).
+            (default: in this object's memory; the command keeps them in its SQLite file).
         lookback_minutes: How far back a first run starts (at least an hour by default).
         settle_minutes: Deals updated in the last *settle_minutes* before a sweep
             began wait for the next sweep (Keepa caches answers for about two minutes).

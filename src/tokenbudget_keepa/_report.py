@@ -103,7 +103,8 @@ class IngestReport:
             server reported them.
         watermark_before: The stored watermark when the run started (``None``: first run).
         watermark_after: The stored watermark when the run returned.
-        stopped: Why the run returned (see :data:`StopReason`).
+        stopped: Why the run returned: ``caught_up``, ``time_budget``, ``lease_held``,
+            ``interrupted``, ``error``, ``lease_lost`` or ``fatal_error``.
         errors: Every error met, one line each (also the retried ones).
         batches: The size of every product batch, in order.
         pages: Deal pages fetched.
