@@ -619,15 +619,20 @@ class TokenBucket(_Shell):
         """Adopt the balance a server reports as authoritative.
 
         Bookings whose time has not come keep their times and are subtracted
-        from *tokens*; those whose time has come are assumed to be in it. A
-        balance below ``min_threshold`` enters recharge mode.
+        from *tokens*; those whose time has come are assumed to be in it,
+        except bookings still in flight (admitted within
+        :attr:`BucketConfig.in_flight <tokenbudget.BucketConfig>` seconds and
+        neither settled nor cancelled), which are subtracted too. A balance
+        below ``min_threshold`` enters recharge mode.
 
         Args:
             tokens: The server's balance now (Keepa's ``tokensLeft``).
             refill_in: Seconds until the server's next refill step (Keepa's
                 ``refillIn`` / 1000). With a stepped config it anchors the
-                steps; with a continuous one the balance is lowered by one
-                step's worth so the model never runs ahead of the server.
+                steps (a *refill_in* longer than one step adds no step before
+                the server's next one); with a continuous one the balance is
+                lowered by that much refill so the model never runs ahead of
+                the server.
             rate: A changed refill rate (Keepa's ``refillRate`` per minute).
 
         Returns:
