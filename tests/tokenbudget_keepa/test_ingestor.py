@@ -357,3 +357,19 @@ def test_run_forever_stops_cleanly_on_sigterm(make: Callable[..., Any]) -> None:
     assert len(seen) == 3
     assert last is not None
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_429_past_the_clients_retries_never_advances_the_watermark(
+    make: Callable[..., Any],
+) -> None:
+    """Refused with 429 again and again: the run stops on the error, the batch uncommitted."""
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(
+        emulator={"refill_per_min": 100}, filters=(Everything(),), store=store, retries=0
+    )
+    emu.inject(*[Fault.server_error(429)] * 8, endpoint="product")
+    report = ingestor.run_once()
+    assert report.stopped == "error"
+    assert any("KeepaTokenError" in e for e in report.errors)
+    assert store.load("job") is None
+    assert report.deals_seen == 0

@@ -174,7 +174,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             pid, read = _fork_run(_argv(store, query, emulator_url))
             killed += _kill_after(pid, read, rng.uniform(0, 0.15))
         else:  # killed between two steps, e.g. products fetched but not yet stored
-            pid, read = _fork_run(_argv(store, query, emulator_url), die_at=rng.randint(3, 6))
+            pid, read = _fork_run(_argv(store, query, emulator_url), die_at=rng.randint(1, 6))
             killed += _kill_after(pid, read, 5.0)
         mark = _watermark(store)
         if mark is not None:
