@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenbudget import AdaptiveBatchSizer, Clock, CostExceedsCapacity
+from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCapacity
 
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep
 from ._cost import RequestKind
@@ -790,12 +790,27 @@ class _Run:
         return float(self.ing._client.bucket.snapshot().booked)
 
     def _probe(self, cost: float) -> float:
-        """Seconds the bucket would make a request of *cost* wait now (nothing stays booked)."""
+        """Seconds the bucket would make a request of *cost* wait now; nothing stays booked.
+
+        When the snapshot shows the request admitted at once, nothing is asked
+        of the bucket; otherwise ``reserve(cost, timeout=0)`` raises with the
+        wait and books nothing (on a rounding edge it books, and is cancelled
+        at once: its time has not passed).
+        """
         bucket = self.ing._client.bucket
-        reservation = bucket.reserve(cost)
-        delay = float(reservation.delay)
+        config = bucket.config
+        snap = bucket.snapshot()
+        need = config.required_balance(cost)
+        if snap.recharging:
+            need = max(need, config.burst_threshold)
+        if snap.pending == 0 and snap.tokens > 0 and snap.tokens >= need + 1e-6:
+            return 0.0
+        try:
+            reservation = bucket.reserve(cost, timeout=0)
+        except AcquireTimeout as e:
+            return float(e.delay)
         reservation.cancel()
-        return delay
+        return 0.0
 
     def _stop_for_budget(self, wait: float, what: str) -> None:
         remaining = self.deadline - self.ing._clock.now()
