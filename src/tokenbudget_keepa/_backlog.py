@@ -15,6 +15,14 @@ are never half seen). Deals after the horizon are left for the next sweep.
 The backlog is only a cache: the watermark is the truth, and a deal at or
 before it is dropped when the backlog is loaded. Losing the backlog costs
 tokens, never deals.
+
+Pages read minutes apart see a list that moved meanwhile. New and re-updated
+deals go to the top, which only pushes later pages down (a deal read twice is
+kept once); a re-updated deal is read at its new ``lastUpdate`` by the next
+sweep. A deal that *leaves* the selection between two page reads (Keepa
+drops a deal whose price went back up) pulls the later pages up by one, so
+the deal at the page boundary is on neither read: it is read again when it is
+next updated. Keepa's answer cache (about two minutes) makes that rare.
 """
 
 from __future__ import annotations
