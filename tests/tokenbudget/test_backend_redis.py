@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import time
 
 import pytest
 
@@ -337,11 +338,10 @@ def test_a_dropped_connection_is_replaced(redis_client, redis_prefix, clock):
     backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
     bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="k")
     assert bucket.try_acquire(1)
-    killed = 0
-    for client in redis_client.client_list():
-        if client["cmd"] in ("evalsha", "eval"):
-            killed += redis_client.client_kill_filter(_id=client["id"])
-    assert killed >= 1
+    # Only this backend's own connection: other processes may share the server.
+    host, port = backend._held._sock.getsockname()[:2]
+    killed = redis_client.client_kill_filter(addr=f"{host}:{port}")
+    assert killed == 1
     assert bucket.try_acquire(1)
     assert bucket.snapshot().tokens == pytest.approx(298.0)
 
@@ -412,6 +412,7 @@ def test_the_fast_path_equals_the_general_path(redis_client, redis_prefix):
         for dt, cost, max_wait in [(0.0, None, None), *ops]:
             now += dt
             replies = []
+            started = time.monotonic()
             for sha, key in keys.items():
                 head = _head(key, config, initial)
                 if cost is None:
@@ -423,7 +424,9 @@ def test_the_fast_path_equals_the_general_path(redis_client, redis_prefix):
             fast, slow = (redis_client.hgetall(key) for key in keys.values())
             assert fast == slow, (config, initial, ops)
             ttls = [redis_client.pttl(key) for key in keys.values()]
-            assert abs(ttls[0] - ttls[1]) <= 50
+            # Each key's expiry counts from its own call: allow the time between them.
+            apart = (time.monotonic() - started) * 1000
+            assert abs(ttls[0] - ttls[1]) <= 50 + apart
 
     # The corners random draws seldom reach: a shortfall within the tolerance (admitted,
     # the balance raised to the required one first), a refill capped at the capacity, a
