@@ -169,7 +169,7 @@ class SmartIngestor:
         lease_ttl: Seconds a lease lives past the wait ahead, unless renewed.
         retries: How often one failed step (a request, a store write) is retried in a run.
         retry_delay: The first pause before a retry, doubled after each.
-        clock: Where the ingestor reads time and waits (default: the bucket's clock).
+        clock: Where the ingestor reads time and waits (default: the client's clock).
         on_event: Called with every :class:`IngestEvent`.
 
     .. versionadded:: 0.1.0
@@ -231,7 +231,7 @@ class SmartIngestor:
         self._lease_ttl = float(lease_ttl)
         self._retries = retries
         self._retry_delay = float(retry_delay)
-        self._clock: Clock = client.bucket.clock if clock is None else clock
+        self._clock: Clock = client.clock if clock is None else clock  # no request yet
         self._on_event = on_event
         per_request = _PRODUCTS_PER_REQUEST
         if self._enrich and self._enrich.get("offers"):
