@@ -752,6 +752,9 @@ class KeepaClient(_Base):
         """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
         with self._gate:
             bucket = self.bucket
+            # A bucket of yours may admit less at once than a request may cost: book the most
+            # it admits (the answer settles the true cost), as Keepa runs it while positive.
+            cost = min(cost, bucket.config.max_cost)
             try:
                 booking = bucket.reserve(cost, timeout=0)
                 waited = 0.0
@@ -1006,6 +1009,7 @@ class AsyncKeepaClient(_Base):
         gate, state, _ = self._locks()
         async with gate:
             bucket = await self._ready_bucket()
+            cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
             try:
                 booking = await bucket.reserve(cost, timeout=0)
                 waited = 0.0

@@ -304,3 +304,18 @@ def test_threads_share_one_client_without_a_429(client, keepa, manual_clock):
     assert not errors
     assert keepa.stats().throttled == 0
     assert keepa.stats().count("product", 200) == 24
+
+
+def test_estimate_above_a_strict_user_bucket_is_booked_at_its_most(
+    make_client, keepa, manual_clock
+):
+    """A user bucket that admits at most 100 at once still sends a batch estimated far above it."""
+    strict = TokenBucket(
+        BucketConfig(300, Rate.per_minute(5), min_threshold=1, refill_step=60),
+        clock=manual_clock,
+        tokens=300,
+    )
+    client = make_client(bucket=strict)
+    assert strict.config.max_cost == 299
+    assert len(client.products(keepa.catalog_asins(20), offers=100)) == 20
+    assert keepa.stats().throttled == 0
