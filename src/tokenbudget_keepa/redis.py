@@ -339,14 +339,23 @@ class RedisLease(_RedisBase):
         """Nothing to close: the client belongs to the caller."""
 
 
-def _parse(value: str) -> HolderProcess:
-    """The holder recorded after the token (an unreadable record: a holder never judged gone)."""
-    _, _, rest = value.partition(" ")
+def _this_process() -> str:
+    me = HolderProcess.current()
+    return json.dumps([me.pid, me.host, me.boot_id, me.started])
+
+
+def _holder_of(text: str) -> HolderProcess:
+    """A booking's process (an unreadable record: one never judged gone)."""
     try:
-        pid, host, boot_id, started = json.loads(rest)
+        pid, host, boot_id, started = json.loads(text)
         return HolderProcess(int(pid), str(host), boot_id, started)
     except (ValueError, TypeError):
         return HolderProcess(0, "unknown")
+
+
+def _parse(value: str) -> HolderProcess:
+    """The holder recorded after a lease's token."""
+    return _holder_of(value.partition(" ")[2])
 
 
 def _ttl_ms(ttl: float) -> int:
@@ -361,21 +370,25 @@ def _check_key(key: object) -> str:
 
 # -- a Keepa account's bucket shared by several processes --------------------------------------
 
-#: KEYS: the in-flight set, the settle counter, the booking counter. ARGV: the booking's id
-#: and cost ("id:cost"), its due time. Its member (the booking's number first, so that
-#: members sort in booking order) and the count of settles.
+#: KEYS: the in-flight set, the settle counter, the booking counter, the holders. ARGV: the
+#: booking's id and cost ("id:cost"), its due time, its process. Its member (the booking's
+#: number first, so that members sort in booking order) and the count of settles.
 _BOOK: Final = """
 local seq = redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], 86400)
 local member = string.format('%020d', seq) .. ':' .. ARGV[1]
 redis.call('ZADD', KEYS[1], ARGV[2], member)
 redis.call('EXPIRE', KEYS[1], 86400)
+redis.call('HSET', KEYS[4], member, ARGV[3])
+redis.call('EXPIRE', KEYS[4], 86400)
 return {member, redis.call('GET', KEYS[2]) or '0'}
 """
 
-#: KEYS: the in-flight set, the settle counter. ARGV: member. The new count of settles.
+#: KEYS: the in-flight set, the settle counter, the holders. ARGV: member. The new count of
+#: settles.
 _SETTLE: Final = """
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 local n = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], 86400)
 return n
@@ -398,19 +411,21 @@ end
 return {tostring(due), redis.call('GET', KEYS[2]) or '0'}
 """
 
-#: KEYS: the in-flight set. ARGV: a member and its due time. How many bookings on the wire
-#: were booked before it (members sort in booking order) and are due by its time.
+#: KEYS: the in-flight set, the holders. ARGV: a member and its due time. The bookings on
+#: the wire booked before it (members sort in booking order) and due by its time, each
+#: followed by its process.
 _EARLIER: Final = """
-local n = 0
+local found = {}
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
   if member ~= ARGV[1] then
     local score = tonumber(redis.call('ZSCORE', KEYS[1], member))
     if score < tonumber(ARGV[2]) or member < ARGV[1] then
-      n = n + 1
+      table.insert(found, member)
+      table.insert(found, redis.call('HGET', KEYS[2], member) or '')
     end
   end
 end
-return n
+return found
 """
 
 #: KEYS: the mutex. ARGV: its owner. Deletes it iff the owner holds it.
@@ -480,6 +495,7 @@ class RedisAccountBucket(TokenBucket):
 
     __slots__ = (
         "_flight",
+        "_holders",
         "_marks",
         "_mutex",
         "_owned",
@@ -509,6 +525,7 @@ class RedisAccountBucket(TokenBucket):
         self._settles = f"{base}:settles"
         self._mutex = f"{base}:mutex"
         self._seq = f"{base}:bookings"
+        self._holders = f"{base}:holders"
         self._time_source = clock
         self._marks = _Marks()
         self._scripts = {
@@ -544,8 +561,11 @@ class RedisAccountBucket(TokenBucket):
                 self._scripts["unlock"](keys=[self._mutex], args=[owner])
 
     def _call(self, name: str, *args: Any) -> Any:
+        keys = [self._flight, self._settles]
+        if name == "settle":
+            keys.append(self._holders)
         try:
-            return self._scripts[name](keys=[self._flight, self._settles], args=list(args))
+            return self._scripts[name](keys=keys, args=list(args))
         except RedisError as exc:
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
@@ -566,10 +586,11 @@ class RedisAccountBucket(TokenBucket):
                 booking = super().reserve(cost, timeout=timeout)
                 try:
                     member_raw, count = self._scripts["book"](
-                        keys=[self._flight, self._settles, self._seq],
+                        keys=[self._flight, self._settles, self._seq, self._holders],
                         args=[
                             f"{uuid.uuid4().hex}:{float(booking.cost)!r}",
                             repr(float(booking.time)),
+                            _this_process(),
                         ],
                     )
                     member = member_raw.decode() if isinstance(member_raw, bytes) else member_raw
@@ -611,10 +632,16 @@ class RedisAccountBucket(TokenBucket):
         args = [tracked.member, repr(float(tracked.time))]
         while time.monotonic() < deadline:
             try:
-                earlier = int(self._scripts["earlier"](keys=[self._flight], args=args))
+                found = self._scripts["earlier"](keys=[self._flight, self._holders], args=args)
+                waiting = []
+                for member, holder in zip(found[::2], found[1::2], strict=True):
+                    if _holder_of(_text(holder)).is_gone():
+                        self._forget(_text(member))  # its process died: it never answers
+                    else:
+                        waiting.append(member)
             except RedisError as exc:
                 raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-            if earlier == 0:
+            if not waiting:
                 return
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
@@ -637,7 +664,10 @@ class RedisAccountBucket(TokenBucket):
 
     def _forget(self, member: str) -> None:
         try:
-            self._redis.zrem(self._flight, member)
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zrem(self._flight, member)
+            pipe.hdel(self._holders, member)
+            pipe.execute()
         except RedisError as exc:
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 

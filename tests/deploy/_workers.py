@@ -123,6 +123,8 @@ def sender(env: Mapping[str, str]) -> Iterator[Any]:
     try:
         yield app
     finally:
-        app.close()
         with contextlib.suppress(Exception):
-            app.backend.client.close()
+            app.backend.result_consumer.stop()  # its pubsub connection
+        with contextlib.suppress(Exception):
+            app.backend.client.connection_pool.disconnect()
+        app.close()

@@ -172,3 +172,23 @@ def test_a_request_that_stays_in_credit_is_not_held(make):
     booking = two.reserve(10)
     assert booking.delay == 0
     assert not booking.into_debt
+
+
+def test_a_dead_process_booking_does_not_hold_a_request_into_debt(make, redis_client, redis_prefix):
+    """An earlier booking whose process died never answers: the request into debt goes on."""
+    import json
+    import subprocess
+    import sys
+
+    from tokenbudget_keepa._lease import HolderProcess
+
+    one, two = make(), make()
+    one.sync(15, refill_in=0.5)
+    earlier = one.reserve(10)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    me = HolderProcess.current()
+    record = json.dumps([int(dead.stdout), me.host, me.boot_id, None])
+    redis_client.hset(f"{redis_prefix}acct:holders", earlier.member, record)  # then it died
+    two.reserve(100)  # returns at once instead of after the gate's minute
+    assert redis_client.zscore(f"{redis_prefix}acct:inflight", earlier.member) is None
