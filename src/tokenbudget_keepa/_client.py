@@ -792,7 +792,7 @@ class KeepaClient(_Base):
                     self._inflight -= 1
                     self._state.notify_all()
 
-    def _send(self, call: _Call) -> _Answer:
+    def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
         token_retries = server_retries = attempt = 0
@@ -802,27 +802,37 @@ class KeepaClient(_Base):
             waited = 0.0
             if estimate > 0:
                 booking, waited = self._book(estimate)
+            failure: str | None = None
+            sent = False
             try:
                 response = self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
+                # Only its text leaves this block (redacted): the httpx error holds the
+                # request that carried the key, so it must not become the context of ours.
+                failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except BaseException:
+                self._finish(booking, None, estimate)
+                raise
+            if failure is not None:
                 self._finish(booking, None, estimate if sent else 0.0)
-                note = _transport_note(exc, self._key)
                 self._log(
-                    call, estimate=estimate, answer=None, waited=waited, attempt=attempt, note=note
+                    call,
+                    estimate=estimate,
+                    answer=None,
+                    waited=waited,
+                    attempt=attempt,
+                    note=failure,
                 )
                 server_retries += 1
                 if server_retries > self._max_retries:
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({note})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})",
                         endpoint=call.path,
                         attempts=attempt,
-                    ) from None
+                    )
                 self._clock.sleep(self._backoff_delay(server_retries))
                 continue
-            except BaseException:
-                self._finish(booking, None, estimate)
-                raise
             answer = self._read(response)
             self._finish(booking, answer, self._consumed(answer, estimate))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
@@ -1049,7 +1059,7 @@ class AsyncKeepaClient(_Base):
                 async with state:
                     state.notify_all()
 
-    async def _send(self, call: _Call) -> _Answer:
+    async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
         token_retries = server_retries = attempt = 0
         while True:
@@ -1058,27 +1068,37 @@ class AsyncKeepaClient(_Base):
             waited = 0.0
             if estimate > 0:
                 booking, waited = await self._book(estimate)
+            failure: str | None = None
+            sent = False
             try:
                 response = await self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
+                # Only its text leaves this block (redacted): the httpx error holds the
+                # request that carried the key, so it must not become the context of ours.
+                failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except BaseException:
+                await asyncio.shield(self._finish(booking, None, estimate))
+                raise
+            if failure is not None:
                 await self._finish(booking, None, estimate if sent else 0.0)
-                note = _transport_note(exc, self._key)
                 self._log(
-                    call, estimate=estimate, answer=None, waited=waited, attempt=attempt, note=note
+                    call,
+                    estimate=estimate,
+                    answer=None,
+                    waited=waited,
+                    attempt=attempt,
+                    note=failure,
                 )
                 server_retries += 1
                 if server_retries > self._max_retries:
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({note})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})",
                         endpoint=call.path,
                         attempts=attempt,
-                    ) from None
+                    )
                 await self._clock.asleep(self._backoff_delay(server_retries))
                 continue
-            except BaseException:
-                await asyncio.shield(self._finish(booking, None, estimate))
-                raise
             answer = self._read(response)
             await self._finish(booking, answer, self._consumed(answer, estimate))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)

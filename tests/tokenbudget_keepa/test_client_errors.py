@@ -116,6 +116,7 @@ def test_unreachable_server_is_a_transport_error(manual_clock):
     err = raised(excinfo)
     assert err.attempts == 3
     assert isinstance(err, ConnectionError)
+    assert err.__context__ is None  # httpx's error held the keyed request: not kept
 
 
 def test_timeout_is_a_transport_error(make_client, keepa):
