@@ -19,7 +19,9 @@ to eight units in the last place of the times compared.
 The model is exact where the bucket must be: cancelling or settling any
 booking replays the later ones with the refill capped, so the bucket never
 credits more than a capped server would (guarantee 1, checked against this
-capped replay rather than against ``initial + r*T``).
+capped replay rather than against ``initial + r*T``). With
+``BucketConfig.in_flight`` a sync subtracts the bookings due within that window
+and neither settled nor cancelled.
 
 Floats: balances agree within 1e-9 relative to the magnitudes involved (and
 times within that balance tolerance divided by the rate, plus 1e-9 s). Where
@@ -76,6 +78,8 @@ class Booking:
     cancelled: bool = False
     #: Its cost was returned by a correction (cancelled when admitted at once).
     returned: bool = False
+    #: Settled or cancelled: no longer in flight.
+    ended: bool = False
     #: The balance it waited for (exactly reached at its time), if it waited.
     reached: float | None = None
 
@@ -104,6 +108,9 @@ class Model:
     origin_balance: float
     origin_recharging: bool
     step: float | None = None
+    #: BucketConfig.in_flight: how long an admitted booking counts as in flight after its time.
+    window: float = 0.0
+    everything: list[Booking] = field(default_factory=list)
     anchor: float = 0.0
     bookings: list[Booking] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
@@ -130,6 +137,7 @@ class Model:
             origin_balance=tokens,
             origin_recharging=tokens < config.min_threshold,
             step=config.refill_step,
+            window=config.in_flight,
         )
 
     def required(self, cost: float) -> float:
@@ -160,9 +168,19 @@ class Model:
         self.seq += 1
         return self.seq
 
-    def absorbed(self, booking: Booking) -> bool:
-        """Whether a sync took the booking into the server's figure."""
-        return booking not in self.bookings
+    def absorbed(self, booking: Booking, now: float) -> bool:
+        """Whether a sync took the booking into the server's figure (and it is not in flight)."""
+        return booking not in self.bookings and booking not in self.flights(now)
+
+    def flights(self, now: float) -> list[Booking]:
+        """Bookings in flight: due, neither settled nor cancelled, within the window."""
+        return [
+            b
+            for b in self.everything
+            if not (b.ended or b.cancelled)
+            and b.time <= now + ttol(now)
+            and b.time + self.window > now
+        ]
 
     def live(self) -> list[Booking]:
         return [b for b in self.bookings if not b.cancelled]
@@ -251,6 +269,8 @@ class Model:
         """Add an admission; guarantee 2: at its time it leaves at least -max_deficit."""
         booking = Booking(time, cost, self._next_seq(), reached=reached)
         self.bookings.append(booking)
+        if self.window > 0:
+            self.everything.append(booking)
         balance, _ = self.replay(time)
         assert balance >= -self.deficit - self.tol(balance, cost), (balance, -self.deficit)
         return booking
@@ -286,8 +306,9 @@ class Model:
         """
         if booking.time > now + ttol(now):
             booking.cost = actual  # still pending: its debit is corrected
-        elif booking in self.bookings:
+        elif not self.absorbed(booking, now):
             self.corrections.append(Correction(now, actual - charged, self._next_seq(), booking))
+        booking.ended = True
 
     def sync(self, now: float, tokens: float, refill_in: float | None, rate: float | None) -> None:
         """Adopt the server's balance now; pending bookings are replayed from it.
@@ -300,7 +321,7 @@ class Model:
         pending = self.pending(now)
         if rate is not None:
             self.rate = rate
-        balance = tokens
+        balance = tokens - sum(b.cost for b in self.flights(now))  # still to be spent
         if refill_in is not None:
             if self.step is None:
                 balance -= self.rate * refill_in  # never run ahead of the server
@@ -341,7 +362,7 @@ class BucketMachine(RuleBasedStateMachine):
         self.bucket: TokenBucket
         self.config: BucketConfig
 
-    @initialize(data=st.data(), config=configs(steps=True), origin=clock_origins())
+    @initialize(data=st.data(), config=configs(steps=True, in_flight=True), origin=clock_origins())
     def start(self, data, config, origin):
         """Any valid config (continuous or stepped), any valid starting balance, any clock."""
         tokens = data.draw(starting_balances(config), label="tokens")
@@ -434,7 +455,9 @@ class BucketMachine(RuleBasedStateMachine):
         gone = booking.cancelled or booking.returned
         ok = handle.reservation.cancel()
         note(f"cancel(booking at {booking.time!r}, cost {booking.cost!r}) at {self.now!r} -> {ok}")
-        if gone or self.model.absorbed(booking):
+        absorbed = self.model.absorbed(booking, self.now)
+        booking.ended = True  # a cancel ends the booking's flight, whatever it returns
+        if gone or absorbed:
             assert ok is False
             return
         if abs(booking.time - self.now) > self.time_tol(booking.time):
