@@ -311,3 +311,20 @@ def test_demo_runs_with_nothing_configured(
     assert document["demo"]["throttled"] == 0
     assert document["accepted"] > 0
     assert (tmp_path / "tokenbudget-keepa-demo.sqlite").exists()
+
+
+def test_a_time_budget_ends_the_run_before_a_long_wait(
+    capsys: pytest.CaptureFixture[str],
+    make_emulator: Callable[..., KeepaEmulator],
+    query: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """ingest --time-budget on an account in debt: a normal stop (0) that spent nothing."""
+    drained = make_emulator(refill_per_min=5, tokens=-100)
+    document = {"selection": SELECTION, "filters": {}}
+    args = ingest(drained, query(document), tmp_path / "i.db", "--time-budget", "5", "--json")
+    status, out, _ = run(capsys, *args)
+    assert status == 0
+    report = json.loads(out)
+    assert report["stopped"] == "time_budget"
+    assert report["tokens_spent"] == 0
