@@ -174,7 +174,7 @@ def _explain_valkey_log(session: nox.Session, log: Path) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def mypy(session: nox.Session) -> None:
     """Type-check ``src/`` strictly, and the typing examples."""
-    session.install("-e", ".[redis,keepa,postgres,celery]", *_group("typing"))
+    session.install("-e", ".[redis,keepa,plot,postgres,celery]", *_group("typing"))
     session.run("mypy", "src", "tests/typing")
 
 
