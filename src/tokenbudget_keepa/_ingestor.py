@@ -133,8 +133,12 @@ class _Stop(Exception):  # noqa: N818 -- control flow, never leaves this module
         self.message = message
 
 
-class _Interrupted(BaseException):
-    """Raised from a signal handler to stop a run at once (a wait included)."""
+class _Interrupted(KeyboardInterrupt):
+    """Raised from a signal handler to stop a run at once (a wait included).
+
+    A :class:`KeyboardInterrupt`, so that one arriving outside a run (while the
+    lease is released, say) ends a program as Ctrl-C does.
+    """
 
 
 def _describe(error: BaseException) -> str:
