@@ -20,7 +20,7 @@ def main() -> None:
         refill_per_min=60,
         capacity=1_000_000,
         tokens=1_000_000,
-        deals_per_minute=10,
+        deals_per_minute=14,
         history_minutes=120,
         seed=7,
     ) as emulator:
