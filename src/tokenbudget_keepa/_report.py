@@ -109,7 +109,8 @@ class IngestReport:
         errors: Every error met, one line each (also the retried ones).
         batches: The size of every product batch, in order.
         pages: Deal pages fetched.
-        waited: Seconds spent waiting for tokens (on the ingestor's clock).
+        waited: Seconds of waiting for tokens the bucket announced before the run's
+            requests (the client then sleeps them on its clock).
         elapsed: Seconds the run took (on the ingestor's clock).
         backlog: Deals fetched but not yet processed when the run returned.
         lease_holder: Who holds the lease, when ``stopped == "lease_held"``.
