@@ -444,6 +444,8 @@ class KeepaEmulator:
         self._reset_counters()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: Set by :meth:`close`: a slow fault's sleep ends at once.
+        self._closing = threading.Event()
 
     def __repr__(self) -> str:
         state = f"url={self.url!r}" if self._server is not None else "stopped"
@@ -457,6 +459,7 @@ class KeepaEmulator:
             raise RuntimeError("the emulator is already running")
         server = _Server(("127.0.0.1", 0), _Handler)
         server.emulator = self
+        self._closing.clear()
         thread = threading.Thread(
             target=server.serve_until_stopped,
             name=f"KeepaEmulator:{server.server_address[1]}",
@@ -472,6 +475,7 @@ class KeepaEmulator:
         if server is None or thread is None:
             return
         self._server = self._thread = None
+        self._closing.set()  # slow faults stop sleeping: their answers go out now
         server.stop()
         thread.join()
         server.close_connections()
@@ -755,7 +759,7 @@ class KeepaEmulator:
                     envelope = self._charge(cost, payload, elapsed, began)
             self._requests.setdefault(name, Counter())[status] += 1
         if fault is not None and fault.kind == "slow":
-            time.sleep(fault.seconds)
+            self._closing.wait(fault.seconds)  # close() cuts it short
         if deferred:
             with self._lock:
                 envelope = self._charge(cost, payload, self._advance(), began)

@@ -96,6 +96,31 @@ def test_context_manager_serves_on_loopback(manual_clock):
         _ = emulator.url
 
 
+def test_close_cuts_slow_faults_short(manual_clock):
+    """close() stops in well under a second while slow faults are being answered."""
+    emulator = KeepaEmulator(clock=manual_clock).start()
+    emulator.inject(Fault.slow(10), Fault.slow(10), Fault.slow(10), endpoint="token")
+    outcomes: list[object] = []
+
+    def ask() -> None:
+        with httpx.Client(timeout=20) as client:
+            try:
+                outcomes.append(get(client, emulator, "token").status_code)
+            except httpx.HTTPError as exc:
+                outcomes.append(type(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: emulator.stats().count("token") == 3)
+    began = time.perf_counter()
+    emulator.close()
+    assert time.perf_counter() - began < 0.5
+    for thread in threads:
+        thread.join(timeout=5)
+    assert len(outcomes) == 3
+
+
 def test_close_is_idempotent(emulator):
     """Closing twice is harmless."""
     emulator.close()
