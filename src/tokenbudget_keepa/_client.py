@@ -4,10 +4,14 @@ Both spend from a :mod:`tokenbudget` bucket. Before a request is sent its cost
 is estimated (:mod:`._cost`) and booked on the bucket; when the answer arrives
 the booking is settled to ``tokensConsumed`` and the bucket is synced from the
 envelope (:mod:`._envelope`), errors and HTTP 429 included. A request the
-bucket admits now is sent at once, even while others are on the wire; a
-request that must wait first waits for this client's requests on the wire to
-be answered (their envelopes make the bucket exact), then books again and
-sleeps the bucket's delay on the client's clock. One request at a time waits:
+bucket admits now is sent at once, even while others are on the wire, unless
+it takes the balance into debt (below the bucket's minimum threshold, where
+Keepa refuses the next request): such a request is sent only once this
+client's requests booked before it are answered, since sent at once it could
+reach Keepa first and leave them to meet a 429 (the *send gate*). A request
+that must wait first waits for this client's requests on the wire to be
+answered (their envelopes make the bucket exact), then books again and sleeps
+the bucket's delay on the client's clock. One request at a time waits:
 the others queue behind it, first come, first served. The default bucket keeps
 admitted bookings *in flight* until they are settled
 (``BucketConfig.in_flight``), so that an answer's sync never erases a request
@@ -47,6 +51,7 @@ from tokenbudget import (
     MonotonicClock,
     Rate,
     Reservation,
+    Snapshot,
     TokenBucket,
 )
 
@@ -534,6 +539,11 @@ def _check_bucket(bucket: object, kind: type) -> None:
         raise TypeError(f"bucket must be a {kind.__name__}, got {bucket!r}")
 
 
+def _into_debt(after: Snapshot, config: BucketConfig) -> bool:
+    """Whether a balance of *after* (a booking made) is one at which Keepa refuses the next."""
+    return after.tokens <= 0 or after.tokens < config.min_threshold
+
+
 def _transport_note(exc: httpx.RequestError, key: str) -> str:
     return _redact(f"{type(exc).__name__}: {exc}", key)
 
@@ -759,8 +769,7 @@ class KeepaClient(_Base):
                 booking = bucket.reserve(cost, timeout=0)
                 waited = 0.0
             except AcquireTimeout:
-                with self._state:
-                    self._state.wait_for(lambda: self._inflight == 0)
+                self._wait_for_wire()
                 if not self._status_is_fresh(None):
                     self._status(max_age=0.0)  # reconcile before a long wait
                 booking = bucket.reserve(cost)
@@ -770,9 +779,24 @@ class KeepaClient(_Base):
                 except BaseException:
                     booking.cancel()
                     raise
+            else:
+                # The send gate: a request that takes the account into debt goes only once
+                # the requests booked before it are answered (Keepa charges in arrival order:
+                # sent at once, it could overtake them and leave them to meet a refusal).
+                if _into_debt(bucket.snapshot(), bucket.config):
+                    try:
+                        self._wait_for_wire()
+                    except BaseException:
+                        booking.cancel()
+                        raise
             with self._state:
                 self._inflight += 1
             return booking, waited
+
+    def _wait_for_wire(self) -> None:
+        """Wait until this client's requests on the wire are answered."""
+        with self._state:
+            self._state.wait_for(lambda: self._inflight == 0)
 
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
@@ -1016,7 +1040,7 @@ class AsyncKeepaClient(_Base):
         return self._bucket
 
     async def _book(self, cost: float) -> tuple[AsyncReservation, float]:
-        gate, state, _ = self._locks()
+        gate, _, _ = self._locks()
         async with gate:
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
@@ -1024,8 +1048,7 @@ class AsyncKeepaClient(_Base):
                 booking = await bucket.reserve(cost, timeout=0)
                 waited = 0.0
             except AcquireTimeout:
-                async with state:
-                    await state.wait_for(lambda: self._inflight == 0)
+                await self._wait_for_wire()
                 if not self._status_is_fresh(None):
                     await self._status(max_age=0.0)  # reconcile before a long wait
                 booking = await bucket.reserve(cost)
@@ -1036,8 +1059,21 @@ class AsyncKeepaClient(_Base):
                 except BaseException:
                     await booking.cancel()
                     raise
+            else:
+                if _into_debt(await bucket.snapshot(), bucket.config):  # the send gate
+                    try:
+                        await self._wait_for_wire()
+                    except BaseException:
+                        await booking.cancel()
+                        raise
             self._inflight += 1
             return booking, waited
+
+    async def _wait_for_wire(self) -> None:
+        """Wait until this client's requests on the wire are answered."""
+        _, state, _ = self._locks()
+        async with state:
+            await state.wait_for(lambda: self._inflight == 0)
 
     async def _finish(
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float

@@ -1,0 +1,135 @@
+"""Requests in flight at once: a request that takes the account into debt never overtakes earlier ones.
+
+Both clients, over loopback HTTP against the emulator on a shared ``ManualClock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+
+import pytest
+
+from tokenbudget import ManualClock
+from tokenbudget_keepa import AsyncKeepaClient, DealQuery, KeepaClient, PriceType
+from tokenbudget_keepa.testing import Fault, KeepaEmulator
+
+from ._client_fixtures import SECRET
+
+
+pytestmark = pytest.mark.usefixtures("no_key_in_logs")
+
+QUERY = DealQuery(price_types=PriceType.NEW, sort_type=1, date_range=0)
+#: Simulated hours per mixed run, and the real seconds after which a run stops anyway.
+HOURS = 6
+WALL = 2.5
+
+
+def test_async_debt_request_waits_for_earlier_answers(make_emulator, manual_clock):
+    """Async: a batch that takes the balance into debt is sent only after the deal before it."""
+    keepa = make_emulator(api_key=SECRET, tokens=10)
+
+    async def main() -> tuple[int, int]:
+        async with AsyncKeepaClient(
+            SECRET, base_url=keepa.url, clock=manual_clock, max_token_retries=0
+        ) as client:
+            await client.token_status()
+            keepa.inject(Fault.slow(0.3), endpoint="deal")
+            deal = asyncio.create_task(client.deals(QUERY))
+            await asyncio.sleep(0.05)  # the deal is on the wire, charged, not answered
+            batch = asyncio.create_task(client.products(keepa.catalog_asins(20), offers=20))
+            await asyncio.sleep(0.15)
+            seen = keepa.stats().count("product"), keepa.stats().count("deal")
+            await asyncio.gather(deal, batch)
+            return seen
+
+    assert asyncio.run(main()) == (0, 1)
+    assert keepa.stats().throttled == 0
+
+
+def test_sync_debt_request_waits_for_earlier_answers(make_emulator, manual_clock):
+    """Threads: a batch that takes the balance into debt is sent only after the deal before it."""
+    keepa = make_emulator(api_key=SECRET, tokens=10)
+    with KeepaClient(SECRET, base_url=keepa.url, clock=manual_clock, max_token_retries=0) as client:
+        client.token_status()
+        keepa.inject(Fault.slow(0.3), endpoint="deal")
+        deal = threading.Thread(target=client.deals, args=(QUERY,))
+        deal.start()
+        time.sleep(0.05)
+        batch = threading.Thread(
+            target=client.products, args=(keepa.catalog_asins(20),), kwargs={"offers": 20}
+        )
+        batch.start()
+        time.sleep(0.15)
+        seen = keepa.stats().count("product"), keepa.stats().count("deal")
+        deal.join()
+        batch.join()
+    assert seen == (0, 1)
+    assert keepa.stats().throttled == 0
+
+
+def _mixed(client_call, asins, counter):  # type: ignore[no-untyped-def]
+    """The i-th request of a mixed run: a deal page every fourth, else an offers=20 batch."""
+    i = next(counter)
+    if i % 4 == 0:
+        return client_call("deals", QUERY)
+    start = (i * 20) % len(asins)
+    return client_call("products", asins[start : start + 20], offers=20)
+
+
+@pytest.mark.parametrize("rate", [20, 50, 100])
+def test_async_many_tasks_never_meet_a_429(rate):
+    """10 tasks of offers batches and deal pages, simulated hours: no 429 at any rate."""
+    clock = ManualClock()
+    with KeepaEmulator(api_key=SECRET, refill_per_min=rate, clock=clock) as keepa:
+        asins = keepa.catalog_asins(1000)
+        began = time.monotonic()
+
+        async def main() -> None:
+            counter = itertools.count()
+            async with AsyncKeepaClient(SECRET, base_url=keepa.url, clock=clock) as client:
+
+                async def call(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+                    return await getattr(client, name)(*args, **kwargs)
+
+                async def worker() -> None:
+                    while clock.now() < HOURS * 3600 and time.monotonic() - began < WALL:
+                        await _mixed(call, asins, counter)
+
+                await asyncio.gather(*(worker() for _ in range(10)))
+
+        asyncio.run(main())
+        stats = keepa.stats()
+    assert stats.total_requests > 20
+    assert stats.throttled == 0
+
+
+@pytest.mark.parametrize("rate", [20, 50, 100])
+def test_threads_sharing_a_client_never_meet_a_429(rate):
+    """8 threads on one KeepaClient, offers batches and deal pages: no 429 at any rate."""
+    clock = ManualClock()
+    with (
+        KeepaEmulator(api_key=SECRET, refill_per_min=rate, clock=clock) as keepa,
+        KeepaClient(SECRET, base_url=keepa.url, clock=clock) as client,
+    ):
+        asins = keepa.catalog_asins(1000)
+        counter = itertools.count()
+        began = time.monotonic()
+
+        def call(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return getattr(client, name)(*args, **kwargs)
+
+        def worker() -> None:
+            while clock.now() < HOURS * 3600 and time.monotonic() - began < WALL:
+                _mixed(call, asins, counter)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = keepa.stats()
+    assert stats.total_requests > 20
+    assert stats.throttled == 0
