@@ -25,6 +25,7 @@ records and its errors never see it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ import os
 import random
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -581,7 +582,10 @@ class KeepaClient(_Base):
         refill_step: Seconds between the account's refill steps in the default
             bucket (Keepa: once a minute, not documented, so configurable).
         max_retries: Retries after a 5xx answer or a transport error (capped
-            exponential backoff with jitter on *clock*).
+            exponential backoff with jitter on *clock*). A backoff starts once
+            the client's requests on the wire are answered, and the client's
+            other requests wait behind it, as behind a booked wait: on a clock
+            shared with the server, a sleep must not move time past them.
         max_token_retries: Retries after a 429 (each one waits as the synced
             bucket says).
         backoff: The first backoff, in seconds (doubling up to *max_backoff*).
@@ -632,6 +636,7 @@ class KeepaClient(_Base):
         )
         self._bucket = bucket
         self._gate = threading.Lock()
+        self._gate_owner: int | None = None  # the thread holding the gate
         self._state = threading.Condition()
         self._init_lock = threading.Lock()
         self._http = httpx.Client(
@@ -758,9 +763,35 @@ class KeepaClient(_Base):
                     config, clock=self._clock, tokens=tokens, on_event=self._on_event
                 )
 
+    @contextlib.contextmanager
+    def _gated(self) -> Iterator[None]:
+        """Hold the gate (one waiting request at a time); a no-op in the thread holding it."""
+        me = threading.get_ident()
+        if self._gate_owner == me:
+            yield
+            return
+        with self._gate:
+            self._gate_owner = me
+            try:
+                yield
+            finally:
+                self._gate_owner = None
+
+    def _back_off(self, retry: int) -> None:
+        """Sleep the *retry*-th backoff, once this client's requests on the wire are answered.
+
+        It holds the gate, like a booked wait: on a clock shared with the
+        server (a :class:`~tokenbudget.ManualClock`) a sleep moves time for
+        everyone, and must not move it past requests still on the wire.
+        """
+        delay = self._backoff_delay(retry)
+        with self._gated():
+            self._wait_for_wire()
+            self._clock.sleep(delay)
+
     def _book(self, cost: float) -> tuple[Reservation, float]:
         """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
-        with self._gate:
+        with self._gated():
             bucket = self.bucket
             # A bucket of yours may admit less at once than a request may cost: book the most
             # it admits (the answer settles the true cost), as Keepa runs it while positive.
@@ -855,7 +886,7 @@ class KeepaClient(_Base):
                         endpoint=call.path,
                         attempts=attempt,
                     )
-                self._clock.sleep(self._backoff_delay(server_retries))
+                self._back_off(server_retries)
                 continue
             answer = self._read(response)
             self._finish(booking, answer, self._consumed(answer, estimate))
@@ -869,7 +900,7 @@ class KeepaClient(_Base):
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1
-                self._clock.sleep(self._backoff_delay(server_retries))
+                self._back_off(server_retries)
                 continue
             raise self._error_for(call, answer, attempt)
 
@@ -925,6 +956,7 @@ class AsyncKeepaClient(_Base):
         self._bucket = bucket
         # Created lazily, inside the event loop that uses them.
         self._gate_lock: asyncio.Lock | None = None
+        self._gate_owner: asyncio.Task[Any] | None = None  # the task holding the gate
         self._state_cond: asyncio.Condition | None = None
         self._init: asyncio.Lock | None = None
         self._http = httpx.AsyncClient(
@@ -1039,9 +1071,30 @@ class AsyncKeepaClient(_Base):
         assert self._bucket is not None  # noqa: S101 -- built by the status call
         return self._bucket
 
-    async def _book(self, cost: float) -> tuple[AsyncReservation, float]:
+    @contextlib.asynccontextmanager
+    async def _gated(self) -> AsyncIterator[None]:
+        """Like :meth:`KeepaClient._gated`, per task."""
         gate, _, _ = self._locks()
+        me = asyncio.current_task()
+        if me is not None and self._gate_owner is me:
+            yield
+            return
         async with gate:
+            self._gate_owner = me
+            try:
+                yield
+            finally:
+                self._gate_owner = None
+
+    async def _back_off(self, retry: int) -> None:
+        """Like :meth:`KeepaClient._back_off`."""
+        delay = self._backoff_delay(retry)
+        async with self._gated():
+            await self._wait_for_wire()
+            await self._clock.asleep(delay)
+
+    async def _book(self, cost: float) -> tuple[AsyncReservation, float]:
+        async with self._gated():
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
             try:
@@ -1133,7 +1186,7 @@ class AsyncKeepaClient(_Base):
                         endpoint=call.path,
                         attempts=attempt,
                     )
-                await self._clock.asleep(self._backoff_delay(server_retries))
+                await self._back_off(server_retries)
                 continue
             answer = self._read(response)
             await self._finish(booking, answer, self._consumed(answer, estimate))
@@ -1147,6 +1200,6 @@ class AsyncKeepaClient(_Base):
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1
-                await self._clock.asleep(self._backoff_delay(server_retries))
+                await self._back_off(server_retries)
                 continue
             raise self._error_for(call, answer, attempt)

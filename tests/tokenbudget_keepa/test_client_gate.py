@@ -6,6 +6,7 @@ Both clients, over loopback HTTP against the emulator on a shared ``ManualClock`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from tokenbudget import ManualClock
-from tokenbudget_keepa import AsyncKeepaClient, DealQuery, KeepaClient, PriceType
+from tokenbudget_keepa import AsyncKeepaClient, DealQuery, KeepaClient, KeepaServerError, PriceType
 from tokenbudget_keepa.testing import Fault, KeepaEmulator
 
 from ._client_fixtures import SECRET
@@ -132,4 +133,31 @@ def test_threads_sharing_a_client_never_meet_a_429(rate):
             thread.join()
         stats = keepa.stats()
     assert stats.total_requests > 20
+    assert stats.throttled == 0
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_backoffs_wait_for_the_wire_on_a_shared_clock(seed):
+    """Tasks backing off from 500s never move a shared clock past requests on the wire."""
+    clock = ManualClock()
+    with KeepaEmulator(
+        api_key=SECRET, refill_per_min=5, clock=clock, history_minutes=60, seed=seed
+    ) as keepa:
+        keepa.set_fault_share(0.2)
+
+        async def main() -> None:
+            async with AsyncKeepaClient(
+                SECRET, base_url=keepa.url, clock=clock, timeout=1, backoff=5, max_backoff=5
+            ) as client:
+
+                async def worker() -> None:
+                    while clock.now() < 3600:
+                        with contextlib.suppress(KeepaServerError):
+                            await client.deals(QUERY)
+
+                await asyncio.gather(*(worker() for _ in range(10)))
+
+        asyncio.run(main())
+        stats = keepa.stats()
+    assert stats.faults_injected > 0
     assert stats.throttled == 0
