@@ -85,6 +85,8 @@ MAX_ASINS_WITH_OFFERS: Final = 20
 REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
 CAPACITY_MINUTES: Final = 60.0
+#: The longest a request waits for tokens (seconds); a longer wait raises KeepaTokenError.
+MAX_WAIT: Final = 24 * 3600.0
 _ASIN = re.compile(r"[A-Za-z0-9]{10}")
 
 
@@ -416,6 +418,23 @@ class _Base:
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
         return self._random.uniform(ceiling / 2, ceiling)
 
+    def _too_long(self, endpoint: str, cost: float, wait: float) -> KeepaTokenError | None:
+        """The error for a booked wait longer than :data:`MAX_WAIT`, or None if it is not."""
+        if wait <= MAX_WAIT:
+            return None
+        env = self._newest
+        tokens_left = None if env is None else env.tokens_left
+        return KeepaTokenError(
+            f"{endpoint}: {cost:g} tokens would be there only in {wait:.0f} s, more than "
+            f"MAX_WAIT ({MAX_WAIT:.0f} s); the account last reported tokensLeft={tokens_left}",
+            endpoint=endpoint,
+            status=None,
+            attempts=0,
+            tokens_left=tokens_left,
+            refill_in=None if env is None else env.refill_in,
+            wait=wait,
+        )
+
     # -- answers -------------------------------------------------------------------------------
 
     def _consumed(self, answer: _Answer | None, estimate: float) -> float:
@@ -587,7 +606,9 @@ class KeepaClient(_Base):
             other requests wait behind it, as behind a booked wait: on a clock
             shared with the server, a sleep must not move time past them.
         max_token_retries: Retries after a 429 (each one waits as the synced
-            bucket says).
+            bucket says). A wait longer than ``MAX_WAIT`` (a day: a balance
+            absurdly deep in debt) raises :class:`KeepaTokenError` with its
+            ``wait`` instead.
         backoff: The first backoff, in seconds (doubling up to *max_backoff*).
         max_backoff: The longest backoff, in seconds.
         status_interval: :meth:`token_status` answers from the last envelope
@@ -789,7 +810,7 @@ class KeepaClient(_Base):
             self._wait_for_wire()
             self._clock.sleep(delay)
 
-    def _book(self, cost: float) -> tuple[Reservation, float]:
+    def _book(self, cost: float, endpoint: str) -> tuple[Reservation, float]:
         """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
         with self._gated():
             bucket = self.bucket
@@ -805,6 +826,10 @@ class KeepaClient(_Base):
                     self._status(max_age=0.0)  # reconcile before a long wait
                 booking = bucket.reserve(cost)
                 waited = booking.delay
+                too_long = self._too_long(endpoint, cost, waited)
+                if too_long is not None:
+                    booking.cancel()
+                    raise too_long from None
                 try:
                     self._clock.sleep(waited)
                 except BaseException:
@@ -856,7 +881,7 @@ class KeepaClient(_Base):
             booking: Reservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = self._book(estimate)
+                booking, waited = self._book(estimate, call.path)
             failure: str | None = None
             sent = False
             try:
@@ -1093,7 +1118,7 @@ class AsyncKeepaClient(_Base):
             await self._wait_for_wire()
             await self._clock.asleep(delay)
 
-    async def _book(self, cost: float) -> tuple[AsyncReservation, float]:
+    async def _book(self, cost: float, endpoint: str) -> tuple[AsyncReservation, float]:
         async with self._gated():
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
@@ -1107,6 +1132,10 @@ class AsyncKeepaClient(_Base):
                 booking = await bucket.reserve(cost)
                 # AsyncReservation.delay is Reservation.delay, which mypy cannot see through.
                 waited = booking.delay  # type: ignore[misc]
+                too_long = self._too_long(endpoint, cost, waited)
+                if too_long is not None:
+                    await booking.cancel()
+                    raise too_long from None
                 try:
                     await self._clock.asleep(waited)
                 except BaseException:
@@ -1156,7 +1185,7 @@ class AsyncKeepaClient(_Base):
             booking: AsyncReservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = await self._book(estimate)
+                booking, waited = await self._book(estimate, call.path)
             failure: str | None = None
             sent = False
             try:

@@ -88,9 +88,15 @@ class KeepaTokenError(KeepaError):
     Another program spends the same account faster than its refill, or the
     account's refill rate dropped. The bucket was synced from every refusal.
 
+    Also raised, before anything is sent, when the bucket would make a request
+    wait longer than the client's ``MAX_WAIT`` (a day): the account reported a
+    balance so deep in debt (or so absurd) that waiting it out is no answer.
+
     Attributes:
-        tokens_left: The balance the last refusal reported.
+        tokens_left: The balance the last refusal (or the last answer) reported.
         refill_in: Seconds until the account's next refill, as last reported.
+        wait: The seconds the bucket would have waited, when the client refused
+            to wait that long; ``None`` after HTTP 429s.
 
     .. versionadded:: 0.1.0
     """
@@ -104,10 +110,12 @@ class KeepaTokenError(KeepaError):
         attempts: int = 1,
         tokens_left: float | None = None,
         refill_in: float | None = None,
+        wait: float | None = None,
     ) -> None:
         super().__init__(message, endpoint=endpoint, status=status, attempts=attempts)
         self.tokens_left = tokens_left
         self.refill_in = refill_in
+        self.wait = wait
 
 
 class KeepaServerError(KeepaError):

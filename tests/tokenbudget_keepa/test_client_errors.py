@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from tokenbudget import ManualClock
 from tokenbudget_keepa import (
+    AsyncKeepaClient,
     KeepaAuthError,
     KeepaClient,
     KeepaError,
@@ -21,7 +23,7 @@ from tokenbudget_keepa import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from tokenbudget_keepa._client import _Answer, _Call
+from tokenbudget_keepa._client import MAX_WAIT, _Answer, _Call
 from tokenbudget_keepa._envelope import Envelope
 from tokenbudget_keepa.testing import Fault
 
@@ -376,3 +378,37 @@ def test_reconciliation_keeps_bookings_made_meanwhile(client, keepa):
     other.settle(50)
     client.deals(QUERY)
     assert client.bucket.snapshot().tokens == pytest.approx(keepa.tokens_left) == 300 - 5 - 50 - 5
+
+
+@pytest.mark.parametrize("tokens", [-1_000_000_000, -(10**15)])
+def test_absurd_debt_raises_a_token_error_not_a_sleep(keepa, tokens):
+    """A balance too deep to wait out raises KeepaTokenError with the wait (real clock)."""
+    keepa.set_tokens(tokens)
+    # The real clock: time.sleep would raise OverflowError (async: sleep for ages).
+    with (
+        KeepaClient(SECRET, base_url=keepa.url) as client,
+        pytest.raises(KeepaTokenError) as excinfo,
+    ):
+        client.deals(QUERY)
+    err = raised(excinfo)
+    assert isinstance(err, KeepaTokenError)
+    assert err.wait is not None
+    assert err.wait > MAX_WAIT
+    assert err.tokens_left == tokens
+    assert keepa.stats().count("deal") == 0
+
+
+def test_async_absurd_debt_raises_a_token_error_not_a_hang(keepa):
+    """The async client raises the same KeepaTokenError at once instead of sleeping for ages."""
+    keepa.set_tokens(-1_000_000_000)
+
+    async def main() -> None:
+        async with AsyncKeepaClient(SECRET, base_url=keepa.url) as client:
+            await asyncio.wait_for(client.deals(QUERY), timeout=10)
+
+    with pytest.raises(KeepaTokenError) as excinfo:
+        asyncio.run(main())
+    err = raised(excinfo)
+    assert isinstance(err, KeepaTokenError)
+    assert err.wait is not None
+    assert err.wait > MAX_WAIT
