@@ -243,8 +243,12 @@ class _Base:
             api_key = os.environ.get(ENV_KEY)
             if not api_key:
                 raise ValueError(f"no Keepa API key: pass api_key= or set {ENV_KEY}")
-        if not isinstance(api_key, str) or not api_key:
-            raise TypeError("api_key must be a non-empty str")
+        if not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a str, got a {type(api_key).__name__}")
+        if not api_key:
+            raise ValueError(
+                f"api_key must not be empty: pass the key, or api_key=None to read {ENV_KEY}"
+            )
         self._key = api_key
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")

@@ -16,6 +16,7 @@ from tokenbudget import (
     TokenBucket,
 )
 from tokenbudget_keepa import (
+    AsyncKeepaClient,
     DealPage,
     DealQuery,
     KeepaClient,
@@ -209,6 +210,19 @@ def test_missing_api_key_names_the_variable(monkeypatch):
     monkeypatch.delenv("KEEPA_API_KEY", raising=False)
     with pytest.raises(ValueError, match="KEEPA_API_KEY"):
         KeepaClient()
+
+
+@pytest.mark.parametrize("cls", [KeepaClient, AsyncKeepaClient])
+def test_empty_api_key_is_a_value_error(cls):
+    """api_key="" is a ValueError naming the argument and KEEPA_API_KEY."""
+    with pytest.raises(ValueError, match=r"api_key.*KEEPA_API_KEY"):
+        cls("")
+
+
+def test_api_key_of_another_type_is_a_type_error():
+    """A key that is not a str is a TypeError naming its type (never its value)."""
+    with pytest.raises(TypeError, match="api_key must be a str, got a bytes"):
+        KeepaClient(SECRET.encode())  # type: ignore[arg-type]
 
 
 def test_repr_hides_the_key(client):
