@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -519,6 +520,31 @@ def _check_extra(_inst: object, _attr: attrs.Attribute[Any], value: object) -> N
             raise TypeError(f"extra keys must be str, got {key!r}")
         if key in _CAMEL_TO_FIELD or key in _FIELD_TO_CAMEL:
             raise ValueError(f"extra must not repeat the typed field {key!r}")
+        _check_extra_value(f"extra[{key!r}]", value[key])
+
+
+#: A str that reads as a number: Keepa ignores it where it wants the number.
+_NUMERIC = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _check_extra_value(name: str, value: object) -> None:
+    """An untyped selection value: an int, a bool, a str or a list of ints or strs (JSON-typed)."""
+    if isinstance(value, (bool, int)):
+        return
+    if isinstance(value, str):
+        if _NUMERIC.fullmatch(value):
+            raise TypeError(f"{name} must be a number, not the str {value!r}")
+        return
+    if isinstance(value, (list, tuple)):
+        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
+        if kinds <= {int} or kinds <= {str}:
+            for i, item in enumerate(value):
+                _check_extra_value(f"{name}[{i}]", item)
+            return
+        raise TypeError(f"{name} must be a list of ints or of strs, got {value!r}")
+    raise TypeError(
+        f"{name} must be an int, a bool, a str or a list of ints or strs, got {value!r}"
+    )
 
 
 @attrs.frozen
@@ -552,7 +578,8 @@ class DealQuery:
         title_search: Words the title must contain.
         page: The page, from 0.
         extra: Further selection fields sent as given (for fields this class
-            does not type yet).
+            does not type yet): ints, bools, strs, or lists of ints or of
+            strs; a number written as a str (``"4"``) or a float is refused.
 
     .. versionadded:: 0.1.0
     """
@@ -637,7 +664,10 @@ class DealQuery:
             elif isinstance(value, int) and not isinstance(value, bool):
                 value = int(value)
             out[_FIELD_TO_CAMEL[field.name]] = value
-        out.update(self.extra)
+        out.update(
+            (key, list(value) if isinstance(value, tuple) else value)
+            for key, value in self.extra.items()
+        )
         return out
 
     def with_page(self, page: int) -> DealQuery:

@@ -179,6 +179,17 @@ def test_deal_query_accepts_snake_case_and_extra():
     assert q.with_page(3).page == 3
 
 
+def test_deal_query_extra_keeps_json_types():
+    """'extra' takes ints, bools, strs and lists of ints or strs, sent as such."""
+    extra = {"minOffers": 4, "isPrimeExclusive": False, "brand": ("acme",), "conds": [1, 2]}
+    q = DealQuery(price_types=PriceType.NEW, extra=extra)
+    selection = q.to_selection()
+    assert selection["minOffers"] == 4
+    assert selection["isPrimeExclusive"] is False
+    assert selection["brand"] == ["acme"]
+    assert selection["conds"] == [1, 2]
+
+
 @pytest.mark.parametrize(
     ("selection", "error", "named"),
     [
@@ -199,6 +210,12 @@ def test_deal_query_accepts_snake_case_and_extra():
         ({"priceTypes": [1], "includeCategories": [1.5]}, TypeError, "include_categories"),
         ({"priceTypes": [1], "colour": "red"}, ValueError, "colour"),
         ({"priceTypes": [1], "extra": {"page": 1}}, ValueError, "page"),
+        ({"priceTypes": [1], "extra": {"minOffers": "4"}}, TypeError, "minOffers"),
+        ({"priceTypes": [1], "extra": {"minOffers": 4.0}}, TypeError, "minOffers"),
+        ({"priceTypes": [1], "extra": {"minOffers": None}}, TypeError, "minOffers"),
+        ({"priceTypes": [1], "extra": {"warehouseConditions": [1, "2"]}}, TypeError, "warehouse"),
+        ({"priceTypes": [1], "extra": {"brand": ["acme", "7"]}}, TypeError, r"brand'\]\[1\]"),
+        ({"priceTypes": [1], "extra": {"x": {"a": 1}}}, TypeError, "'x'"),
     ],
 )
 def test_malformed_selection_is_refused_naming_the_field(selection, error, named):
