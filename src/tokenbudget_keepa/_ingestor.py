@@ -356,6 +356,7 @@ class _Run:
     pages: int = 0
     waited: float = 0.0
     sweeps_started: int = 0
+    behind_reported: bool = False
     backlog_left: int = 0
     holder: str | None = None
     peeked: dict[tuple[str, int], str | None] = attrs.field(factory=dict)
@@ -478,12 +479,21 @@ class _Run:
         self.status_minute = _minute_of(status.timestamp)
         self.status_time = ing._clock.now()
         if stored is None:
-            self.watermark = first_watermark(self.status_minute, lookback_minutes=ing._lookback)
+            # The look-back is fixed once: stored now (forward only), so that a first sweep
+            # paged across several runs keeps its floor instead of sliding with the clock.
+            first = first_watermark(self.status_minute, lookback_minutes=ing._lookback)
+            self._store_call(
+                "store the first watermark", lambda: ing._store.advance(ing.key, first)
+            )
+            stored = self._store_call("load the watermark", lambda: ing._store.load(ing.key))
+            if stored is None:  # pragma: no cover -- a store that drops what it was given
+                stored = first
+            self.stored = stored
+            self.watermark = stored
             ing._emit(
                 "watermark",
-                f"first run: looking back {ing._lookback} minutes, from minute "
-                f"{self.watermark.minute}",
-                watermark=self.watermark,
+                f"first run: looking back {ing._lookback} minutes, from minute {stored.minute}",
+                watermark=stored,
             )
             return
         clamped, was_clamped = clamp_watermark(
@@ -575,6 +585,34 @@ class _Run:
             tokens=spent,
         )
         self._store_call("save the backlog", lambda: ing._backlog.save(ing.key, sweep))
+        self._check_pace(sweep)
+
+    def _check_pace(self, sweep: Sweep) -> None:
+        """Report once a run when a sweep has paged longer than the span it must cover.
+
+        Newest-first paging is pushed down by the deals that arrive meanwhile: when
+        they arrive faster than the budget reads pages, a sweep falls behind for
+        good and nothing is committed, so this is reported, not left silent.
+        """
+        ing = self.ing
+        if sweep.complete or self.behind_reported:
+            return
+        started = sweep.horizon + ing._settle
+        paging = self._server_minute() - started
+        span = max(started - sweep.floor, 1)
+        if paging <= span:
+            return
+        self.behind_reported = True
+        oldest = sweep.deals[0][0] if sweep.deals else started
+        message = (
+            f"paging cannot keep up: the sweep begun at minute {started} has read "
+            f"{sweep.next_page} pages in {paging} minutes and its oldest deal is at minute "
+            f"{oldest}, not yet down to its floor {sweep.floor} ({started - oldest} of "
+            f"{started - sweep.floor} minutes): the selection's deals arrive about as fast as "
+            "the account's tokens read pages; narrow the selection or raise the refill"
+        )
+        self.errors.append(message)
+        ing._emit("error", message)
 
     # -- batches -------------------------------------------------------------------------------
 

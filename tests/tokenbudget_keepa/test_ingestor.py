@@ -100,6 +100,12 @@ def make(
         client.close()
 
 
+def only_the_first_floor(store: MemoryWatermarkStore) -> bool:
+    """Whether the stored watermark is the first run's floor: no deal committed."""
+    mark = store.load("job")
+    return mark is not None and mark.asin == ""
+
+
 def truth(emu: KeepaEmulator, first: int, last: int) -> set[str]:
     """The ASINs whose latest update lies in [first, last] (what a perfect ingestor stores)."""
     return {d["asin"] for d in emu.deals_between(first, last, SELECTION)}
@@ -114,6 +120,47 @@ def test_first_run_looks_back_an_hour(make: Callable[..., Any]) -> None:
     assert report.stopped == "caught_up"
     assert ingestor._sink.asins() == truth(emu, now - 60, now - 3)
     assert report.accepted == report.deals_seen == len(truth(emu, now - 60, now - 3))
+
+
+def test_a_first_sweep_paged_over_many_runs_keeps_its_look_back(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """A drained account pages the first hour over many short runs; its oldest deals stay in."""
+    emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 30}
+    emu, ingestor = make(emulator=emulator)
+    start = emu.now_minute()
+    for _ in range(45):
+        ingestor.run_once(time_budget=55)
+        manual_clock.advance(60 - manual_clock.now() % 60)
+    hour = truth(emu, start - 60, start - 3)
+    assert len(hour) > 1000
+    assert hour <= ingestor._sink.asins()
+
+
+def test_a_first_run_stores_its_floor_at_once(make: Callable[..., Any]) -> None:
+    """The first run's look-back is stored before any page, so later runs keep the same floor."""
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(emulator={"refill_per_min": 5, "tokens": 0}, store=store)
+    now = emu.now_minute()
+    report = ingestor.run_once(time_budget=1)
+    assert report.stopped == "time_budget"
+    assert store.load("job") == Watermark(now - 60, "")
+    assert report.watermark_before is None
+
+
+def test_paging_that_cannot_keep_up_is_reported(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """Deals arriving faster than the budget reads pages: the report says so, not silence."""
+    emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 200, "history_minutes": 10}
+    _emu, ingestor = make(
+        emulator=emulator, lookback_minutes=2, settle_minutes=1, disorder_minutes=0
+    )
+    errors: list[str] = []
+    for _ in range(8):
+        errors += ingestor.run_once(time_budget=55).errors
+        manual_clock.advance(60 - manual_clock.now() % 60)
+    assert any("paging cannot keep up" in e for e in errors), errors
 
 
 def test_next_run_continues_where_the_last_stopped(
@@ -186,8 +233,8 @@ def test_a_store_error_that_persists_stops_without_advancing(make: Callable[...,
     report = ingestor.run_once()
     assert report.stopped == "error"
     assert len(report.errors) == 4  # three attempts, then the reason it stopped
-    assert store.load("job") is None
-    assert report.watermark_after is None
+    assert only_the_first_floor(store)
+    assert report.watermark_after == store.load("job")
 
 
 def test_a_filter_that_raises_stops_before_its_deal(make: Callable[..., Any]) -> None:
@@ -267,7 +314,7 @@ def test_a_capped_page_set_never_advances_the_watermark(make: Callable[..., Any]
     first = ingestor.run_once(time_budget=30)  # a few pages, then a wait for tokens
     assert first.stopped == "time_budget"
     assert first.deals_seen == 0
-    assert store.load("job") is None
+    assert only_the_first_floor(store)
     second = ingestor.run_once()
     assert second.deals_seen > 300
     assert second.stopped == "caught_up"
@@ -302,7 +349,7 @@ def test_a_lost_lease_stops_the_run_at_once(
     _emu, ingestor = make(lease=lease, store=store, on_event=steal, lease_ttl=60)
     report = ingestor.run_once()
     assert report.stopped == "lease_lost"
-    assert store.load("job") is None
+    assert only_the_first_floor(store)
 
 
 def test_batches_fit_what_a_recharged_bucket_admits(
@@ -370,5 +417,5 @@ def test_a_429_past_the_clients_retries_never_advances_the_watermark(
     report = ingestor.run_once()
     assert report.stopped == "error"
     assert any("KeepaTokenError" in e for e in report.errors)
-    assert store.load("job") is None
+    assert only_the_first_floor(store)
     assert report.deals_seen == 0
