@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import math
@@ -417,6 +418,32 @@ class _Base:
         age = self._status_interval if max_age is None else max_age
         return self._newest is not None and self._clock.now() - self._newest_at < age
 
+    def _projected_status(self) -> TokenStatus:
+        """The newest envelope's status, projected to now on the client's clock.
+
+        ``refill_in`` counts down and ``timestamp`` moves on; the refill steps
+        passed since are added to ``tokens_left`` (up to the default bucket's
+        capacity). Requests on the wire are not in it: they are in no envelope yet.
+        """
+        env = self._newest
+        assert env is not None  # noqa: S101 -- called when fresh
+        age = max(0.0, self._clock.now() - self._newest_at)
+        tokens, refill_in = env.tokens_left, env.refill_in - age
+        if refill_in <= 0:
+            steps = 1 + math.floor(-refill_in / self._refill_step)
+            refill_in = self._refill_step - (-refill_in % self._refill_step)
+            cap = (
+                self._capacity if self._capacity is not None else CAPACITY_MINUTES * env.refill_rate
+            )
+            added = steps * env.refill_rate * self._refill_step / 60.0
+            tokens = max(tokens, min(cap, tokens + added))
+        return attrs.evolve(
+            env.status(),
+            tokens_left=tokens,
+            refill_in=refill_in,
+            timestamp=env.timestamp + dt.timedelta(seconds=age),
+        )
+
     def _backoff_delay(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter, for the *attempt*-th retry (from 1)."""
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
@@ -695,7 +722,9 @@ class KeepaClient(_Base):
 
         Answers from the newest envelope when it is younger than *max_age*
         seconds (default: the client's ``status_interval``), so that routine
-        checks never poll Keepa; ``max_age=0`` always asks.
+        checks never poll Keepa; ``max_age=0`` always asks. An answer from the
+        envelope is projected to now: ``refill_in`` counts down, ``timestamp``
+        moves on and the refill steps passed since are added to ``tokens_left``.
         """
         if max_age is not None:
             _check_seconds("max_age", max_age)
@@ -771,8 +800,7 @@ class KeepaClient(_Base):
 
     def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
-            assert self._newest is not None  # noqa: S101 -- fresh
-            return self._newest.status()
+            return self._projected_status()
         call = _Call("/token", {}, None, 0)
         answer = self._send(call)
         self._payload(call, answer, 1)
@@ -1076,8 +1104,7 @@ class AsyncKeepaClient(_Base):
 
     async def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
-            assert self._newest is not None  # noqa: S101 -- fresh
-            return self._newest.status()
+            return self._projected_status()
         call = _Call("/token", {}, None, 0)
         answer = await self._send(call)
         self._payload(call, answer, 1)

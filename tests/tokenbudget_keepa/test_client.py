@@ -79,6 +79,23 @@ def test_routine_status_checks_share_a_minimum_interval(client, keepa, manual_cl
     assert keepa.stats().count("token") == 2
 
 
+def test_status_from_the_newest_envelope_is_projected_to_now(client, keepa, manual_clock):
+    """A status answered without polling counts refill_in down and adds the refill steps passed."""
+    manual_clock.advance(45)
+    keepa.set_tokens(100)
+    first = client.token_status()
+    assert first.refill_in == 15
+    manual_clock.advance(5)
+    later = client.token_status()
+    assert (later.tokens_left, later.refill_in) == (100, 10)
+    assert (later.timestamp - first.timestamp).total_seconds() == 5
+    manual_clock.advance(15)  # one step passed, 5 s into the next minute
+    stepped = client.token_status()
+    assert (stepped.tokens_left, stepped.refill_in) == (105, 55)
+    assert keepa.stats().count("token") == 1
+    assert keepa.tokens_left == 105
+
+
 def test_default_bucket_models_the_account(client):
     """The default bucket: Keepa's deficit rule without a bound, an hour of refill, minute steps."""
     config = client.bucket.config
