@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("no_key_in_logs")
 QUERY = DealQuery(price_types=PriceType.NEW, sort_type=1, date_range=0)
 #: Simulated hours per mixed run, and the real seconds after which a run stops anyway.
 HOURS = 6
-WALL = 2.5
+WALL = 1.5
 
 
 def test_async_debt_request_waits_for_earlier_answers(make_emulator, manual_clock):
@@ -161,3 +161,4 @@ def test_backoffs_wait_for_the_wire_on_a_shared_clock(seed):
         stats = keepa.stats()
     assert stats.faults_injected > 0
     assert stats.throttled == 0
+
