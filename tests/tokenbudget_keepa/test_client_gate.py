@@ -161,4 +161,3 @@ def test_backoffs_wait_for_the_wire_on_a_shared_clock(seed):
         stats = keepa.stats()
     assert stats.faults_injected > 0
     assert stats.throttled == 0
-
