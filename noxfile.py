@@ -155,6 +155,8 @@ def valkey(session: nox.Session) -> None:
             env={
                 "TOKENBUDGET_REDIS_URL": f"redis://127.0.0.1:{port}/15",
                 "TOKENBUDGET_REQUIRE_REDIS": "1",
+                # The same decisions on another server: the ci profile's search ran on Redis.
+                "HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "default"),
             },
         )
     finally:
