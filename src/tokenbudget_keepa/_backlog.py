@@ -55,6 +55,20 @@ def entry_of(deal: Deal) -> Entry:
     return (deal.last_update, deal.asin, deal.raw)
 
 
+def disorder_of(deals: Sequence[Deal]) -> int:
+    """How far out of order a newest-first page is (0 when sorted).
+
+    The most minutes a deal is newer than one before it on the page.
+    """
+    worst = 0
+    oldest: int | None = None
+    for deal in deals:
+        if oldest is not None:
+            worst = max(worst, deal.last_update - oldest)
+        oldest = deal.last_update if oldest is None else min(oldest, deal.last_update)
+    return worst
+
+
 def latest_per_asin(entries: Iterable[Entry]) -> tuple[Entry, ...]:
     """One entry per ASIN (its latest ``lastUpdate``), sorted by ``(last_update, asin)``."""
     latest: dict[str, Entry] = {}
@@ -70,8 +84,9 @@ class Sweep:
     """One pass over the selection's pages, newest first, down to a floor.
 
     Attributes:
-        floor: Paging stops at a page whose deals reach below this minute (the
-            watermark's minute when the sweep started, less the pages' disorder).
+        floor: Paging stops at a page whose deals lie below this minute, at least
+            half of them (the watermark's minute when the sweep started, less the
+            pages' disorder).
         horizon: Deals updated at or before this minute are complete once the
             sweep is; later ones wait for the next sweep.
         next_page: The next page to fetch.
@@ -88,7 +103,10 @@ class Sweep:
     def with_page(self, deals: Sequence[Deal], *, last: bool) -> Sweep:
         """The sweep after one more page: its deals merged, paging done if it reached the floor."""
         merged = latest_per_asin((*self.deals, *(entry_of(d) for d in deals)))
-        reached = bool(deals) and min(d.last_update for d in deals) < self.floor
+        # Reached when at least half the page lies below the floor: one deal far out of
+        # order near the top of a page must not end the sweep (its later pages would be lost).
+        minutes = sorted(d.last_update for d in deals)
+        reached = bool(minutes) and minutes[(len(minutes) - 1) // 2] < self.floor
         return attrs.evolve(
             self,
             next_page=self.next_page + 1,

@@ -47,7 +47,7 @@ import attrs
 
 from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCapacity
 
-from ._backlog import Backlog, Entry, MemoryBacklog, Sweep
+from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
 from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
@@ -229,6 +229,7 @@ class SmartIngestor:
         self._lookback = lookback_minutes
         self._settle = settle_minutes
         self._disorder = disorder_minutes
+        self._seen_disorder = 0  # the most disorder seen on a page, past the bound too
         self._sweep_interval = sweep_interval_minutes
         if not lease_ttl > 0:
             raise ValueError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
@@ -357,6 +358,7 @@ class _Run:
     waited: float = 0.0
     sweeps_started: int = 0
     behind_reported: bool = False
+    disorder_reported: bool = False
     backlog_left: int = 0
     holder: str | None = None
     peeked: dict[tuple[str, int], str | None] = attrs.field(factory=dict)
@@ -558,7 +560,8 @@ class _Run:
         mark = self.watermark
         assert mark is not None  # noqa: S101
         now = self._server_minute()
-        sweep = Sweep(floor=mark.minute - ing._disorder, horizon=now - ing._settle)
+        disorder = max(ing._disorder, ing._seen_disorder)
+        sweep = Sweep(floor=mark.minute - disorder, horizon=now - ing._settle)
         self.sweeps_started += 1
         return sweep
 
@@ -576,6 +579,24 @@ class _Run:
         self.tokens += spent
         self.pages += 1
         deals = list(result.deals)
+        disorder = disorder_of(deals)
+        if disorder > ing._disorder:
+            # Beyond the bound: page deeper (this sweep and the next ones), and say so.
+            mark = self.watermark
+            assert mark is not None  # noqa: S101 -- loaded before the first step
+            deeper = mark.minute - disorder  # the watermark has not moved since the sweep began
+            if deeper < sweep.floor:
+                sweep = attrs.evolve(sweep, floor=deeper)
+            ing._seen_disorder = max(ing._seen_disorder, disorder)
+            if not self.disorder_reported:
+                self.disorder_reported = True
+                message = (
+                    f"deal page {page} is {disorder} minutes out of order, more than "
+                    f"disorder_minutes={ing._disorder}: paging deeper; deals may have been "
+                    "missed, raise disorder_minutes"
+                )
+                self.errors.append(message)
+                ing._emit("error", message)
         sweep = sweep.with_page(deals, last=bool(result.is_last))
         ing._emit(
             "page",

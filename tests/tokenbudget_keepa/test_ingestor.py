@@ -152,7 +152,8 @@ def test_paging_that_cannot_keep_up_is_reported(
     make: Callable[..., Any], manual_clock: ManualClock
 ) -> None:
     """Deals arriving faster than the budget reads pages: the report says so, not silence."""
-    emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 200, "history_minutes": 10}
+    emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 200}
+    emulator.update(history_minutes=10, disorder_minutes=0)
     _emu, ingestor = make(
         emulator=emulator, lookback_minutes=2, settle_minutes=1, disorder_minutes=0
     )
@@ -161,6 +162,22 @@ def test_paging_that_cannot_keep_up_is_reported(
         errors += ingestor.run_once(time_budget=55).errors
         manual_clock.advance(60 - manual_clock.now() % 60)
     assert any("paging cannot keep up" in e for e in errors), errors
+
+
+def test_pages_out_of_order_past_the_bound_lose_nothing_and_are_reported(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """A page more out of order than disorder_minutes: paged deeper, reported, nothing lost."""
+    emulator = {"refill_per_min": 300, "deals_per_minute": 100, "disorder_minutes": 30}
+    emu, ingestor = make(emulator={**emulator, "history_minutes": 90})
+    start = emu.now_minute()
+    errors = list(ingestor.run_once().errors)
+    for _ in range(3):
+        manual_clock.advance(10 * 60)
+        errors += ingestor.run_once().errors
+    now = emu.now_minute()
+    assert truth(emu, start - 60, now - 3) <= ingestor._sink.asins()
+    assert any("out of order" in e for e in errors), errors
 
 
 def test_next_run_continues_where_the_last_stopped(

@@ -159,7 +159,7 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[int, str]], dict[tuple[str, int
     burst = draw(st.integers(START_MINUTE - 70, START_MINUTE + 100))
     updates += [(burst, f"B1{i:08d}") for i in range(draw(st.integers(0, 170)))]
     jitter = {}
-    disorder = draw(st.integers(0, 5))
+    disorder = draw(st.integers(0, 12))  # the ingestor's bound is 5: beyond it, too
     rng = draw(st.randoms(use_true_random=False))
     for minute, asin in updates:
         jitter[(asin, minute)] = rng.randint(0, disorder)
