@@ -293,6 +293,10 @@ def _read_document(path: str) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise _BadInputError(f"{where}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise _BadInputError(
+            f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
@@ -378,21 +382,28 @@ def _ingest(args: argparse.Namespace) -> int:
 
     query = load_query(args.query)
     key = args.key or query.key
-    storage = _open_storage(args.store)
+    client = _client(args)  # every input checked (the key included) before a file is created
     try:
-        client = _client(args)
+        storage = _open_storage(args.store)
+    except BaseException:
+        client.close()
+        raise
+    try:
         with client:
-            ingestor = SmartIngestor(
-                client,
-                query.selection,
-                store=storage.store,
-                sink=storage.sink,
-                filters=query.filters,
-                enrich=query.enrich,
-                key=key,
-                lease=storage.lease,
-                backlog=storage.backlog,
-            )
+            try:
+                ingestor = SmartIngestor(
+                    client,
+                    query.selection,
+                    store=storage.store,
+                    sink=storage.sink,
+                    filters=query.filters,
+                    enrich=query.enrich,
+                    key=key,
+                    lease=storage.lease,
+                    backlog=storage.backlog,
+                )
+            except ValueError as e:
+                raise _BadInputError(f"--query {args.query}: {e}") from None
             with stop_on_signals(ingestor):
                 report = ingestor.run_once(time_budget=args.time_budget)
     finally:
@@ -454,10 +465,13 @@ def _minute_text(minute: int) -> str:
 
 
 def _watermark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._storage import redact_url
+
     if args.action is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.action == "show" and not Path(args.store).exists() and "://" not in args.store:
+    if not Path(args.store).exists() and "://" not in args.store:
+        # Nothing to show or reset: a new file would only hide a mistyped path.
         raise _BadInputError(f"--store {args.store}: no such file")
     storage = _open_storage(args.store)
     with storage:
@@ -474,7 +488,7 @@ def _watermark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                     ),
                 )
             elif not marks:
-                _emit(sys.stdout, f"no watermarks in {args.store}")
+                _emit(sys.stdout, f"no watermarks in {redact_url(args.store)}")
             else:
                 for k, w in marks.items():
                     text = "none" if w is None else (
@@ -488,7 +502,8 @@ def _watermark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             if len(keys) != 1:
                 listed = ", ".join(keys) if keys else "none"
                 raise _BadInputError(
-                    f"--key: name the watermark to reset (keys in {args.store}: {listed})"
+                    f"--key: name the watermark to reset (keys in {redact_url(args.store)}: "
+                    f"{listed})"
                 )
             key = keys[0]
         before = store.load(key)
@@ -619,10 +634,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watermark(args, watermark_parser)
         return handlers[args.command](args)
     except _BadInputError as e:
-        _usage_error(parser, str(e))
+        _usage_error(parser, _redacted(str(e), args))
     except KeyboardInterrupt:
         _emit(sys.stderr, f"{PROG}: interrupted")
         return 130
     except Exception as e:  # noqa: BLE001 -- never a traceback: one line, exit 1
-        _emit(sys.stderr, f"{PROG}: {type(e).__name__}: {e}")
+        _emit(sys.stderr, _redacted(f"{PROG}: {type(e).__name__}: {e}", args))
         return EXIT_FATAL
+
+
+def _redacted(text: str, args: argparse.Namespace) -> str:
+    """*text* with the passwords of the ``--store`` and ``--bucket`` URLs replaced by ``***``."""
+    from ._storage import redact_url, url_secrets
+
+    for url in (getattr(args, "store", None), getattr(args, "bucket", None)):
+        if not isinstance(url, str):
+            continue
+        text = text.replace(url, redact_url(url))
+        for secret in url_secrets(url):
+            text = text.replace(secret, "***")
+    return text

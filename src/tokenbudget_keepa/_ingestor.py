@@ -176,6 +176,9 @@ class SmartIngestor:
         clock: Where the ingestor reads time and waits (default: the client's clock).
         on_event: Called with every :class:`IngestEvent`.
 
+    Raises:
+        ValueError: When the selection's ``domainId`` is not the client's domain (naming both).
+
     .. versionadded:: 0.1.0
     """
 
@@ -203,7 +206,13 @@ class SmartIngestor:
     ) -> None:
         query = selection if isinstance(selection, DealQuery) else DealQuery.from_mapping(selection)
         self._query = attrs.evolve(query, sort_type=1, page=0)
-        self._domain = query.domain_id or int(getattr(client, "domain", 1) or 1)
+        client_domain = getattr(client, "domain", None)
+        if query.domain_id and client_domain and int(client_domain) != query.domain_id:
+            raise ValueError(
+                f"the selection's domainId {query.domain_id} differs from the client's domain "
+                f"{client_domain}: deals and products would come from different marketplaces"
+            )
+        self._domain = query.domain_id or int(client_domain or 1)
         self._client = client
         self._store = store
         self._sink = sink

@@ -15,6 +15,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 from typing_extensions import Self
@@ -98,6 +99,37 @@ def _open_sqlite(path: str) -> Storage:
         description=f"SQLite file {path}",
         closers=closers,
     )
+
+
+def redact_url(url: str) -> str:
+    """*url* with the password of its user part replaced by ``***`` (other text unchanged).
+
+    >>> redact_url("postgresql://app:s3cret@db/deals")
+    'postgresql://app:***@db/deals'
+    >>> redact_url("deals.db")
+    'deals.db'
+
+    .. versionadded:: 0.1.0
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password in *url*'s user part, as written and decoded (empty when none)."""
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return []
+    password = userinfo.partition(":")[2]
+    return [p for p in {password, unquote(password)} if p]
 
 
 def open_storage(target: str) -> Storage:

@@ -328,3 +328,98 @@ def test_a_time_budget_ends_the_run_before_a_long_wait(
     report = json.loads(out)
     assert report["stopped"] == "time_budget"
     assert report["tokens_spent"] == 0
+
+
+def test_a_query_file_not_in_utf8_is_bad_input(
+    capsys: pytest.CaptureFixture[str], emulator: KeepaEmulator, tmp_path: Path
+) -> None:
+    """A query file that is not UTF-8: status 2, one line naming --query."""
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"selection": {"title": "caf\xe9"}}')
+    status, _, err = run(capsys, *ingest(emulator, path, tmp_path / "i.db"))
+    assert status == 2
+    assert "--query" in err
+    assert "UTF-8" in err
+
+
+def test_a_refused_key_with_json_prints_the_report(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused key with --json: status 1, the report on stdout, one line on stderr."""
+    monkeypatch.setenv("KEEPA_API_KEY", "wrong-secret-key")
+    args = ingest(emulator, query({"selection": SELECTION}), tmp_path / "i.db", "--json")
+    status, out, err = run(capsys, *args)
+    assert status == 1
+    assert json.loads(out)["stopped"] == "fatal_error"
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "url"),
+    [
+        ("--store", "postgresql://app:Hunter2pw@127.0.0.1:1/deals"),
+        ("--bucket", "redis://:Hunter2pw@127.0.0.1:1/0"),
+        ("--bucket", "redis://:Hunter2pw@127.0.0.1:1/x"),
+    ],
+)
+def test_a_url_password_never_appears_in_messages(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    option: str,
+    url: str,
+) -> None:
+    """A --store or --bucket URL that fails: its password is shown as *** in every message."""
+    args = ingest(emulator, query({"selection": SELECTION}), tmp_path / "i.db")
+    if option == "--store":
+        args[args.index("--store") + 1] = url
+    else:
+        args += ["--bucket", url]
+    status, out, err = run(capsys, *args)
+    assert status in {1, 2}
+    assert "Hunter2pw" not in out + err
+
+
+def test_reset_on_a_missing_file_is_bad_input_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """watermark reset on a file that does not exist: status 2, and no file is created."""
+    path = tmp_path / "new.db"
+    status, _, err = run(capsys, "watermark", "reset", "--store", str(path))
+    assert status == 2
+    assert "new.db" in err
+    assert not path.exists()
+
+
+def test_a_missing_key_creates_no_store_file(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ingest without KEEPA_API_KEY exits 2 before creating the --store file."""
+    monkeypatch.delenv("KEEPA_API_KEY")
+    path = tmp_path / "new.db"
+    status, _, _ = run(capsys, *ingest(emulator, query({"selection": SELECTION}), path))
+    assert status == 2
+    assert not path.exists()
+
+
+def test_a_selection_of_another_domain_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """A selection whose domainId is not --domain: status 2 naming both."""
+    args = ingest(emulator, query({"selection": SELECTION}), tmp_path / "i.db", "--domain", "3")
+    status, _, err = run(capsys, *args)
+    assert status == 2
+    assert "domainId 1" in err
+    assert "domain 3" in err

@@ -436,3 +436,26 @@ def test_a_429_past_the_clients_retries_never_advances_the_watermark(
     assert any("KeepaTokenError" in e for e in report.errors)
     assert only_the_first_floor(store)
     assert report.deals_seen == 0
+
+
+def test_a_failed_token_status_at_start_is_retried(make: Callable[..., Any]) -> None:
+    """A 500 and a malformed /token answer at start-up are retried, reported, and the run goes on."""
+    emu, ingestor = make(emulator={"refill_per_min": 100}, retry_delay=0.5)
+    emu.inject(Fault.server_error(500), Fault.malformed_json(), endpoint="token")
+    now = emu.now_minute()
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up", report.errors
+    assert any("token status" in e for e in report.errors)
+    assert ingestor._sink.asins() == truth(emu, now - 60, now - 3)
+
+
+def test_a_selection_of_another_domain_is_refused(
+    make_emulator: Callable[..., KeepaEmulator], manual_clock: ManualClock
+) -> None:
+    """A selection's domainId that differs from the client's domain: ValueError naming both."""
+    emu = make_emulator()
+    client = KeepaClient(emu.api_key, base_url=emu.url, clock=manual_clock, domain=3)
+    with client, pytest.raises(ValueError, match=r"domainId 1 .* domain 3"):
+        SmartIngestor(
+            client, SELECTION, store=MemoryWatermarkStore(), sink=MemoryDealSink(), filters=()
+        )
