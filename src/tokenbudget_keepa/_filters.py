@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
@@ -180,10 +180,6 @@ def _outside(value: float, low: float | None, high: float | None) -> bool:
     return (low is not None and value < low) or (high is not None and value > high)
 
 
-def _stats_needs() -> dict[str, Any]:
-    return {"stats": DEFAULT_STATS_DAYS}
-
-
 def _two_level(
     name: str,
     missing: str,
@@ -204,8 +200,30 @@ def _two_level(
 # -- built-in filters ----------------------------------------------------------------------------
 
 
+class _BuiltinFilter:
+    """The constant members of the built-in filters, which each one sets as class attributes.
+
+    ``name`` (also the reason of its rejections), ``peek`` (whether
+    ``check_deal`` can judge the deal alone), ``cost`` (run order, lower
+    first) and ``_needs_stats`` (whether :attr:`needs` is ``{"stats": 90}``
+    rather than ``{}``; a fresh dict on every access).
+    """
+
+    __slots__ = ()
+
+    name: ClassVar[str]
+    peek: ClassVar[bool]
+    cost: ClassVar[int]
+    _needs_stats: ClassVar[bool] = False
+
+    @property
+    def needs(self) -> Mapping[str, Any]:
+        """The ``products()`` keyword arguments the full check needs."""
+        return {"stats": DEFAULT_STATS_DAYS} if self._needs_stats else {}
+
+
 @attrs.frozen
-class PriceRange:
+class PriceRange(_BuiltinFilter):
     """Keep deals whose current price (of *price_type*) lies in ``[min_price, max_price]``.
 
     Peek: the deal's ``current`` price. Full: that, then the product's
@@ -232,25 +250,10 @@ class PriceRange:
     def __attrs_post_init__(self) -> None:
         _check_order("min_price", "max_price")(self)
 
-    @property
-    def name(self) -> str:
-        """``"price"``."""
-        return "price"
-
-    @property
-    def peek(self) -> bool:
-        """``True``."""
-        return True
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 1
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """``{"stats": 90}``."""
-        return _stats_needs()
+    name = "price"
+    peek = True
+    cost = 1
+    _needs_stats = True
 
     def _bad(self, price: int) -> bool:
         return _outside(price, self.min_price, self.max_price)
@@ -267,7 +270,7 @@ class PriceRange:
 
 
 @attrs.frozen
-class SalesRank:
+class SalesRank(_BuiltinFilter):
     """Keep deals whose sales rank lies in ``[min_rank, max_rank]`` (lower is better).
 
     Peek: the deal's current sales rank. Full: that, then the product's.
@@ -286,25 +289,10 @@ class SalesRank:
     def __attrs_post_init__(self) -> None:
         _check_order("min_rank", "max_rank")(self)
 
-    @property
-    def name(self) -> str:
-        """``"sales_rank"``."""
-        return "sales_rank"
-
-    @property
-    def peek(self) -> bool:
-        """``True``."""
-        return True
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 1
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """``{"stats": 90}``."""
-        return _stats_needs()
+    name = "sales_rank"
+    peek = True
+    cost = 1
+    _needs_stats = True
 
     def _bad(self, rank: int) -> bool:
         return _outside(rank, self.min_rank, self.max_rank)
@@ -321,7 +309,7 @@ class SalesRank:
 
 
 @attrs.frozen
-class Categories:
+class Categories(_BuiltinFilter):
     """Keep deals in at least one *include* category (if any given) and in no *exclude* one.
 
     A deal's categories are its root category and its category ids. Peek: the
@@ -338,25 +326,9 @@ class Categories:
     include: tuple[int, ...] = attrs.field(default=(), converter=_to_ints, validator=_check_ints)
     exclude: tuple[int, ...] = attrs.field(default=(), converter=_to_ints, validator=_check_ints)
 
-    @property
-    def name(self) -> str:
-        """``"categories"``."""
-        return "categories"
-
-    @property
-    def peek(self) -> bool:
-        """``True``."""
-        return True
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 2
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """Nothing: a product carries its categories without options."""
-        return {}
+    name = "categories"
+    peek = True
+    cost = 2
 
     def _bad(self, categories: frozenset[int]) -> bool:
         if self.include and not categories.intersection(self.include):
@@ -390,7 +362,7 @@ class Categories:
 
 
 @attrs.frozen
-class MinDrop:
+class MinDrop(_BuiltinFilter):
     """Keep deals whose price dropped by at least *percent* (the deal's ``deltaPercent``).
 
     Only the deal carries the drop, so the peek decides alone (a positive
@@ -422,25 +394,9 @@ class MinDrop:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
             raise ValueError(f"date_range must be 0, 1, 2 or 3, got {value!r}")
 
-    @property
-    def name(self) -> str:
-        """``"drop"``."""
-        return "drop"
-
-    @property
-    def peek(self) -> bool:
-        """``True``."""
-        return True
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 1
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """Nothing (the drop is on the deal)."""
-        return {}
+    name = "drop"
+    peek = True
+    cost = 1
 
     def check(self, deal: Deal, product: Product | None) -> str | None:  # noqa: ARG002
         """``drop`` when the drop is smaller than *percent*; ``missing:drop_percent``."""
@@ -456,7 +412,7 @@ class MinDrop:
 
 
 @attrs.frozen
-class TitleTerms:
+class TitleTerms(_BuiltinFilter):
     """Keep deals whose title has one of the *include* terms (if any) and none of *exclude*.
 
     Terms match whole words, ignoring case (``"lego"`` matches ``"LEGO City"``,
@@ -480,25 +436,9 @@ class TitleTerms:
         object.__setattr__(self, "_include_re", _terms_re(self.include))
         object.__setattr__(self, "_exclude_re", _terms_re(self.exclude))
 
-    @property
-    def name(self) -> str:
-        """``"title"``."""
-        return "title"
-
-    @property
-    def peek(self) -> bool:
-        """``True``."""
-        return True
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 3
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """Nothing: a product carries its title without options."""
-        return {}
+    name = "title"
+    peek = True
+    cost = 3
 
     def matches(self, title: str) -> bool:
         """Whether *title* passes the include and exclude terms."""
@@ -528,7 +468,7 @@ def _terms_re(terms: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 @attrs.frozen
-class OfferCount:
+class OfferCount(_BuiltinFilter):
     """Keep deals whose product has between *min_offers* and *max_offers* offers.
 
     Only the product carries the offer count (``stats.totalOfferCount``, else
@@ -544,25 +484,10 @@ class OfferCount:
     def __attrs_post_init__(self) -> None:
         _check_order("min_offers", "max_offers")(self)
 
-    @property
-    def name(self) -> str:
-        """``"offers"``."""
-        return "offers"
-
-    @property
-    def peek(self) -> bool:
-        """``False``."""
-        return False
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 4
-
-    @property
-    def needs(self) -> Mapping[str, Any]:
-        """``{"stats": 90}``."""
-        return _stats_needs()
+    name = "offers"
+    peek = False
+    cost = 4
+    _needs_stats = True
 
     def check_deal(self, deal: Deal) -> str | None:  # noqa: ARG002
         """Never rejects (no peek)."""
@@ -610,7 +535,7 @@ _SALE_PRICES = ("buybox", "new")
 
 
 @attrs.frozen
-class ProfitModel:
+class ProfitModel(_BuiltinFilter):
     """Keep deals that earn at least *min_profit* cents and *min_roi* return on investment.
 
     ``profit = sale price - referral fee - FBA fee - fixed fees - shipping -
@@ -688,20 +613,9 @@ class ProfitModel:
         if self.offers is not None and not 20 <= self.offers <= 100:
             raise ValueError(f"offers must be in 20..100 (Keepa's range), got {self.offers!r}")
 
-    @property
-    def name(self) -> str:
-        """``"profit"``."""
-        return "profit"
-
-    @property
-    def peek(self) -> bool:
-        """``False``."""
-        return False
-
-    @property
-    def cost(self) -> int:
-        """Run order (lower first)."""
-        return 5
+    name = "profit"
+    peek = False
+    cost = 5
 
     @property
     def needs(self) -> Mapping[str, Any]:
