@@ -25,12 +25,11 @@ import threading
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
-from typing_extensions import Self
 
 from tokenbudget import Clock, MonotonicClock, WallClock
 from tokenbudget.exceptions import TokenBudgetError
 
-from ._sqlite_db import Database
+from ._sqlite_db import SQLiteFile
 
 
 __all__ = ["HolderProcess", "Lease", "LeaseHeld", "MemoryLease", "SQLiteLease"]
@@ -285,7 +284,7 @@ class HolderProcess:
         return f"pid {self.pid} on {self.host.split('/', 1)[0]}"
 
 
-class SQLiteLease:
+class SQLiteLease(SQLiteFile):
     """Leases in the table ``tokenbudget_keepa_leases`` of an SQLite file, for every process.
 
     Each acquire, renew and release is one ``BEGIN IMMEDIATE`` transaction.
@@ -326,21 +325,11 @@ class SQLiteLease:
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 5.0, clock: Clock | None = None
     ) -> None:
-        self._db = Database(path, timeout=timeout)
+        super().__init__(path, timeout=timeout)
         self._clock: Clock = WallClock() if clock is None else clock
 
-    def __repr__(self) -> str:
-        return f"SQLiteLease({self._db.path!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable (multiprocessing, Celery): each process opens its own connection.
-        partial = functools.partial(type(self), timeout=self._db.timeout, clock=self._clock)
-        return (partial, (self._db.path,))
-
-    @property
-    def path(self) -> str:
-        """The database file."""
-        return self._db.path
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"timeout": self._db.timeout, "clock": self._clock}
 
     def acquire(self, key: str, *, ttl: float) -> str | None:
         """Take the lease of *key* for *ttl* seconds: the owner token, or ``None`` if it is held.
@@ -397,16 +386,6 @@ class SQLiteLease:
         if process.is_gone():
             return None
         return f"{process.describe()}, expires in {row[1] - now:.0f} s"
-
-    def close(self) -> None:
-        """Close this process's connection (a later operation reopens it)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 _SELECT_LEASE = (

@@ -9,19 +9,16 @@ re-updated deal back).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
-from typing_extensions import Self
 
-from ._sqlite_db import Database, utc_now_text
+from ._sqlite_db import SQLiteFile, utc_now_text
 
 
 __all__ = ["AcceptedDeal", "DealSink", "MemoryDealSink", "SQLiteDealSink"]
@@ -271,7 +268,7 @@ def _row_to_deal(row: tuple[Any, ...]) -> AcceptedDeal:
     )
 
 
-class SQLiteDealSink:
+class SQLiteDealSink(SQLiteFile):
     """Accepted deals in the table ``deals`` of an SQLite file, one row per ASIN.
 
     The table is readable with any SQLite tool (``sqlite3 ingest.db 'SELECT
@@ -305,21 +302,6 @@ class SQLiteDealSink:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
-        self._db = Database(path, timeout=timeout)
-
-    def __repr__(self) -> str:
-        return f"SQLiteDealSink({self._db.path!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable (multiprocessing, Celery): each process opens its own connection.
-        return (functools.partial(type(self), timeout=self._db.timeout), (self._db.path,))
-
-    @property
-    def path(self) -> str:
-        """The database file."""
-        return self._db.path
-
     def upsert(self, deals: Sequence[AcceptedDeal]) -> None:
         """Store *deals* in one transaction; a row is replaced only by one as new or newer."""
         deals = list(deals)
@@ -347,13 +329,3 @@ class SQLiteDealSink:
     def __len__(self) -> int:
         with self._db.read("cannot read deals") as conn:
             return int(conn.execute("SELECT count(*) FROM deals").fetchone()[0])
-
-    def close(self) -> None:
-        """Close this process's connection (a later operation reopens it)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

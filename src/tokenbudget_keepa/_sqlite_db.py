@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import math
 import os
 import pathlib
@@ -34,6 +35,9 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import Any
+
+from typing_extensions import Self
 
 from ._watermark import SchemaMismatch, StoreError
 
@@ -336,3 +340,39 @@ class Database:
     def close(self) -> None:
         """Close this process's connection; a later operation opens a new one."""
         _close_all(self._connections, self._lock)
+
+
+class SQLiteFile:
+    """What the SQLite store, sink and lease share: a :class:`Database`, a repr, pickling, closing.
+
+    ``repr()`` names the class and the file; a pickle holds the path and the
+    keyword arguments of :meth:`_init_kwargs`, so each process opens its own
+    connection (multiprocessing, Celery).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        self._db = Database(path, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db.path!r})"
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {"timeout": self._db.timeout}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (functools.partial(type(self), **self._init_kwargs()), (self._db.path,))
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._db.path
+
+    def close(self) -> None:
+        """Close this process's connection (a later operation reopens it)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

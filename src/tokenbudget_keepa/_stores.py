@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-from typing_extensions import Self
 
 from ._sinks import AcceptedDeal, SQLiteDealSink, upsert_rows
-from ._sqlite_db import Database, utc_now_text
+from ._sqlite_db import SQLiteFile, utc_now_text
 from ._watermark import Watermark
 
 
@@ -93,7 +88,7 @@ def _advance_row(conn: sqlite3.Connection, key: str, watermark: Watermark) -> bo
     return cursor.rowcount > 0
 
 
-class SQLiteWatermarkStore:
+class SQLiteWatermarkStore(SQLiteFile):
     """Watermarks in the table ``tokenbudget_keepa_watermarks`` of an SQLite file.
 
     :meth:`advance` is one statement that writes only a greater watermark, so
@@ -126,21 +121,6 @@ class SQLiteWatermarkStore:
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
-        self._db = Database(path, timeout=timeout)
-
-    def __repr__(self) -> str:
-        return f"SQLiteWatermarkStore({self._db.path!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable (multiprocessing, Celery): each process opens its own connection.
-        return (functools.partial(type(self), timeout=self._db.timeout), (self._db.path,))
-
-    @property
-    def path(self) -> str:
-        """The database file."""
-        return self._db.path
 
     def load(self, key: str) -> Watermark | None:
         """The stored watermark of *key*, or ``None``."""
@@ -188,13 +168,3 @@ class SQLiteWatermarkStore:
         with self._db.write("cannot store deals and advance the watermark") as conn:
             upsert_rows(conn, deals)
             return _advance_row(conn, key, watermark)
-
-    def close(self) -> None:
-        """Close this process's connection (a later operation reopens it)."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
