@@ -228,27 +228,17 @@ _SELECT = (
 )
 
 
+def _columns(d: AcceptedDeal) -> tuple[Any, ...]:
+    """The scalar columns of *d*'s row in ``deals``, in order (the JSON columns follow)."""
+    return (d.asin, d.title, d.last_update, d.domain, d.price, d.sales_rank, d.profit, d.roi)
+
+
 def upsert_rows(conn: sqlite3.Connection, deals: Sequence[AcceptedDeal]) -> None:
     """Upsert *deals* into the ``deals`` table inside the caller's transaction."""
     now = utc_now_text()
     conn.executemany(
         _UPSERT,
-        [
-            (
-                d.asin,
-                d.title,
-                d.last_update,
-                d.domain,
-                d.price,
-                d.sales_rank,
-                d.profit,
-                d.roi,
-                d.deal_json(),
-                d.product_json(),
-                now,
-            )
-            for d in _latest(deals).values()
-        ],
+        [(*_columns(d), d.deal_json(), d.product_json(), now) for d in _latest(deals).values()],
     )
 
 

@@ -38,7 +38,7 @@ from typing import Any, Final
 from typing_extensions import Self
 
 from ._lease import HolderProcess, check_key, check_ttl, new_token
-from ._sinks import AcceptedDeal, _latest
+from ._sinks import AcceptedDeal, _columns, _latest
 from ._watermark import SchemaMismatch, StoreError, Watermark
 
 
@@ -467,18 +467,7 @@ def _upsert(conn: psycopg.Connection[Any], deals: Sequence[AcceptedDeal]) -> Non
     if not latest:
         return
     rows = [
-        (
-            d.asin,
-            d.title,
-            d.last_update,
-            d.domain,
-            d.price,
-            d.sales_rank,
-            d.profit,
-            d.roi,
-            _jsonb(d.deal),
-            _jsonb(d.product),
-        )
+        (*_columns(d), _jsonb(d.deal), _jsonb(d.product))
         for d in sorted(latest.values(), key=lambda d: d.asin)  # one lock order: no deadlocks
     ]
     with conn.cursor() as cur:
@@ -489,7 +478,21 @@ def _advance(conn: psycopg.Connection[Any], key: str, watermark: Watermark) -> b
     return conn.execute(_ADVANCE, (key, watermark.minute, watermark.asin)).fetchone() is not None
 
 
-class PostgresWatermarkStore:
+class _OnDatabase:
+    """What the store, the sink, the lease and the backlog share: their database and repr.
+
+    *database* is a :class:`PostgresDatabase` to share or a connection string
+    (then the object opens a pool of its own, which its ``close()`` closes).
+    """
+
+    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
+        self._db, self._owned = _database(database, migrate)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db.name!r})"
+
+
+class PostgresWatermarkStore(_OnDatabase):
     """Watermarks in PostgreSQL: a compare-and-set that never moves one backwards.
 
     Args:
@@ -500,12 +503,6 @@ class PostgresWatermarkStore:
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
-        self._db, self._owned = _database(database, migrate)
-
-    def __repr__(self) -> str:
-        return f"PostgresWatermarkStore({self._db.name!r})"
 
     @property
     def database(self) -> PostgresDatabase:
@@ -560,7 +557,7 @@ class PostgresWatermarkStore:
             self._db.close()
 
 
-class PostgresDealSink:
+class PostgresDealSink(_OnDatabase):
     """Accepted deals in the PostgreSQL table ``deals``, one row per ASIN.
 
     The columns are those of the SQLite sink's table (``asin`` the primary
@@ -575,12 +572,6 @@ class PostgresDealSink:
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
-        self._db, self._owned = _database(database, migrate)
-
-    def __repr__(self) -> str:
-        return f"PostgresDealSink({self._db.name!r})"
 
     @property
     def database(self) -> PostgresDatabase:
@@ -603,7 +594,7 @@ class PostgresDealSink:
             self._db.close()
 
 
-class PostgresLease:
+class PostgresLease(_OnDatabase):
     """One holder per key, in a table, with an expiry in the database's time.
 
     A holder must renew the lease before its *ttl* runs out; a crashed
@@ -617,12 +608,6 @@ class PostgresLease:
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
-        self._db, self._owned = _database(database, migrate)
-
-    def __repr__(self) -> str:
-        return f"PostgresLease({self._db.name!r})"
 
     def _take(self, key: str, token: str, ttl: float, dead: str | None) -> bool:
         me = HolderProcess.current()
@@ -720,7 +705,7 @@ def _holder(row: Sequence[Any]) -> HolderProcess:
     )
 
 
-class PostgresBacklog:
+class PostgresBacklog(_OnDatabase):
     """The ingestor's sweeps in progress (fetched deal pages), in PostgreSQL.
 
     A cache beside the watermark, so that a run on any worker continues the
@@ -734,12 +719,6 @@ class PostgresBacklog:
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(self, database: PostgresDatabase | str, *, migrate: bool = False) -> None:
-        self._db, self._owned = _database(database, migrate)
-
-    def __repr__(self) -> str:
-        return f"PostgresBacklog({self._db.name!r})"
 
     def load(self, key: str) -> Any:
         """The sweep of *key* (a ``Sweep``), or ``None`` (also when it cannot be read)."""
