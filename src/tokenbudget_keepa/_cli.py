@@ -362,18 +362,6 @@ def load_query(path: str) -> Query:
     return Query(selection, filters, enrich, key)
 
 
-def _check_budget(ingestor: Any, query: Query) -> None:
-    """Refuse enrichment the account can never admit, with the arithmetic."""
-    bucket = ingestor._client.bucket  # noqa: SLF001 -- the command's own ingestor
-    config = bucket.config
-    per_item = ingestor.sizer.item_cost
-    if per_item > config.max_cost:
-        raise _BadInputError(
-            f"enrich {dict(query.enrich or {})}: one product costs up to {per_item:g} tokens, but "
-            f"this account never admits more than {config.max_cost:g} at once"
-        )
-
-
 # -- ingest --------------------------------------------------------------------------------
 
 
