@@ -47,6 +47,7 @@ from tokenbudget import (
     TokenBucket,
 )
 
+from ._client import _into_debt
 from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._watermark import StoreError, Watermark
 
@@ -595,7 +596,7 @@ class RedisAccountBucket(TokenBucket):
                     )
                     member = member_raw.decode() if isinstance(member_raw, bytes) else member_raw
                     marks.booked_at = int(count)
-                    into_debt = self.snapshot().tokens < self.config.min_threshold
+                    into_debt = _into_debt(self.snapshot(), self.config)
                 except RedisError as exc:
                     booking.cancel()
                     raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
