@@ -50,7 +50,14 @@ from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCa
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
-from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
+from ._filters import (
+    Filter,
+    accepted_deal,
+    as_filters,
+    default_filters,
+    enrich_for,
+    order_filters,
+)
 from ._model import Deal, DealQuery, Product
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
@@ -156,7 +163,9 @@ class SmartIngestor:
         store: Where the watermark is kept (:class:`WatermarkStore`).
         sink: Where accepted deals are stored (:class:`DealSink`).
         filters: The filters to apply, cheapest first; ``None``: the built-in
-            defaults; ``()``: none (every deal is accepted).
+            defaults; ``()``: none (every deal is accepted). A plain function
+            ``(deal, product) -> bool | str | None`` is a filter too (wrapped in a
+            :class:`FunctionFilter`; ``product`` is ``None`` when deals are not enriched).
         enrich: The keyword arguments of :meth:`KeepaClient.products` for enrichment;
             ``None``: what the filters need (no product queries when they need none).
         key: The job's name in the stores (default: ``deals-<domain>-<digest of the selection>``).
@@ -178,6 +187,8 @@ class SmartIngestor:
 
     Raises:
         ValueError: When the selection's ``domainId`` is not the client's domain (naming both).
+        TypeError: When an item of *filters* is neither a filter nor a function (saying
+            what a filter needs).
 
     .. versionadded:: 0.1.0
     """
@@ -189,7 +200,8 @@ class SmartIngestor:
         *,
         store: WatermarkStore,
         sink: DealSink,
-        filters: Sequence[Filter] | None = None,
+        filters: Sequence[Filter | Callable[[Deal, Product | None], bool | str | None]]
+        | None = None,
         enrich: Mapping[str, Any] | None = None,
         key: str | None = None,
         lease: Lease | None = None,
@@ -217,7 +229,7 @@ class SmartIngestor:
         self._store = store
         self._sink = sink
         self._filters: tuple[Filter, ...] = order_filters(
-            default_filters() if filters is None else filters
+            default_filters() if filters is None else as_filters(filters)
         )
         if enrich is None:
             self._enrich: Mapping[str, Any] | None = enrich_for(self._filters) or None
