@@ -294,14 +294,11 @@ class _Shell:
         if fast is None or _debug_enabled(_DEBUG):
             return None
         kind: object = type(cost)
-        if kind is int:
-            c = cost + 0.0
-        elif kind is float:
-            c = cost
-        else:
-            return None
-        if 0.0 < c <= self._fast_max:
-            return fast(c)
+        if kind is float:
+            if 0.0 < cost <= self._fast_max:
+                return fast(cost)
+        elif kind is int and 0 < cost <= self._fast_max:  # compared as an int: 10**400 too
+            return fast(float(cost))
         return None
 
     def _sync_request(self, tokens: float, refill_in: float | None, rate: Rate | None) -> Sync:
@@ -544,11 +541,14 @@ class TokenBucket(_Shell):
             # the call saved on the benchmarked path. A plain int or float in (0, max_cost]
             # needs no more checks (NaN fails the comparison) and is passed on
             # as a float, as check_cost would; anything else takes the checked
-            # path below.
+            # path below. An int is compared before it is converted, so that
+            # one too large for a float (10**400) takes the checked path too.
             kind: object = type(cost)
-            c = float(cost) if kind is int else cost
-            if (kind is int or kind is float) and 0.0 < c <= self._fast_max:
-                return fast(c)
+            if kind is float:
+                if 0.0 < cost <= self._fast_max:
+                    return fast(cost)
+            elif kind is int and 0 < cost <= self._fast_max:
+                return fast(float(cost))
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
@@ -592,6 +592,9 @@ class TokenBucket(_Shell):
 
         Interrupted in its sleep (``KeyboardInterrupt``, an exception from the
         clock), it returns the booking's cost before the exception propagates.
+        When that give-back fails (the backend is unreachable), the interrupt
+        still propagates: the failure is logged at WARNING on the
+        ``tokenbudget`` logger and chained to it as its ``__context__``.
 
         Raises:
             AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
@@ -608,8 +611,11 @@ class TokenBucket(_Shell):
         if out.delay > 0.0:
             try:
                 self._clock.sleep(out.delay)
-            except BaseException:  # KeyboardInterrupt, a failing clock: nobody will spend it
-                _undo(Reservation(self, _booking(out, float(cost))))
+            except BaseException as exc:  # KeyboardInterrupt, a failing clock: nobody will spend it
+                try:
+                    _undo(Reservation(self, _booking(out, float(cost))))
+                except Exception as failure:  # noqa: BLE001 -- the interrupt goes on, not this
+                    _undo_failed(exc, failure, self._key, float(cost))
                 raise
         return out.delay
 
@@ -647,6 +653,32 @@ class TokenBucket(_Shell):
         """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
         obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
         return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001
+
+
+def _undo_failed(exc: BaseException, failure: BaseException, key: str, cost: float) -> None:
+    """The give-back of a booking failed while *exc* propagates: log it and chain it to *exc*.
+
+    *exc* (a ``KeyboardInterrupt``, a ``CancelledError``) is what the caller
+    must see; *failure* is logged at WARNING with its traceback and becomes
+    *exc*'s ``__context__`` (when *exc* has none) so that a traceback shows
+    both. The booking stays: the bucket counts tokens that nobody spends,
+    which never over-spends the account.
+    """
+    log.warning(
+        "could not give back a booking of %g tokens on %s after %s: %s: %s",
+        cost,
+        key,
+        type(exc).__name__,
+        type(failure).__name__,
+        failure,
+        exc_info=failure,
+    )
+    if exc.__context__ is None and failure is not exc:
+        failure.__context__ = None  # it was raised while exc was handled: no cycle
+        exc.__context__ = failure
+    add_note = getattr(exc, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(f"tokenbudget: giving back the booking failed: {type(failure).__name__}")
 
 
 def _undo(reservation: Reservation) -> None:
@@ -727,7 +759,10 @@ class AsyncTokenBucket(_Shell):
         except Exception:  # noqa: BLE001 -- the call failed: it booked nothing to undo
             return
         if out.ok:
-            await _aundo(AsyncReservation(self, _booking(out, cost)))
+            try:
+                await _aundo(AsyncReservation(self, _booking(out, cost)))
+            except Exception as failure:  # noqa: BLE001 -- the cancellation goes on
+                _undo_failed(asyncio.CancelledError(), failure, self._key, cost)
 
     async def try_acquire(self, cost: float = 1) -> bool:
         """Like :meth:`TokenBucket.try_acquire`."""
@@ -753,7 +788,9 @@ class AsyncTokenBucket(_Shell):
         Cancelled at any point — before, during or after the backend's round
         trip, or in the sleep — it leaves no booking behind: what it booked is
         cancelled (or, once its time has passed, settled to zero) before
-        ``asyncio.CancelledError`` propagates.
+        ``asyncio.CancelledError`` propagates (and ``asyncio.wait_for`` raises
+        its ``TimeoutError``), also when that give-back fails: the failure is
+        logged and chained, as in :meth:`TokenBucket.acquire`.
         """
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book
@@ -767,15 +804,23 @@ class AsyncTokenBucket(_Shell):
         if _cancelling(task) > cancels:
             # Cancelled meanwhile but not raised here (an on_event hook, a library that
             # swallowed it): do not sleep for a booking nobody will use.
-            await _aundo(AsyncReservation(self, _booking(out, float(cost))))
-            raise asyncio.CancelledError
+            cancelled = asyncio.CancelledError()
+            await self._give_back(out, float(cost), cancelled)
+            raise cancelled
         if out.delay > 0.0:
             try:
                 await self._clock.asleep(out.delay)
-            except BaseException:
-                await _aundo(AsyncReservation(self, _booking(out, float(cost))))
+            except BaseException as exc:
+                await self._give_back(out, float(cost), exc)
                 raise
         return out.delay
+
+    async def _give_back(self, out: Outcome, cost: float, exc: BaseException) -> None:
+        """Undo a booking while *exc* propagates; a failure of the undo is logged and chained."""
+        try:
+            await _aundo(AsyncReservation(self, _booking(out, cost)))
+        except Exception as failure:  # noqa: BLE001 -- exc goes on, not this
+            _undo_failed(exc, failure, self._key, cost)
 
     async def sync(
         self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
