@@ -97,7 +97,7 @@ class BucketState:
             (``sync(as_of=...)``), or None.
         as_of_time: When that sync was adopted (this state's clock).
         returned: Total cost returned by cancels and by settles that lowered
-            a cost: :attr:`booked` plus this only grows (see :func:`spent`).
+            a cost: :attr:`booked` plus this only grows (everything ever spent).
     """
 
     tokens: float
@@ -175,7 +175,7 @@ def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
     """The state of a new bucket holding *tokens* at *now*.
 
     A starting balance below ``min_threshold`` starts in recharge mode,
-    exactly as after a sync. Its booking ids start at :func:`first_id`; a
+    exactly as after a sync. Its booking ids start at ``first_id(now)``; a
     booking with a smaller id (of a bucket this key held before) counts as in
     the starting balance, as bookings before a sync count as in its figure.
     """
@@ -230,7 +230,7 @@ class Cancel(NamedTuple):
 class Settle(NamedTuple):
     """Correct the booking *booking_id*, debited *cost*, to its true cost *actual*.
 
-    *spent* is :attr:`Outcome.spent` of the booking's admission (0: unknown,
+    *spent* is ``Outcome.spent`` of the booking's admission (0: unknown,
     then a late credit is bounded as if everything ever spent came after it).
     """
 
@@ -271,8 +271,9 @@ class Outcome(NamedTuple):
         recharging: Whether the bucket is in recharge mode after the operation.
         entered: The operation started recharge mode.
         left: Recharge mode ended before or during the operation.
-        spent: :func:`spent` after the operation (a reservation keeps the
-            figure of its admission, for a late :class:`Settle`).
+        spent: Everything ever spent (booked plus returned) after the
+            operation (a reservation keeps the figure of its admission, for a
+            late :class:`Settle`).
     """
 
     ok: bool
@@ -768,7 +769,7 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     that charged the true cost then, and held at most the capacity since,
     could still hold more: the balance since then was at most the balance now
     plus everything spent since the admission (``request.spent``), so the
-    credit is at most the capacity minus that (see :func:`_late_credit`).
+    credit is at most the capacity minus that (see ``_late_credit``).
     """
     left = _advance(config, state, now)
     booking_id = request.booking_id
