@@ -44,7 +44,8 @@ from ._filters import (
 )
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
+from ._model import Deal, DealPage, PriceType, Product, TokenStatus
+from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite

@@ -51,7 +51,8 @@ from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
 from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
-from ._model import Deal, DealQuery, Product
+from ._model import Deal, Product
+from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
 from ._watermark import (
