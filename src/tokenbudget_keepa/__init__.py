@@ -44,7 +44,8 @@ from ._filters import (
 )
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, PriceType, Product, TokenStatus
+from ._model import Deal, DealPage, Product, TokenStatus
+from ._price_type import PriceType, PriceUnit
 from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
@@ -98,6 +99,7 @@ __all__ = [
     "OfferCount",
     "PriceRange",
     "PriceType",
+    "PriceUnit",
     "Product",
     "ProfitEstimate",
     "ProfitModel",

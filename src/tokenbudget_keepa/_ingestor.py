@@ -50,7 +50,14 @@ from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCa
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
-from ._filters import Filter, accepted_deal, default_filters, enrich_for, order_filters
+from ._filters import (
+    Filter,
+    accepted_deal,
+    as_filters,
+    default_filters,
+    enrich_for,
+    order_filters,
+)
 from ._model import Deal, Product
 from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
@@ -79,6 +86,8 @@ log = logging.getLogger("tokenbudget_keepa.ingestor")
 _KEEPA_EPOCH_OFFSET = 21_564_000
 #: Tokens one ``/deal`` page costs.
 PAGE_COST = 5
+#: The ``products()`` options an ingestor's ``enrich`` may give.
+ENRICH_OPTIONS = ("offers", "stats", "buybox", "history", "update", "rating", "days")
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
@@ -120,6 +129,22 @@ def product_cost_bound(enrich: Mapping[str, Any]) -> float:
     return cost
 
 
+def check_enrich(enrich: Mapping[str, Any]) -> None:
+    """Check *enrich* as ``products()`` will, before the run spends anything."""
+    from ._client import product_params
+
+    unknown = sorted(set(enrich) - set(ENRICH_OPTIONS), key=str)
+    if unknown:
+        raise TypeError(
+            f"enrich: unknown option {unknown[0]!r} (the options of products(): "
+            f"{', '.join(ENRICH_OPTIONS)})"
+        )
+    try:
+        product_params(**enrich)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"enrich: {e}") from None
+
+
 @attrs.frozen
 class _Outcome:
     deal: Deal
@@ -157,7 +182,9 @@ class SmartIngestor:
         store: Where the watermark is kept (:class:`WatermarkStore`).
         sink: Where accepted deals are stored (:class:`DealSink`).
         filters: The filters to apply, cheapest first; ``None``: the built-in
-            defaults; ``()``: none (every deal is accepted).
+            defaults; ``()``: none (every deal is accepted). A plain function
+            ``(deal, product) -> bool | str | None`` is a filter too (wrapped in a
+            :class:`FunctionFilter`; ``product`` is ``None`` when deals are not enriched).
         enrich: The keyword arguments of :meth:`KeepaClient.products` for enrichment;
             ``None``: what the filters need (no product queries when they need none).
         key: The job's name in the stores (default: ``deals-<domain>-<digest of the selection>``).
@@ -178,7 +205,10 @@ class SmartIngestor:
         on_event: Called with every :class:`IngestEvent`.
 
     Raises:
-        ValueError: When the selection's ``domainId`` is not the client's domain (naming both).
+        ValueError: When the selection's ``domainId`` is not the client's domain (naming
+            both), or an *enrich* option is out of its range (``offers=5``).
+        TypeError: When an item of *filters* is neither a filter nor a function (saying
+            what a filter needs), or *enrich* has an unknown option or one of the wrong type.
 
     .. versionadded:: 0.1.0
     """
@@ -190,7 +220,8 @@ class SmartIngestor:
         *,
         store: WatermarkStore,
         sink: DealSink,
-        filters: Sequence[Filter] | None = None,
+        filters: Sequence[Filter | Callable[[Deal, Product | None], bool | str | None]]
+        | None = None,
         enrich: Mapping[str, Any] | None = None,
         key: str | None = None,
         lease: Lease | None = None,
@@ -218,12 +249,14 @@ class SmartIngestor:
         self._store = store
         self._sink = sink
         self._filters: tuple[Filter, ...] = order_filters(
-            default_filters() if filters is None else filters
+            default_filters() if filters is None else as_filters(filters)
         )
         if enrich is None:
             self._enrich: Mapping[str, Any] | None = enrich_for(self._filters) or None
         else:
             self._enrich = dict(enrich)
+        if self._enrich is not None:
+            check_enrich(self._enrich)
         self._price_type = self._query.price_types[0]
         self.key = key or default_key(self._query, self._domain)
         self._lease = lease

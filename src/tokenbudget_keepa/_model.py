@@ -11,7 +11,6 @@ This module needs no HTTP library: the ingestor's filters import it alone.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
@@ -19,6 +18,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from ._errors import KeepaProtocolError
+from ._price_type import PriceType
 from ._query import DealQuery
 
 
@@ -45,33 +45,6 @@ DOMAINS: Final = {
     11: "com.mx",
     12: "com.br",
 }
-
-
-class PriceType(enum.IntEnum):
-    """Keepa's price types: the index of a price in ``csv``, ``current``, ``delta``, ….
-
-    .. versionadded:: 0.1.0
-    """
-
-    AMAZON = 0
-    NEW = 1
-    USED = 2
-    SALES = 3
-    LISTPRICE = 4
-    COLLECTIBLE = 5
-    REFURBISHED = 6
-    NEW_FBM_SHIPPING = 7
-    LIGHTNING_DEAL = 8
-    WAREHOUSE = 9
-    NEW_FBA = 10
-    COUNT_NEW = 11
-    COUNT_USED = 12
-    COUNT_REFURBISHED = 13
-    COUNT_COLLECTIBLE = 14
-    EXTRA_INFO_UPDATES = 15
-    RATING = 16
-    COUNT_REVIEWS = 17
-    BUY_BOX_SHIPPING = 18
 
 
 # -- small readers that never raise ------------------------------------------------------------

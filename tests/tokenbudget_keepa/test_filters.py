@@ -452,9 +452,17 @@ def test_function_filter_peek_is_repeated_in_full_check():
     assert flt.check(deal_of(), product_of()) == "x"
 
 
-def test_function_filter_refuses_other_results():
-    """A function returning None raises TypeError naming the filter."""
-    flt = FunctionFilter(lambda deal, product: None, name="sloppy")
+def test_function_filter_none_keeps_the_deal():
+    """A function returning None keeps the deal, as True does (Filter.check's convention)."""
+    flt = FunctionFilter(lambda deal, product: None, name="quiet", peek=True)
+    assert flt.check_deal(deal_of()) is None
+    assert flt.check(deal_of(), product_of()) is None
+
+
+@pytest.mark.parametrize("verdict", [0, "", 1.5, ["reason"]])
+def test_function_filter_refuses_other_results(verdict):
+    """A function returning anything but a bool, None or a non-empty str: TypeError naming it."""
+    flt = FunctionFilter(lambda deal, product: verdict, name="sloppy")
     with pytest.raises(TypeError, match="sloppy"):
         flt.check(deal_of(), None)
 

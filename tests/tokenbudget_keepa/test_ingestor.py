@@ -459,3 +459,91 @@ def test_a_selection_of_another_domain_is_refused(
         SmartIngestor(
             client, SELECTION, store=MemoryWatermarkStore(), sink=MemoryDealSink(), filters=()
         )
+
+
+class CallableRejecter:
+    """A callable object with a name and nothing else of a filter (what users write)."""
+
+    name = "callable_rejecter"
+
+    def __call__(self, deal: Deal, product: Product | None) -> bool:
+        return False
+
+
+def test_plain_functions_are_filters(make: Callable[..., Any]) -> None:
+    """A function (deal, product) -> bool | str | None is a filter: False rejects with its name."""
+
+    def no_deals(deal: Deal, product: Product | None) -> bool:
+        return False
+
+    def keep(deal: Deal, product: Product | None) -> None:
+        return None
+
+    _emu, ingestor = make(filters=(keep, no_deals))
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up", report.errors
+    assert report.deals_seen > 0
+    assert report.rejected == {"no_deals": report.deals_seen}
+
+
+@pytest.mark.parametrize(
+    ("function", "reason"),
+    [
+        (CallableRejecter(), "callable_rejecter"),
+        (lambda deal, product: "too_cheap", "too_cheap"),
+        (lambda deal, product: False, "function"),
+    ],
+)
+def test_callables_reject_with_their_reason(
+    make: Callable[..., Any], function: Any, reason: str
+) -> None:
+    """A callable object with a name, or a lambda: its string, or its name, is the reason."""
+    _emu, ingestor = make(filters=(function,))
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up", report.errors
+    assert report.rejected == {reason: report.deals_seen}
+
+
+class HalfFilter:
+    """Has a name and a check, but no peek and no needs: neither a filter nor a function."""
+
+    name = "half"
+
+    def check(self, deal: Deal, product: Product | None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("filters", "named"),
+    [
+        ((42,), "42"),
+        ((HalfFilter(),), "peek, needs, check_deal"),
+        (("sales_rank",), "'sales_rank'"),
+        (lambda deal, product: True, "sequence"),
+        ("sales_rank", "sequence"),
+    ],
+)
+def test_what_is_not_a_filter_is_refused_at_construction(
+    make: Callable[..., Any], filters: Any, named: str
+) -> None:
+    """Neither a filter nor a function: TypeError at construction, saying what a filter needs."""
+    with pytest.raises(TypeError, match="a filter is an object with name") as info:
+        make(filters=filters)
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("enrich", "error", "named"),
+    [
+        ({"stats": "90"}, TypeError, "enrich: stats must be an int"),
+        ({"history": 1}, TypeError, "enrich: history must be a bool"),
+        ({"offers": 5}, ValueError, "enrich: offers must lie in"),
+        ({"stat": 90}, TypeError, "enrich: unknown option 'stat'"),
+    ],
+)
+def test_a_bad_enrich_is_refused_at_construction(
+    make: Callable[..., Any], enrich: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    """enrich is checked as products() checks it, when the ingestor is built: nothing spent."""
+    with pytest.raises(error, match=named):
+        make(enrich=enrich)
