@@ -484,7 +484,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _minute_text(minute: int) -> str:
-    when = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minute)
+    when = dt.datetime(2011, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minute)
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
 

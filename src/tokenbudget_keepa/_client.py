@@ -35,12 +35,11 @@ import random
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import quote
 
 import attrs
 import httpx
-from typing_extensions import Self
 
 from tokenbudget import (
     AcquireTimeout,
