@@ -32,7 +32,8 @@ is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
 booking (``id time cost settled before``); ``base`` is ``tokens time recharging``
 (the settled base), ``flight`` three words a booking in flight (``id time
 cost``), ``synced`` the first booking id a sync did not take into the
-server's figure.
+server's figure, ``as_of`` the server's timestamp of the last sync adopted
+with one and the time it was adopted (``stamp time``; empty: none).
 
 **Retries.** redis-py sends a command again after a timeout or a dropped
 connection, when the first one may have run already. So every operation
@@ -156,7 +157,7 @@ if now == nil then
 end
 
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
-                     'booked', 'since', 'pending', 'base', 'flight', 'synced')
+                     'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -260,16 +261,19 @@ local function load()
     return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
             anchor = now, next_id = 1, booked = 0.0, since = now, pending = {},
             base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
-            synced_id = 0}, true
+            synced_id = 0, as_of = nil, as_of_time = 0.0}, true
   end
   local base = words(v[10], 3)[1]
   if base == nil then base = {num(v[1]), num(v[2]), 0} ; if v[3] == '1' then base[3] = 1 end end
   local synced = 0
   if v[12] then synced = num(v[12]) end
+  local stamp = words(v[13], 2)[1]
+  if stamp == nil then stamp = {nil, 0.0} end
   return {tokens = num(v[1]), time = num(v[2]), recharging = v[3] == '1', rate = num(v[4]),
           anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
           pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
-          base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced}, false
+          base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced,
+          as_of = stamp[1], as_of_time = stamp[2]}, false
 end
 
 local function join(list, width)
@@ -283,6 +287,8 @@ local function join(list, width)
 end
 
 local function save(state)
+  local stamp = ''
+  if state.as_of ~= nil then stamp = fmt(state.as_of) .. ' ' .. fmt(state.as_of_time) end
   local base_rech = 0
   if state.base_recharging then base_rech = 1 end
   redis.call('HSET', key,
@@ -291,7 +297,7 @@ local function save(state)
     'booked', fmt(state.booked), 'since', fmt(state.since),
     'pending', join(state.pending, PENDING_WIDTH),
     'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
-    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id))
+    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp)
   redis.call('PEXPIRE', key,
     ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step))
 end
@@ -575,8 +581,16 @@ local function settle(state, booking_id, time, cost, actual)
   return plain_outcome(state, true, entered, left or left2)
 end
 
-local function sync(state, tokens, refill_in, rate)
+local function sync(state, tokens, refill_in, rate, as_of)
   local left = advance(state)
+  if as_of ~= nil then
+    local last = state.as_of
+    if last ~= nil and as_of < last and now <= state.as_of_time + cfg.in_flight then
+      return plain_outcome(state, false, false, left)
+    end
+    state.as_of = as_of
+    state.as_of_time = now
+  end
   local was
   if #state.pending > 0 then
     local _
@@ -667,7 +681,7 @@ elseif op == 'cancel' then
 elseif op == 'settle' then
   result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]))
 elseif op == 'sync' then
-  result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]))
+  result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[7]))
 else
   error('tokenbudget: unknown operation ' .. tostring(op))
 end

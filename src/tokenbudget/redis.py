@@ -128,7 +128,13 @@ def _request_args(request: Request) -> tuple[str, ...]:
             _num(request.actual),
         )
     if type(request) is Sync:
-        return ("sync", _num(request.tokens), _opt(request.refill_in), _opt(request.rate))
+        return (
+            "sync",
+            _num(request.tokens),
+            _opt(request.refill_in),
+            _opt(request.rate),
+            _opt(request.as_of),
+        )
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
 

@@ -95,6 +95,7 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
         b"base",
         b"flight",
         b"synced",
+        b"as_of",
     }
     booking_id, time, cost, settled, _before = fields[b"pending"].split()
     assert (int(booking_id), float(cost), float(settled)) == (2, 10.0, 0.0)
