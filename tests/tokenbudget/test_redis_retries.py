@@ -50,7 +50,7 @@ def test_the_same_operation_twice_is_answered_once(redis_client, redis_prefix):
     assert (flags, booking_id, float(tokens)) == (b"1000", b"1", 40.0)
     settle = ("settle", "1001.0", "1", "1000.0", "60.0", "20.0", lane + "2")
     assert _call(redis_client, key, *settle) == _call(redis_client, key, *settle)
-    sync = ("sync", "1002.0", "50.0", "", "", lane + "3")
+    sync = ("sync", "1002.0", "50.0", "", "", "", lane + "3")  # tokens, refill_in, rate, as_of
     assert _call(redis_client, key, *sync) == _call(redis_client, key, *sync)
     fields = redis_client.hgetall(key)
     assert float(fields[b"booked"]) == 20.0  # booked 60 once, settled to 20 once
