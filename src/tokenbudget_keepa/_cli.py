@@ -382,7 +382,7 @@ def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._model import DealQuery
+    from ._query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)

@@ -67,7 +67,8 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
+from ._query import DealQuery
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
