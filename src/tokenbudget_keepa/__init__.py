@@ -45,9 +45,10 @@ from ._filters import (
 from ._history import History, HistoryPoint
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import Deal, DealPage, Product, TokenStatus
 from ._offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
 from ._price_type import PriceType, PriceUnit
+from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite

@@ -31,6 +31,9 @@ ENRICH_KEYS: Final = ("offers", "stats", "buybox", "history", "update", "rating"
 #: The keys of an ``ingest`` query file.
 QUERY_KEYS: Final = ("selection", "filters", "enrich", "key")
 
+#: How deeply a query file may nest (Keepa's selections nest three levels; deeper is a mistake).
+MAX_QUERY_DEPTH: Final = 32
+
 EXIT_OK: Final = 0
 EXIT_FATAL: Final = 1
 EXIT_USAGE: Final = 2
@@ -287,6 +290,43 @@ class Query:
     key: str | None
 
 
+def _too_deep(document: object) -> bool:
+    """Whether *document* (parsed JSON) nests more than :data:`MAX_QUERY_DEPTH` levels."""
+    stack: list[tuple[object, int]] = [(document, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children: Sequence[object] = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if level >= MAX_QUERY_DEPTH:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _parse_json(where: str, text: str) -> object:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _BadInputError(
+            f"{where}: not JSON ({e.msg} at line {e.lineno} column {e.colno})"
+        ) from None
+    except RecursionError:
+        document = None
+        too_deep = True
+    else:
+        too_deep = _too_deep(document)
+    if too_deep:
+        raise _BadInputError(
+            f"{where}: nested more than {MAX_QUERY_DEPTH} levels deep (Keepa's selection "
+            "fields nest three)"
+        )
+    return document
+
+
 def _read_document(path: str) -> dict[str, Any]:
     where = f"--query {path}"
     try:
@@ -297,12 +337,7 @@ def _read_document(path: str) -> dict[str, Any]:
         raise _BadInputError(
             f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
         ) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _BadInputError(
-            f"{where}: not JSON ({e.msg} at line {e.lineno} column {e.colno})"
-        ) from None
+    document = _parse_json(where, text)
     if not isinstance(document, dict):
         raise _BadInputError(
             f"{where}: expected a JSON object with a 'selection', got {document!r:.60}"
@@ -331,22 +366,23 @@ def _filters_of(where: str, spec: dict[str, Any]) -> Any:
 
 
 def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
+    from ._ingestor import check_enrich
+
     bad = ", ".join(repr(k) for k in sorted(set(spec) - set(ENRICH_KEYS)))
     if bad:
         raise _BadInputError(
             f"{where}: enrich: unknown argument(s) {bad} (known: {', '.join(ENRICH_KEYS)})"
         )
-    offers = spec.get("offers")
-    if offers is not None and (
-        isinstance(offers, bool) or not isinstance(offers, int) or not 20 <= offers <= 100
-    ):
-        raise _BadInputError(f"{where}: enrich: offers must be an int in 20..100, got {offers!r}")
+    try:
+        check_enrich(spec)  # every value as products() checks it, before anything is spent
+    except (TypeError, ValueError) as e:
+        raise _BadInputError(f"{where}: {e}") from None
     return dict(spec)
 
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._model import DealQuery
+    from ._query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)
@@ -390,7 +426,7 @@ def _ingest(args: argparse.Namespace) -> int:
                     lease=storage.lease,
                     backlog=storage.backlog,
                 )
-            except ValueError as e:
+            except (TypeError, ValueError) as e:
                 raise _BadInputError(f"--query {args.query}: {e}") from None
             with stop_on_signals(ingestor):
                 report = ingestor.run_once(time_budget=args.time_budget)
@@ -448,7 +484,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _minute_text(minute: int) -> str:
-    when = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minute)
+    when = dt.datetime(2011, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minute)
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
 

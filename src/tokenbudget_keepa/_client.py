@@ -35,12 +35,11 @@ import random
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import quote
 
 import attrs
 import httpx
-from typing_extensions import Self
 
 from tokenbudget import (
     AcquireTimeout,
@@ -68,7 +67,8 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
+from ._query import DealQuery
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -195,6 +195,37 @@ def _check_asins(asins: str | Iterable[str]) -> list[str]:
             seen.add(code)
             out.append(code)
     return out
+
+
+def product_params(
+    *,
+    offers: int | None = None,
+    stats: int | None = None,
+    buybox: bool = False,
+    history: bool = True,
+    update: int | None = None,
+    rating: bool = False,
+    days: int | None = None,
+) -> dict[str, str]:
+    """The query parameters of ``products()``'s options, each checked (the ingestor's too).
+
+    Raises:
+        TypeError, ValueError: An option has the wrong type or range (named in the
+            message); an unknown option is a :class:`TypeError` naming it.
+    """
+    params: dict[str, str] = {}
+    if offers is not None:
+        params["offers"] = str(_check_int("offers", offers, low=20, high=100))
+    if stats is not None:
+        params["stats"] = str(_check_int("stats", stats, low=1))
+    params["buybox"] = "1" if _check_bool("buybox", buybox) else "0"
+    params["history"] = "1" if _check_bool("history", history) else "0"
+    if update is not None:
+        params["update"] = str(_check_int("update", update, low=-1))
+    params["rating"] = "1" if _check_bool("rating", rating) else "0"
+    if days is not None:
+        params["days"] = str(_check_int("days", days, low=1))
+    return params
 
 
 @attrs.frozen
@@ -324,17 +355,17 @@ class _Base:
     ) -> list[_Call]:
         codes = _check_asins(asins)
         params: dict[str, str] = {"domain": str(self._domain)}
-        if offers is not None:
-            params["offers"] = str(_check_int("offers", offers, low=20, high=100))
-        if stats is not None:
-            params["stats"] = str(_check_int("stats", stats, low=1))
-        params["buybox"] = "1" if _check_bool("buybox", buybox) else "0"
-        params["history"] = "1" if _check_bool("history", history) else "0"
-        if update is not None:
-            params["update"] = str(_check_int("update", update, low=-1))
-        params["rating"] = "1" if _check_bool("rating", rating) else "0"
-        if days is not None:
-            params["days"] = str(_check_int("days", days, low=1))
+        params.update(
+            product_params(
+                offers=offers,
+                stats=stats,
+                buybox=buybox,
+                history=history,
+                update=update,
+                rating=rating,
+                days=days,
+            )
+        )
         kind = RequestKind.product(offers=offers, buybox=buybox, rating=rating)
         size = MAX_ASINS if offers is None else MAX_ASINS_WITH_OFFERS
         calls = []

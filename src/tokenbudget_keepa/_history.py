@@ -54,7 +54,7 @@ class HistoryPoint:
 
     @property
     def total(self) -> int | None:
-        """The value with shipping (price plus shipping of a triplet), ``None`` if either is missing.
+        """The value with shipping (a triplet's price plus shipping), ``None`` if either is missing.
 
         For a pair, the value itself.
         """

@@ -58,7 +58,8 @@ from ._filters import (
     enrich_for,
     order_filters,
 )
-from ._model import Deal, DealQuery, Product
+from ._model import Deal, Product
+from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
 from ._watermark import (
@@ -85,6 +86,8 @@ log = logging.getLogger("tokenbudget_keepa.ingestor")
 _KEEPA_EPOCH_OFFSET = 21_564_000
 #: Tokens one ``/deal`` page costs.
 PAGE_COST = 5
+#: The ``products()`` options an ingestor's ``enrich`` may give.
+ENRICH_OPTIONS = ("offers", "stats", "buybox", "history", "update", "rating", "days")
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
@@ -124,6 +127,22 @@ def product_cost_bound(enrich: Mapping[str, Any]) -> float:
     if enrich.get("rating"):
         cost += 1
     return cost
+
+
+def check_enrich(enrich: Mapping[str, Any]) -> None:
+    """Check *enrich* as ``products()`` will, before the run spends anything."""
+    from ._client import product_params
+
+    unknown = sorted(set(enrich) - set(ENRICH_OPTIONS), key=str)
+    if unknown:
+        raise TypeError(
+            f"enrich: unknown option {unknown[0]!r} (the options of products(): "
+            f"{', '.join(ENRICH_OPTIONS)})"
+        )
+    try:
+        product_params(**enrich)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"enrich: {e}") from None
 
 
 @attrs.frozen
@@ -186,9 +205,10 @@ class SmartIngestor:
         on_event: Called with every :class:`IngestEvent`.
 
     Raises:
-        ValueError: When the selection's ``domainId`` is not the client's domain (naming both).
+        ValueError: When the selection's ``domainId`` is not the client's domain (naming
+            both), or an *enrich* option is out of its range (``offers=5``).
         TypeError: When an item of *filters* is neither a filter nor a function (saying
-            what a filter needs).
+            what a filter needs), or *enrich* has an unknown option or one of the wrong type.
 
     .. versionadded:: 0.1.0
     """
@@ -235,6 +255,8 @@ class SmartIngestor:
             self._enrich: Mapping[str, Any] | None = enrich_for(self._filters) or None
         else:
             self._enrich = dict(enrich)
+        if self._enrich is not None:
+            check_enrich(self._enrich)
         self._price_type = self._query.price_types[0]
         self.key = key or default_key(self._query, self._domain)
         self._lease = lease

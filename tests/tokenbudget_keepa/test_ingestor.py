@@ -530,3 +530,20 @@ def test_what_is_not_a_filter_is_refused_at_construction(
     with pytest.raises(TypeError, match="a filter is an object with name") as info:
         make(filters=filters)
     assert named in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("enrich", "error", "named"),
+    [
+        ({"stats": "90"}, TypeError, "enrich: stats must be an int"),
+        ({"history": 1}, TypeError, "enrich: history must be a bool"),
+        ({"offers": 5}, ValueError, "enrich: offers must lie in"),
+        ({"stat": 90}, TypeError, "enrich: unknown option 'stat'"),
+    ],
+)
+def test_a_bad_enrich_is_refused_at_construction(
+    make: Callable[..., Any], enrich: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    """enrich is checked as products() checks it, when the ingestor is built: nothing spent."""
+    with pytest.raises(error, match=named):
+        make(enrich=enrich)

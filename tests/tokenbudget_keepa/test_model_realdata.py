@@ -24,7 +24,7 @@ from tokenbudget_keepa._offers import BuyBoxHolder, OfferCondition, UsedBuyBoxHo
 from tokenbudget_keepa._stats import Extreme
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def real_deals():

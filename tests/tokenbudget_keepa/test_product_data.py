@@ -13,7 +13,7 @@ from tokenbudget_keepa._offers import Offer, OfferCondition
 from tokenbudget_keepa._stats import ProductStats
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 #: JSON values as Keepa's fields might hold them, wrong types included.
 json_scalars = st.one_of(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-
-from typing_extensions import assert_type
+from typing import assert_type
 
 from tokenbudget_keepa import (
     BuyBoxHolder,
