@@ -93,8 +93,13 @@ class Snapshot:
             least this long (first come, first served).
         booked: Tokens booked since :attr:`since` (net of cancels and settles).
         since: When the bucket's state was created (backend time).
+        adopted: False only in the snapshot a stale :meth:`TokenBucket.sync`
+            returns (its *as_of* older than the last one adopted): the sync
+            changed nothing, and the snapshot is the bucket as it stands.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.1.0
+       The :attr:`adopted` attribute.
     """
 
     tokens: float
@@ -106,6 +111,7 @@ class Snapshot:
     backlog: float
     booked: float
     since: float
+    adopted: bool = True
 
     @property
     def demand(self) -> float | None:
@@ -301,13 +307,24 @@ class _Shell:
             return fast(float(cost))
         return None
 
-    def _sync_request(self, tokens: float, refill_in: float | None, rate: Rate | None) -> Sync:
+    def _sync_request(
+        self, tokens: float, refill_in: float | None, rate: Rate | None, as_of: float | None
+    ) -> Sync:
         tokens = _check_number("tokens", tokens)
         if refill_in is not None:
             refill_in = _check_number("refill_in", refill_in, minimum=0.0)
         if rate is not None and not isinstance(rate, Rate):
             raise TypeError(f"rate must be a Rate, got {rate!r}")
-        return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second)
+        if as_of is not None:
+            as_of = _check_number("as_of", as_of)
+        return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second, as_of)
+
+    def _synced(self, req: Sync, out: Outcome) -> None:
+        """Report an adopted sync; a stale one changed nothing and is only logged."""
+        if out.ok:
+            self._report("synced", out, req.tokens)
+        elif _debug_enabled(_DEBUG):
+            log.debug("stale sync key=%s tokens=%g as_of=%r", self._key, req.tokens, req.as_of)
 
     def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
         """Turn an outcome into events, only when someone listens."""
@@ -620,7 +637,12 @@ class TokenBucket(_Shell):
         return out.delay
 
     def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
         """Adopt the balance a server reports as authoritative.
 
@@ -628,8 +650,19 @@ class TokenBucket(_Shell):
         from *tokens*; those whose time has come are assumed to be in it,
         except bookings still in flight (admitted within
         :attr:`BucketConfig.in_flight <tokenbudget.BucketConfig>` seconds and
-        neither settled nor cancelled), which are subtracted too. A balance
-        below ``min_threshold`` enters recharge mode.
+        neither settled nor cancelled), by any process sharing the bucket,
+        which are subtracted too. A balance below ``min_threshold`` enters
+        recharge mode.
+
+        With *as_of*, the server's timestamp of the answer, a sync older than
+        the last one adopted is *stale* (an answer overtaken on the way by a
+        later one, from this process or another): it changes nothing, and the
+        returned snapshot says so (:attr:`Snapshot.adopted` is False). A
+        stale-looking answer that arrives more than ``in_flight`` seconds
+        after the last adoption cannot have been overtaken and is adopted
+        (the server's clock went back), so one wrong stamp far in the future
+        never blinds the bucket for longer. Sync an answer before settling
+        its reservation.
 
         Args:
             tokens: The server's balance now (Keepa's ``tokensLeft``).
@@ -640,14 +673,22 @@ class TokenBucket(_Shell):
                 lowered by that much refill so the model never runs ahead of
                 the server.
             rate: A changed refill rate (Keepa's ``refillRate`` per minute).
+            as_of: The server's timestamp of the answer, in seconds (Keepa's
+                ``timestamp`` / 1000, an HTTP ``Date``): any scale, as long as
+                one server's answers use one.
 
         Returns:
-            The bucket's snapshot after the sync.
+            The bucket's snapshot after the sync (:attr:`Snapshot.adopted`:
+            whether the sync was adopted).
+
+        .. versionchanged:: 0.1.0
+           The *as_of* argument.
         """
-        req = self._sync_request(tokens, refill_in, rate)
+        req = self._sync_request(tokens, refill_in, rate, as_of)
         out = self._apply(req)
-        self._report("synced", out, req.tokens)
-        return self.snapshot()
+        self._synced(req, out)
+        snap = self.snapshot()
+        return snap if out.ok else attrs.evolve(snap, adopted=False)
 
     def snapshot(self) -> Snapshot:
         """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
@@ -823,13 +864,19 @@ class AsyncTokenBucket(_Shell):
             _undo_failed(exc, failure, self._key, cost)
 
     async def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
-        """Like :meth:`TokenBucket.sync`."""
-        req = self._sync_request(tokens, refill_in, rate)
+        """Like :meth:`TokenBucket.sync` (with its *as_of*)."""
+        req = self._sync_request(tokens, refill_in, rate, as_of)
         out = await self._apply(req)
-        self._report("synced", out, req.tokens)
-        return await self.snapshot()
+        self._synced(req, out)
+        snap = await self.snapshot()
+        return snap if out.ok else attrs.evolve(snap, adopted=False)
 
     async def snapshot(self) -> Snapshot:
         """Like :meth:`TokenBucket.snapshot`."""

@@ -44,8 +44,9 @@ from ._filters import (
 )
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import Deal, DealPage, Product, TokenStatus
 from ._price_type import PriceType, PriceUnit
+from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite

@@ -420,7 +420,7 @@ def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._model import DealQuery
+    from ._query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)
@@ -522,7 +522,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _minute_text(minute: int) -> str:
-    when = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minute)
+    when = dt.datetime(2011, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minute)
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
 

@@ -35,12 +35,11 @@ import random
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import quote
 
 import attrs
 import httpx
-from typing_extensions import Self
 
 from tokenbudget import (
     AcquireTimeout,
@@ -68,7 +67,8 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
+from ._query import DealQuery
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]

@@ -31,7 +31,7 @@ from ._model import TokenStatus
 
 __all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope"]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 #: The largest timestamp accepted (year 9999, in Unix ms): later ones are garbage.
 _MAX_TIMESTAMP_MS = 253_402_300_799_999
 #: refillIn above this (one hour, in ms) is garbage: Keepa refills once a minute.

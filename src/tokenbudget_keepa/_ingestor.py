@@ -58,7 +58,8 @@ from ._filters import (
     enrich_for,
     order_filters,
 )
-from ._model import Deal, DealQuery, Product
+from ._model import Deal, Product
+from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
 from ._watermark import (

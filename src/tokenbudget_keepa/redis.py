@@ -674,7 +674,12 @@ class RedisAccountBucket(TokenBucket):
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
     def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
         """Adopt the server's count where it is exact (see the class); else keep the model."""
         marks = self._marks
@@ -686,13 +691,17 @@ class RedisAccountBucket(TokenBucket):
             due, count = float(due_text), int(count_text)
             exact = due == 0 and (count == clean if own else count == booked_at)
             if exact:
-                return super().sync(tokens, refill_in=refill_in, rate=rate)
+                return super().sync(tokens, refill_in=refill_in, rate=rate, as_of=as_of)
             snap = self.snapshot()
             if snap.booked == 0 and snap.pending == 0 and due == 0:
-                return super().sync(tokens, refill_in=refill_in, rate=rate)  # a new bucket
+                return super().sync(
+                    tokens, refill_in=refill_in, rate=rate, as_of=as_of
+                )  # a new bucket
             if tokens <= 0 and snap.pending == 0:
                 # Refused (or in debt): never above the server's count, less what is on the wire.
-                return super().sync(min(float(tokens) - due, snap.tokens), refill_in=refill_in)
+                return super().sync(
+                    min(float(tokens) - due, snap.tokens), refill_in=refill_in, as_of=as_of
+                )
             return snap
 
 

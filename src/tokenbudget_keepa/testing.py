@@ -28,13 +28,12 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
-from typing_extensions import Self
 
 from tokenbudget import Clock, MonotonicClock
 
@@ -55,7 +54,7 @@ from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 __all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator"]
 
 #: The wall-clock time an emulator's clock time 0 maps to, unless told otherwise.
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: Deals on one ``/deal`` page.
 DEALS_PER_PAGE = 150
@@ -522,7 +521,7 @@ class KeepaEmulator:
 
     def now(self) -> datetime:
         """The server's time now, an aware UTC datetime."""
-        return datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=UTC)
 
     # -- the account ------------------------------------------------------------------
 
@@ -943,7 +942,7 @@ def _category_name(category: int) -> str:
 
 
 def _unix_ms(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _check_int(name: str, value: object, *, low: int | None = None) -> None:

@@ -209,9 +209,9 @@ def test_deal_page_argument_wins(client, keepa):
 
 
 def test_malformed_selection_is_refused_before_sending(client, keepa):
-    """A selection with "4" for an int raises naming the field; nothing is sent."""
+    """A selection with "week" for an int raises naming the field; nothing is sent."""
     with pytest.raises(TypeError, match="date_range"):
-        client.deals({"priceTypes": [1], "dateRange": "4"})
+        client.deals({"priceTypes": [1], "dateRange": "week"})
     assert keepa.stats().count("deal") == 0
 
 

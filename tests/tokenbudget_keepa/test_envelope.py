@@ -46,7 +46,7 @@ def test_good_envelope_is_read_with_seconds_and_utc():
         5.0,
         100.0,
     )
-    assert env.timestamp == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert env.timestamp == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert env.error is None
 
 

@@ -331,7 +331,7 @@ def http_date(text: str) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
     try:
         return parsed.timestamp()
     except (OverflowError, OSError, ValueError):  # pragma: no cover -- far out of range
@@ -351,7 +351,7 @@ def rfc3339(text: str) -> float | None:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         if zone in {"Z", "z"}:
-            tz = dt.timezone.utc
+            tz = dt.UTC
         else:
             sign = 1 if zone[0] == "+" else -1
             tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
