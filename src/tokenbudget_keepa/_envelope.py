@@ -24,13 +24,13 @@ from __future__ import annotations
 import attrs
 
 from tokenbudget.http import _keepa_envelope as _shared
-from tokenbudget.http._keepa_envelope import ErrorInfo
+from tokenbudget.http._keepa_envelope import ErrorInfo, parse_error
 
 from ._errors import KeepaProtocolError
 from ._model import TokenStatus
 
 
-__all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope"]
+__all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope", "parse_error"]
 
 
 @attrs.frozen

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 
 from ._dialect import finish
-from ._keepa_envelope import Envelope, parse_envelope
+from ._keepa_envelope import Envelope, parse_envelope, parse_error
 from ._message import RequestInfo, ResponseInfo, warn_malformed
 from ._report import Kind, Limit, QuotaReport
 
@@ -24,7 +24,8 @@ class KeepaDialect:
     One limit, ``"tokens"``: ``Limit(60 x refillRate, tokensLeft, refillIn,
     window=3600, step=60)`` (a negative ``tokensLeft`` is the account's debt,
     reported as is); the cost is ``tokensConsumed``; ``as_of`` the envelope's
-    ``timestamp``. A 429 waits until the refill steps bring the balance above
+    ``timestamp``. The zeroed envelope of some error answers (``refillRate``
+    0) reports no limit. A 429 waits until the refill steps bring the balance above
     zero; a 402 (the key has no access) is *terminal*. The envelope is read by
     the same parser as ``tokenbudget_keepa``'s client. The default estimate is
     one token a request: Keepa's costs depend on the endpoint and its options,
@@ -45,8 +46,11 @@ class KeepaDialect:
                 envelope = parse_envelope(body)
             except ValueError as exc:  # EnvelopeError, or an int too long to print
                 warn_malformed(self.name, "envelope", str(exc))
-        if envelope is None:
-            return finish(response, self.name, {}, kind=kind)
+        if envelope is None or not envelope.carries_token_figures:
+            # No envelope, or the zeroed one of some error answers: figures of no account.
+            error = parse_error(body) if envelope is None else envelope.error
+            message = "" if error is None else error.describe()
+            return finish(response, self.name, {}, kind=kind, message=message)
         rate = envelope.refill_rate
         limit = Limit(
             _HOUR / _STEP * rate if rate > 0 else None,

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import attrs
 
 
-__all__ = ["Envelope", "EnvelopeError", "ErrorInfo", "decode_body", "parse_envelope"]
+__all__ = ["Envelope", "EnvelopeError", "ErrorInfo", "decode_body", "parse_envelope", "parse_error"]
 
 
 class EnvelopeError(ValueError):
@@ -91,6 +91,16 @@ class Envelope:
     token_flow_reduction: float = 0.0
     tokens_consumed: float | None = None
     error: ErrorInfo | None = None
+
+    @property
+    def carries_token_figures(self) -> bool:
+        """Whether it reports a real account: a refill rate above 0 and a server time.
+
+        Some error answers (an HTTP 400) carry a *zeroed* envelope, ``tokensLeft``
+        0 and ``refillRate`` 0: figures of no account, which must never replace
+        the bucket's balance or the reported token status.
+        """
+        return self.refill_rate > 0 and self.timestamp_ms > 0
 
     @property
     def timestamp(self) -> dt.datetime:
@@ -221,3 +231,18 @@ def parse_envelope(
         tokens_consumed=consumed,
         error=_error(body.get("error"), error),
     )
+
+
+def parse_error(body: object) -> ErrorInfo | None:
+    """The ``error`` object of a decoded answer, with or without an envelope; never raises.
+
+    An HTTP 400 may carry only ``{"error": {...}}``: its ``type`` and ``message``
+    are Keepa's word on what was wrong, wanted even where there is no envelope.
+    Returns None when there is none, or none that can be read.
+    """
+    if not isinstance(body, Mapping):
+        return None
+    try:
+        return _error(body.get("error"), EnvelopeError)
+    except ValueError:  # EnvelopeError, or a part too long to print
+        return None

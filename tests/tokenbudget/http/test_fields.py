@@ -161,3 +161,23 @@ def test_keepa_deep_debt_waits_for_enough_steps():
     """A 429 at -45 tokens with 20 a minute waits for three steps: refillIn + 2 minutes."""
     body = {"timestamp": 1, "tokensLeft": -45, "refillIn": 10000, "refillRate": 20}
     assert parse("keepa", {}, body, status=429).retry_after == 130.0
+
+
+def test_keepa_zeroed_error_envelope_reports_no_limit():
+    """A 400 with a zeroed envelope (refillRate 0) reports Keepa's error, no limit."""
+    body = {
+        "timestamp": 1594177158252,
+        "tokensLeft": 0,
+        "refillIn": 0,
+        "refillRate": 0,
+        "error": {"type": "invalidParameter", "message": "bad asin"},
+    }
+    report = parse("keepa", {}, body, status=400)
+    assert report.limits == {}
+    assert report.message == "invalidParameter: bad asin"
+
+
+def test_keepa_error_without_envelope_keeps_the_message():
+    """A 400 whose body has only an error object still reports Keepa's words."""
+    report = parse("keepa", {}, {"error": {"type": "invalidParameter", "message": "m"}}, status=400)
+    assert (report.limits, report.message) == ({}, "invalidParameter: m")
