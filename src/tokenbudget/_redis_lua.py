@@ -15,7 +15,7 @@ One call is one operation on one bucket (safe to retry: see *Retries* below):
     ``max_deficit``, ``step`` or empty, ``in_flight``) and the starting balance
     of a new bucket as one argument of nine words separated by single spaces (the
     client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
-    ``settle``, ``sync``, ``observe``), ``now`` (empty: use Redis ``TIME``)
+    ``settle``, ``sync``, ``rate``, ``observe``), ``now`` (empty: use Redis ``TIME``)
     and the request's fields.
 
 Numbers travel as text: Python sends ``repr(float)`` and the script answers
@@ -665,6 +665,21 @@ local function observe(state)
     .. fmt(state.since)
 end
 
+local function set_rate(state, rate)  -- mirrors _core.set_rate
+  local left = advance(state)
+  local before = state.recharging
+  if #state.pending > 0 then
+    local b, rech = base_now(state)
+    state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+    state.rate = rate
+    replay(state)
+  else
+    state.rate = rate
+  end
+  local after = state.recharging
+  return plain_outcome(state, true, after and not before, left or (before and not after))
+end
+
 -- dispatch ----------------------------------------------------------------------------------
 
 local state, created = load()
@@ -682,6 +697,8 @@ elseif op == 'settle' then
   result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]))
 elseif op == 'sync' then
   result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[7]))
+elseif op == 'rate' then
+  result = set_rate(state, num(ARGV[4]))
 else
   error('tokenbudget: unknown operation ' .. tostring(op))
 end

@@ -51,7 +51,7 @@ from typing import Any, Final
 
 from ._clock import Clock
 from ._config import BucketConfig
-from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from ._core import Admit, Cancel, Observation, Outcome, Request, SetRate, Settle, Sync
 from ._redis_lua import SCRIPT, SCRIPT_SHA1
 from .exceptions import BackendError
 
@@ -135,6 +135,8 @@ def _request_args(request: Request) -> tuple[str, ...]:
             _opt(request.rate),
             _opt(request.as_of),
         )
+    if type(request) is SetRate:
+        return ("rate", _num(request.rate))
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
 

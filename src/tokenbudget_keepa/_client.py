@@ -57,7 +57,7 @@ from tokenbudget import (
 )
 
 from ._cost import CostModel, RequestKind
-from ._envelope import Envelope, decode_body, parse_envelope
+from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
     KeepaAuthError,
     KeepaError,
@@ -240,12 +240,16 @@ class _Call:
 
 @attrs.frozen
 class _Answer:
-    """What came back: the HTTP status, the envelope (if readable) and the body."""
+    """What came back: the HTTP status, the envelope (if readable and real) and the body.
+
+    ``error`` is Keepa's ``error`` object, read even from a body without an envelope.
+    """
 
     status: int
     envelope: Envelope | None
     body: Mapping[str, Any] | None
     problem: KeepaProtocolError | None
+    error: ErrorInfo | None = None
 
 
 # -- what both clients share -------------------------------------------------------------------
@@ -388,6 +392,7 @@ class _Base:
         problem: KeepaProtocolError | None = None
         envelope: Envelope | None = None
         body: Mapping[str, Any] | None = None
+        decoded: object = None
         try:
             decoded = decode_body(response.content)
             envelope = parse_envelope(decoded)
@@ -395,7 +400,14 @@ class _Base:
             body = decoded
         except KeepaProtocolError as exc:
             problem = exc
-        return _Answer(response.status_code, envelope, body, problem)
+        error = envelope.error if envelope is not None else parse_error(decoded)
+        status = response.status_code
+        if envelope is not None and status != 200 and not envelope.carries_token_figures:
+            # A zeroed envelope (tokensLeft 0, refillRate 0) of an error answer reports no
+            # account: it must not become the bucket's balance or the token status.
+            log.debug("HTTP %d with a zeroed envelope: not adopted", status)
+            envelope = None
+        return _Answer(status, envelope, body, problem, error)
 
     # -- the bucket ----------------------------------------------------------------------------
 
@@ -512,13 +524,20 @@ class _Base:
         """The error to raise for a final, failed answer."""
         status = answer.status
         detail = ""
-        if answer.envelope is not None and answer.envelope.error is not None:
-            detail = ": " + answer.envelope.error.describe()
+        error = answer.error
+        if error is not None:
+            detail = ": " + error.describe()
         elif answer.problem is not None:
             detail = f" ({answer.problem})"
         detail = _redact(detail, self._key)
         where = f"{call.path} answered HTTP {status}"
         kw: dict[str, Any] = {"endpoint": call.path, "status": status, "attempts": attempts}
+        if error is not None:
+            kw.update(
+                error_type=_redact(error.type, self._key) or None,
+                error_message=_redact(error.message, self._key) or None,
+                error_details=_redact(error.details, self._key) or None,
+            )
         if status in (401, 402, 403):
             return KeepaAuthError(f"{where}: the API key was refused{detail}", **kw)
         if status == 429:

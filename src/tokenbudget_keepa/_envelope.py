@@ -29,7 +29,7 @@ from ._errors import KeepaProtocolError
 from ._model import TokenStatus
 
 
-__all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope"]
+__all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope", "parse_error"]
 
 _UTC = dt.UTC
 #: The largest timestamp accepted (year 9999, in Unix ms): later ones are garbage.
@@ -78,6 +78,16 @@ class Envelope:
     token_flow_reduction: float = 0.0
     tokens_consumed: float | None = None
     error: ErrorInfo | None = None
+
+    @property
+    def carries_token_figures(self) -> bool:
+        """Whether it reports a real account: a refill rate above 0 and a server time.
+
+        Some error answers (an HTTP 400) carry a *zeroed* envelope, ``tokensLeft``
+        0 and ``refillRate`` 0: figures of no account, which must never replace
+        the bucket's balance or the reported token status.
+        """
+        return self.refill_rate > 0 and self.timestamp_ms > 0
 
     @property
     def timestamp(self) -> dt.datetime:
@@ -168,6 +178,21 @@ def _error(value: object) -> ErrorInfo | None:
         return "" if part is None else str(part)[:500]
 
     return ErrorInfo(text("type"), text("message"), text("details"))
+
+
+def parse_error(body: object) -> ErrorInfo | None:
+    """The ``error`` object of a decoded answer, with or without an envelope; never raises.
+
+    An HTTP 400 may carry only ``{"error": {...}}``: its ``type`` and ``message``
+    are Keepa's word on what was wrong, wanted even where there is no envelope.
+    Returns None when there is none, or none that can be read.
+    """
+    if not isinstance(body, Mapping):
+        return None
+    try:
+        return _error(body.get("error"))
+    except KeepaProtocolError:
+        return None
 
 
 def parse_envelope(body: object) -> Envelope:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tokenbudget_keepa import KeepaProtocolError
 from tokenbudget_keepa._cost import CostModel, RequestKind
-from tokenbudget_keepa._envelope import Envelope, decode_body, parse_envelope
+from tokenbudget_keepa._envelope import Envelope, decode_body, parse_envelope, parse_error
 
 
 GOOD = {
@@ -55,6 +55,37 @@ def test_error_object_is_described():
     env = parse_envelope({**GOOD, "error": {"type": "NOT_ENOUGH_TOKEN", "message": "m"}})
     assert env.error is not None
     assert env.error.describe() == "NOT_ENOUGH_TOKEN: m"
+
+
+def test_error_object_is_read_without_an_envelope():
+    """A body with only 'error' (a real HTTP 400) still yields Keepa's type and message."""
+    body = {"error": {"type": "invalidParameter", "message": "Invalid parameter", "details": 7}}
+    error = parse_error(body)
+    assert error is not None
+    assert (error.type, error.message, error.details) == (
+        "invalidParameter",
+        "Invalid parameter",
+        "7",
+    )
+    assert parse_error({"error": "plain text"}).message == "plain text"  # type: ignore[union-attr]
+    for nothing in ({}, {"error": None}, {"error": 5}, [1], None, "x"):
+        assert parse_error(nothing) is None
+
+
+@given(json_values)
+def test_parse_error_never_raises(body):
+    """Whatever the body, parse_error gives an ErrorInfo or None."""
+    parse_error(body)
+    parse_error({"error": body})
+
+
+def test_zeroed_envelope_carries_no_token_figures():
+    """tokensLeft 0 and refillRate 0 (an HTTP 400's envelope) report no account."""
+    zeroed = parse_envelope({**GOOD, "tokensLeft": 0, "refillRate": 0, "refillIn": 0})
+    assert not zeroed.carries_token_figures
+    assert not parse_envelope({**GOOD, "timestamp": 0}).carries_token_figures
+    assert parse_envelope(GOOD).carries_token_figures
+    assert parse_envelope({**GOOD, "tokensLeft": 0}).carries_token_figures  # an empty account
 
 
 def test_fractional_balances_are_kept_exactly():
