@@ -724,3 +724,34 @@ class DealPage:
     def is_last(self) -> bool:
         """Whether this page holds fewer than :attr:`PAGE_SIZE` deals (no page follows)."""
         return len(self.deals) < self.PAGE_SIZE
+
+    def _by_category(self, key: str) -> dict[int, object]:
+        ids, values = self.raw.get("categoryIds"), self.raw.get(key)
+        if not isinstance(ids, list) or not isinstance(values, list):
+            return {}
+        out: dict[int, object] = {}
+        for raw_id, value in zip(ids, values, strict=False):
+            category = _category(raw_id)
+            if category is not None:
+                out[category] = value
+        return out
+
+    @property
+    def category_names(self) -> dict[int, str]:
+        """The root categories of the selection's deals by id (``categoryIds``, ``categoryNames``).
+
+        Keepa's "unknown" category (``2**63 - 1``, named ``"?"``) is left out.
+        """
+        return {k: v for k, v in self._by_category("categoryNames").items() if isinstance(v, str)}
+
+    @property
+    def category_counts(self) -> dict[int, int]:
+        """How many of the selection's deals lie in each root category (``categoryCount``).
+
+        A count per category id; Keepa's "unknown" category is left out.
+        """
+        return {
+            k: v
+            for k, v in self._by_category("categoryCount").items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }
