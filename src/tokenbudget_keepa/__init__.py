@@ -42,14 +42,17 @@ from ._filters import (
     order_filters,
     peek_all,
 )
+from ._history import History, HistoryPoint
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
 from ._model import Deal, DealPage, Product, TokenStatus
+from ._offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
 from ._price_type import PriceType, PriceUnit
 from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
+from ._stats import Extreme, ProductStats
 from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
 from ._time import KEEPA_EPOCH, datetime_to_keepa_minutes, keepa_minutes_to_datetime
 from ._watermark import (
@@ -72,13 +75,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "AcceptedDeal",
     "AsyncKeepaClient",
+    "BuyBoxHolder",
     "Categories",
     "Deal",
     "DealPage",
     "DealQuery",
     "DealSink",
+    "Extreme",
     "Filter",
     "FunctionFilter",
+    "History",
+    "HistoryPoint",
     "HolderProcess",
     "IngestEvent",
     "IngestReport",
@@ -96,11 +103,14 @@ __all__ = [
     "MemoryLease",
     "MemoryWatermarkStore",
     "MinDrop",
+    "Offer",
+    "OfferCondition",
     "OfferCount",
     "PriceRange",
     "PriceType",
     "PriceUnit",
     "Product",
+    "ProductStats",
     "ProfitEstimate",
     "ProfitModel",
     "SQLiteDealSink",
@@ -112,6 +122,7 @@ __all__ = [
     "StoreError",
     "TitleTerms",
     "TokenStatus",
+    "UsedBuyBoxHolder",
     "Watermark",
     "WatermarkStore",
     "accepted_deal",

@@ -45,7 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCapacity
+from tokenbudget import (
+    AcquireTimeout,
+    AdaptiveBatchSizer,
+    BackendError,
+    Clock,
+    CostExceedsCapacity,
+)
 
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
@@ -440,6 +446,12 @@ class _Run:
                     self._step()
             except _Interrupted:
                 raise _Stop("interrupted") from None
+            except BackendError as e:
+                # The account's shared bucket (Redis, SQLite) failed outside a retried step,
+                # or past its retries: a transient error of this run, reported, not raised.
+                raise _Stop(
+                    "error", f"the account's bucket failed ({_describe(e)}); the next run retries"
+                ) from e
         except _Stop as stop:
             stopped = stop.reason
             if stop.message and stop.reason not in {"caught_up", "time_budget", "interrupted"}:
@@ -910,6 +922,16 @@ class _Run:
         return float(self.ing._client.bucket.snapshot().booked)
 
     def _probe(self, cost: float) -> float:
+        """:meth:`_probe_once`, retried when the bucket's backend fails (Redis gone a moment)."""
+        attempt = 0
+        while True:
+            try:
+                return self._probe_once(cost)
+            except BackendError as e:
+                self._pause(attempt, "ask the account's bucket for tokens", e)
+            attempt += 1
+
+    def _probe_once(self, cost: float) -> float:
         """Seconds the bucket would make a request of *cost* wait now; nothing stays booked.
 
         When the snapshot shows the request admitted at once, nothing is asked

@@ -28,8 +28,8 @@ StopReason = Literal[
 - ``lease_held``: another ingestor holds the lease of this key (nothing was done);
 - ``lease_lost``: the lease expired or was taken over during the run (it stopped at once);
 - ``interrupted``: SIGINT/SIGTERM (or :class:`KeyboardInterrupt`) asked it to stop;
-- ``error``: a transient error (server, malformed answer, store) persisted after the
-  retries of one batch; the next run retries it;
+- ``error``: a transient error (server, malformed answer, store, the account's shared
+  bucket: Redis gone) persisted after the retries of one batch; the next run retries it;
 - ``fatal_error``: Keepa refused the key or the selection, or a filter raised: retrying
   cannot help until the configuration changes.
 """

@@ -126,7 +126,7 @@ def test_deal_fields_and_helpers():
     assert d.price(PriceType.AMAZON) is None
     assert d.sales_rank == 4200
     assert d.drop_percent(PriceType.NEW, 1) == -20
-    assert d.drop_percent(PriceType.NEW, 2) is None
+    assert d.drop_percent(PriceType.NEW, 2) == -1  # a 1 % rise, not missing data
     assert d.drop_percent(PriceType.NEW, 7) is None
     assert (d.root_category, d.categories) == (5, (5, 6))
 

@@ -117,6 +117,9 @@ class QuotaReport:
         requested: What the server says the request asked for, per limit name
             (Shopify ``requestedQueryCost``, the ``Requested N`` of OpenAI's
             refusals), or empty.
+        allowed: The most the server admits for one request, per limit name,
+            where a *too_large* refusal says it (Shopify ``maxCost``, the
+            ``Limit N`` of OpenAI's "Request too large"), or empty.
         as_of: The server's time of the answer, Unix seconds (its ``Date``, or
             Keepa's ``timestamp``), or None. Use it to order answers that
             overtake each other.
@@ -131,6 +134,7 @@ class QuotaReport:
     cost: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
     kind: Kind | None = attrs.field(default=None)
     requested: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
+    allowed: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
     as_of: float | None = attrs.field(default=None)
     message: str = attrs.field(default="")
 
@@ -153,6 +157,7 @@ class QuotaReport:
             and dict(self.cost) == dict(other.cost)
             and self.kind == other.kind
             and dict(self.requested) == dict(other.requested)
+            and dict(self.allowed) == dict(other.allowed)
             and self.as_of == other.as_of
             and self.message == other.message
         )
