@@ -69,6 +69,7 @@ from ._errors import (
 )
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
+from ._spending import count_spent
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -977,6 +978,8 @@ class KeepaClient(_Base):
 
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:
@@ -1292,6 +1295,8 @@ class AsyncKeepaClient(_Base):
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
     ) -> None:
         _, state, init = self._locks()
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:

@@ -68,6 +68,7 @@ from ._model import Deal, Product
 from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
+from ._spending import tally
 from ._watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
@@ -638,12 +639,9 @@ class _Run:
         wait = self._plan_wait(PAGE_COST, what=f"deal page {page}")
         self._renew(wait)
         query = ing._query.with_page(page)
-        before = self._booked()
-        result = self._client_call(
+        result, spent = self._spending_call(
             f"fetch deal page {page}", lambda: ing._client.deals(query, page=page)
         )
-        spent = self._booked() - before
-        self.tokens += spent
         self.pages += 1
         deals = list(result.deals)
         disorder = disorder_of(deals)
@@ -828,12 +826,9 @@ class _Run:
         wait = self._plan_wait(self._batch_cost(len(asins)), what=f"a batch of {len(asins)}")
         self._renew(wait)
         enrich = dict(ing._enrich or {})
-        before = self._booked()
-        products = self._client_call(
+        products, spent = self._spending_call(
             f"enrich a batch of {len(asins)}", lambda: ing._client.products(asins, **enrich)
         )
-        spent = self._booked() - before
-        self.tokens += spent
         self.batches.append(len(asins))
         if spent > 0:
             ing._sizer.observe(len(asins), spent)
@@ -918,8 +913,23 @@ class _Run:
 
     # -- waits, retries ------------------------------------------------------------------------
 
-    def _booked(self) -> float:
-        return float(self.ing._client.bucket.snapshot().booked)
+    def _spending_call(self, what: str, call: Callable[[], Any]) -> tuple[Any, float]:
+        """:meth:`_client_call`, and the tokens its successful attempt settled.
+
+        What every attempt settled (this run's own requests, not the others' on a
+        shared bucket) is added to the run's tokens, the failed attempts' too.
+        """
+        settled = [0.0]
+
+        def attempt() -> Any:
+            with tally() as spent:
+                try:
+                    return call()
+                finally:
+                    self.tokens += spent.tokens
+                    settled[0] = spent.tokens
+
+        return self._client_call(what, attempt), settled[0]
 
     def _probe(self, cost: float) -> float:
         """:meth:`_probe_once`, retried when the bucket's backend fails (Redis gone a moment)."""

@@ -99,9 +99,10 @@ class IngestReport:
         deals_seen: Deals that reached a final outcome in this run (accepted or rejected).
         accepted: Deals stored in the sink.
         rejected: Rejection reason to the number of deals it rejected.
-        tokens_spent: Tokens the run spent (deal pages and product batches): what the
-            client's bucket booked, settled to the server's ``tokensConsumed`` (with a
-            bucket shared by several processes, their bookings meanwhile count too).
+        tokens_spent: Tokens the run's own requests spent (deal pages and product
+            batches, failed attempts included): each settled to the server's
+            ``tokensConsumed``. Other processes spending from a shared bucket meanwhile
+            do not count.
         watermark_before: The stored watermark when the run started (``None``: first run).
         watermark_after: The stored watermark when the run returned.
         stopped: Why the run returned: ``caught_up``, ``time_budget``, ``lease_held``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -87,6 +88,11 @@ def _limit_named(message: str) -> str:
     return "requests" if match is not None and match.group(1).lower() == "requests" else "tokens"
 
 
+@functools.cache
+def _fields_of(limit_name: str) -> tuple[str, str, str]:
+    return tuple(f"x-ratelimit-{part}-{limit_name}" for part in ("limit", "remaining", "reset"))  # type: ignore[return-value]
+
+
 def usage_tokens(response: ResponseInfo) -> float | None:
     """The tokens an OpenAI-style answer (or its stream) reports in ``usage``, or None."""
     candidates: list[object] = [dig(response.json(), "usage")]
@@ -132,19 +138,21 @@ class OpenAIDialect:
         limits: dict[str, Limit] = {}
         headers = response.headers
         for limit_name, window in self.windows.items():
+            limit_field, remaining_field, reset_field = _fields_of(limit_name)
+            raw_limit = headers.get(limit_field)
+            raw_remaining = headers.get(remaining_field)
+            raw_reset = headers.get(reset_field)
+            if raw_limit is None and raw_remaining is None and raw_reset is None:
+                continue
             figures: list[float | None] = []
-            for part in ("limit", "remaining"):
-                field = f"x-ratelimit-{part}-{limit_name}"
-                raw = headers.get(field)
+            for field, raw in ((limit_field, raw_limit), (remaining_field, raw_remaining)):
                 value = None if raw is None else decimal(raw)
                 if raw is not None and value is None:
                     warn_malformed(self.name, field, raw)
                 figures.append(value)
-            field = f"x-ratelimit-reset-{limit_name}"
-            raw = headers.get(field)
-            reset = None if raw is None else go_duration(raw)
-            if raw is not None and reset is None:
-                warn_malformed(self.name, field, raw)
+            reset = None if raw_reset is None else go_duration(raw_reset)
+            if raw_reset is not None and reset is None:
+                warn_malformed(self.name, reset_field, raw_reset)
             if figures == [None, None] and reset is None:
                 continue
             unit = "requests" if limit_name == "requests" else "tokens"
