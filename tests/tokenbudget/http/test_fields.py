@@ -181,3 +181,14 @@ def test_keepa_error_without_envelope_keeps_the_message():
     """A 400 whose body has only an error object still reports Keepa's words."""
     report = parse("keepa", {}, {"error": {"type": "invalidParameter", "message": "m"}}, status=400)
     assert (report.limits, report.message) == ({}, "invalidParameter: m")
+
+
+def test_mistral_flat_error_body():
+    """Mistral's flat 429 body (message at the top) is read for its words."""
+    body = {"object": "error", "message": "Requests rate limit exceeded", "type": "rate_limited"}
+    report = parse("mistral", {"retry-after": "3"}, body, status=429)
+    assert (report.kind, report.retry_after, report.message) == (
+        "wait",
+        3.0,
+        "Requests rate limit exceeded",
+    )

@@ -6,9 +6,11 @@ import contextlib
 import json
 import math
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.shared_data import quota_sections, sample_headers
 from tokenbudget.http import DIALECTS, Limit, QuotaReport, estimate, parse
 from tokenbudget.http._openai import go_duration
 from tokenbudget.http._sf import SFError, parse_dictionary, parse_list
@@ -263,3 +265,34 @@ def test_query_cost_never_raises(query):
 def test_deep_query_is_not_read():
     """A query nested deeper than Shopify allows is not read (no RecursionError)."""
     assert query_cost("{a" * 5000 + "}" * 5000) is None
+
+
+SAMPLE_FILES = {
+    "openai": "openai-chat-completions.txt",
+    "groq": "groq-chat-completions.txt",
+    "anthropic": "anthropic-messages.txt",
+    "github": "github-rest-graphql.txt",
+    "mistral": "mistral-chat-completions.txt",
+}
+
+
+@given(st.sampled_from(sorted(SAMPLE_FILES)), st.data())
+def test_real_samples_read_the_same_in_any_case_order_and_shape(dialect, data):
+    """A real sample's headers in any letter case, order and container give the same report."""
+    sections = quota_sections(SAMPLE_FILES[dialect])
+    text = sections[data.draw(st.sampled_from(sorted(sections)))]
+    pairs = sample_headers(text)
+    expected = parse(dialect, pairs, received_at=1.7e9)
+    shuffled = data.draw(st.permutations(pairs))
+    recased = [
+        ("".join(c.upper() if data.draw(st.booleans()) else c.lower() for c in n), v)
+        for n, v in shuffled
+    ]
+    shape = data.draw(st.sampled_from(["pairs", "dict", "httpx", "bytes"]))
+    given_headers: object = {
+        "pairs": recased,
+        "dict": dict(recased),
+        "httpx": httpx.Headers(recased),
+        "bytes": [(n.encode(), v.encode()) for n, v in recased],
+    }[shape]
+    assert parse(dialect, given_headers, received_at=1.7e9) == expected  # type: ignore[arg-type]
