@@ -226,6 +226,7 @@ MODULE_EXTRAS: dict[str, tuple[str, ...]] = {
     "tokenbudget_keepa.redis": ("keepa", "redis"),
     "tokenbudget_keepa.postgres": ("keepa", "postgres"),
     "tokenbudget_keepa.celery": ("celery",),
+    "_tokenbudget_keepa_command": ("keepa",),  # the tokenbudget-keepa command's entry point
 }
 #: What the wheel must hold, besides every module of the source tree.
 WHEEL_MUST_HAVE = ("tokenbudget/py.typed", "tokenbudget_keepa/py.typed")

@@ -16,7 +16,17 @@ import attrs
 from ._backend import Backend, MemoryBackend
 from ._clock import Clock, MonotonicClock
 from ._config import BucketConfig, Rate, real_number
-from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from ._core import (
+    Admit,
+    Cancel,
+    Observation,
+    Outcome,
+    Request,
+    SetRate,
+    Settle,
+    Sync,
+    admits_now,
+)
 from .exceptions import AcquireTimeout, ReservationError
 
 
@@ -325,6 +335,11 @@ class _Shell:
             self._report("synced", out, req.tokens)
         elif _debug_enabled(_DEBUG):
             log.debug("stale sync key=%s tokens=%g as_of=%r", self._key, req.tokens, req.as_of)
+
+    def _rate_request(self, rate: Rate) -> SetRate:
+        if not isinstance(rate, Rate):
+            raise TypeError(f"rate must be a Rate, got {rate!r}")
+        return SetRate(rate.tokens_per_second)
 
     def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
         """Turn an outcome into events, only when someone listens."""
@@ -694,6 +709,49 @@ class TokenBucket(_Shell):
         snap = self.snapshot()
         return snap if out.ok else attrs.evolve(snap, adopted=False)
 
+    def would_admit(self, cost: float = 1) -> bool:
+        """Whether :meth:`try_acquire` of *cost* would admit it now, without booking it.
+
+        The answer is the bucket's state at the moment it is read: other
+        threads, tasks or processes may book before you act on it, so a True
+        is no promise (use :meth:`try_acquire` to take the tokens). Useful to
+        skip work that would be refused, or to report readiness.
+
+        Raises:
+            ValueError: *cost* is not > 0.
+            CostExceedsCapacity: *cost* can never be admitted.
+
+        .. versionadded:: 0.1.0
+        """
+        cost = self._config.check_cost(cost)
+        obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
+        return admits_now(self._config, obs, cost)
+
+    def set_rate(self, rate: Rate) -> None:
+        """Refill at *rate* from now on; the balance now is kept.
+
+        The refill until now counts at the old rate. Bookings still waiting
+        keep their times (as after a :meth:`sync` with a *rate*). On a shared
+        backend the rate is the bucket's, for every process, until the next
+        ``set_rate`` or ``sync(rate=...)``.
+
+        Raises:
+            TypeError: *rate* is not a :class:`Rate`.
+
+        .. versionadded:: 0.1.0
+        """
+        self._apply(self._rate_request(rate))
+
+    def __enter__(self) -> None:
+        """``with bucket:`` acquires one token (waiting for it as :meth:`acquire` does).
+
+        .. versionadded:: 0.1.0
+        """
+        self.acquire(1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The token is spent: nothing to give back."""
+
     def snapshot(self) -> Snapshot:
         """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
         obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
@@ -881,6 +939,32 @@ class AsyncTokenBucket(_Shell):
         self._synced(req, out)
         snap = await self.snapshot()
         return snap if out.ok else attrs.evolve(snap, adopted=False)
+
+    async def would_admit(self, cost: float = 1) -> bool:
+        """Like :meth:`TokenBucket.would_admit` (the answer races other bookers).
+
+        .. versionadded:: 0.1.0
+        """
+        cost = self._config.check_cost(cost)
+        obs = await self._backend.aobserve(self._key, self._config, self._clock, self._initial)
+        return admits_now(self._config, obs, cost)
+
+    async def set_rate(self, rate: Rate) -> None:
+        """Like :meth:`TokenBucket.set_rate`.
+
+        .. versionadded:: 0.1.0
+        """
+        await self._apply(self._rate_request(rate))
+
+    async def __aenter__(self) -> None:
+        """``async with bucket:`` acquires one token, as ``await bucket.acquire(1)``.
+
+        .. versionadded:: 0.1.0
+        """
+        await self.acquire(1)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The token is spent: nothing to give back."""
 
     async def snapshot(self) -> Snapshot:
         """Like :meth:`TokenBucket.snapshot`."""

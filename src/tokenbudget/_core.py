@@ -254,7 +254,13 @@ class Sync(NamedTuple):
     as_of: float | None = None
 
 
-Request = Admit | Cancel | Settle | Sync
+class SetRate(NamedTuple):
+    """Refill at *rate* tokens a second from now on (:meth:`~tokenbudget.TokenBucket.set_rate`)."""
+
+    rate: float
+
+
+Request = Admit | Cancel | Settle | Sync | SetRate
 
 
 class Outcome(NamedTuple):
@@ -903,6 +909,33 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     )
 
 
+def set_rate(config: BucketConfig, state: BucketState, now: float, request: SetRate) -> Outcome:
+    """Refill at ``request.rate`` from now on; the balance now is kept.
+
+    The refill up to now counts at the old rate. Pending bookings keep their
+    times and are replayed on top of the balance now at the new rate, as
+    after a sync that changes the rate.
+    """
+    left = _advance(config, state, now)
+    before = state.recharging
+    if state.pending:
+        b, rech = _base_now(config, state, now)
+        state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+        state.rate = request.rate
+        _replay(config, state, now)
+    else:
+        state.rate = request.rate
+    after = state.recharging
+    return _outcome(
+        config,
+        state,
+        now,
+        ok=True,
+        entered=after and not before,
+        left=left or (before and not after),
+    )
+
+
 def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:
     """Apply any request to *state* at *now*."""
     if type(request) is Admit:
@@ -913,6 +946,8 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
         return settle(config, state, now, request)
     if type(request) is Sync:
         return sync(config, state, now, request)
+    if type(request) is SetRate:
+        return set_rate(config, state, now, request)
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
 
@@ -940,6 +975,25 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
             base = min(config.capacity, base + refill_between(config, state, t, now))
         recharging = rech and base < config.burst_threshold
     return Observation(now, b, recharging, state.rate, waiting, backlog, state.booked, state.since)
+
+
+def admits_now(config: BucketConfig, obs: Observation, cost: float) -> bool:
+    """Whether :func:`admit` of *cost* (checked) with no wait allowed would admit, from *obs*.
+
+    The rule of :func:`admit` read off an observation: no booking pending
+    beyond the time tolerance, and the balance now covers the required
+    balance (the burst threshold too while recharging), or a continuous
+    refill reaches it within the time tolerance.
+    """
+    tol = time_tolerance(obs.time)
+    if obs.backlog > tol:
+        return False
+    target = config.required_balance(cost)
+    if obs.recharging and target < config.burst_threshold:
+        target = config.burst_threshold
+    if covers(obs.tokens, target):
+        return True
+    return config.refill_step is None and (target - obs.tokens) / obs.rate <= tol
 
 
 def _outcome(

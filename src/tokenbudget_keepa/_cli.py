@@ -8,12 +8,14 @@ line naming it). Never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
@@ -27,7 +29,17 @@ if TYPE_CHECKING:
 
 PROG: Final = "tokenbudget-keepa"
 #: The ``products()`` arguments an ``ingest`` query file may give in ``"enrich"``.
-ENRICH_KEYS: Final = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+ENRICH_KEYS: Final = (
+    "offers",
+    "stats",
+    "buybox",
+    "history",
+    "update",
+    "rating",
+    "days",
+    "stock",
+    "only_live_offers",
+)
 #: The keys of an ``ingest`` query file.
 QUERY_KEYS: Final = ("selection", "filters", "enrich", "key")
 
@@ -112,6 +124,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         epilog="Exit status: 0 normal stop, 1 fatal error (one line), 2 bad input (one line).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _log_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -141,6 +154,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     demo.add_argument("--seed", type=int, default=0, metavar="N", help="the emulator's data seed")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _log_options(demo)
 
     ingest = commands.add_parser(
         "ingest",
@@ -169,12 +183,14 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     ingest.add_argument("--key", metavar="K", help="the job's key in the store (default: derived)")
     ingest.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _log_options(ingest)
 
     status = commands.add_parser(
         "status", help="the account's token status (free: no tokens spent)"
     )
     _client_options(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    _log_options(status)
 
     watermark = commands.add_parser("watermark", help="show or reset stored watermarks")
     actions = watermark.add_subparsers(dest="action", metavar="ACTION")
@@ -186,7 +202,39 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         action.add_argument("--store", required=True, metavar="PATH", help="the store")
         action.add_argument("--key", metavar="K", help="the job's key")
         action.add_argument("--json", action="store_true", help="print one JSON object")
+        _log_options(action)
     return parser, watermark
+
+
+#: ``--log-level`` values, and the level of each ``-v`` count.
+LOG_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_VERBOSITY: Final = (logging.ERROR, logging.INFO, logging.DEBUG)
+
+
+def _log_options(parser: argparse.ArgumentParser, *, default: bool = False) -> None:
+    """``-v`` and ``--log-level`` on *parser* (a subcommand's only overrides when given)."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if default else argparse.SUPPRESS,
+        help="log more on stderr: -v the run's steps and retries, -vv everything (DEBUG)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=list(LOG_LEVELS),
+        default=None if default else argparse.SUPPRESS,
+        metavar="LEVEL",
+        help=f"log records of LEVEL and above on stderr ({', '.join(LOG_LEVELS)}; default "
+        "error: only the one line of a fatal error)",
+    )
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -382,7 +430,7 @@ def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._model import DealQuery
+    from ._query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)
@@ -641,10 +689,58 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
 
 
+class _OneLine(logging.Formatter):
+    """Each record as one line on stderr, with the API key and the URLs' passwords hidden."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__()
+        self._args = args
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message += f" ({type(error).__name__}: {error})"  # never a traceback
+        text = _redacted(f"{PROG}: {record.levelname} {record.name}: {message}", self._args)
+        key = os.environ.get("KEEPA_API_KEY")
+        if key:
+            text = text.replace(key, "***")
+        return " | ".join(text.splitlines())
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """Within the block, log records of the chosen level and above go to stderr, one line each.
+
+    By default only errors (the command's own fatal line is printed apart): the
+    retries of a run are in its report, not on stderr unless ``-v`` asks.
+    """
+    if args.log_level is not None:
+        level = LOG_LEVELS[args.log_level]
+    else:
+        level = _VERBOSITY[min(args.verbose, len(_VERBOSITY) - 1)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(_OneLine(args))
+    root = logging.getLogger()
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, before))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tokenbudget-keepa`` command; return its exit status."""
-    parser, watermark_parser = _parsers()
-    args = parser.parse_args(argv)
+    try:
+        parser, watermark_parser = _parsers()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _emit(sys.stderr, f"{PROG}: interrupted")
+        return 130
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": _demo,
         "ingest": _ingest,
@@ -654,9 +750,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        if args.command == "watermark":
-            return _watermark(args, watermark_parser)
-        return handlers[args.command](args)
+        with _logging_to_stderr(args):
+            if args.command == "watermark":
+                return _watermark(args, watermark_parser)
+            return handlers[args.command](args)
     except _BadInputError as e:
         _usage_error(parser, _redacted(str(e), args))
     except KeyboardInterrupt:

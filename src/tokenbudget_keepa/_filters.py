@@ -366,8 +366,9 @@ class MinDrop(_BuiltinFilter):
     """Keep deals whose price dropped by at least *percent* (the deal's ``deltaPercent``).
 
     Only the deal carries the drop, so the peek decides alone (a positive
-    ``deltaPercent`` is a drop). Reasons: ``peek:drop``, ``drop``,
-    ``peek:missing:drop_percent``, ``missing:drop_percent``.
+    ``deltaPercent`` is a drop, ``-1`` a 1 % rise; a deal without a current value
+    of the price type has no drop, see :meth:`Deal.drop_percent`). Reasons:
+    ``peek:drop``, ``drop``, ``peek:missing:drop_percent``, ``missing:drop_percent``.
 
     Args:
         percent: The smallest drop kept, in percent.

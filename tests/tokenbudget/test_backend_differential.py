@@ -28,7 +28,16 @@ from hypothesis import strategies as st
 
 from tests.strategies import as_of_stamps, clock_origins, configs, costs, starting_balances
 from tokenbudget import BucketConfig, ManualClock, MemoryBackend, SQLiteBackend, _core
-from tokenbudget._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from tokenbudget._core import (
+    Admit,
+    Cancel,
+    Observation,
+    Outcome,
+    Request,
+    SetRate,
+    Settle,
+    Sync,
+)
 
 
 @dataclass
@@ -66,6 +75,7 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
             st.one_of(st.none(), _floats(1e-3, 1e3)),
             as_of_stamps(),
         ),
+        st.tuples(st.just("rate"), _floats(1e-3, 1e3)),
         st.tuples(st.just("observe")),
     )
 
@@ -175,6 +185,8 @@ class Scenario:
             b.charged = op[2]
         elif kind == "sync":
             self.check(Sync(op[1], op[2], op[3], op[4] if len(op) > 4 else None))
+        elif kind == "rate":
+            self.check(SetRate(op[1]))
         self.check(None)
 
 

@@ -277,6 +277,16 @@ def test_min_drop_decides_on_the_deal():
     assert MinDrop(20).check(deal_of(deltaPercent=rows), None) is None
 
 
+def test_min_drop_reads_a_minus_one_as_a_rise():
+    """MinDrop: a deltaPercent of -1 is a 1 % rise (reason drop), not missing data."""
+    flt = MinDrop(0)
+    deal = deal_of(current=current(new=1010), deltaPercent=[current(new=-1)])
+    assert flt.check(deal, None) == "drop"
+    assert flt.check_deal(deal) == "peek:drop"
+    no_price = deal_of(current=current(), deltaPercent=[current(new=-1)])
+    assert flt.check(no_price, None) == "missing:drop_percent"
+
+
 def test_min_drop_needs_a_percent():
     """MinDrop(None) raises TypeError naming percent."""
     with pytest.raises(TypeError, match="percent"):

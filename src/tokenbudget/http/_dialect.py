@@ -216,6 +216,7 @@ def finish(
     kind: Kind | None = None,
     retry_after: float | None = None,
     requested: Mapping[str, float] | None = None,
+    allowed: Mapping[str, float] | None = None,
     as_of: float | None = None,
     message: str = "",
 ) -> QuotaReport:
@@ -237,6 +238,7 @@ def finish(
         kind: The dialect's verdict on a refusal, or None.
         retry_after: A wait in seconds the dialect read elsewhere than the headers.
         requested: What the server says the request asked for.
+        allowed: The most the server admits for one request (a *too_large* refusal).
         as_of: The server's time of the answer when the dialect knows better than ``Date``.
         message: The server's words for a refusal (cut to 500 characters).
 
@@ -257,6 +259,7 @@ def finish(
         cost=cost or {},
         kind=kind,
         requested=requested or {},
+        allowed=allowed or {},
         as_of=response.date if as_of is None else as_of,
         message=message[:500],
     )

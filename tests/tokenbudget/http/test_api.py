@@ -30,8 +30,8 @@ from tokenbudget.http import (
 
 
 def test_all_is_sorted_and_importable():
-    """tokenbudget.http.__all__ is sorted and every name resolves."""
-    assert http.__all__ == sorted(http.__all__)
+    """tokenbudget.http.__all__ is sorted (constants first, as ruff sorts) and every name resolves."""
+    assert http.__all__ == sorted(http.__all__, key=lambda name: (not name.isupper(), name))
     for name in http.__all__:
         assert getattr(http, name) is not None
 
