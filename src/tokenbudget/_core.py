@@ -837,14 +837,23 @@ def _stale(config: BucketConfig, state: BucketState, now: float, as_of: float) -
 
 
 def _before_refill(
-    config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float
+    config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float | None
 ) -> float:
-    """*balance* as the model holds it when the server's next refill is *refill_in* away."""
+    """*balance* as the model holds it when the server's next refill is *refill_in* away.
+
+    With a step refill the anchor is the server's next step: the steps it
+    implies before it (between now and the anchor) are not the server's, and
+    are taken off, also by a sync without *refill_in* while the anchor a
+    previous one set still lies ahead.
+    """
     step = config.refill_step
     if step is None:
+        if refill_in is None:
+            return balance
         # The server adds its refill in steps we do not model: never run ahead of it.
         return balance - state.rate * refill_in
-    state.anchor = now + refill_in
+    if refill_in is not None:
+        state.anchor = now + refill_in
     early = -_step_index(state, step, now) - 1  # steps the anchor implies before it
     if early > 0:
         balance -= early * (state.rate * step)
@@ -882,8 +891,7 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     balance = request.tokens
     for f in state.flight:
         balance -= f[2]
-    if request.refill_in is not None:
-        balance = _before_refill(config, state, now, balance, request.refill_in)
+    balance = _before_refill(config, state, now, balance, request.refill_in)
     cap = config.capacity
     if balance > cap:
         balance = cap

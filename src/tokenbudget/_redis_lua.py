@@ -691,15 +691,13 @@ local function sync(state, tokens, refill_in, rate, as_of)
   if rate ~= nil then state.rate = rate end
   local balance = tokens
   for _, f in ipairs(state.flight) do balance = balance - f[3] end
-  if refill_in ~= nil then
-    local step = cfg.step
-    if step == nil then
-      balance = balance - state.rate * refill_in
-    else
-      state.anchor = now + refill_in
-      local early = -step_index(state, step, now) - 1
-      if early > 0 then balance = balance - early * (state.rate * step) end
-    end
+  local step = cfg.step
+  if step == nil then
+    if refill_in ~= nil then balance = balance - state.rate * refill_in end
+  else
+    if refill_in ~= nil then state.anchor = now + refill_in end
+    local early = -step_index(state, step, now) - 1
+    if early > 0 then balance = balance - early * (state.rate * step) end
   end
   local cap = cfg.capacity
   if balance > cap then balance = cap end

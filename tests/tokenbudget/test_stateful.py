@@ -371,8 +371,9 @@ class Model:
                 balance -= self.rate * refill_in  # never run ahead of the server
             else:
                 self.anchor = now + refill_in
-                early = -self.index(now) - 1  # steps before the server's next one: none
-                balance -= max(0, early) * self.rate * self.step
+        if self.step is not None:  # steps before the server's next one (the anchor): none
+            early = -self.index(now) - 1
+            balance -= max(0, early) * self.rate * self.step
         balance = min(self.capacity, balance)
         if balance < self.minimum:
             recharging = True
