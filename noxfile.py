@@ -36,7 +36,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "valkey", "mypy", "lint", "docs", "build"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-ALL_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ALL_PYTHONS = ["3.11", "3.12", "3.13"]
 
 
 def _why_not(version: str) -> str | None:
@@ -95,7 +95,7 @@ def tests(session: nox.Session) -> None:
     workers, server restarts) run once, on the default Python; the other Pythons run every
     test with the default profile, which keeps the whole CI run within its time.
     """
-    session.install("-e", ".[redis,keepa,plot,postgres,celery]", *_group("tests"))
+    session.install("-e", ".[redis,keepa,plot,postgres,celery,httpx,httpx2]", *_group("tests"))
     env: dict[str, str] = {}
     if session.python != DEFAULT_PYTHON:
         env["TOKENBUDGET_SKIP_HEAVY"] = "1"
@@ -183,7 +183,7 @@ def _explain_valkey_log(session: nox.Session, log: Path) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def mypy(session: nox.Session) -> None:
     """Type-check ``src/`` strictly, and the typing examples."""
-    session.install("-e", ".[redis,keepa,plot,postgres,celery]", *_group("typing"))
+    session.install("-e", ".[redis,keepa,plot,postgres,celery,httpx,httpx2]", *_group("typing"))
     session.run("mypy", "src", "tests/typing")
 
 
@@ -198,7 +198,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the docs with warnings as errors and run every example in them."""
-    session.install("-e", ".[redis,keepa,postgres,celery]", *_group("docs"))
+    session.install("-e", ".[redis,keepa,postgres,celery,httpx,httpx2]", *_group("docs"))
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build",
@@ -220,10 +220,13 @@ def docs(session: nox.Session) -> None:
 MODULE_EXTRAS: dict[str, tuple[str, ...]] = {
     "tokenbudget": (),
     "tokenbudget.redis": ("redis",),
+    "tokenbudget.http.httpx": ("httpx",),
+    "tokenbudget.http.httpx2": ("httpx2",),
     "tokenbudget_keepa": ("keepa",),
     "tokenbudget_keepa.redis": ("keepa", "redis"),
     "tokenbudget_keepa.postgres": ("keepa", "postgres"),
     "tokenbudget_keepa.celery": ("celery",),
+    "_tokenbudget_keepa_command": ("keepa",),  # the tokenbudget-keepa command's entry point
 }
 #: What the wheel must hold, besides every module of the source tree.
 WHEEL_MUST_HAVE = ("tokenbudget/py.typed", "tokenbudget_keepa/py.typed")

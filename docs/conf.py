@@ -84,6 +84,15 @@ nitpick_ignore = [
     ("py:class", "Backlog"),
     ("py:data", "StopReason"),
     ("py:func", "default_key"),
+    # httpx's and httpx2's classes, named by the transports (no intersphinx to their docs).
+    *(
+        ("py:class", f"{lib}.{name}")
+        for lib in ("httpx", "httpx2")
+        for name in ("BaseTransport", "AsyncBaseTransport", "Request", "Response")
+    ),
+    # The transports' `cost` annotation: a private alias of Callable[[request], Mapping],
+    # which the constructor's docstring describes.
+    ("py:class", "CostFunction"),
 ]
 
 

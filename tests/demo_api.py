@@ -30,10 +30,8 @@ import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 from urllib.parse import parse_qs, urlsplit
-
-from typing_extensions import Self
 
 from tokenbudget import MonotonicClock
 

@@ -73,3 +73,8 @@ def starting_balances(config: BucketConfig) -> st.SearchStrategy[float]:
     """Valid starting balances: [-max_deficit, capacity] (clipped to 3x capacity of debt)."""
     low = -min(config.max_deficit, config.capacity * 3)
     return _floats(low, config.capacity)
+
+
+def as_of_stamps() -> st.SearchStrategy[float | None]:
+    """Server stamps for ``sync(as_of=)``: none, close ones (equal, older: stale), far-future."""
+    return st.one_of(st.none(), st.sampled_from([0.0, 1.0, 1.5, 2.0, 1e12]), _floats(0.0, 3.0))

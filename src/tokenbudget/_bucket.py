@@ -16,7 +16,17 @@ import attrs
 from ._backend import Backend, MemoryBackend
 from ._clock import Clock, MonotonicClock
 from ._config import BucketConfig, Rate, real_number
-from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from ._core import (
+    Admit,
+    Cancel,
+    Observation,
+    Outcome,
+    Request,
+    SetRate,
+    Settle,
+    Sync,
+    admits_now,
+)
 from .exceptions import AcquireTimeout, ReservationError
 
 
@@ -93,8 +103,13 @@ class Snapshot:
             least this long (first come, first served).
         booked: Tokens booked since :attr:`since` (net of cancels and settles).
         since: When the bucket's state was created (backend time).
+        adopted: False only in the snapshot a stale :meth:`TokenBucket.sync`
+            returns (its *as_of* older than the last one adopted): the sync
+            changed nothing, and the snapshot is the bucket as it stands.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.1.0
+       The :attr:`adopted` attribute.
     """
 
     tokens: float
@@ -106,6 +121,7 @@ class Snapshot:
     backlog: float
     booked: float
     since: float
+    adopted: bool = True
 
     @property
     def demand(self) -> float | None:
@@ -294,23 +310,36 @@ class _Shell:
         if fast is None or _debug_enabled(_DEBUG):
             return None
         kind: object = type(cost)
-        if kind is int:
-            c = cost + 0.0
-        elif kind is float:
-            c = cost
-        else:
-            return None
-        if 0.0 < c <= self._fast_max:
-            return fast(c)
+        if kind is float:
+            if 0.0 < cost <= self._fast_max:
+                return fast(cost)
+        elif kind is int and 0 < cost <= self._fast_max:  # compared as an int: 10**400 too
+            return fast(float(cost))
         return None
 
-    def _sync_request(self, tokens: float, refill_in: float | None, rate: Rate | None) -> Sync:
+    def _sync_request(
+        self, tokens: float, refill_in: float | None, rate: Rate | None, as_of: float | None
+    ) -> Sync:
         tokens = _check_number("tokens", tokens)
         if refill_in is not None:
             refill_in = _check_number("refill_in", refill_in, minimum=0.0)
         if rate is not None and not isinstance(rate, Rate):
             raise TypeError(f"rate must be a Rate, got {rate!r}")
-        return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second)
+        if as_of is not None:
+            as_of = _check_number("as_of", as_of)
+        return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second, as_of)
+
+    def _synced(self, req: Sync, out: Outcome) -> None:
+        """Report an adopted sync; a stale one changed nothing and is only logged."""
+        if out.ok:
+            self._report("synced", out, req.tokens)
+        elif _debug_enabled(_DEBUG):
+            log.debug("stale sync key=%s tokens=%g as_of=%r", self._key, req.tokens, req.as_of)
+
+    def _rate_request(self, rate: Rate) -> SetRate:
+        if not isinstance(rate, Rate):
+            raise TypeError(f"rate must be a Rate, got {rate!r}")
+        return SetRate(rate.tokens_per_second)
 
     def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
         """Turn an outcome into events, only when someone listens."""
@@ -544,11 +573,14 @@ class TokenBucket(_Shell):
             # the call saved on the benchmarked path. A plain int or float in (0, max_cost]
             # needs no more checks (NaN fails the comparison) and is passed on
             # as a float, as check_cost would; anything else takes the checked
-            # path below.
+            # path below. An int is compared before it is converted, so that
+            # one too large for a float (10**400) takes the checked path too.
             kind: object = type(cost)
-            c = float(cost) if kind is int else cost
-            if (kind is int or kind is float) and 0.0 < c <= self._fast_max:
-                return fast(c)
+            if kind is float:
+                if 0.0 < cost <= self._fast_max:
+                    return fast(cost)
+            elif kind is int and 0 < cost <= self._fast_max:
+                return fast(float(cost))
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
@@ -592,6 +624,9 @@ class TokenBucket(_Shell):
 
         Interrupted in its sleep (``KeyboardInterrupt``, an exception from the
         clock), it returns the booking's cost before the exception propagates.
+        When that give-back fails (the backend is unreachable), the interrupt
+        still propagates: the failure is logged at WARNING on the
+        ``tokenbudget`` logger and chained to it as its ``__context__``.
 
         Raises:
             AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
@@ -608,13 +643,21 @@ class TokenBucket(_Shell):
         if out.delay > 0.0:
             try:
                 self._clock.sleep(out.delay)
-            except BaseException:  # KeyboardInterrupt, a failing clock: nobody will spend it
-                _undo(Reservation(self, _booking(out, float(cost))))
+            except BaseException as exc:  # KeyboardInterrupt, a failing clock: nobody will spend it
+                try:
+                    _undo(Reservation(self, _booking(out, float(cost))))
+                except Exception as failure:  # noqa: BLE001 -- the interrupt goes on, not this
+                    _undo_failed(exc, failure, self._key, float(cost))
                 raise
         return out.delay
 
     def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
         """Adopt the balance a server reports as authoritative.
 
@@ -622,8 +665,19 @@ class TokenBucket(_Shell):
         from *tokens*; those whose time has come are assumed to be in it,
         except bookings still in flight (admitted within
         :attr:`BucketConfig.in_flight <tokenbudget.BucketConfig>` seconds and
-        neither settled nor cancelled), which are subtracted too. A balance
-        below ``min_threshold`` enters recharge mode.
+        neither settled nor cancelled), by any process sharing the bucket,
+        which are subtracted too. A balance below ``min_threshold`` enters
+        recharge mode.
+
+        With *as_of*, the server's timestamp of the answer, a sync older than
+        the last one adopted is *stale* (an answer overtaken on the way by a
+        later one, from this process or another): it changes nothing, and the
+        returned snapshot says so (:attr:`Snapshot.adopted` is False). A
+        stale-looking answer that arrives more than ``in_flight`` seconds
+        after the last adoption cannot have been overtaken and is adopted
+        (the server's clock went back), so one wrong stamp far in the future
+        never blinds the bucket for longer. Sync an answer before settling
+        its reservation.
 
         Args:
             tokens: The server's balance now (Keepa's ``tokensLeft``).
@@ -634,19 +688,96 @@ class TokenBucket(_Shell):
                 lowered by that much refill so the model never runs ahead of
                 the server.
             rate: A changed refill rate (Keepa's ``refillRate`` per minute).
+            as_of: The server's timestamp of the answer, in seconds (Keepa's
+                ``timestamp`` / 1000, an HTTP ``Date``): any scale, as long as
+                one server's answers use one.
 
         Returns:
-            The bucket's snapshot after the sync.
+            The bucket's snapshot after the sync (:attr:`Snapshot.adopted`:
+            whether the sync was adopted).
+
+        .. versionchanged:: 0.1.0
+           The *as_of* argument.
         """
-        req = self._sync_request(tokens, refill_in, rate)
+        req = self._sync_request(tokens, refill_in, rate, as_of)
         out = self._apply(req)
-        self._report("synced", out, req.tokens)
-        return self.snapshot()
+        self._synced(req, out)
+        snap = self.snapshot()
+        return snap if out.ok else attrs.evolve(snap, adopted=False)
+
+    def would_admit(self, cost: float = 1) -> bool:
+        """Whether :meth:`try_acquire` of *cost* would admit it now, without booking it.
+
+        The answer is the bucket's state at the moment it is read: other
+        threads, tasks or processes may book before you act on it, so a True
+        is no promise (use :meth:`try_acquire` to take the tokens). Useful to
+        skip work that would be refused, or to report readiness.
+
+        Raises:
+            ValueError: *cost* is not > 0.
+            CostExceedsCapacity: *cost* can never be admitted.
+
+        .. versionadded:: 0.1.0
+        """
+        cost = self._config.check_cost(cost)
+        obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
+        return admits_now(self._config, obs, cost)
+
+    def set_rate(self, rate: Rate) -> None:
+        """Refill at *rate* from now on; the balance now is kept.
+
+        The refill until now counts at the old rate. Bookings still waiting
+        keep their times (as after a :meth:`sync` with a *rate*). On a shared
+        backend the rate is the bucket's, for every process, until the next
+        ``set_rate`` or ``sync(rate=...)``.
+
+        Raises:
+            TypeError: *rate* is not a :class:`Rate`.
+
+        .. versionadded:: 0.1.0
+        """
+        self._apply(self._rate_request(rate))
+
+    def __enter__(self) -> None:
+        """``with bucket:`` acquires one token (waiting for it as :meth:`acquire` does).
+
+        .. versionadded:: 0.1.0
+        """
+        self.acquire(1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The token is spent: nothing to give back."""
 
     def snapshot(self) -> Snapshot:
         """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
         obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
         return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001
+
+
+def _undo_failed(exc: BaseException, failure: BaseException, key: str, cost: float) -> None:
+    """The give-back of a booking failed while *exc* propagates: log it and chain it to *exc*.
+
+    *exc* (a ``KeyboardInterrupt``, a ``CancelledError``) is what the caller
+    must see; *failure* is logged at WARNING with its traceback and becomes
+    *exc*'s ``__context__`` (when *exc* has none) so that a traceback shows
+    both. The booking stays: the bucket counts tokens that nobody spends,
+    which never over-spends the account.
+    """
+    log.warning(
+        "could not give back a booking of %g tokens on %s after %s: %s: %s",
+        cost,
+        key,
+        type(exc).__name__,
+        type(failure).__name__,
+        failure,
+        exc_info=failure,
+    )
+    if exc.__context__ is None and failure is not exc:
+        failure.__context__ = None  # it was raised while exc was handled: no cycle
+        exc.__context__ = failure
+    add_note = getattr(exc, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(f"tokenbudget: giving back the booking failed: {type(failure).__name__}")
 
 
 def _undo(reservation: Reservation) -> None:
@@ -727,7 +858,10 @@ class AsyncTokenBucket(_Shell):
         except Exception:  # noqa: BLE001 -- the call failed: it booked nothing to undo
             return
         if out.ok:
-            await _aundo(AsyncReservation(self, _booking(out, cost)))
+            try:
+                await _aundo(AsyncReservation(self, _booking(out, cost)))
+            except Exception as failure:  # noqa: BLE001 -- the cancellation goes on
+                _undo_failed(asyncio.CancelledError(), failure, self._key, cost)
 
     async def try_acquire(self, cost: float = 1) -> bool:
         """Like :meth:`TokenBucket.try_acquire`."""
@@ -753,7 +887,9 @@ class AsyncTokenBucket(_Shell):
         Cancelled at any point — before, during or after the backend's round
         trip, or in the sleep — it leaves no booking behind: what it booked is
         cancelled (or, once its time has passed, settled to zero) before
-        ``asyncio.CancelledError`` propagates.
+        ``asyncio.CancelledError`` propagates (and ``asyncio.wait_for`` raises
+        its ``TimeoutError``), also when that give-back fails: the failure is
+        logged and chained, as in :meth:`TokenBucket.acquire`.
         """
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book
@@ -767,24 +903,64 @@ class AsyncTokenBucket(_Shell):
         if _cancelling(task) > cancels:
             # Cancelled meanwhile but not raised here (an on_event hook, a library that
             # swallowed it): do not sleep for a booking nobody will use.
-            await _aundo(AsyncReservation(self, _booking(out, float(cost))))
-            raise asyncio.CancelledError
+            cancelled = asyncio.CancelledError()
+            await self._give_back(out, float(cost), cancelled)
+            raise cancelled
         if out.delay > 0.0:
             try:
                 await self._clock.asleep(out.delay)
-            except BaseException:
-                await _aundo(AsyncReservation(self, _booking(out, float(cost))))
+            except BaseException as exc:
+                await self._give_back(out, float(cost), exc)
                 raise
         return out.delay
 
+    async def _give_back(self, out: Outcome, cost: float, exc: BaseException) -> None:
+        """Undo a booking while *exc* propagates; a failure of the undo is logged and chained."""
+        try:
+            await _aundo(AsyncReservation(self, _booking(out, cost)))
+        except Exception as failure:  # noqa: BLE001 -- exc goes on, not this
+            _undo_failed(exc, failure, self._key, cost)
+
     async def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
-        """Like :meth:`TokenBucket.sync`."""
-        req = self._sync_request(tokens, refill_in, rate)
+        """Like :meth:`TokenBucket.sync` (with its *as_of*)."""
+        req = self._sync_request(tokens, refill_in, rate, as_of)
         out = await self._apply(req)
-        self._report("synced", out, req.tokens)
-        return await self.snapshot()
+        self._synced(req, out)
+        snap = await self.snapshot()
+        return snap if out.ok else attrs.evolve(snap, adopted=False)
+
+    async def would_admit(self, cost: float = 1) -> bool:
+        """Like :meth:`TokenBucket.would_admit` (the answer races other bookers).
+
+        .. versionadded:: 0.1.0
+        """
+        cost = self._config.check_cost(cost)
+        obs = await self._backend.aobserve(self._key, self._config, self._clock, self._initial)
+        return admits_now(self._config, obs, cost)
+
+    async def set_rate(self, rate: Rate) -> None:
+        """Like :meth:`TokenBucket.set_rate`.
+
+        .. versionadded:: 0.1.0
+        """
+        await self._apply(self._rate_request(rate))
+
+    async def __aenter__(self) -> None:
+        """``async with bucket:`` acquires one token, as ``await bucket.acquire(1)``.
+
+        .. versionadded:: 0.1.0
+        """
+        await self.acquire(1)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The token is spent: nothing to give back."""
 
     async def snapshot(self) -> Snapshot:
         """Like :meth:`TokenBucket.snapshot`."""

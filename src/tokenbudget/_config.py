@@ -33,7 +33,9 @@ def real_number(name: str, value: object) -> float:
 
     Accepted: every :class:`numbers.Real` (int, float, :class:`~fractions.Fraction`,
     NumPy scalars) and :class:`~decimal.Decimal` (a :class:`numbers.Number` that
-    is not complex). NaN and infinities are returned as such: the caller decides.
+    is not complex). NaN and infinities are returned as such: the caller decides;
+    so is a real too large for a float (``10**400``, a huge ``Fraction``): it is
+    returned as the infinity of its sign, as ``float(Decimal("1e400"))`` is.
     """
     if type(value) is float:
         return value
@@ -45,8 +47,23 @@ def real_number(name: str, value: object) -> float:
         raise TypeError(f"{name} must be {REAL_TYPES}, got {value!r} ({type(value).__name__})")
     try:
         return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError) as exc:
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be {REAL_TYPES}, got {value!r} ({exc})") from None
+
+
+def _to_float(value: object) -> object:
+    """A real number other than an int as a float (a ``Decimal`` rate computes as floats do).
+
+    Anything else is passed on as is, for the validator to refuse with its message.
+    """
+    if isinstance(value, bool) or type(value) in (int, float):
+        return value
+    try:
+        return real_number("value", value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _finite_positive(name: str, value: object) -> float:
@@ -73,13 +90,18 @@ class Rate:
     False
 
     Two rates compare equal only when written the same way; compare
-    :attr:`tokens_per_second` to compare speeds.
+    :attr:`tokens_per_second` to compare speeds. Any real number is accepted
+    (a ``Decimal`` or ``Fraction`` is kept as a
+    float).
+
+    .. versionchanged:: 0.1.0
+       A ``Decimal`` or ``Fraction`` is converted to a float at construction.
 
     .. versionadded:: 0.1.0
     """
 
-    tokens: float = attrs.field()
-    per_seconds: float = attrs.field(default=1.0)
+    tokens: float = attrs.field(converter=_to_float)
+    per_seconds: float = attrs.field(default=1.0, converter=_to_float)
 
     @tokens.validator
     def _check_tokens(self, _: attrs.Attribute[float], value: float) -> None:

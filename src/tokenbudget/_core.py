@@ -93,6 +93,9 @@ class BucketState:
             ``BucketConfig.in_flight`` seconds after their time.
         synced_id: :attr:`next_id` at the last sync: a booking with a smaller
             id, neither pending nor in flight then, is in the server's figure.
+        as_of: The server's timestamp of the last sync adopted with one
+            (``sync(as_of=...)``), or None.
+        as_of_time: When that sync was adopted (this state's clock).
     """
 
     tokens: float
@@ -109,6 +112,8 @@ class BucketState:
     base_recharging: bool = False
     flight: list[tuple[int, float, float]] = attrs.Factory(list)
     synced_id: int = 0
+    as_of: float | None = None
+    as_of_time: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -125,6 +130,7 @@ class BucketState:
             "base": [self.base_tokens, self.base_time, self.base_recharging],
             "flight": [list(f) for f in self.flight],
             "synced_id": self.synced_id,
+            "as_of": None if self.as_of is None else [self.as_of, self.as_of_time],
         }
 
     @classmethod
@@ -136,6 +142,8 @@ class BucketState:
         assert isinstance(pending, list)  # noqa: S101 -- internal storage format
         assert isinstance(flight, list)  # noqa: S101
         assert isinstance(base, list)  # noqa: S101
+        as_of = data.get("as_of")
+        assert as_of is None or isinstance(as_of, list)  # noqa: S101
         return cls(
             tokens=float(data["tokens"]),  # type: ignore[arg-type]
             time=float(data["time"]),  # type: ignore[arg-type]
@@ -153,6 +161,8 @@ class BucketState:
             base_recharging=bool(base[2]),
             flight=[(int(e[0]), float(e[1]), float(e[2])) for e in flight],
             synced_id=int(data.get("synced_id", 0)),  # type: ignore[call-overload]
+            as_of=None if as_of is None else float(as_of[0]),
+            as_of_time=0.0 if as_of is None else float(as_of[1]),
         )
 
 
@@ -197,21 +207,33 @@ class Settle(NamedTuple):
 
 
 class Sync(NamedTuple):
-    """Adopt a balance reported by the server (see :meth:`tokenbudget.TokenBucket.sync`)."""
+    """Adopt a balance reported by the server (see :meth:`tokenbudget.TokenBucket.sync`).
+
+    *as_of* is the server's timestamp of the balance: a sync older than the
+    last one adopted is stale and changes nothing (see ``_core.sync``).
+    """
 
     tokens: float
     refill_in: float | None
     rate: float | None
+    as_of: float | None = None
 
 
-Request = Admit | Cancel | Settle | Sync
+class SetRate(NamedTuple):
+    """Refill at *rate* tokens a second from now on (:meth:`~tokenbudget.TokenBucket.set_rate`)."""
+
+    rate: float
+
+
+Request = Admit | Cancel | Settle | Sync | SetRate
 
 
 class Outcome(NamedTuple):
     """What an operation decided.
 
     Attributes:
-        ok: Admitted (``Admit``), cancelled (``Cancel``); always true otherwise.
+        ok: Admitted (``Admit``), cancelled (``Cancel``), adopted (``Sync``:
+            false when stale); always true otherwise.
         delay: Seconds from now until the booking's time (``Admit``; also the
             wait a refused request would have had).
         booking_id: The new booking's id (``Admit``), else 0.
@@ -669,6 +691,31 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
 
 
+def _stale(config: BucketConfig, state: BucketState, now: float, as_of: float) -> bool:
+    """Whether a sync stamped *as_of* is stale; if not, it becomes the last adopted."""
+    last = state.as_of
+    if last is not None and as_of < last and now <= state.as_of_time + config.in_flight:
+        return True
+    state.as_of = as_of
+    state.as_of_time = now
+    return False
+
+
+def _before_refill(
+    config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float
+) -> float:
+    """*balance* as the model holds it when the server's next refill is *refill_in* away."""
+    step = config.refill_step
+    if step is None:
+        # The server adds its refill in steps we do not model: never run ahead of it.
+        return balance - state.rate * refill_in
+    state.anchor = now + refill_in
+    early = -_step_index(state, step, now) - 1  # steps the anchor implies before it
+    if early > 0:
+        balance -= early * (state.rate * step)
+    return balance
+
+
 def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) -> Outcome:
     """Adopt the server's balance; pending and in-flight bookings are subtracted.
 
@@ -677,8 +724,19 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     as if still to be spent. With a step refill, *refill_in* anchors the
     steps; a *refill_in* longer than a step never adds a step before the
     server's next one (the steps the anchor implies in between are taken off).
+
+    With ``as_of`` (the server's timestamp of the balance), a sync older than
+    the last one adopted is *stale*: an answer overtaken by a later one,
+    whose figure misses what the later one counted. It changes nothing and
+    its outcome is not ok. A stale-looking sync that arrives more than
+    ``BucketConfig.in_flight`` seconds after the last adoption cannot have
+    been overtaken (no request takes that long): the server's clock went
+    back, or the last stamp was wrong; it is adopted, so that one stamp far
+    in the future never blinds the bucket for longer than that window.
     """
     left = _advance(config, state, now)
+    if request.as_of is not None and _stale(config, state, now, request.as_of):
+        return _outcome(config, state, now, ok=False, left=left)
     if state.pending:
         _, was = _base_now(config, state, now)
     else:
@@ -690,15 +748,7 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     for f in state.flight:
         balance -= f[2]
     if request.refill_in is not None:
-        step = config.refill_step
-        if step is None:
-            # The server adds its refill in steps we do not model: never run ahead of it.
-            balance -= state.rate * request.refill_in
-        else:
-            state.anchor = now + request.refill_in
-            early = -_step_index(state, step, now) - 1  # steps the anchor implies before it
-            if early > 0:
-                balance -= early * (state.rate * step)
+        balance = _before_refill(config, state, now, balance, request.refill_in)
     cap = config.capacity
     if balance > cap:
         balance = cap
@@ -723,6 +773,33 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     )
 
 
+def set_rate(config: BucketConfig, state: BucketState, now: float, request: SetRate) -> Outcome:
+    """Refill at ``request.rate`` from now on; the balance now is kept.
+
+    The refill up to now counts at the old rate. Pending bookings keep their
+    times and are replayed on top of the balance now at the new rate, as
+    after a sync that changes the rate.
+    """
+    left = _advance(config, state, now)
+    before = state.recharging
+    if state.pending:
+        b, rech = _base_now(config, state, now)
+        state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+        state.rate = request.rate
+        _replay(config, state, now)
+    else:
+        state.rate = request.rate
+    after = state.recharging
+    return _outcome(
+        config,
+        state,
+        now,
+        ok=True,
+        entered=after and not before,
+        left=left or (before and not after),
+    )
+
+
 def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:
     """Apply any request to *state* at *now*."""
     if type(request) is Admit:
@@ -733,6 +810,8 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
         return settle(config, state, now, request)
     if type(request) is Sync:
         return sync(config, state, now, request)
+    if type(request) is SetRate:
+        return set_rate(config, state, now, request)
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
 
@@ -760,6 +839,25 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
             base = min(config.capacity, base + refill_between(config, state, t, now))
         recharging = rech and base < config.burst_threshold
     return Observation(now, b, recharging, state.rate, waiting, backlog, state.booked, state.since)
+
+
+def admits_now(config: BucketConfig, obs: Observation, cost: float) -> bool:
+    """Whether :func:`admit` of *cost* (checked) with no wait allowed would admit, from *obs*.
+
+    The rule of :func:`admit` read off an observation: no booking pending
+    beyond the time tolerance, and the balance now covers the required
+    balance (the burst threshold too while recharging), or a continuous
+    refill reaches it within the time tolerance.
+    """
+    tol = time_tolerance(obs.time)
+    if obs.backlog > tol:
+        return False
+    target = config.required_balance(cost)
+    if obs.recharging and target < config.burst_threshold:
+        target = config.burst_threshold
+    if covers(obs.tokens, target):
+        return True
+    return config.refill_step is None and (target - obs.tokens) / obs.rate <= tol
 
 
 def _outcome(

@@ -6,7 +6,7 @@ compute the same IEEE doubles (Lua numbers are doubles). A differential test
 (``tests/tokenbudget/test_backend_differential.py``) pins the two together:
 when a rule changes in ``_core.py`` it must change here too.
 
-One call is one operation on one bucket:
+One call is one operation on one bucket (safe to retry: see *Retries* below):
 
 ``KEYS[1]``
     The bucket's hash.
@@ -15,7 +15,7 @@ One call is one operation on one bucket:
     ``max_deficit``, ``step`` or empty, ``in_flight``) and the starting balance
     of a new bucket as one argument of nine words separated by single spaces (the
     client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
-    ``settle``, ``sync``, ``observe``), ``now`` (empty: use Redis ``TIME``)
+    ``settle``, ``sync``, ``rate``, ``observe``), ``now`` (empty: use Redis ``TIME``)
     and the request's fields.
 
 Numbers travel as text: Python sends ``repr(float)`` and the script answers
@@ -32,7 +32,23 @@ is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
 booking (``id time cost settled before``); ``base`` is ``tokens time recharging``
 (the settled base), ``flight`` three words a booking in flight (``id time
 cost``), ``synced`` the first booking id a sync did not take into the
-server's figure.
+server's figure, ``as_of`` the server's timestamp of the last sync adopted
+with one and the time it was adopted (``stamp time``; empty: none).
+
+**Retries.** redis-py sends a command again after a timeout or a dropped
+connection, when the first one may have run already. So every operation
+but ``observe`` carries, as its last argument, a word ``@LANE:SEQ``: a
+*lane* is one of the client's sequences of operations (a random id; a
+client runs one operation at a time on a lane) and *SEQ* its operation's
+number on it. A small prologue and epilogue (:data:`RETRY_PROLOGUE`,
+:data:`RETRY_EPILOGUE`) wrap the script: the epilogue records the
+operation's reply in the hash, field ``op:LANE`` = ``SEQ reply``; the
+prologue answers a call whose SEQ is the recorded one with the recorded
+reply without applying it again, and refuses one whose SEQ is older (a late
+duplicate, which nobody waits for) with an error. A lane's record lives as
+long as the hash; records of lanes idle for :data:`LANE_IDLE_S` seconds are
+removed when a new lane appears. A call without the word (a test calling the
+script by hand) is applied as it comes.
 
 An ``admit`` in the common case (an existing bucket with a continuous refill,
 not recharging, nothing pending, admitted now or refused) takes a fast path
@@ -51,7 +67,7 @@ from ._config import BOUNDED, NONE, WHILE_POSITIVE
 from ._core import _EPS, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
 
 
-__all__ = ["SCRIPT", "SCRIPT_SHA1"]
+__all__ = ["RETRY_EPILOGUE", "RETRY_PROLOGUE", "SCRIPT", "SCRIPT_SHA1"]
 
 #: The longest idle expiry set on a key (ten years, in milliseconds).
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
@@ -141,7 +157,7 @@ if now == nil then
 end
 
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
-                     'booked', 'since', 'pending', 'base', 'flight', 'synced')
+                     'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -245,16 +261,19 @@ local function load()
     return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
             anchor = now, next_id = 1, booked = 0.0, since = now, pending = {},
             base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
-            synced_id = 0}, true
+            synced_id = 0, as_of = nil, as_of_time = 0.0}, true
   end
   local base = words(v[10], 3)[1]
   if base == nil then base = {num(v[1]), num(v[2]), 0} ; if v[3] == '1' then base[3] = 1 end end
   local synced = 0
   if v[12] then synced = num(v[12]) end
+  local stamp = words(v[13], 2)[1]
+  if stamp == nil then stamp = {nil, 0.0} end
   return {tokens = num(v[1]), time = num(v[2]), recharging = v[3] == '1', rate = num(v[4]),
           anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
           pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
-          base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced}, false
+          base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced,
+          as_of = stamp[1], as_of_time = stamp[2]}, false
 end
 
 local function join(list, width)
@@ -268,6 +287,8 @@ local function join(list, width)
 end
 
 local function save(state)
+  local stamp = ''
+  if state.as_of ~= nil then stamp = fmt(state.as_of) .. ' ' .. fmt(state.as_of_time) end
   local base_rech = 0
   if state.base_recharging then base_rech = 1 end
   redis.call('HSET', key,
@@ -276,7 +297,7 @@ local function save(state)
     'booked', fmt(state.booked), 'since', fmt(state.since),
     'pending', join(state.pending, PENDING_WIDTH),
     'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
-    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id))
+    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp)
   redis.call('PEXPIRE', key,
     ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step))
 end
@@ -560,8 +581,16 @@ local function settle(state, booking_id, time, cost, actual)
   return plain_outcome(state, true, entered, left or left2)
 end
 
-local function sync(state, tokens, refill_in, rate)
+local function sync(state, tokens, refill_in, rate, as_of)
   local left = advance(state)
+  if as_of ~= nil then
+    local last = state.as_of
+    if last ~= nil and as_of < last and now <= state.as_of_time + cfg.in_flight then
+      return plain_outcome(state, false, false, left)
+    end
+    state.as_of = as_of
+    state.as_of_time = now
+  end
   local was
   if #state.pending > 0 then
     local _
@@ -636,6 +665,21 @@ local function observe(state)
     .. fmt(state.since)
 end
 
+local function set_rate(state, rate)  -- mirrors _core.set_rate
+  local left = advance(state)
+  local before = state.recharging
+  if #state.pending > 0 then
+    local b, rech = base_now(state)
+    state.base_tokens, state.base_time, state.base_recharging = b, now, rech
+    state.rate = rate
+    replay(state)
+  else
+    state.rate = rate
+  end
+  local after = state.recharging
+  return plain_outcome(state, true, after and not before, left or (before and not after))
+end
+
 -- dispatch ----------------------------------------------------------------------------------
 
 local state, created = load()
@@ -652,7 +696,9 @@ elseif op == 'cancel' then
 elseif op == 'settle' then
   result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]))
 elseif op == 'sync' then
-  result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]))
+  result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[7]))
+elseif op == 'rate' then
+  result = set_rate(state, num(ARGV[4]))
 else
   error('tokenbudget: unknown operation ' .. tostring(op))
 end
@@ -661,9 +707,68 @@ return result
 """
 
 
+#: Seconds after which the reply record of an idle lane may be removed (see *Retries*).
+LANE_IDLE_S: Final = 600
+
+#: Runs first: answers a repeated operation from its lane's record (see *Retries*).
+RETRY_PROLOGUE: Final = r"""
+-- tokenbudget: an operation sent again (a client's retry) is answered, not applied twice.
+local LANE, SEQ = string.match(ARGV[#ARGV], '^@(%w+):(%d+)$')
+if LANE then
+  SEQ = tonumber(SEQ)
+  local record = redis.call('HGET', KEYS[1], 'op:' .. LANE)
+  if record then
+    local seq, reply = string.match(record, '^(%d+) (.*)$')
+    seq = tonumber(seq)
+    if seq == SEQ then return reply end
+    if seq > SEQ then
+      return redis.error_reply('tokenbudget: operation ' .. SEQ .. ' of lane ' .. LANE ..
+        ' is older than its last one (' .. seq .. '): a late duplicate, not applied')
+    end
+  end
+end
+local function operation()
+"""
+
+#: Runs last: records the reply of the operation on its lane (see *Retries*).
+RETRY_EPILOGUE: Final = r"""
+end
+local reply = operation()
+if LANE then
+  if SEQ == 1 then
+    -- a new lane: remove the records of lanes idle for LANE_IDLE_S (their time is the
+    -- fourth word of their reply)
+    local now = tonumber(ARGV[3])
+    if now == nil then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    end
+    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+      if string.sub(field, 1, 3) == 'op:' then
+        local at = string.match(redis.call('HGET', KEYS[1], field), '^%d+ %S+ %S+ %S+ (%S+)')
+        if at == nil or tonumber(at) == nil or tonumber(at) < now - @LANE_IDLE_S@ then
+          redis.call('HDEL', KEYS[1], field)
+        end
+      end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'op:' .. LANE, SEQ .. ' ' .. reply)
+end
+return reply
+"""
+
+
 def render(*, fast_path: bool = True) -> str:
-    """The script's text; ``fast_path=False`` (for tests only) always takes the general path."""
-    text = _TEMPLATE
+    """The script's text; ``fast_path=False`` (for tests only) always takes the general path.
+
+    The operations (:data:`_TEMPLATE`) run inside :data:`RETRY_PROLOGUE` and
+    :data:`RETRY_EPILOGUE`, which make every operation safe to send again.
+    """
+    text = (
+        RETRY_PROLOGUE.lstrip()
+        + _TEMPLATE.lstrip()
+        + RETRY_EPILOGUE.replace("@LANE_IDLE_S@", str(LANE_IDLE_S))
+    )
     for name, value in {
         "FAST_PATH": "true" if fast_path else "false",
         "TIME_TOLERANCE": repr(TIME_TOLERANCE),

@@ -7,12 +7,16 @@ from collections.abc import Sequence
 
 import attrs
 
-from ._config import BucketConfig
+from ._config import BucketConfig, real_number
 from ._core import covers
 from .exceptions import CostExceedsCapacity
 
 
 __all__ = ["AdaptiveBatchSizer"]
+
+#: The largest batch :meth:`AdaptiveBatchSizer.size` proposes without a ``max_batch``: the
+#: largest count a float holds exactly (only a tiny item cost reaches it).
+_MAX_BATCH = 2**53
 
 
 def _phases(value: float | Sequence[float]) -> tuple[float, ...]:
@@ -154,8 +158,11 @@ class AdaptiveBatchSizer:
                     "max_batch is required when the bucket's deficit is unbounded "
                     f"(max_deficit={config.max_deficit!r})"
                 )
-            hi = max(1, math.floor(config.max_cost / max(self.phase_costs(1))))
-            if self._admits_at_burst(config, hi + 1):  # the division rounded down a whole item
+            per_item = config.max_cost / max(self.phase_costs(1))
+            # A tiny item cost (5e-324) makes the quotient infinite: batches stop at 2**53.
+            hi = max(1, math.floor(per_item)) if per_item < _MAX_BATCH else _MAX_BATCH
+            # The division may have rounded down a whole item.
+            if hi < _MAX_BATCH and self._admits_at_burst(config, hi + 1):
                 hi += 1
         lo = 0  # invariant: lo admissible (0 trivially), hi + 1 not
         if self._admits_at_burst(config, hi):
@@ -180,6 +187,7 @@ class AdaptiveBatchSizer:
             raise ValueError(f"items must be an integer >= 1, got {items!r}")
         if isinstance(tokens, bool) or not isinstance(tokens, (int, float)):
             raise TypeError(f"tokens must be a number, got {tokens!r}")
+        tokens = real_number("tokens", tokens)  # 10**400: infinite
         if not math.isfinite(tokens) or tokens < 0:
             raise ValueError(f"tokens must be finite and >= 0, got {tokens!r}")
         per_item = tokens / items

@@ -9,8 +9,7 @@ import os
 import sqlite3
 import threading
 import weakref
-
-from typing_extensions import Self
+from typing import Self
 
 from . import _core
 from ._clock import Clock, WallClock

@@ -21,6 +21,17 @@ transition as the in-memory backend, atomically and in one round trip. Time
 comes from the Redis server's ``TIME``, so the clocks of the hosts never
 matter. Keys of idle buckets expire once a full refill would have filled them.
 
+**Retries are safe.** redis-py sends a command again after a timeout or a
+dropped connection (its ``retry`` policy; on by default), when the first one
+may have run already. Every operation carries an id (its *lane*, one of the
+backend's sequences of operations, and its number there), and the script
+answers an operation it has seen with the reply it recorded instead of
+applying it twice, in the same single round trip. A retried ``acquire`` may
+sleep its booking's delay counted from its first send (never less). Records
+live in the bucket's hash, one short field per lane, and go with it when it
+expires: a retry that comes after the key expired (an idle bucket, a full
+refill later) is applied again, which only ever takes more tokens.
+
 **When Redis is unreachable**, every operation raises
 :class:`~tokenbudget.BackendError` (a :class:`ConnectionError`) at once, after
 the client's own ``socket_connect_timeout``/``socket_timeout`` and retries:
@@ -35,11 +46,12 @@ import contextlib
 import os
 import select
 import threading
+import weakref
 from typing import Any, Final
 
 from ._clock import Clock
 from ._config import BucketConfig
-from ._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
+from ._core import Admit, Cancel, Observation, Outcome, Request, SetRate, Settle, Sync
 from ._redis_lua import SCRIPT, SCRIPT_SHA1
 from .exceptions import BackendError
 
@@ -116,8 +128,37 @@ def _request_args(request: Request) -> tuple[str, ...]:
             _num(request.actual),
         )
     if type(request) is Sync:
-        return ("sync", _num(request.tokens), _opt(request.refill_in), _opt(request.rate))
+        return (
+            "sync",
+            _num(request.tokens),
+            _opt(request.refill_in),
+            _opt(request.rate),
+            _opt(request.as_of),
+        )
+    if type(request) is SetRate:
+        return ("rate", _num(request.rate))
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+
+
+#: A lane: its id (the word's start, ``@`` and hex) and the number of its last operation.
+_Lane = list[Any]
+
+#: Every backend, so that a forked child drops the lanes its parent was using.
+_BACKENDS: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
+
+
+def _forget_lanes_after_fork() -> None:  # pragma: no cover -- runs in a forked child
+    for backend in list(_BACKENDS):
+        backend._lanes.clear()  # noqa: SLF001
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_lanes_after_fork)
+
+
+def _new_lane() -> _Lane:
+    """A lane no other client uses: 64 random bits."""
+    return ["@" + os.urandom(8).hex() + ":", 0]
 
 
 #: Buckets whose encoded head one backend keeps before it starts again (a bound on memory).
@@ -203,6 +244,7 @@ class RedisBackend:
     """
 
     __slots__ = (
+        "__weakref__",
         "_async",
         "_client",
         "_clock",
@@ -211,6 +253,7 @@ class RedisBackend:
         "_held",
         "_held_lock",
         "_held_pid",
+        "_lanes",
         "_poller",
         "_pool",
         "_prefix",
@@ -246,6 +289,10 @@ class RedisBackend:
         self._held_pid = 0
         self._held_lock = threading.Lock()
         self._poller: tuple[Any, select.poll] | None = None
+        # Lanes not in use (see _redis_lua: Retries): an operation takes one, numbers its
+        # operation on it and gives it back, so one lane never has two operations at once.
+        self._lanes: list[_Lane] = []
+        _BACKENDS.add(self)
 
     def __del__(self) -> None:
         held = getattr(self, "_held", None)
@@ -282,7 +329,14 @@ class RedisBackend:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _args(self, key: str, config: BucketConfig, initial: float, op: tuple[str, ...]) -> _Call:
+    def _args(
+        self,
+        key: str,
+        config: BucketConfig,
+        initial: float,
+        op: tuple[str, ...],
+        lane: _Lane | None = None,
+    ) -> _Call:
         heads = self._heads
         entry = heads.get((key, id(config), initial))
         if entry is None or entry[0] is not config:
@@ -291,7 +345,20 @@ class RedisBackend:
             head = _head(self._prefix + key, config, initial)
             entry = heads[key, id(config), initial] = (config, head, _packed(head))
         clock = self._clock
-        return (entry[1], entry[2], (op[0], "" if clock is None else _num(clock.now()), *op[1:]))
+        now = "" if clock is None else _num(clock.now())
+        if lane is None:
+            return (entry[1], entry[2], (op[0], now, *op[1:]))
+        # The operation's id, last: the script answers a second send of it from its record.
+        return (entry[1], entry[2], (op[0], now, *op[1:], f"{lane[0]}{lane[1]}"))
+
+    def _lane(self) -> _Lane:
+        """A lane of this backend's that no operation is using, its operation number raised."""
+        try:
+            lane = self._lanes.pop()
+        except IndexError:
+            lane = _new_lane()
+        lane[1] += 1
+        return lane
 
     def _error(self, exc: RedisError) -> BackendError:
         text = f"{type(exc).__name__}: {exc}"
@@ -430,8 +497,14 @@ class RedisBackend:
         initial: float,
         request: Request,
     ) -> Outcome:
-        """Apply *request* to the bucket *key* in one ``EVALSHA``."""
-        return _outcome(self._call(self._args(key, config, initial, _request_args(request))))
+        """Apply *request* to the bucket *key* in one ``EVALSHA`` (safe for the client to retry)."""
+        lane = self._lane()
+        try:
+            return _outcome(
+                self._call(self._args(key, config, initial, _request_args(request), lane))
+            )
+        finally:
+            self._lanes.append(lane)
 
     def observe(
         self,
@@ -452,8 +525,13 @@ class RedisBackend:
         request: Request,
     ) -> Outcome:
         """:meth:`apply` with the asyncio client."""
-        call = self._args(key, config, initial, _request_args(request))
-        return _outcome(await self._acall(call))
+        lane = self._lane()
+        try:
+            return _outcome(
+                await self._acall(self._args(key, config, initial, _request_args(request), lane))
+            )
+        finally:
+            self._lanes.append(lane)
 
     async def aobserve(
         self,

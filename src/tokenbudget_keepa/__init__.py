@@ -42,12 +42,19 @@ from ._filters import (
     order_filters,
     peek_all,
 )
+from ._finder import FinderQuery
+from ._history import History, HistoryPoint
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, DealQuery, PriceType, Product, TokenStatus
+from ._model import Deal, DealPage, Product, TokenStatus
+from ._offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
+from ._price_type import PriceType, PriceUnit
+from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
+from ._results import Category, FinderPage, LightningDeal, Seller
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
+from ._stats import Extreme, ProductStats
 from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
 from ._time import KEEPA_EPOCH, datetime_to_keepa_minutes, keepa_minutes_to_datetime
 from ._watermark import (
@@ -70,13 +77,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "AcceptedDeal",
     "AsyncKeepaClient",
+    "BuyBoxHolder",
     "Categories",
+    "Category",
     "Deal",
     "DealPage",
     "DealQuery",
     "DealSink",
+    "Extreme",
     "Filter",
+    "FinderPage",
+    "FinderQuery",
     "FunctionFilter",
+    "History",
+    "HistoryPoint",
     "HolderProcess",
     "IngestEvent",
     "IngestReport",
@@ -90,14 +104,19 @@ __all__ = [
     "KeepaTransportError",
     "Lease",
     "LeaseHeld",
+    "LightningDeal",
     "MemoryDealSink",
     "MemoryLease",
     "MemoryWatermarkStore",
     "MinDrop",
+    "Offer",
+    "OfferCondition",
     "OfferCount",
     "PriceRange",
     "PriceType",
+    "PriceUnit",
     "Product",
+    "ProductStats",
     "ProfitEstimate",
     "ProfitModel",
     "SQLiteDealSink",
@@ -105,10 +124,12 @@ __all__ = [
     "SQLiteWatermarkStore",
     "SalesRank",
     "SchemaMismatch",
+    "Seller",
     "SmartIngestor",
     "StoreError",
     "TitleTerms",
     "TokenStatus",
+    "UsedBuyBoxHolder",
     "Watermark",
     "WatermarkStore",
     "accepted_deal",

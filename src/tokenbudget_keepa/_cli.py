@@ -8,12 +8,14 @@ line naming it). Never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
@@ -27,9 +29,22 @@ if TYPE_CHECKING:
 
 PROG: Final = "tokenbudget-keepa"
 #: The ``products()`` arguments an ``ingest`` query file may give in ``"enrich"``.
-ENRICH_KEYS: Final = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+ENRICH_KEYS: Final = (
+    "offers",
+    "stats",
+    "buybox",
+    "history",
+    "update",
+    "rating",
+    "days",
+    "stock",
+    "only_live_offers",
+)
 #: The keys of an ``ingest`` query file.
 QUERY_KEYS: Final = ("selection", "filters", "enrich", "key")
+
+#: How deeply a query file may nest (Keepa's selections nest three levels; deeper is a mistake).
+MAX_QUERY_DEPTH: Final = 32
 
 EXIT_OK: Final = 0
 EXIT_FATAL: Final = 1
@@ -109,6 +124,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         epilog="Exit status: 0 normal stop, 1 fatal error (one line), 2 bad input (one line).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _log_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -138,6 +154,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     demo.add_argument("--seed", type=int, default=0, metavar="N", help="the emulator's data seed")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _log_options(demo)
 
     ingest = commands.add_parser(
         "ingest",
@@ -166,12 +183,14 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     ingest.add_argument("--key", metavar="K", help="the job's key in the store (default: derived)")
     ingest.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _log_options(ingest)
 
     status = commands.add_parser(
         "status", help="the account's token status (free: no tokens spent)"
     )
     _client_options(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    _log_options(status)
 
     watermark = commands.add_parser("watermark", help="show or reset stored watermarks")
     actions = watermark.add_subparsers(dest="action", metavar="ACTION")
@@ -183,7 +202,39 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         action.add_argument("--store", required=True, metavar="PATH", help="the store")
         action.add_argument("--key", metavar="K", help="the job's key")
         action.add_argument("--json", action="store_true", help="print one JSON object")
+        _log_options(action)
     return parser, watermark
+
+
+#: ``--log-level`` values, and the level of each ``-v`` count.
+LOG_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_VERBOSITY: Final = (logging.ERROR, logging.INFO, logging.DEBUG)
+
+
+def _log_options(parser: argparse.ArgumentParser, *, default: bool = False) -> None:
+    """``-v`` and ``--log-level`` on *parser* (a subcommand's only overrides when given)."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if default else argparse.SUPPRESS,
+        help="log more on stderr: -v the run's steps and retries, -vv everything (DEBUG)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=list(LOG_LEVELS),
+        default=None if default else argparse.SUPPRESS,
+        metavar="LEVEL",
+        help=f"log records of LEVEL and above on stderr ({', '.join(LOG_LEVELS)}; default "
+        "error: only the one line of a fatal error)",
+    )
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +338,43 @@ class Query:
     key: str | None
 
 
+def _too_deep(document: object) -> bool:
+    """Whether *document* (parsed JSON) nests more than :data:`MAX_QUERY_DEPTH` levels."""
+    stack: list[tuple[object, int]] = [(document, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children: Sequence[object] = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if level >= MAX_QUERY_DEPTH:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _parse_json(where: str, text: str) -> object:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _BadInputError(
+            f"{where}: not JSON ({e.msg} at line {e.lineno} column {e.colno})"
+        ) from None
+    except RecursionError:
+        document = None
+        too_deep = True
+    else:
+        too_deep = _too_deep(document)
+    if too_deep:
+        raise _BadInputError(
+            f"{where}: nested more than {MAX_QUERY_DEPTH} levels deep (Keepa's selection "
+            "fields nest three)"
+        )
+    return document
+
+
 def _read_document(path: str) -> dict[str, Any]:
     where = f"--query {path}"
     try:
@@ -297,12 +385,7 @@ def _read_document(path: str) -> dict[str, Any]:
         raise _BadInputError(
             f"{where}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
         ) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _BadInputError(
-            f"{where}: not JSON ({e.msg} at line {e.lineno} column {e.colno})"
-        ) from None
+    document = _parse_json(where, text)
     if not isinstance(document, dict):
         raise _BadInputError(
             f"{where}: expected a JSON object with a 'selection', got {document!r:.60}"
@@ -331,22 +414,23 @@ def _filters_of(where: str, spec: dict[str, Any]) -> Any:
 
 
 def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
+    from ._ingestor import check_enrich
+
     bad = ", ".join(repr(k) for k in sorted(set(spec) - set(ENRICH_KEYS)))
     if bad:
         raise _BadInputError(
             f"{where}: enrich: unknown argument(s) {bad} (known: {', '.join(ENRICH_KEYS)})"
         )
-    offers = spec.get("offers")
-    if offers is not None and (
-        isinstance(offers, bool) or not isinstance(offers, int) or not 20 <= offers <= 100
-    ):
-        raise _BadInputError(f"{where}: enrich: offers must be an int in 20..100, got {offers!r}")
+    try:
+        check_enrich(spec)  # every value as products() checks it, before anything is spent
+    except (TypeError, ValueError) as e:
+        raise _BadInputError(f"{where}: {e}") from None
     return dict(spec)
 
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._model import DealQuery
+    from ._query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)
@@ -390,7 +474,7 @@ def _ingest(args: argparse.Namespace) -> int:
                     lease=storage.lease,
                     backlog=storage.backlog,
                 )
-            except ValueError as e:
+            except (TypeError, ValueError) as e:
                 raise _BadInputError(f"--query {args.query}: {e}") from None
             with stop_on_signals(ingestor):
                 report = ingestor.run_once(time_budget=args.time_budget)
@@ -448,7 +532,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _minute_text(minute: int) -> str:
-    when = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minute)
+    when = dt.datetime(2011, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=minute)
     return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
@@ -605,10 +689,58 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
 
 
+class _OneLine(logging.Formatter):
+    """Each record as one line on stderr, with the API key and the URLs' passwords hidden."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__()
+        self._args = args
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message += f" ({type(error).__name__}: {error})"  # never a traceback
+        text = _redacted(f"{PROG}: {record.levelname} {record.name}: {message}", self._args)
+        key = os.environ.get("KEEPA_API_KEY")
+        if key:
+            text = text.replace(key, "***")
+        return " | ".join(text.splitlines())
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """Within the block, log records of the chosen level and above go to stderr, one line each.
+
+    By default only errors (the command's own fatal line is printed apart): the
+    retries of a run are in its report, not on stderr unless ``-v`` asks.
+    """
+    if args.log_level is not None:
+        level = LOG_LEVELS[args.log_level]
+    else:
+        level = _VERBOSITY[min(args.verbose, len(_VERBOSITY) - 1)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(_OneLine(args))
+    root = logging.getLogger()
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, before))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tokenbudget-keepa`` command; return its exit status."""
-    parser, watermark_parser = _parsers()
-    args = parser.parse_args(argv)
+    try:
+        parser, watermark_parser = _parsers()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _emit(sys.stderr, f"{PROG}: interrupted")
+        return 130
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": _demo,
         "ingest": _ingest,
@@ -618,9 +750,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        if args.command == "watermark":
-            return _watermark(args, watermark_parser)
-        return handlers[args.command](args)
+        with _logging_to_stderr(args):
+            if args.command == "watermark":
+                return _watermark(args, watermark_parser)
+            return handlers[args.command](args)
     except _BadInputError as e:
         _usage_error(parser, _redacted(str(e), args))
     except KeyboardInterrupt:

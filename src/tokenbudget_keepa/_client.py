@@ -35,12 +35,11 @@ import random
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import quote
 
 import attrs
 import httpx
-from typing_extensions import Self
 
 from tokenbudget import (
     AcquireTimeout,
@@ -58,7 +57,7 @@ from tokenbudget import (
 )
 
 from ._cost import CostModel, RequestKind
-from ._envelope import Envelope, decode_body, parse_envelope
+from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
     KeepaAuthError,
     KeepaError,
@@ -68,7 +67,9 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._model import DOMAINS, Deal, DealPage, DealQuery, Product, TokenStatus
+from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
+from ._query import DealQuery
+from ._spending import count_spent
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -197,6 +198,44 @@ def _check_asins(asins: str | Iterable[str]) -> list[str]:
     return out
 
 
+def product_params(
+    *,
+    offers: int | None = None,
+    stats: int | None = None,
+    buybox: bool = False,
+    history: bool = True,
+    update: int | None = None,
+    rating: bool = False,
+    days: int | None = None,
+    stock: bool = False,
+    only_live_offers: bool = False,
+) -> dict[str, str]:
+    """The query parameters of ``products()``'s options, each checked (the ingestor's too).
+
+    Raises:
+        TypeError, ValueError: An option has the wrong type or range (named in the
+            message); an unknown option is a :class:`TypeError` naming it.
+    """
+    params: dict[str, str] = {}
+    if offers is not None:
+        params["offers"] = str(_check_int("offers", offers, low=20, high=100))
+    if stats is not None:
+        params["stats"] = str(_check_int("stats", stats, low=1))
+    params["buybox"] = "1" if _check_bool("buybox", buybox) else "0"
+    params["history"] = "1" if _check_bool("history", history) else "0"
+    if update is not None:
+        params["update"] = str(_check_int("update", update, low=-1))
+    params["rating"] = "1" if _check_bool("rating", rating) else "0"
+    if days is not None:
+        params["days"] = str(_check_int("days", days, low=1))
+    # Sent only when asked for: an older server (or emulator) may not know them.
+    if _check_bool("stock", stock):
+        params["stock"] = "1"
+    if _check_bool("only_live_offers", only_live_offers):
+        params["only_live_offers"] = "1"
+    return params
+
+
 @attrs.frozen
 class _Call:
     """One HTTP request to make: where, what, and how it is priced."""
@@ -209,12 +248,16 @@ class _Call:
 
 @attrs.frozen
 class _Answer:
-    """What came back: the HTTP status, the envelope (if readable) and the body."""
+    """What came back: the HTTP status, the envelope (if readable and real) and the body.
+
+    ``error`` is Keepa's ``error`` object, read even from a body without an envelope.
+    """
 
     status: int
     envelope: Envelope | None
     body: Mapping[str, Any] | None
     problem: KeepaProtocolError | None
+    error: ErrorInfo | None = None
 
 
 # -- what both clients share -------------------------------------------------------------------
@@ -281,6 +324,8 @@ class _Base:
         self._newest_at: float = -math.inf
         self._rate: float | None = None
         self._inflight = 0
+        #: A request whose cost is not yet learned is on the wire: the others wait for it.
+        self._alone = False
 
     def __repr__(self) -> str:
         return (
@@ -321,21 +366,27 @@ class _Base:
         update: int | None,
         rating: bool,
         days: int | None,
+        stock: bool,
+        only_live_offers: bool,
     ) -> list[_Call]:
         codes = _check_asins(asins)
         params: dict[str, str] = {"domain": str(self._domain)}
-        if offers is not None:
-            params["offers"] = str(_check_int("offers", offers, low=20, high=100))
-        if stats is not None:
-            params["stats"] = str(_check_int("stats", stats, low=1))
-        params["buybox"] = "1" if _check_bool("buybox", buybox) else "0"
-        params["history"] = "1" if _check_bool("history", history) else "0"
-        if update is not None:
-            params["update"] = str(_check_int("update", update, low=-1))
-        params["rating"] = "1" if _check_bool("rating", rating) else "0"
-        if days is not None:
-            params["days"] = str(_check_int("days", days, low=1))
-        kind = RequestKind.product(offers=offers, buybox=buybox, rating=rating)
+        params.update(
+            product_params(
+                offers=offers,
+                stats=stats,
+                buybox=buybox,
+                history=history,
+                update=update,
+                rating=rating,
+                days=days,
+                stock=stock,
+                only_live_offers=only_live_offers,
+            )
+        )
+        kind = RequestKind.product(
+            offers=offers, buybox=buybox, rating=rating, stock=stock, update=update
+        )
         size = MAX_ASINS if offers is None else MAX_ASINS_WITH_OFFERS
         calls = []
         for start in range(0, len(codes), size):
@@ -357,6 +408,7 @@ class _Base:
         problem: KeepaProtocolError | None = None
         envelope: Envelope | None = None
         body: Mapping[str, Any] | None = None
+        decoded: object = None
         try:
             decoded = decode_body(response.content)
             envelope = parse_envelope(decoded)
@@ -364,7 +416,14 @@ class _Base:
             body = decoded
         except KeepaProtocolError as exc:
             problem = exc
-        return _Answer(response.status_code, envelope, body, problem)
+        error = envelope.error if envelope is not None else parse_error(decoded)
+        status = response.status_code
+        if envelope is not None and status != 200 and not envelope.carries_token_figures:
+            # A zeroed envelope (tokensLeft 0, refillRate 0) of an error answer reports no
+            # account: it must not become the bucket's balance or the token status.
+            log.debug("HTTP %d with a zeroed envelope: not adopted", status)
+            envelope = None
+        return _Answer(status, envelope, body, problem, error)
 
     # -- the bucket ----------------------------------------------------------------------------
 
@@ -481,13 +540,20 @@ class _Base:
         """The error to raise for a final, failed answer."""
         status = answer.status
         detail = ""
-        if answer.envelope is not None and answer.envelope.error is not None:
-            detail = ": " + answer.envelope.error.describe()
+        error = answer.error
+        if error is not None:
+            detail = ": " + error.describe()
         elif answer.problem is not None:
             detail = f" ({answer.problem})"
         detail = _redact(detail, self._key)
         where = f"{call.path} answered HTTP {status}"
         kw: dict[str, Any] = {"endpoint": call.path, "status": status, "attempts": attempts}
+        if error is not None:
+            kw.update(
+                error_type=_redact(error.type, self._key) or None,
+                error_message=_redact(error.message, self._key) or None,
+                error_details=_redact(error.details, self._key) or None,
+            )
         if status in (401, 402, 403):
             return KeepaAuthError(f"{where}: the API key was refused{detail}", **kw)
         if status == 429:
@@ -741,18 +807,30 @@ class KeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
-            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10.
-            stats: Days of statistics (``stats`` on each product).
+            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10
+                offers found (instead of 1 a product).
+            stats: Days of statistics (``stats`` on each product; free).
             buybox: Buy box data (+2 tokens a product; ignored with offers).
-            history: The price history (``csv``).
-            update: Refresh products older than this many hours (0 always, -1 never).
-            rating: Rating and review count history (up to +1 a product).
+            history: The price history (``csv``; free).
+            update: Refresh products older than this many hours (0 always: +1 a
+                product updated within the hour; -1 never).
+            rating: Rating and review count history (+1 a product whose rating
+                data is fresh).
             days: Limit the history to the last *days* days.
+            stock: Stock of the offers (``stock=1``; +2 a product whose stock data
+                is fresh).
+            only_live_offers: Only the live offers (``only_live_offers=1``; free).
+
+        The cost model (``cost_model``) books each request before it is sent
+        and learns from ``tokensConsumed``; the Keepa reference page has its rules
+        and how it compares with real costs.
 
         Raises:
             TypeError, ValueError: A parameter has the wrong type or range
@@ -768,6 +846,8 @@ class KeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -842,9 +922,18 @@ class KeepaClient(_Base):
             self._wait_for_wire()
             self._clock.sleep(delay)
 
-    def _book(self, cost: float, endpoint: str) -> tuple[Reservation, float]:
-        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
+    def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[Reservation, float]:
+        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must.
+
+        A request whose kind's cost is not learned yet goes *alone* (its true cost may
+        be far above its estimate): it is booked once the requests on the wire are
+        answered, and the requests after it wait for its answer before they book.
+        """
         with self._gated():
+            if alone or self._alone:
+                self._wait_for_wire()
             bucket = self.bucket
             # A bucket of yours may admit less at once than a request may cost: book the most
             # it admits (the answer settles the true cost), as Keepa runs it while positive.
@@ -879,6 +968,7 @@ class KeepaClient(_Base):
                         raise
             with self._state:
                 self._inflight += 1
+                self._alone = self._alone or alone
             return booking, waited
 
     def _wait_for_wire(self) -> None:
@@ -888,6 +978,8 @@ class KeepaClient(_Base):
 
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:
@@ -902,18 +994,20 @@ class KeepaClient(_Base):
             if booking is not None:
                 with self._state:
                     self._inflight -= 1
+                    self._alone = self._alone and self._inflight > 0
                     self._state.notify_all()
 
     def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: Reservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = self._book(estimate, call.path)
+                booking, waited = self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:
@@ -1072,6 +1166,8 @@ class AsyncKeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Like :meth:`KeepaClient.products`."""
         calls = self._product_calls(
@@ -1083,6 +1179,8 @@ class AsyncKeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -1149,8 +1247,12 @@ class AsyncKeepaClient(_Base):
             await self._wait_for_wire()
             await self._clock.asleep(delay)
 
-    async def _book(self, cost: float, endpoint: str) -> tuple[AsyncReservation, float]:
+    async def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[AsyncReservation, float]:
         async with self._gated():
+            if alone or self._alone:  # as in KeepaClient._book
+                await self._wait_for_wire()
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
             try:
@@ -1180,6 +1282,7 @@ class AsyncKeepaClient(_Base):
                         await booking.cancel()
                         raise
             self._inflight += 1
+            self._alone = self._alone or alone
             return booking, waited
 
     async def _wait_for_wire(self) -> None:
@@ -1192,6 +1295,8 @@ class AsyncKeepaClient(_Base):
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
     ) -> None:
         _, state, init = self._locks()
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:
@@ -1205,18 +1310,20 @@ class AsyncKeepaClient(_Base):
         finally:
             if booking is not None:
                 self._inflight -= 1
+                self._alone = self._alone and self._inflight > 0
                 async with state:
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: AsyncReservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = await self._book(estimate, call.path)
+                booking, waited = await self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:

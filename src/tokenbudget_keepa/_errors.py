@@ -40,8 +40,14 @@ class KeepaError(TokenBudgetError):
         endpoint: The endpoint's path (``"/product"``), or None.
         status: The HTTP status of the last answer, or None (no answer).
         attempts: How many times the request was sent.
+        error_type: The ``type`` of the ``error`` object Keepa answered with
+            (``"invalidParameter"``), or None (no error object).
+        error_message: Its ``message``, or None.
+        error_details: Its ``details``, or None.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.1.0
+       ``error_type``, ``error_message`` and ``error_details``.
     """
 
     def __init__(
@@ -51,11 +57,17 @@ class KeepaError(TokenBudgetError):
         endpoint: str | None = None,
         status: int | None = None,
         attempts: int = 1,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        error_details: str | None = None,
     ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
         self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = error_message
+        self.error_details = error_details
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), dict(self.__dict__)))
@@ -111,8 +123,19 @@ class KeepaTokenError(KeepaError):
         tokens_left: float | None = None,
         refill_in: float | None = None,
         wait: float | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        error_details: str | None = None,
     ) -> None:
-        super().__init__(message, endpoint=endpoint, status=status, attempts=attempts)
+        super().__init__(
+            message,
+            endpoint=endpoint,
+            status=status,
+            attempts=attempts,
+            error_type=error_type,
+            error_message=error_message,
+            error_details=error_details,
+        )
         self.tokens_left = tokens_left
         self.refill_in = refill_in
         self.wait = wait

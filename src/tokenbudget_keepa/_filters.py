@@ -366,8 +366,9 @@ class MinDrop(_BuiltinFilter):
     """Keep deals whose price dropped by at least *percent* (the deal's ``deltaPercent``).
 
     Only the deal carries the drop, so the peek decides alone (a positive
-    ``deltaPercent`` is a drop). Reasons: ``peek:drop``, ``drop``,
-    ``peek:missing:drop_percent``, ``missing:drop_percent``.
+    ``deltaPercent`` is a drop, ``-1`` a 1 % rise; a deal without a current value
+    of the price type has no drop, see :meth:`Deal.drop_percent`). Reasons:
+    ``peek:drop``, ``drop``, ``peek:missing:drop_percent``, ``missing:drop_percent``.
 
     Args:
         percent: The smallest drop kept, in percent.
@@ -687,10 +688,10 @@ class ProfitModel(_BuiltinFilter):
 
 @attrs.frozen(eq=False)
 class FunctionFilter:
-    """A filter from a plain function ``fn(deal, product) -> bool | str``.
+    """A filter from a plain function ``fn(deal, product) -> bool | str | None``.
 
-    The function returns ``True`` to keep the deal, ``False`` to reject it
-    (the reason is *name*), or a string: the rejection reason. With
+    The function returns ``True`` (or ``None``) to keep the deal, ``False`` to
+    reject it (the reason is *name*), or a string: the rejection reason. With
     ``peek=True`` it is also called as ``fn(deal, None)`` before enrichment
     (its reason prefixed ``peek:``), and the full check repeats that call
     first, so a peek never rejects what the full check accepts.
@@ -701,17 +702,22 @@ class FunctionFilter:
     >>> no_used.name, no_used.peek
     ('no_used', True)
 
+    A plain function given to :class:`SmartIngestor` in ``filters`` is wrapped
+    in one of these (named after its ``name`` attribute or its ``__name__``).
+
     Args:
-        function: ``(deal, product or None) -> bool | str``.
+        function: ``(deal, product or None) -> bool | str | None``.
         name: The filter's name (and its rejection reason).
         peek: Whether the function can judge the deal alone (``product`` is ``None``).
         needs: The ``products()`` keyword arguments it needs.
         cost: Run order among filters (lower first).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.1.0
+       ``None`` keeps the deal, as ``True`` does (it used to raise :class:`TypeError`).
     """
 
-    function: Callable[[Deal, Product | None], bool | str] = attrs.field()
+    function: Callable[[Deal, Product | None], bool | str | None] = attrs.field()
     name: str = attrs.field(kw_only=True)
     peek: bool = attrs.field(default=False, kw_only=True)
     needs: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True)
@@ -728,14 +734,15 @@ class FunctionFilter:
             raise ValueError(f"name must be a non-empty str, got {value!r}")
 
     def _reason(self, verdict: object) -> str | None:
-        if verdict is True:
+        if verdict is True or verdict is None:
             return None
         if verdict is False:
             return self.name
         if isinstance(verdict, str) and verdict:
             return verdict
         raise TypeError(
-            f"filter {self.name!r} must return True, False or a reason string, got {verdict!r}"
+            f"filter {self.name!r} must return True or None (keep), False or a reason string "
+            f"(reject), got {verdict!r}"
         )
 
     def check_deal(self, deal: Deal) -> str | None:
@@ -755,6 +762,68 @@ class FunctionFilter:
 
 
 # -- running and configuring filters -------------------------------------------------------------
+
+_FILTER_MEMBERS = ("name", "peek", "needs", "check_deal", "check")
+_WHAT_A_FILTER_IS = (
+    "a filter is an object with name, peek, needs, check_deal(deal) and check(deal, product) "
+    "(see tokenbudget_keepa.Filter), or a function (deal, product) -> bool | str | None"
+)
+
+
+def _function_name(function: object) -> str:
+    name = getattr(function, "name", None)
+    if isinstance(name, str) and name.strip():
+        return name
+    name = getattr(function, "__name__", None)
+    if isinstance(name, str) and name.strip() and name != "<lambda>":
+        return name
+    return "function" if name == "<lambda>" else type(function).__name__
+
+
+def as_filters(filters: object) -> tuple[Filter, ...]:
+    """*filters* as :class:`Filter` objects: plain functions wrapped in :class:`FunctionFilter`.
+
+    Raises:
+        TypeError: When *filters* is not a sequence, or holds something that is
+            neither a :class:`Filter` nor a callable (saying what a filter needs).
+    """
+    if isinstance(filters, (str, bytes, Mapping)) or not isinstance(filters, Iterable):
+        raise TypeError(f"filters must be a sequence of filters ({_WHAT_A_FILTER_IS}), got "
+                        f"{filters!r:.80}")  # fmt: skip
+    built: list[Filter] = []
+    for item in filters:
+        if isinstance(item, Filter):
+            _check_members(item)
+            built.append(item)
+            continue
+        members = [m for m in _FILTER_MEMBERS if hasattr(item, m)]
+        if callable(item) and not {"check", "check_deal"} & set(members):
+            peek, needs = getattr(item, "peek", False), getattr(item, "needs", {})
+            built.append(
+                FunctionFilter(
+                    item,
+                    name=_function_name(item),
+                    peek=peek if isinstance(peek, bool) else False,
+                    needs=needs if isinstance(needs, Mapping) else {},
+                )
+            )
+            continue
+        missing = ", ".join(m for m in _FILTER_MEMBERS if m not in members)
+        raise TypeError(f"{item!r:.80} is not a filter (it lacks {missing}): {_WHAT_A_FILTER_IS}")
+    return tuple(built)
+
+
+def _check_members(item: Filter) -> None:
+    name, peek, needs = item.name, item.peek, item.needs
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"filter {item!r:.80}: name must be a non-empty str, got {name!r}")
+    if not isinstance(peek, bool):
+        raise TypeError(f"filter {name!r}: peek must be a bool, got {peek!r}")
+    if not isinstance(needs, Mapping):
+        raise TypeError(f"filter {name!r}: needs must be a mapping, got {needs!r:.80}")
+    for member in ("check_deal", "check"):
+        if not callable(getattr(item, member)):
+            raise TypeError(f"filter {name!r}: {member} must be a method")
 
 
 def _cost(item: object) -> int:

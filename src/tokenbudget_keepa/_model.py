@@ -1,4 +1,4 @@
-"""Typed views of Keepa's JSON: products, deals, deal queries and token status.
+"""Typed views of Keepa's JSON: products, deals and token status (deal queries: ``_query``).
 
 Each result keeps the JSON object it came from as ``raw``; the accessors read
 from it and return ``None`` where Keepa has no data (a missing field, or
@@ -11,15 +11,35 @@ This module needs no HTTP library: the ingestor's filters import it alone.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import attrs
 
 from ._errors import KeepaProtocolError
+from ._history import History
+from ._json import as_int as _int
+from ._json import as_str, per_type, positive, type_value
+from ._json import int_rows as _int_rows
+from ._json import ints as _ints
+from ._json import item as _index
+from ._json import mapping as _mapping
+from ._json import non_negative as _known
+from ._json import price_index as _price_index
+from ._offers import (
+    BuyBoxHolder,
+    Offer,
+    OfferCondition,
+    UsedBuyBoxHolder,
+    buy_box_history,
+    offer_condition,
+    used_buy_box_history,
+)
+from ._price_type import PriceType
+from ._query import DealQuery
+from ._stats import ProductStats
+from ._time import keepa_minutes_to_datetime
 
 
 __all__ = [
@@ -47,84 +67,27 @@ DOMAINS: Final = {
 }
 
 
-class PriceType(enum.IntEnum):
-    """Keepa's price types: the index of a price in ``csv``, ``current``, ``delta``, ….
-
-    .. versionadded:: 0.1.0
-    """
-
-    AMAZON = 0
-    NEW = 1
-    USED = 2
-    SALES = 3
-    LISTPRICE = 4
-    COLLECTIBLE = 5
-    REFURBISHED = 6
-    NEW_FBM_SHIPPING = 7
-    LIGHTNING_DEAL = 8
-    WAREHOUSE = 9
-    NEW_FBA = 10
-    COUNT_NEW = 11
-    COUNT_USED = 12
-    COUNT_REFURBISHED = 13
-    COUNT_COLLECTIBLE = 14
-    EXTRA_INFO_UPDATES = 15
-    RATING = 16
-    COUNT_REVIEWS = 17
-    BUY_BOX_SHIPPING = 18
-
-
 # -- small readers that never raise ------------------------------------------------------------
 
-
-def _int(value: object) -> int | None:
-    """An int from JSON (an integral float too), else None; bools are not ints."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return None
+#: Keepa's markers of "no root category known" (besides a missing field).
+UNKNOWN_CATEGORIES: Final = frozenset({0, 2**63 - 1})
 
 
-def _known(value: object) -> int | None:
-    """A Keepa number that is not "no data" (-1 or less), else None."""
-    v = _int(value)
-    return v if v is not None and v >= 0 else None
+def _category(value: object) -> int | None:
+    """A category id; None for Keepa's "unknown" markers (0, 2**63 - 1) and negatives."""
+    category = _known(value)
+    return None if category is None or category in UNKNOWN_CATEGORIES else category
 
 
-def _index(values: object, i: int) -> object:
-    if isinstance(values, list) and 0 <= i < len(values):
-        return values[i]
-    return None
+def _date_range(date_range: object) -> int:
+    """A deal's date range index (0 day … 3 ninety days; others have no row: ``None``)."""
+    if isinstance(date_range, bool) or not isinstance(date_range, int):
+        raise TypeError(f"date_range must be an int (0 day ... 3 ninety days), got {date_range!r}")
+    return date_range
 
 
-def _ints(values: object) -> tuple[int, ...]:
-    """A tuple of ints from a JSON list; entries that are not ints read as -1."""
-    if not isinstance(values, list):
-        return ()
-    out = []
-    for v in values:
-        i = _int(v)
-        out.append(-1 if i is None else i)
-    return tuple(out)
-
-
-def _int_rows(values: object) -> tuple[tuple[int, ...], ...]:
-    if not isinstance(values, list):
-        return ()
-    return tuple(_ints(row) for row in values)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _price_index(price_type: int) -> int:
-    if isinstance(price_type, bool) or not isinstance(price_type, int):
-        raise TypeError(f"price_type must be an int or a PriceType, got {price_type!r}")
-    return int(price_type)
+def _minute_time(minute: int | None) -> dt.datetime | None:
+    return None if minute is None else keepa_minutes_to_datetime(minute)
 
 
 def _object(raw: object, what: str) -> Mapping[str, Any]:
@@ -174,9 +137,27 @@ class TokenStatus:
 
 @attrs.frozen
 class Product:
-    """One product of a ``/product`` answer, with the accessors the filters use.
+    """One product of a ``/product`` answer, with typed accessors over Keepa's JSON.
 
-    Every accessor returns ``None`` when the data is missing or ``-1``.
+    Each accessor says its unit and answers ``None`` where Keepa has no data (a
+    missing field, ``null``, or the field's own "no data" marker, e.g. ``-1``),
+    never a sentinel and never raising. Prices are integers in the marketplace's
+    smallest currency unit (cents); times are Keepa minutes (each ``*_time``
+    twin is an aware UTC datetime). :doc:`/keepa-data-reference` lists every
+    field and its markers.
+
+    >>> from tokenbudget_keepa import PriceType, Product
+    >>> product = Product.from_raw({
+    ...     "asin": "B000000001",
+    ...     "stats": {"current": [-1, 2599, 1899, 4200], "avg30": [-1, 2799, -2, 5100]},
+    ...     "csv": [None, None, [7_800_000, 2100, 7_800_600, 1899]],
+    ... })
+    >>> product.price(PriceType.USED), product.price("sales"), product.amazon_price
+    (1899, 4200, None)
+    >>> product.stats.average(PriceType.NEW, days=30)
+    2799
+    >>> [(p.minute, p.value) for p in product.history(PriceType.USED)]
+    [(7800000, 2100), (7800600, 1899)]
 
     Attributes:
         asin: The product's ASIN.
@@ -205,14 +186,20 @@ class Product:
         return _mapping(self.raw.get("stats"))
 
     @property
+    def stats(self) -> ProductStats | None:
+        """The ``stats`` figures (needs ``stats=`` in the request), ``None`` without them."""
+        stats = self.raw.get("stats")
+        return ProductStats(stats) if isinstance(stats, Mapping) else None
+
+    @property
     def domain_id(self) -> int | None:
-        """The marketplace (``domainId``)."""
+        """The marketplace (``domainId``: 1 com, 2 co.uk, 3 de, …); ``None`` if absent."""
         return _known(self.raw.get("domainId"))
 
     @property
     def root_category(self) -> int | None:
-        """The root category id."""
-        return _known(self.raw.get("rootCategory"))
+        """The root category id (``rootCategory``); ``None`` when unknown (``0``)."""
+        return _category(self.raw.get("rootCategory"))
 
     @property
     def categories(self) -> tuple[int, ...]:
@@ -221,37 +208,88 @@ class Product:
 
     @property
     def brand(self) -> str | None:
-        """The brand, if known."""
+        """The brand; ``None`` if absent or empty."""
         brand = self.raw.get("brand")
         return brand if isinstance(brand, str) and brand else None
 
     @property
     def last_update(self) -> int | None:
-        """When Keepa last updated the product (Keepa minutes)."""
+        """When Keepa last updated the product (Keepa minutes, ``lastUpdate``), else ``None``."""
         return _known(self.raw.get("lastUpdate"))
 
-    def price(self, price_type: int) -> int | None:
-        """The current value of *price_type* (``stats.current[i]``; needs ``stats``)."""
-        return _known(_index(self._stats.get("current"), _price_index(price_type)))
+    @property
+    def last_update_time(self) -> dt.datetime | None:
+        """:attr:`last_update` as an aware UTC datetime."""
+        return _minute_time(self.last_update)
+
+    @property
+    def last_price_change(self) -> int | None:
+        """When Keepa last saw a price change (Keepa minutes, ``lastPriceChange``), or ``None``."""
+        return _known(self.raw.get("lastPriceChange"))
+
+    @property
+    def tracking_since(self) -> int | None:
+        """Since when Keepa tracks the product (Keepa minutes, ``trackingSince``), else ``None``."""
+        return _known(self.raw.get("trackingSince"))
+
+    @property
+    def listed_since(self) -> int | None:
+        """When the product was first listed (Keepa minutes, ``listedSince``; ``0``: unknown).
+
+        Negative minutes are real dates before 2011 (Keepa's epoch), not markers.
+        """
+        minute = _int(self.raw.get("listedSince"))
+        return None if minute in (None, 0, -1) else minute
+
+    def price(self, price_type: PriceType | int | str) -> int | None:
+        """The current value of *price_type* (``stats.current``; needs ``stats=``).
+
+        In the type's unit (:attr:`PriceType.unit`: cents, rank, count, rating times 10);
+        ``None`` for no data (``-1``, ``-2``) or a type past the end of the array.
+
+        Args:
+            price_type: A :class:`PriceType`, its index, or its name (``"USED"``).
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str.
+            ValueError: A negative index or a name that is no price type.
+        """
+        i = _price_index(price_type)
+        return type_value(i, _index(self._stats.get("current"), i))
+
+    @property
+    def prices(self) -> dict[PriceType, int]:
+        """Every current value (``stats.current``) by price type; types without data left out."""
+        return per_type(self._stats.get("current"))
 
     @property
     def new_price(self) -> int | None:
-        """The current lowest new price."""
+        """The current lowest new price (cents); ``None`` as for :meth:`price`."""
         return self.price(PriceType.NEW)
 
     @property
+    def used_price(self) -> int | None:
+        """The current lowest used price (cents, no shipping); ``None`` as for :meth:`price`."""
+        return self.price(PriceType.USED)
+
+    @property
     def amazon_price(self) -> int | None:
-        """Amazon's own current price."""
+        """Amazon's own current price (cents); ``None`` as for :meth:`price` (no Amazon offer)."""
         return self.price(PriceType.AMAZON)
 
     @property
     def sales_rank(self) -> int | None:
-        """The current sales rank."""
+        """The current sales rank in the root category (a rank, 1 the best seller), or ``None``."""
         return self.price(PriceType.SALES)
 
     @property
     def buybox_price(self) -> int | None:
-        """The buy box price; without it, the lowest live new offer (price plus shipping)."""
+        """The buy box price (cents, ``stats.buyBoxPrice``, without shipping).
+
+        Without a buy box (``-1``, ``-2`` or no ``stats``), the lowest total (price
+        plus shipping) of the live new offers; an offer whose shipping is ``-1``
+        (not shippable) or ``-2`` (unknown) is left out, never counted as free.
+        """
         price = _known(self._stats.get("buyBoxPrice"))
         if price is not None:
             return price
@@ -268,20 +306,14 @@ class Product:
             offer = _index(offers, j) if j is not None else None
             if not isinstance(offer, Mapping) or _int(offer.get("condition")) not in (None, 1):
                 continue
-            csv = offer.get("offerCSV")
-            if not isinstance(csv, list) or len(csv) < 3:
-                continue
-            price, shipping = _known(csv[-2]), _known(csv[-1])
-            if price is None:
-                continue
-            total = price + (shipping or 0)
-            if best is None or total < best:
+            total = Offer(offer).total
+            if total is not None and (best is None or total < best):
                 best = total
         return best
 
     @property
     def offer_count(self) -> int | None:
-        """How many offers (``stats.totalOfferCount``; else the live offers listed)."""
+        """How many offers (``stats.totalOfferCount``, else the live offers listed), or ``None``."""
         count = _known(self._stats.get("totalOfferCount"))
         if count is not None:
             return count
@@ -290,12 +322,12 @@ class Product:
 
     @property
     def fba_fee(self) -> int | None:
-        """The FBA pick-and-pack fee."""
+        """The FBA pick-and-pack fee (cents); ``None`` until Keepa has collected it."""
         return _known(_mapping(self.raw.get("fbaFees")).get("pickAndPackFee"))
 
     @property
     def referral_fee_percent(self) -> float | None:
-        """The referral fee, in percent of the price (e.g. ``15.0``)."""
+        """The referral fee, in percent of the price (e.g. ``15.0``); ``None`` if absent."""
         value = self.raw.get("referralFeePercentage")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
@@ -304,27 +336,141 @@ class Product:
 
     @property
     def package_weight(self) -> int | None:
-        """The package weight in grams."""
-        return _known(self.raw.get("packageWeight"))
+        """The package weight in grams; ``None`` when unknown (``0`` or ``-1``)."""
+        weight = _known(self.raw.get("packageWeight"))
+        return weight or None
+
+    def history(self, price_type: PriceType | int | str) -> History:
+        """The ``csv`` history of *price_type* (needs ``history=1``, the default).
+
+        Pairs (time, value), or triplets (time, price, shipping) for the types
+        :attr:`PriceType.with_shipping`; values in the type's unit, ``None`` where
+        Keepa has ``-1`` (no offer, no rank) or ``-2``. Empty when Keepa sent none.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str.
+            ValueError: A negative index or a name that is no price type.
+        """
+        i = _price_index(price_type)
+        values = _index(self.raw.get("csv"), i)
+        if i >= len(PriceType):
+            return History.from_csv(values)
+        return History.of_type(PriceType(i), values)
+
+    @property
+    def histories(self) -> dict[PriceType, History]:
+        """Every ``csv`` history Keepa sent, by price type (``null`` entries left out)."""
+        csv = self.raw.get("csv")
+        if not isinstance(csv, list):
+            return {}
+        return {
+            PriceType(i): History.of_type(PriceType(i), values)
+            for i, values in enumerate(csv[: len(PriceType)])
+            if isinstance(values, list)
+        }
+
+    @property
+    def sales_ranks(self) -> dict[int, History]:
+        """The sales rank history per category id (``salesRanks``): ranks, ``None`` for none."""
+        ranks = self.raw.get("salesRanks")
+        if not isinstance(ranks, Mapping):
+            return {}
+        out: dict[int, History] = {}
+        for key, values in ranks.items():
+            try:
+                category = int(key)
+            except (TypeError, ValueError):
+                continue
+            out[category] = History.from_csv(values)
+        return out
+
+    @property
+    def sales_rank_reference(self) -> int | None:
+        """The category of the main sales rank (``salesRankReference``); ``None``: ``-1``."""
+        return _category(self.raw.get("salesRankReference"))
+
+    @property
+    def buy_box_history(self) -> tuple[BuyBoxHolder, ...]:
+        """Who held the buy box when (``buyBoxSellerIdHistory``; needs ``offers`` or ``buybox``)."""
+        return buy_box_history(self.raw.get("buyBoxSellerIdHistory"))
+
+    @property
+    def used_buy_box_history(self) -> tuple[UsedBuyBoxHolder, ...]:
+        """Who held the used buy box when (``buyBoxUsedHistory``)."""
+        return used_buy_box_history(self.raw.get("buyBoxUsedHistory"))
+
+    @property
+    def offers(self) -> tuple[Offer, ...]:
+        """Every offer Keepa keeps for the product (``offers``; past ones too)."""
+        offers = self.raw.get("offers")
+        if not isinstance(offers, list):
+            return ()
+        return tuple(Offer(o) for o in offers if isinstance(o, Mapping))
+
+    @property
+    def live_offers(self) -> tuple[Offer, ...]:
+        """The offers listed now, in Amazon's order (``liveOffersOrder`` into ``offers``)."""
+        offers = self.raw.get("offers")
+        order = self.raw.get("liveOffersOrder")
+        if not isinstance(offers, list) or not isinstance(order, list):
+            return ()
+        live = (_index(offers, j) for j in map(_int, order) if j is not None)
+        return tuple(Offer(o) for o in live if isinstance(o, Mapping))
 
 
 # -- deals -------------------------------------------------------------------------------------
 
+#: Keepa's deal intervals (the first index of ``avg``, ``delta``, ``deltaPercent``).
+DATE_RANGES: Final = {0: "day", 1: "week", 2: "month", 3: "90 days"}
+
+#: Where a deal's image file lives (``Deal.image`` is its file name).
+IMAGE_URL: Final = "https://m.media-amazon.com/images/I/"
+
 
 @attrs.frozen
 class Deal:
-    """One deal of a ``/deal`` answer.
+    """One deal of a ``/deal`` answer, with typed accessors over Keepa's JSON.
+
+    The per-type arrays (``current``, ``avg``, ``delta``, …) are indexed by
+    :class:`PriceType`; the interval rows (``avg``, ``delta``, ``deltaPercent``)
+    by date range: 0 day, 1 week, 2 month, 3 ninety days. The accessors answer
+    ``None`` for no data by each field's own marker (:doc:`/keepa-data-reference`),
+    never a sentinel: a ``current`` of ``-1``/``-2`` is no data, a ``deltaPercent``
+    of ``-1`` is a 1 % rise.
+
+    >>> from tokenbudget_keepa import Deal, PriceType
+    >>> deal = Deal.from_raw({
+    ...     "asin": "B000000003", "lastUpdate": 7_900_000, "rootCat": 0,
+    ...     "current": [-1, -1, 1990],
+    ...     "avg": [[-2, -1, 1970]], "delta": [[0, 0, -20]], "deltaPercent": [[0, 0, -1]],
+    ...     "image": [54, 49, 107, 51, 76, 46, 106, 112, 103],
+    ... })
+    >>> deal.price(PriceType.USED), deal.average(PriceType.USED, 0)
+    (1990, 1970)
+    >>> deal.drop_percent(PriceType.USED, 0), deal.drop_percent(PriceType.NEW, 0)
+    (-1, None)
+    >>> deal.root_category is None, deal.image
+    (True, '61k3L.jpg')
+    >>> deal.last_update_time.isoformat()
+    '2026-01-08T02:40:00+00:00'
 
     Attributes:
         asin: The product's ASIN.
         title: Its title, if Keepa sent one.
-        last_update: When the deal was last updated (Keepa minutes).
-        creation_date: When the deal was found (Keepa minutes).
-        current: The current value per price type (``-1``: none).
-        delta: The change per date range (0 day … 3 ninety days), per price type.
-        delta_percent: The same, in percent.
-        avg: The average per date range, per price type.
-        root_category: The root category id.
+        last_update: When Keepa last updated the deal (Keepa minutes).
+        creation_date: When Keepa found the deal (Keepa minutes; the
+            ``last_update`` when absent). Keepa sometimes sends it a few
+            minutes *after* ``last_update``: it is kept as sent.
+        current: ``current`` as sent: the value per price type, ``-1``/``-2``
+            where none (:meth:`price` reads it without the markers).
+        delta: ``delta`` as sent: per date range, per price type, the average
+            minus the current value (positive: a drop; see :meth:`drop`).
+        delta_percent: ``deltaPercent`` as sent: the same in percent of the
+            average (see :meth:`drop_percent`).
+        avg: ``avg`` as sent: the average per date range, per price type
+            (see :meth:`average`).
+        root_category: The root category id; ``None`` when Keepa does not know
+            it (``0`` or ``2**63 - 1``).
         categories: The category ids.
         raw: The deal's JSON object as Keepa sent it.
 
@@ -368,28 +514,189 @@ class Deal:
             delta=_int_rows(obj.get("delta")),
             delta_percent=_int_rows(obj.get("deltaPercent")),
             avg=_int_rows(obj.get("avg")),
-            root_category=_known(obj.get("rootCat")),
+            root_category=_category(obj.get("rootCat")),
             categories=tuple(c for c in _ints(obj.get("categories")) if c >= 0),
             raw=obj,
         )
 
-    def price(self, price_type: int) -> int | None:
-        """The current value of *price_type*, if any."""
-        return _known(_index(list(self.current), _price_index(price_type)))
+    @property
+    def last_update_time(self) -> dt.datetime:
+        """:attr:`last_update` as an aware UTC datetime."""
+        return keepa_minutes_to_datetime(self.last_update)
+
+    @property
+    def creation_time(self) -> dt.datetime:
+        """:attr:`creation_date` as an aware UTC datetime."""
+        return keepa_minutes_to_datetime(self.creation_date)
+
+    def price(self, price_type: PriceType | int | str) -> int | None:
+        """The current value of *price_type* (``current``), in the type's unit.
+
+        Cents for prices, a rank for ``SALES``, a count for ``COUNT_*``, stars times 10
+        for ``RATING``; ``None`` for no data (``-1``: none, ``-2``: unknown).
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str.
+            ValueError: A negative index or a name that is no price type.
+        """
+        i = _price_index(price_type)
+        return type_value(i, _index(self.current, i))
+
+    @property
+    def prices(self) -> dict[PriceType, int]:
+        """Every current value by price type (types without data left out)."""
+        return per_type(self.current)
 
     @property
     def sales_rank(self) -> int | None:
-        """The current sales rank, if any."""
-        rank = _index(list(self.current), PriceType.SALES)
+        """The current sales rank (a rank, 1 is the best seller), if any."""
+        rank = _index(self.current, PriceType.SALES)
         return rank if isinstance(rank, int) and rank > 0 else None
 
-    def drop_percent(self, price_type: int, date_range: int) -> int | None:
-        """The change of *price_type* over *date_range* in percent (``deltaPercent``)."""
-        row = _index(list(self.delta_percent), date_range)
-        if not isinstance(row, tuple) or not 0 <= _price_index(price_type) < len(row):
+    def current_since(self, price_type: PriceType | int | str) -> int | None:
+        """Since when the current value of *price_type* holds (Keepa minutes, ``currentSince``).
+
+        ``None`` for no data (``-1``).
+        """
+        i = _price_index(price_type)
+        return _known(_index(self.raw.get("currentSince"), i))
+
+    def average(self, price_type: PriceType | int | str, date_range: int) -> int | None:
+        """The average of *price_type* over *date_range* (``avg``), in the type's unit.
+
+        Keepa's "day" average covers the last 48 hours. ``None`` for no data
+        (``-1``: no offer or too little data, ``-2``: unknown) or a date range
+        outside 0..3.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
+        """
+        i = _price_index(price_type)
+        return type_value(i, _index(_index(self.raw.get("avg"), _date_range(date_range)), i))
+
+    def _change(
+        self, rows: object, price_type: PriceType | int | str, date_range: int
+    ) -> int | None:
+        i = _price_index(price_type)
+        value = _int(_index(_index(rows, _date_range(date_range)), i))
+        if value is None:
             return None
-        value = row[price_type]
-        return None if value == -1 else value
+        if i < len(self.current) and type_value(i, self.current[i]) is None:
+            return None  # no current value: Keepa's difference is not data
+        return value
+
+    def drop(self, price_type: PriceType | int | str, date_range: int) -> int | None:
+        """How far *price_type* lies below its *date_range* average (``delta``).
+
+        The average minus the current value, in the type's unit: positive is a
+        drop, negative a rise, ``0`` no change (or Keepa could not compute it).
+        ``-1`` and ``-2`` are real differences, not markers. ``None`` when the
+        deal has no current value of the type (its difference is not data) or
+        no entry for it, or *date_range* lies outside 0..3.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
+        """
+        return self._change(self.raw.get("delta"), price_type, date_range)
+
+    def drop_percent(self, price_type: PriceType | int | str, date_range: int) -> int | None:
+        """:meth:`drop` in percent of the average (``deltaPercent``): positive is a drop.
+
+        A ``-1`` is a 1 % rise, not missing data. ``None`` as for :meth:`drop`.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
+        """
+        return self._change(self.delta_percent, price_type, date_range)
+
+    def last_change(self, price_type: PriceType | int | str) -> int | None:
+        """The change of *price_type* at its last update (``deltaLast``): previous minus current.
+
+        Positive is a drop, in the type's unit; ``0`` no change (or not computable).
+        ``None`` as for :meth:`drop`.
+        """
+        i = _price_index(price_type)
+        return self._change([self.raw.get("deltaLast")], i, 0)
+
+    @property
+    def back_in_stock(self) -> frozenset[PriceType]:
+        """The price types back in stock (``backInStock`` entries that are true); empty if none."""
+        flags = self.raw.get("backInStock")
+        if not isinstance(flags, list):
+            return frozenset()
+        return frozenset(PriceType(i) for i, f in enumerate(flags[: len(PriceType)]) if f is True)
+
+    def sales_rank_drops(self, days: int) -> int | None:
+        """How often the sales rank dropped in the last *days* (30, 90, 180, 365): a count.
+
+        ``None`` when Keepa has no figure (``-1``) or sent none.
+
+        Raises:
+            ValueError: *days* is not one of Keepa's intervals.
+        """
+        if days not in (30, 90, 180, 365):
+            raise ValueError(f"sales_rank_drops days must be one of 30, 90, 180, 365, got {days!r}")
+        return _known(self.raw.get(f"salesRankDrops{days}"))
+
+    @property
+    def warehouse_condition(self) -> OfferCondition | None:
+        """The condition of the cheapest Amazon Warehouse offer; ``None``: none, unknown (``0``)."""
+        return offer_condition(self.raw.get("warehouseCondition"))
+
+    @property
+    def warehouse_condition_comment(self) -> str | None:
+        """The comment of the cheapest Amazon Warehouse offer, ``None`` without one."""
+        return as_str(self.raw.get("warehouseConditionComment"))
+
+    @property
+    def lightning_start(self) -> int | None:
+        """When the lightning deal starts (Keepa minutes); ``None`` for other deals (``0``)."""
+        return positive(self.raw.get("lightningStart"))
+
+    @property
+    def lightning_end(self) -> int | None:
+        """When the lightning deal ends (Keepa minutes); ``None`` for other deals (``0``)."""
+        return positive(self.raw.get("lightningEnd"))
+
+    @property
+    def date_interval_index(self) -> int | None:
+        """The deal's date range (0 day … 3 ninety days, ``dateIntervalIndex``), or ``None``."""
+        return _known(self.raw.get("dateIntervalIndex"))
+
+    @property
+    def image(self) -> str | None:
+        """The file name of the main image (``image``, sent as character codes).
+
+        ``None`` when absent or not a list of character codes.
+        """
+        codes = self.raw.get("image")
+        if isinstance(codes, str):
+            return codes or None
+        if not isinstance(codes, list) or not codes:
+            return None
+        chars = [_int(c) for c in codes]
+        if any(c is None or not 0 < c < 0x110000 for c in chars):
+            return None
+        return "".join(chr(c) for c in chars if c is not None)
+
+    @property
+    def image_url(self) -> str | None:
+        """The main image's address on Amazon's image server, ``None`` without an image."""
+        image = self.image
+        return None if image is None else IMAGE_URL + image
+
+    @property
+    def parent_asin(self) -> str | None:
+        """The parent ASIN of a variation (``parentAsin``; Keepa almost never sends it)."""
+        return as_str(self.raw.get("parentAsin"))
+
+    @property
+    def min_rating(self) -> int | None:
+        """``minRating`` (stars times 10) where Keepa sends it (almost never); ``None``: ``-1``."""
+        return _known(self.raw.get("minRating"))
 
 
 @attrs.frozen
@@ -418,270 +725,33 @@ class DealPage:
         """Whether this page holds fewer than :attr:`PAGE_SIZE` deals (no page follows)."""
         return len(self.deals) < self.PAGE_SIZE
 
-
-# -- deal queries ------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _opt_int(low: int | None = None, high: int | None = None) -> Any:
-    def check(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
-        if value is not None:
-            _check_int(attr.name, value, low, high)
-
-    return check
-
-
-def _opt_bool(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise TypeError(f"{attr.name} must be a bool, got {value!r}")
-
-
-def _to_range(value: object) -> object:
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
-def _check_range(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, tuple) or len(value) != 2:
-        raise TypeError(f"{attr.name} must be a [min, max] pair of ints, got {value!r}")
-    low = _check_int(f"{attr.name}[0]", value[0])
-    high = _check_int(f"{attr.name}[1]", value[1])
-    if low > high:
-        raise ValueError(f"{attr.name} must have min <= max, got {list(value)!r}")
-
-
-def _to_ints(value: object) -> object:
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
-def _check_ints(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, tuple):
-        raise TypeError(f"{attr.name} must be a list of ints, got {value!r}")
-    for i, v in enumerate(value):
-        _check_int(f"{attr.name}[{i}]", v)
-
-
-def _to_price_types(value: object) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
-def _check_price_types(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple):
-        raise TypeError(f"price_types must be a list of one int, got {value!r}")
-    if len(value) != 1:
-        raise ValueError(f"price_types must hold exactly one price type, got {list(value)!r}")
-    _check_int("price_types[0]", value[0], 0, max(PriceType))
-
-
-def _check_sort_type(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    _check_int("sort_type", value, -4, 4)
-    if value == 0:
-        raise ValueError("sort_type must be one of ±1..4, got 0")
-
-
-def _check_domain(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    _check_int("domain_id", value)
-    if value not in DOMAINS:
-        raise ValueError(f"domain_id must be one of {sorted(DOMAINS)}, got {value!r}")
-
-
-def _check_title(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"title_search must be a str, got {value!r}")
-
-
-def _check_extra(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"extra must be a mapping, got {value!r}")
-    for key in value:
-        if not isinstance(key, str):
-            raise TypeError(f"extra keys must be str, got {key!r}")
-        if key in _CAMEL_TO_FIELD or key in _FIELD_TO_CAMEL:
-            raise ValueError(f"extra must not repeat the typed field {key!r}")
-        _check_extra_value(f"extra[{key!r}]", value[key])
-
-
-#: A str that reads as a number: Keepa ignores it where it wants the number.
-_NUMERIC = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
-
-
-def _check_extra_value(name: str, value: object) -> None:
-    """An untyped selection value: an int, a bool, a str or a list of ints or strs (JSON-typed)."""
-    if isinstance(value, (bool, int)):
-        return
-    if isinstance(value, str):
-        if _NUMERIC.fullmatch(value):
-            raise TypeError(f"{name} must be a number, not the str {value!r}")
-        return
-    if isinstance(value, (list, tuple)):
-        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
-        if kinds <= {int} or kinds <= {str}:
-            for i, item in enumerate(value):
-                _check_extra_value(f"{name}[{i}]", item)
-            return
-        raise TypeError(f"{name} must be a list of ints or of strs, got {value!r}")
-    raise TypeError(
-        f"{name} must be an int, a bool, a str or a list of ints or strs, got {value!r}"
-    )
-
-
-@attrs.frozen
-class DealQuery:
-    """A deal selection for ``/deal``, validated when it is built.
-
-    The field names are Keepa's in snake case; :meth:`from_mapping` accepts
-    Keepa's camelCase names (as in Keepa's deal finder export) and
-    :meth:`to_selection` writes them back. Integers must be ints (``"4"`` is
-    refused with a message naming the field), flags bools; unset fields
-    (``None``) are left to Keepa's defaults.
-
-    >>> from tokenbudget_keepa import DealQuery, PriceType
-    >>> q = DealQuery(price_types=PriceType.NEW, date_range=0, sort_type=1)
-    >>> q.to_selection()
-    {'priceTypes': [1], 'dateRange': 0, 'sortType': 1, 'page': 0}
-
-    Attributes:
-        price_types: Exactly one :class:`PriceType` (an int, or a list of one).
-        domain_id: The marketplace; ``None``: the client's domain.
-        date_range: 0 day, 1 week, 2 month, 3 ninety days.
-        sort_type: 1 age, 2 absolute delta, 3 sales rank, 4 percent delta;
-            negative inverts.
-        delta_percent_range, delta_range, sales_rank_range, current_range:
-            ``(min, max)`` bounds.
-        include_categories, exclude_categories: category ids.
-        min_rating: The lowest rating (Keepa's scale), ``-1`` none.
-        is_lowest, is_lowest_offer, is_out_of_stock, has_reviews,
-        single_variation, is_range_enabled, is_filter_enabled, filter_erotic:
-            Keepa's flags.
-        title_search: Words the title must contain.
-        page: The page, from 0.
-        extra: Further selection fields sent as given (for fields this class
-            does not type yet): ints, bools, strs, or lists of ints or of
-            strs; a number written as a str (``"4"``) or a float is refused.
-
-    .. versionadded:: 0.1.0
-    """
-
-    price_types: tuple[int, ...] = attrs.field(
-        converter=_to_price_types, validator=_check_price_types
-    )
-    domain_id: int | None = attrs.field(default=None, kw_only=True, validator=_check_domain)
-    date_range: int | None = attrs.field(default=None, kw_only=True, validator=_opt_int(0, 3))
-    sort_type: int | None = attrs.field(default=None, kw_only=True, validator=_check_sort_type)
-    delta_percent_range: tuple[int, int] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_range, validator=_check_range
-    )
-    delta_range: tuple[int, int] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_range, validator=_check_range
-    )
-    sales_rank_range: tuple[int, int] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_range, validator=_check_range
-    )
-    current_range: tuple[int, int] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_range, validator=_check_range
-    )
-    include_categories: tuple[int, ...] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_ints, validator=_check_ints
-    )
-    exclude_categories: tuple[int, ...] | None = attrs.field(
-        default=None, kw_only=True, converter=_to_ints, validator=_check_ints
-    )
-    min_rating: int | None = attrs.field(default=None, kw_only=True, validator=_opt_int(-1, 50))
-    is_lowest: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    is_lowest_offer: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    is_out_of_stock: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    has_reviews: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    single_variation: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    is_range_enabled: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    is_filter_enabled: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    filter_erotic: bool | None = attrs.field(default=None, kw_only=True, validator=_opt_bool)
-    title_search: str | None = attrs.field(default=None, kw_only=True, validator=_check_title)
-    page: int = attrs.field(default=0, kw_only=True, validator=_opt_int(0, None))
-    extra: Mapping[str, Any] = attrs.field(
-        factory=dict, kw_only=True, validator=_check_extra, repr=False
-    )
-
-    @classmethod
-    def from_mapping(cls, selection: Mapping[str, Any] | DealQuery) -> DealQuery:
-        """Validate a mapping of selection fields (camelCase, as Keepa names them, or snake_case).
-
-        Raises:
-            TypeError: A field has the wrong type (named in the message).
-            ValueError: A field is out of range, or unknown (use ``extra``).
-        """
-        if isinstance(selection, DealQuery):
-            return selection
-        if not isinstance(selection, Mapping):
-            raise TypeError(f"a deal selection must be a mapping or a DealQuery, got {selection!r}")
-        kwargs: dict[str, Any] = {}
-        for key, value in selection.items():
-            name = _CAMEL_TO_FIELD.get(key, key)
-            if name not in _FIELD_TO_CAMEL:
-                raise ValueError(
-                    f"unknown deal selection field {key!r} (known: "
-                    f"{', '.join(sorted(_CAMEL_TO_FIELD))}; pass others in 'extra')"
-                )
-            if name in kwargs:
-                raise ValueError(f"deal selection field {key!r} given twice")
-            kwargs[name] = value
-        if "price_types" not in kwargs:
-            raise ValueError("a deal selection needs 'priceTypes' (exactly one price type)")
-        return cls(**kwargs)
-
-    def to_selection(self) -> dict[str, Any]:
-        """The selection as Keepa's JSON object (camelCase; unset fields left out)."""
-        out: dict[str, Any] = {}
-        for field in attrs.fields(DealQuery):
-            if field.name == "extra":
-                continue
-            value = getattr(self, field.name)
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                value = [int(v) for v in value]
-            elif isinstance(value, int) and not isinstance(value, bool):
-                value = int(value)
-            out[_FIELD_TO_CAMEL[field.name]] = value
-        out.update(
-            (key, list(value) if isinstance(value, tuple) else value)
-            for key, value in self.extra.items()
-        )
+    def _by_category(self, key: str) -> dict[int, object]:
+        ids, values = self.raw.get("categoryIds"), self.raw.get(key)
+        if not isinstance(ids, list) or not isinstance(values, list):
+            return {}
+        out: dict[int, object] = {}
+        for raw_id, value in zip(ids, values, strict=False):
+            category = _category(raw_id)
+            if category is not None:
+                out[category] = value
         return out
 
-    def with_page(self, page: int) -> DealQuery:
-        """A copy asking for *page*."""
-        return attrs.evolve(self, page=page)
+    @property
+    def category_names(self) -> dict[int, str]:
+        """The root categories of the selection's deals by id (``categoryIds``, ``categoryNames``).
 
+        Keepa's "unknown" category (``2**63 - 1``, named ``"?"``) is left out.
+        """
+        return {k: v for k, v in self._by_category("categoryNames").items() if isinstance(v, str)}
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+    @property
+    def category_counts(self) -> dict[int, int]:
+        """How many of the selection's deals lie in each root category (``categoryCount``).
 
-
-_FIELD_TO_CAMEL: Final = {
-    f.name: ("domainId" if f.name == "domain_id" else _camel(f.name))
-    for f in attrs.fields(DealQuery)
-}
-_CAMEL_TO_FIELD: Final = {camel: name for name, camel in _FIELD_TO_CAMEL.items()}
+        A count per category id; Keepa's "unknown" category is left out.
+        """
+        return {
+            k: v
+            for k, v in self._by_category("categoryCount").items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }

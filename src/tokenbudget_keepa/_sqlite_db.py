@@ -35,9 +35,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
-
-from typing_extensions import Self
+from typing import Any, Self
 
 from ._watermark import SchemaMismatch, StoreError
 
@@ -108,7 +106,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
 
 def utc_now_text() -> str:
     """The current UTC time as ISO 8601 text (what ``updated_at`` columns hold)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def store_error(exc: sqlite3.Error, path: str, doing: str, timeout: float) -> StoreError:

@@ -14,11 +14,10 @@ import contextlib
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote
 
 import attrs
-from typing_extensions import Self
 
 from ._backlog import Backlog
 from ._sinks import DealSink

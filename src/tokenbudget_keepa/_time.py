@@ -14,7 +14,7 @@ import datetime as dt
 __all__ = ["KEEPA_EPOCH", "datetime_to_keepa_minutes", "keepa_minutes_to_datetime"]
 
 #: The instant Keepa minutes count from: 2011-01-01T00:00Z.
-KEEPA_EPOCH = dt.datetime(2011, 1, 1, tzinfo=dt.timezone.utc)
+KEEPA_EPOCH = dt.datetime(2011, 1, 1, tzinfo=dt.UTC)
 
 #: Keepa minute 0 in Unix minutes (the minutes from 1970-01-01 to 2011-01-01).
 KEEPA_EPOCH_UNIX_MINUTES = 21_564_000

@@ -33,9 +33,7 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Final
-
-from typing_extensions import Self
+from typing import Any, Final, Self
 
 from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._sinks import AcceptedDeal, _columns, _latest

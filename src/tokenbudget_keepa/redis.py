@@ -31,6 +31,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
@@ -673,7 +674,12 @@ class RedisAccountBucket(TokenBucket):
             raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
 
     def sync(
-        self, tokens: float, *, refill_in: float | None = None, rate: Rate | None = None
+        self,
+        tokens: float,
+        *,
+        refill_in: float | None = None,
+        rate: Rate | None = None,
+        as_of: float | None = None,
     ) -> Snapshot:
         """Adopt the server's count where it is exact (see the class); else keep the model."""
         marks = self._marks
@@ -685,13 +691,17 @@ class RedisAccountBucket(TokenBucket):
             due, count = float(due_text), int(count_text)
             exact = due == 0 and (count == clean if own else count == booked_at)
             if exact:
-                return super().sync(tokens, refill_in=refill_in, rate=rate)
+                return super().sync(tokens, refill_in=refill_in, rate=rate, as_of=as_of)
             snap = self.snapshot()
             if snap.booked == 0 and snap.pending == 0 and due == 0:
-                return super().sync(tokens, refill_in=refill_in, rate=rate)  # a new bucket
+                return super().sync(
+                    tokens, refill_in=refill_in, rate=rate, as_of=as_of
+                )  # a new bucket
             if tokens <= 0 and snap.pending == 0:
                 # Refused (or in debt): never above the server's count, less what is on the wire.
-                return super().sync(min(float(tokens) - due, snap.tokens), refill_in=refill_in)
+                return super().sync(
+                    min(float(tokens) - due, snap.tokens), refill_in=refill_in, as_of=as_of
+                )
             return snap
 
 
@@ -766,8 +776,13 @@ def account_name(api_key: str | None = None) -> str:
 def redis_client(url: str, *, timeout: float = 5.0) -> Any:
     """A ``redis.Redis`` client on *url* whose operations fail after *timeout* seconds.
 
+    Raises:
+        ValueError: *url* is malformed: a database that is not a number
+            (``redis://host/abc``, which redis-py would read as database 0), a bad port.
+
     .. versionadded:: 0.1.0
     """
+    _check_redis_url(url)
     return _redis.Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -807,7 +822,8 @@ def bucket_from_url(
     unless *config* is given.
 
     Raises:
-        ValueError: *url* is not a Redis URL, or no API key is set.
+        ValueError: *url* is not a Redis URL or is malformed (a database that is not a
+            number), or no API key is set.
 
     .. versionadded:: 0.1.0
     """
@@ -818,10 +834,25 @@ def bucket_from_url(
     }:
         raise ValueError(f"a shared bucket needs a redis:// URL, got {url!r}")
     name = account_name(api_key)
-    if config is None:
-        config = probe_config(api_key=api_key, base_url=base_url, domain=domain)
-    bucket = RedisAccountBucket(
-        config, redis_client(url), key=f"keepa:{name}", prefix=prefix, clock=clock
-    )
+    redis = redis_client(url)  # the URL's host, port and options checked: nothing sent yet
+    try:
+        if config is None:
+            config = probe_config(api_key=api_key, base_url=base_url, domain=domain)
+        bucket = RedisAccountBucket(config, redis, key=f"keepa:{name}", prefix=prefix, clock=clock)
+    except BaseException:
+        redis.close()
+        raise
     bucket._owned = True  # noqa: SLF001 -- its own class: the client is the bucket's
     return bucket
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse a ``redis://`` URL whose database is not a number (redis-py reads it as 0)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() == "unix":
+        return  # the path is the socket's; the database is in ?db=
+    database = parts.path.removeprefix("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(
+            f"the database in a Redis URL must be a number (redis://HOST:PORT/DB), got {database!r}"
+        )

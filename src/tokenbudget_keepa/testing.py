@@ -29,13 +29,12 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
-from typing_extensions import Self
 
 from tokenbudget import Clock, MonotonicClock
 
@@ -52,6 +51,10 @@ from ._emulator_data import (
     parse_selection,
     product_json,
 )
+from ._emulator_endpoints import ENDPOINTS as _MORE_ENDPOINTS
+from ._emulator_endpoints import KNOWN_PARAMETERS as _MORE_PARAMETERS
+from ._emulator_endpoints import POST_ENDPOINTS as _MORE_POST
+from ._emulator_endpoints import EndpointRefusal, serve_endpoint
 from ._emulator_recordings import Recordings
 from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 
@@ -59,14 +62,14 @@ from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 __all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator", "Recordings"]
 
 #: The wall-clock time an emulator's clock time 0 maps to, unless told otherwise.
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: Deals on one ``/deal`` page.
 DEALS_PER_PAGE = 150
 #: ASINs in one ``/product`` request, with or without ``offers`` (Keepa served 50 ASINs
 #: with ``offers=50`` in one request; its limit is 100).
 MAX_ASINS = 100
-_ENDPOINTS = ("token", "product", "deal")
+_ENDPOINTS = ("token", "product", "deal", *_MORE_ENDPOINTS)
 _KNOWN_PARAMETERS = {
     "token": frozenset({"key"}),
     "product": frozenset(
@@ -92,6 +95,7 @@ _KNOWN_PARAMETERS = {
         }
     ),
     "deal": frozenset({"key", "selection"}),
+    **_MORE_PARAMETERS,
 }
 #: ``error.type`` by HTTP status. ``invalidParameter`` is the type of Keepa's real 400s;
 #: the others are not seen in real answers (named in the same style).
@@ -604,7 +608,7 @@ class KeepaEmulator:
 
     def now(self) -> datetime:
         """The server's time now, an aware UTC datetime."""
-        return datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_ms() / 1000, tz=UTC)
 
     # -- the account ------------------------------------------------------------------
 
@@ -902,7 +906,7 @@ class KeepaEmulator:
             raise _Reply(fault.http_status, "injected fault", "KeepaEmulator.inject")
         if query.get("key") != self._api_key:
             raise _Reply(402, "the key is missing or has no access")
-        allowed = ("GET", "POST") if endpoint == "deal" else ("GET",)
+        allowed = ("GET", "POST") if endpoint == "deal" or endpoint in _MORE_POST else ("GET",)
         if method not in allowed:
             raise _Reply(405, f"method {method} is not allowed on /{endpoint}")
         for parameter in query:
@@ -931,9 +935,34 @@ class KeepaEmulator:
             options, asins = self._product_options(query)
             self._admit()
             return self._products(asins, options)
+        if endpoint in _MORE_ENDPOINTS:  # the rest of the API: _emulator_endpoints
+            try:
+                return serve_endpoint(
+                    endpoint,
+                    query,
+                    body,
+                    catalog=self._catalog,
+                    minute=self.now_minute(),
+                    admit=self._admit,
+                    product=self._search_product,
+                )
+            except EndpointRefusal as refusal:
+                raise _Reply(refusal.status, refusal.message, refusal.details) from None
         selection = self._selection(query, body)
         self._admit()
         return self._deals(selection)
+
+    def _search_product(self, asin: str, *, history: bool, stats: int) -> dict[str, Any]:
+        """A product as ``/search`` serves it: as ``/product`` would, without offers."""
+        options = {"domain": 1, "history": int(history), "stats": stats, "buybox": 0, "rating": 0}
+        return product_json(
+            self._catalog,
+            self._stream,
+            asin,
+            minute=self.now_minute(),
+            options=options,
+            offers_failed=False,
+        )[0]
 
     def _admit(self) -> None:
         if self._account.balance <= 0:
@@ -1129,11 +1158,7 @@ def _account_defaults(
         token_flow_reduction = float(reduction) if isinstance(reduction, (int, float)) else 0.0
     if start is None:
         stamp = recorded.first_timestamp() if recorded is not None else None
-        start = (
-            DEFAULT_START
-            if stamp is None
-            else datetime.fromtimestamp(stamp // 1000, tz=timezone.utc)
-        )
+        start = DEFAULT_START if stamp is None else datetime.fromtimestamp(stamp // 1000, tz=UTC)
     return refill_per_min, tokens, token_flow_reduction, start
 
 
@@ -1182,7 +1207,7 @@ def _category_name(category: int) -> str:
 
 
 def _unix_ms(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _check_int(name: str, value: object, *, low: int | None = None) -> None:

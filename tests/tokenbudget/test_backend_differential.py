@@ -4,16 +4,13 @@ Hypothesis draws a configuration (continuous and stepped refills, every
 deficit rule) and a sequence of operations at given times. The pure reference
 (``_core.apply`` on a local state) runs it, and so do the memory, SQLite and
 Redis backends, each with the same ManualClock. Every outcome and every
-snapshot must match the reference:
-
-* decisions (admitted or not, booking ids, recharge mode and its transitions,
-  pending counts) exactly;
-* delays, times and balances within ``REL_TOL`` = 1e-9 relative to the
-  magnitude of the numbers in play (the capacity, and the delay or time
-  itself). In practice the backends agree bit for bit: the memory and SQLite
-  backends run the same Python functions, and the Lua twin does the same IEEE
-  double operations in the same order; the tolerance only leaves room for a
-  Lua build that rounds a library function differently.
+snapshot must match the reference bit for bit: decisions (admitted or not,
+booking ids, recharge mode and its transitions, pending counts) and every
+delay, time and balance. The memory and SQLite backends run the same Python
+functions, and the Lua twin does the same IEEE double operations in the same
+order (the SQLite and Redis formats store doubles as text that round-trips).
+Syncs carry server stamps (``as_of``), equal, older (stale) and far in the
+future.
 """
 
 from __future__ import annotations
@@ -29,13 +26,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import clock_origins, configs, costs, starting_balances
+from tests.strategies import as_of_stamps, clock_origins, configs, costs, starting_balances
 from tokenbudget import BucketConfig, ManualClock, MemoryBackend, SQLiteBackend, _core
-from tokenbudget._core import Admit, Cancel, Observation, Outcome, Request, Settle, Sync
-
-
-#: Relative tolerance on delays, times and balances (see the module docstring).
-REL_TOL = 1e-9
+from tokenbudget._core import (
+    Admit,
+    Cancel,
+    Observation,
+    Outcome,
+    Request,
+    SetRate,
+    Settle,
+    Sync,
+)
 
 
 @dataclass
@@ -70,7 +72,9 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
             starting_balances(config),
             st.one_of(st.none(), _floats(0.0, step or 60.0)),
             st.one_of(st.none(), _floats(1e-3, 1e3)),
+            as_of_stamps(),
         ),
+        st.tuples(st.just("rate"), _floats(1e-3, 1e3)),
         st.tuples(st.just("observe")),
     )
 
@@ -116,21 +120,12 @@ class OnBackend:
         return self.backend.observe(self.key, self.config, self.clock, self.initial)
 
 
-def _close(a: float, b: float, scale: float) -> bool:
-    if a == b:
-        return True
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=REL_TOL * scale)
-
-
-def assert_same(name: str, got: tuple[Any, ...], want: tuple[Any, ...], scale: float) -> None:
-    """Decisions exactly; numbers within REL_TOL of the numbers in play."""
+def assert_same(name: str, got: tuple[Any, ...], want: tuple[Any, ...]) -> None:
+    """Every field equal, bit for bit (decisions, delays, times, balances)."""
     assert type(got) is type(want), (name, got, want)
     for field, g, w in zip(want._fields, got, want, strict=True):  # type: ignore[attr-defined]
-        if isinstance(w, (bool, int)):
-            assert g == w, f"{name}: {field} {g!r} != reference {w!r}\n{got}\n{want}"
-        else:
-            s = max(scale, abs(w))
-            assert _close(g, w, s), f"{name}: {field} {g!r} != reference {w!r}\n{got}\n{want}"
+        assert type(g) is type(w), f"{name}: {field} {g!r} is not a {type(w).__name__}"
+        assert g == w, f"{name}: {field} {g!r} != reference {w!r}\n{got}\n{want}"
 
 
 class Scenario:
@@ -148,17 +143,15 @@ class Scenario:
         self.others = {
             name: OnBackend(make(clock), config, initial, clock) for name, make in backends.items()
         }
-        self.scale = config.capacity
         self.bookings: list[Booking] = []
 
     def check(self, request: Request | None) -> Any:
         """Apply *request* (None: observe) everywhere; the backends must match the reference."""
         ref = self.reference
         want = ref.observe() if request is None else ref.apply(request)
-        scale = max(self.scale, abs(self.clock.now()))
         for name, other in self.others.items():
             got = other.observe() if request is None else other.apply(request)
-            assert_same(name, got, want, scale)
+            assert_same(name, got, want)
         return want
 
     def admit(self, cost: float, max_wait: float) -> None:
@@ -190,7 +183,9 @@ class Scenario:
             self.check(Settle(b.booking_id, b.time, b.charged, op[2]))
             b.charged = op[2]
         elif kind == "sync":
-            self.check(Sync(op[1], op[2], op[3]))
+            self.check(Sync(op[1], op[2], op[3], op[4] if len(op) > 4 else None))
+        elif kind == "rate":
+            self.check(SetRate(op[1]))
         self.check(None)
 
 
@@ -281,7 +276,9 @@ def test_all_backends_on_the_incident_numbers(redis_client, redis_prefix, tmp_pa
         ("advance", 600.0),
         ("try", 25.0),
         ("settle", 0, 120.0),
-        ("sync", 12.0, 30.0, None),
+        ("sync", 12.0, 30.0, None, 5.0),
+        ("advance", 1.0),
+        ("sync", 50.0, None, None, 4.0),  # stale: older than the one adopted
         ("observe",),
     ]
     run_scenario(

@@ -47,7 +47,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tests.strategies import clock_origins, configs, starting_balances
+from tests.strategies import as_of_stamps, clock_origins, configs, starting_balances
 from tokenbudget import (
     AcquireTimeout,
     BucketConfig,
@@ -115,6 +115,9 @@ class Model:
     bookings: list[Booking] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
     seq: int = 0
+    #: The server stamp of the last sync adopted with one, and when it was adopted.
+    as_of: float | None = None
+    as_of_time: float = 0.0
 
     @classmethod
     def of(cls, config: BucketConfig, tokens: float, origin: float = 0.0) -> Model:
@@ -310,13 +313,32 @@ class Model:
             self.corrections.append(Correction(now, actual - charged, self._next_seq(), booking))
         booking.ended = True
 
-    def sync(self, now: float, tokens: float, refill_in: float | None, rate: float | None) -> None:
+    def stale(self, now: float, as_of: float | None) -> bool:
+        """Whether a sync stamped *as_of* is older than the last adopted one, within the
+        in-flight window of its adoption (a later answer may have overtaken it)."""
+        return (
+            as_of is not None
+            and self.as_of is not None
+            and as_of < self.as_of
+            and now - self.as_of_time <= self.window
+        )
+
+    def sync(
+        self,
+        now: float,
+        tokens: float,
+        refill_in: float | None,
+        rate: float | None,
+        as_of: float | None = None,
+    ) -> None:
         """Adopt the server's balance now; pending bookings are replayed from it.
 
         Recharge mode now: below m recharging, at or above B not; in between
         SPEC leaves it to the bucket, which cannot know it while bookings are
         pending and takes the mode after its last booking.
         """
+        if as_of is not None:
+            self.as_of, self.as_of_time = as_of, now
         _, recharging = self.replay(now)
         pending = self.pending(now)
         if rate is not None:
@@ -488,17 +510,29 @@ class BucketMachine(RuleBasedStateMachine):
         share=st.floats(-0.5, 1.0),
         refill_in=st.none() | st.floats(0.0, 60.0),
         rate=st.none() | st.floats(0.1, 10.0),
+        as_of=as_of_stamps(),
     )
-    def sync(self, share, refill_in, rate):
-        """sync adopts the server's balance, refill step and rate."""
+    def sync(self, share, refill_in, rate, as_of):
+        """sync adopts the server's balance, refill step and rate, unless its stamp is stale."""
         tokens = share * self.config.capacity
         new_rate = (
             None if rate is None else Rate.per_second(rate * self.config.refill.tokens_per_second)
         )
-        note(f"sync({tokens!r}, refill_in={refill_in!r}, rate={new_rate!r}) at {self.now!r}")
-        self.bucket.sync(tokens, refill_in=refill_in, rate=new_rate)
+        note(
+            f"sync({tokens!r}, refill_in={refill_in!r}, rate={new_rate!r}, as_of={as_of!r}) "
+            f"at {self.now!r}"
+        )
+        snap = self.bucket.sync(tokens, refill_in=refill_in, rate=new_rate, as_of=as_of)
+        stale = self.model.stale(self.now, as_of)
+        assert snap.adopted is not stale
+        if stale:
+            return
         self.model.sync(
-            self.now, tokens, refill_in, None if new_rate is None else new_rate.tokens_per_second
+            self.now,
+            tokens,
+            refill_in,
+            None if new_rate is None else new_rate.tokens_per_second,
+            as_of,
         )
 
     # -- invariants ---------------------------------------------------------------------

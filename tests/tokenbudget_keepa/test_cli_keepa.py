@@ -423,3 +423,70 @@ def test_a_selection_of_another_domain_is_bad_input(
     assert status == 2
     assert "domainId 1" in err
     assert "domain 3" in err
+
+
+@pytest.mark.parametrize(
+    ("enrich", "named"),
+    [
+        ({"stats": "90"}, "stats"),
+        ({"stats": 0}, "stats"),
+        ({"history": "yes"}, "history"),
+        ({"days": 1.5}, "days"),
+        ({"update": -2}, "update"),
+    ],
+)
+def test_a_bad_enrich_value_is_bad_input_before_anything_is_spent(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    enrich: dict[str, Any],
+    named: str,
+) -> None:
+    """A bad stats/history/... in enrich: status 2 naming it; no request, no store file."""
+    store = tmp_path / "i.db"
+    document = {"selection": SELECTION, "filters": {}, "enrich": enrich}
+    status, _, err = run(capsys, *ingest(emulator, query(document), store))
+    assert status == 2, err
+    assert f"enrich: {named}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert emulator.stats().total_requests == 0
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("depth", [33, 50_000])
+def test_a_query_file_nested_too_deeply_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    depth: int,
+) -> None:
+    """A query file nested deeper than 32 levels (50,000: past Python's recursion): status 2."""
+    nested = "[" * depth + "]" * depth
+    status, _, err = run(
+        capsys, *ingest(emulator, query('{"selection": {"x": ' + nested + "}}"), tmp_path / "i")
+    )
+    assert status == 2, err
+    assert "nested more than 32 levels" in err
+    assert emulator.stats().total_requests == 0
+
+
+@pytest.mark.parametrize("database", ["abc", "-1", "0x1"])
+def test_a_bucket_url_whose_database_is_not_a_number_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+    emulator: KeepaEmulator,
+    query: Callable[..., Path],
+    tmp_path: Path,
+    database: str,
+) -> None:
+    """--bucket redis://host/abc: status 2 naming the database, not database 0 silently."""
+    pytest.importorskip("redis")
+    store = tmp_path / "i.db"
+    args = ingest(emulator, query({"selection": SELECTION}), store)
+    args += ["--bucket", f"redis://127.0.0.1:6379/{database}"]
+    status, _, err = run(capsys, *args)
+    assert status == 2, err
+    assert f"got {database!r}" in err
+    assert emulator.stats().total_requests == 0
+    assert not store.exists()

@@ -274,7 +274,7 @@ def test_parameter_types_are_checked_before_sending(client, keepa):
     with pytest.raises(TypeError, match="offers"):
         client.products(keepa.catalog_asins(1), offers="40")
     with pytest.raises(TypeError, match="sort_type"):
-        client.deals({"priceTypes": [1], "sortType": "1"})
+        client.deals({"priceTypes": [1], "sortType": "newest"})
     assert keepa.stats().total_requests == 0
 
 

@@ -147,7 +147,7 @@ def test_timestamp_starts_at_start_on_a_manual_clock(emulator, http, manual_cloc
 
 def test_start_is_configurable(make_emulator, http):
     """A custom start date moves the timestamp and Keepa minutes."""
-    start = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
     emulator = make_emulator(start=start)
     assert get(http, emulator, "token").json()["timestamp"] == int(start.timestamp() * 1000)
     assert emulator.now() == start

@@ -277,6 +277,16 @@ def test_min_drop_decides_on_the_deal():
     assert MinDrop(20).check(deal_of(deltaPercent=rows), None) is None
 
 
+def test_min_drop_reads_a_minus_one_as_a_rise():
+    """MinDrop: a deltaPercent of -1 is a 1 % rise (reason drop), not missing data."""
+    flt = MinDrop(0)
+    deal = deal_of(current=current(new=1010), deltaPercent=[current(new=-1)])
+    assert flt.check(deal, None) == "drop"
+    assert flt.check_deal(deal) == "peek:drop"
+    no_price = deal_of(current=current(), deltaPercent=[current(new=-1)])
+    assert flt.check(no_price, None) == "missing:drop_percent"
+
+
 def test_min_drop_needs_a_percent():
     """MinDrop(None) raises TypeError naming percent."""
     with pytest.raises(TypeError, match="percent"):
@@ -452,9 +462,17 @@ def test_function_filter_peek_is_repeated_in_full_check():
     assert flt.check(deal_of(), product_of()) == "x"
 
 
-def test_function_filter_refuses_other_results():
-    """A function returning None raises TypeError naming the filter."""
-    flt = FunctionFilter(lambda deal, product: None, name="sloppy")
+def test_function_filter_none_keeps_the_deal():
+    """A function returning None keeps the deal, as True does (Filter.check's convention)."""
+    flt = FunctionFilter(lambda deal, product: None, name="quiet", peek=True)
+    assert flt.check_deal(deal_of()) is None
+    assert flt.check(deal_of(), product_of()) is None
+
+
+@pytest.mark.parametrize("verdict", [0, "", 1.5, ["reason"]])
+def test_function_filter_refuses_other_results(verdict):
+    """A function returning anything but a bool, None or a non-empty str: TypeError naming it."""
+    flt = FunctionFilter(lambda deal, product: verdict, name="sloppy")
     with pytest.raises(TypeError, match="sloppy"):
         flt.check(deal_of(), None)
 

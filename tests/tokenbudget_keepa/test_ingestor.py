@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -462,3 +464,143 @@ def test_a_selection_of_another_domain_is_refused(
         SmartIngestor(
             client, SELECTION, store=MemoryWatermarkStore(), sink=MemoryDealSink(), filters=()
         )
+
+
+class CallableRejecter:
+    """A callable object with a name and nothing else of a filter (what users write)."""
+
+    name = "callable_rejecter"
+
+    def __call__(self, deal: Deal, product: Product | None) -> bool:
+        return False
+
+
+def test_plain_functions_are_filters(make: Callable[..., Any]) -> None:
+    """A function (deal, product) -> bool | str | None is a filter: False rejects with its name."""
+
+    def no_deals(deal: Deal, product: Product | None) -> bool:
+        return False
+
+    def keep(deal: Deal, product: Product | None) -> None:
+        return None
+
+    _emu, ingestor = make(filters=(keep, no_deals))
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up", report.errors
+    assert report.deals_seen > 0
+    assert report.rejected == {"no_deals": report.deals_seen}
+
+
+@pytest.mark.parametrize(
+    ("function", "reason"),
+    [
+        (CallableRejecter(), "callable_rejecter"),
+        (lambda deal, product: "too_cheap", "too_cheap"),
+        (lambda deal, product: False, "function"),
+    ],
+)
+def test_callables_reject_with_their_reason(
+    make: Callable[..., Any], function: Any, reason: str
+) -> None:
+    """A callable object with a name, or a lambda: its string, or its name, is the reason."""
+    _emu, ingestor = make(filters=(function,))
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up", report.errors
+    assert report.rejected == {reason: report.deals_seen}
+
+
+class HalfFilter:
+    """Has a name and a check, but no peek and no needs: neither a filter nor a function."""
+
+    name = "half"
+
+    def check(self, deal: Deal, product: Product | None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("filters", "named"),
+    [
+        ((42,), "42"),
+        ((HalfFilter(),), "peek, needs, check_deal"),
+        (("sales_rank",), "'sales_rank'"),
+        (lambda deal, product: True, "sequence"),
+        ("sales_rank", "sequence"),
+    ],
+)
+def test_what_is_not_a_filter_is_refused_at_construction(
+    make: Callable[..., Any], filters: Any, named: str
+) -> None:
+    """Neither a filter nor a function: TypeError at construction, saying what a filter needs."""
+    with pytest.raises(TypeError, match="a filter is an object with name") as info:
+        make(filters=filters)
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("enrich", "error", "named"),
+    [
+        ({"stats": "90"}, TypeError, "enrich: stats must be an int"),
+        ({"history": 1}, TypeError, "enrich: history must be a bool"),
+        ({"offers": 5}, ValueError, "enrich: offers must lie in"),
+        ({"stat": 90}, TypeError, "enrich: unknown option 'stat'"),
+    ],
+)
+def test_a_bad_enrich_is_refused_at_construction(
+    make: Callable[..., Any], enrich: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    """enrich is checked as products() checks it, when the ingestor is built: nothing spent."""
+    with pytest.raises(error, match=named):
+        make(enrich=enrich)
+
+
+class SharedBucket(TokenBucket):
+    """A bucket that another client spends from while the ingestor's requests are on the wire.
+
+    Right after each booking of the ingestor's client, the other client (its own
+    KeepaClient on this same bucket, in a thread of its own) makes one request, as
+    another process sharing the account would.
+    """
+
+    other: KeepaClient | None = None
+    asins: ClassVar[list[str]] = []
+
+    def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Any:
+        booking = super().reserve(cost, timeout=timeout)
+        other, self.other = self.other, None
+        if other is not None:
+            thread = threading.Thread(target=other.products, args=(self.asins,))
+            thread.start()
+            thread.join()
+            self.other = other
+        return booking
+
+
+def test_tokens_spent_are_the_runs_own_on_a_shared_bucket(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """Another client spending from the same bucket meanwhile does not count in tokens_spent."""
+    config = BucketConfig(
+        6000,
+        Rate.per_minute(100),
+        burst_threshold=1,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(math.inf),
+        refill_step=60,
+    )
+    bucket = SharedBucket(config, clock=manual_clock, tokens=6000)
+    emu, ingestor = make(emulator={"refill_per_min": 100}, bucket=bucket, filters=(Everything(),))
+    other = KeepaClient(emu.api_key, base_url=emu.url, clock=manual_clock, bucket=bucket)
+    SharedBucket.asins = emu.catalog_asins(7)
+    bucket.other = other
+    try:
+        report = ingestor.run_once()
+    finally:
+        bucket.other = None
+        other.close()
+    stats = emu.stats()
+    assert report.stopped == "caught_up", report.errors
+    assert report.batches
+    requests = report.pages + len(report.batches)  # the other client made one request each
+    assert stats.count("product", 200) == len(report.batches) + requests
+    assert report.tokens_spent == stats.tokens_consumed - 7 * requests

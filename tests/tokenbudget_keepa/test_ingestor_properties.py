@@ -79,7 +79,7 @@ class StreamClient:
     def token_status(self, *, max_age: float | None = None) -> TokenStatus:
         stamp = dt.datetime.fromtimestamp(
             (self.minute() * 60_000 + EPOCH_MS + int(self.clock.now() % 60 * 1000)) / 1000,
-            tz=dt.timezone.utc,
+            tz=dt.UTC,
         )
         snap = self.bucket.snapshot()
         return TokenStatus(snap.tokens, 60.0, 60.0, 0.0, stamp)

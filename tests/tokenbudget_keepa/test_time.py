@@ -12,7 +12,7 @@ import tokenbudget_keepa
 from tokenbudget_keepa import KEEPA_EPOCH, datetime_to_keepa_minutes, keepa_minutes_to_datetime
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 #: (Keepa minute, the datetime), each worked out by hand from
 #: Unix ms = (minutes + 21564000) * 60000.

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-
-from typing_extensions import assert_type
+from typing import assert_type
 
 import tokenbudget
 from tokenbudget import (

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
-
-from typing_extensions import assert_type
+from typing import Any, assert_type
 
 from tokenbudget import AsyncTokenBucket, ManualClock, TokenBucket, TokenBudgetError
 from tokenbudget_keepa import (

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-from typing_extensions import assert_type
+from typing import Any, assert_type
 
 from tokenbudget import ManualClock
 from tokenbudget_keepa import datetime_to_keepa_minutes, keepa_minutes_to_datetime
@@ -13,7 +11,7 @@ from tokenbudget_keepa.testing import EmulatorStats, Fault, KeepaEmulator
 
 
 assert_type(keepa_minutes_to_datetime(0), dt.datetime)
-assert_type(datetime_to_keepa_minutes(dt.datetime.now(dt.timezone.utc)), int)
+assert_type(datetime_to_keepa_minutes(dt.datetime.now(dt.UTC)), int)
 
 clock = ManualClock()
 with KeepaEmulator(refill_per_min=5, clock=clock, seed=1) as emulator:

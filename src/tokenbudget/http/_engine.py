@@ -1,0 +1,512 @@
+"""The I/O half of the transports: carry out :mod:`._transport`'s decisions with httpx or httpx2.
+
+httpx and httpx2 share their API but not their classes, so each engine takes
+the HTTP module it works with (``httpx`` or ``httpx2``) and builds its answers
+and streams from that module's classes. :mod:`tokenbudget.http.httpx` and
+:mod:`tokenbudget.http.httpx2` wrap one engine each, sync and async, in their
+module's transport base classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import cache
+from types import ModuleType
+from typing import Any, Final
+
+from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
+from tokenbudget._clock import Clock, MonotonicClock
+from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
+
+from ._report import QuotaReport
+from ._transport import SHOULD_RETRY, Booking, Decision, Follow, TransportCore
+
+
+__all__ = ["AsyncEngine", "SyncEngine"]
+
+log = logging.getLogger("tokenbudget.http")
+
+#: The most of a streamed body kept to read its true cost from (an LLM stream is far smaller).
+_STREAM_CAP: Final = 8 * 1024 * 1024
+#: Answers read whole before they are returned, to follow their body: JSON up to this size.
+_READ_CAP: Final = 16 * 1024 * 1024
+_DEFAULT_CLOCK: Final = MonotonicClock()
+
+
+def _request_body(request: Any) -> bytes | None:
+    """The request's body when it is at hand (a built request's content), else None."""
+    try:
+        content = request.content
+    except Exception:  # noqa: BLE001 -- a streaming request body: not read here
+        return None
+    return content if isinstance(content, bytes) and content else None
+
+
+def _how_to_read(response: Any) -> str:
+    """How to follow *response*: ``"stream"``, ``"read"`` or ``"headers"``.
+
+    Server-sent events are followed as they end; a JSON body (or a small one)
+    is read whole first; any other body says nothing of the quota, or is too
+    large to hold: its headers are all there is to follow.
+    """
+    kind = response.headers.get("content-type", "").lower()
+    if "text/event-stream" in kind:
+        return "stream"
+    length = response.headers.get("content-length")
+    if length is not None:
+        try:
+            size = int(length)
+        except ValueError:
+            size = _READ_CAP + 1
+        if size > _READ_CAP:
+            return "headers"
+        if "json" in kind or size <= 64 * 1024:
+            return "read"
+        return "headers"
+    return "read" if "json" in kind else "headers"
+
+
+def _decoded(module: ModuleType, headers: Any, raw: bytes) -> bytes:
+    """The body as the client will see it (``Content-Encoding`` undone)."""
+    if not raw or "content-encoding" not in headers:
+        return raw
+    try:
+        return bytes(module.Response(200, headers=headers, content=raw).content)
+    except Exception:  # noqa: BLE001 -- a body that does not decode: nothing to follow in it
+        return b""
+
+
+class _Tap:
+    """What a followed stream shares: the bytes so far, and the one reading when it ends."""
+
+    __slots__ = ("_done", "_on_end", "_parts", "_size")
+
+    def __init__(self, on_end: Callable[[bytes], Follow]) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._done = False
+        self._on_end = on_end
+
+    def feed(self, chunk: bytes) -> None:
+        if self._size <= _STREAM_CAP:
+            self._parts.append(chunk)
+            self._size += len(chunk)
+
+    def end(self, *, complete: bool) -> Follow | None:
+        """The settles due when the stream ended (*complete*) or was abandoned; once.
+
+        An abandoned stream (closed before its end), or one too long to hold,
+        stays settled at its booking: None.
+        """
+        if self._done:
+            return None
+        self._done = True
+        body = b"".join(self._parts) if complete and self._size <= _STREAM_CAP else None
+        self._parts = []
+        if body is None:
+            return None
+        try:
+            return self._on_end(body)
+        except Exception:
+            log.exception("tokenbudget.http: reading the end of a stream failed")
+            return None
+
+
+@cache
+def _sync_stream(module: ModuleType) -> Any:
+    """The module's followed byte stream (the client checks its base class)."""
+
+    class FollowedStream(module.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, tap: _Tap, apply: Callable[[Follow], None]) -> None:
+            self._inner = inner
+            self._tap = tap
+            self._apply = apply
+
+        def _end(self, *, complete: bool) -> None:
+            follow = self._tap.end(complete=complete)
+            if follow is not None:
+                self._apply(follow)
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                self._tap.feed(chunk)
+                yield chunk
+            self._end(complete=True)
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._end(complete=False)
+
+    return FollowedStream
+
+
+@cache
+def _async_stream(module: ModuleType) -> Any:
+    """The module's followed async byte stream (the client checks its base class)."""
+
+    class AsyncFollowedStream(module.AsyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(
+            self, inner: Any, tap: _Tap, apply: Callable[[Follow], Awaitable[None]]
+        ) -> None:
+            self._inner = inner
+            self._tap = tap
+            self._apply = apply
+
+        async def _end(self, *, complete: bool) -> None:
+            follow = self._tap.end(complete=complete)
+            if follow is not None:
+                await self._apply(follow)
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._inner:
+                self._tap.feed(chunk)
+                yield chunk
+            await self._end(complete=True)
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                await self._end(complete=False)
+
+    return AsyncFollowedStream
+
+
+def _refusal(module: ModuleType, request: Any, error: RequestTooLarge) -> Any:
+    """The answer an SDK gets for a request the buckets can never admit (``retries=0``)."""
+    body = {"error": {"type": "request_too_large", "message": str(error)}}
+    return module.Response(
+        429,
+        headers={"content-type": "application/json", SHOULD_RETRY: "false"},
+        content=json.dumps(body).encode(),
+        request=request,
+    )
+
+
+class _Engine:
+    """What the sync and async engines share."""
+
+    def __init__(self, module: ModuleType, core: TransportCore[Any], inner: Any) -> None:
+        self.module = module
+        self.core = core
+        self.inner = inner
+        self._connect_errors = (module.ConnectError, module.ConnectTimeout)
+        self._probing = False
+
+    def _clock(self, booking: Booking[Any]) -> Clock:
+        core = self.core
+        if core.clock is not None:
+            return core.clock
+        for reservation in booking.reservations.values():
+            clock: Clock = reservation._bucket.clock  # noqa: SLF001 -- the booking's bucket
+            return clock
+        return _DEFAULT_CLOCK
+
+    def _estimate(self, request: Any) -> dict[str, float]:
+        return self.core.costs(
+            request, request.method, str(request.url), request.headers, _request_body(request)
+        )
+
+    def _rebuild(self, request: Any, response: Any, raw: bytes) -> Any:
+        """A fresh answer holding the body that was read (raw, as the client decodes it)."""
+        return self.module.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=self.module.ByteStream(raw),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    def _tap(self, booking: Booking[Any], response: Any, url: str) -> _Tap:
+        core = self.core
+        status, headers = response.status_code, response.headers
+
+        def on_end(body: bytes) -> Follow:
+            report = core.report(status, headers, _decoded(self.module, headers, body), url)
+            return core.settle_stream(booking, report)
+
+        return _Tap(on_end)
+
+    @staticmethod
+    def _finish(decision: Decision, response: Any) -> Any:
+        if decision.mark:
+            response.headers[SHOULD_RETRY] = "false"
+        return response
+
+
+class SyncEngine(_Engine):
+    """The sync transports' engine (``httpx.BaseTransport``, ``httpx2.BaseTransport``)."""
+
+    def __init__(self, module: ModuleType, core: TransportCore[TokenBucket], inner: Any) -> None:
+        super().__init__(module, core, inner)
+        self.core: TransportCore[TokenBucket] = core
+        self._gate = threading.Condition()
+
+    def _enter(self) -> bool:
+        """Wait while the first request is out alone; True when this request is the first."""
+        core = self.core
+        if core.ready:
+            return False
+        with self._gate:
+            while self._probing and not core.is_ready():
+                self._gate.wait()
+            if core.is_ready():
+                return False
+            self._probing = True
+            return True
+
+    def _leave(self, probe: bool) -> None:
+        if probe:
+            with self._gate:
+                self._probing = False
+                self._gate.notify_all()
+
+    def _book(self, booking: Booking[Reservation]) -> None:
+        for name, bucket, cost in self.core.to_book(booking.costs):
+            try:
+                booking.reservations[name] = bucket.reserve(cost)
+            except CostExceedsCapacity as exc:
+                self._undo(booking)
+                raise self.core.too_large(name, exc) from None
+            except BaseException:
+                self._undo(booking)
+                raise
+
+    @staticmethod
+    def _undo(booking: Booking[Reservation]) -> None:
+        """Give back every booking of a request that will not be made."""
+        for reservation in booking.reservations.values():
+            if not reservation.cancel():
+                reservation.settle(0.0)
+        booking.reservations.clear()
+
+    def _apply(self, booking: Booking[Reservation], follow: Follow) -> None:
+        for name, cost in follow.settles:
+            booking.reservations[name].settle(cost)
+        buckets = self.core.buckets
+        for call in follow.syncs:
+            buckets[call.name].sync(call.tokens, **call.kwargs())
+
+    def handle(self, request: Any) -> Any:
+        """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
+        core = self.core
+        costs = self._estimate(request)
+        url = str(request.url)
+        attempt = 0
+        while True:
+            attempt += 1
+            probe = self._enter()
+            booking: Booking[Reservation] = Booking(costs)
+            try:
+                try:
+                    self._book(booking)
+                except RequestTooLarge as exc:
+                    if core.retries == 0:
+                        return _refusal(self.module, request, exc)
+                    raise
+                delay = booking.delay
+                if delay > 0:
+                    try:
+                        self._clock(booking).sleep(delay)
+                    except BaseException:
+                        self._undo(booking)
+                        raise
+                core.sent(booking)
+                response, report = self._exchange(request, booking, url)
+            finally:
+                self._leave(probe)
+            if report.kind == "wait":  # whoever books next waits the server's time
+                for call in core.hold(booking, report):
+                    core.buckets[call.name].sync(call.tokens, **call.kwargs())
+            decision = core.decide(report, attempt, response.status_code)
+            if decision.action == "return":
+                return self._finish(decision, response)
+            response.close()
+            if decision.action == "raise":
+                assert decision.error is not None  # noqa: S101 -- decide() sets it
+                raise decision.error
+
+    def _exchange(
+        self, request: Any, booking: Booking[Reservation], url: str
+    ) -> tuple[Any, QuotaReport]:
+        """Send once and follow the answer; the answer (to return or close) and its report."""
+        core = self.core
+        try:
+            response = self.inner.handle_request(request)
+        except self._connect_errors:
+            self._undo(booking)  # never reached the server
+            raise
+        except BaseException:
+            self._apply(booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations)))
+            raise
+        try:
+            how = _how_to_read(response)
+            if how == "read":
+                raw = b"".join(response.stream)
+                response.stream.close()
+                body = _decoded(self.module, response.headers, raw)
+                response = self._rebuild(request, response, raw)
+            else:
+                body = None
+            report = core.report(response.status_code, response.headers, body, url)
+            self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            if how == "stream" and report.kind is None and booking.reservations:
+                stream_type = _sync_stream(self.module)
+                tap = self._tap(booking, response, url)
+                response.stream = stream_type(
+                    response.stream, tap, lambda follow: self._apply(booking, follow)
+                )
+        except BaseException:
+            response.close()
+            raise
+        return response, report
+
+    def close(self) -> None:
+        """Close the inner transport."""
+        self.inner.close()
+
+
+class AsyncEngine(_Engine):
+    """The async transports' engine (``AsyncBaseTransport`` of httpx or httpx2)."""
+
+    def __init__(
+        self, module: ModuleType, core: TransportCore[AsyncTokenBucket], inner: Any
+    ) -> None:
+        super().__init__(module, core, inner)
+        self.core: TransportCore[AsyncTokenBucket] = core
+        self._gate: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._gate is None:
+            self._gate = asyncio.Condition()
+        return self._gate
+
+    async def _enter(self) -> bool:
+        core = self.core
+        if core.ready:
+            return False
+        gate = self._condition()
+        async with gate:
+            while self._probing and not core.is_ready():
+                await gate.wait()
+            if core.is_ready():
+                return False
+            self._probing = True
+            return True
+
+    async def _leave(self, probe: bool) -> None:
+        if probe:
+            gate = self._condition()
+            async with gate:
+                self._probing = False
+                gate.notify_all()
+
+    async def _book(self, booking: Booking[AsyncReservation]) -> None:
+        for name, bucket, cost in self.core.to_book(booking.costs):
+            try:
+                booking.reservations[name] = await bucket.reserve(cost)
+            except CostExceedsCapacity as exc:
+                await self._undo(booking)
+                raise self.core.too_large(name, exc) from None
+            except BaseException:
+                await self._undo(booking)
+                raise
+
+    @staticmethod
+    async def _undo(booking: Booking[AsyncReservation]) -> None:
+        for reservation in booking.reservations.values():
+            if not await reservation.cancel():
+                await reservation.settle(0.0)
+        booking.reservations.clear()
+
+    async def _apply(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
+        for name, cost in follow.settles:
+            await booking.reservations[name].settle(cost)
+        buckets = self.core.buckets
+        for call in follow.syncs:
+            await buckets[call.name].sync(call.tokens, **call.kwargs())
+
+    async def handle(self, request: Any) -> Any:
+        """Like :meth:`SyncEngine.handle`, without blocking the loop."""
+        core = self.core
+        costs = self._estimate(request)
+        url = str(request.url)
+        attempt = 0
+        while True:
+            attempt += 1
+            probe = await self._enter()
+            booking: Booking[AsyncReservation] = Booking(costs)
+            try:
+                try:
+                    await self._book(booking)
+                except RequestTooLarge as exc:
+                    if core.retries == 0:
+                        return _refusal(self.module, request, exc)
+                    raise
+                delay = booking.delay
+                if delay > 0:
+                    try:
+                        await self._clock(booking).asleep(delay)
+                    except BaseException:
+                        await self._undo(booking)
+                        raise
+                core.sent(booking)
+                response, report = await self._exchange(request, booking, url)
+            finally:
+                await self._leave(probe)
+            if report.kind == "wait":  # whoever books next waits the server's time
+                for call in core.hold(booking, report):
+                    await core.buckets[call.name].sync(call.tokens, **call.kwargs())
+            decision = core.decide(report, attempt, response.status_code)
+            if decision.action == "return":
+                return self._finish(decision, response)
+            await response.aclose()
+            if decision.action == "raise":
+                assert decision.error is not None  # noqa: S101 -- decide() sets it
+                raise decision.error
+
+    async def _exchange(
+        self, request: Any, booking: Booking[AsyncReservation], url: str
+    ) -> tuple[Any, QuotaReport]:
+        core = self.core
+        try:
+            response = await self.inner.handle_async_request(request)
+        except self._connect_errors:
+            await self._undo(booking)
+            raise
+        except BaseException:
+            await self._apply(
+                booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations))
+            )
+            raise
+        try:
+            how = _how_to_read(response)
+            if how == "read":
+                raw = b"".join([chunk async for chunk in response.stream])
+                await response.stream.aclose()
+                body = _decoded(self.module, response.headers, raw)
+                response = self._rebuild(request, response, raw)
+            else:
+                body = None
+            report = core.report(response.status_code, response.headers, body, url)
+            await self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            if how == "stream" and report.kind is None and booking.reservations:
+                stream_type = _async_stream(self.module)
+                tap = self._tap(booking, response, url)
+                response.stream = stream_type(
+                    response.stream, tap, lambda follow: self._apply(booking, follow)
+                )
+        except BaseException:
+            await response.aclose()
+            raise
+        return response, report
+
+    async def aclose(self) -> None:
+        """Close the inner transport."""
+        await self.inner.aclose()

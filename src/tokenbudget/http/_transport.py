@@ -1,0 +1,442 @@
+"""The transports' one sans-I/O core: what to book, what to settle and sync, what to do next.
+
+A transport (:mod:`tokenbudget.http.httpx`, :mod:`tokenbudget.http.httpx2`, sync
+and async each) sends a request in four moves, and this module decides each one
+without doing any I/O; the adapters only carry the decisions out:
+
+1. **Book.** ``TransportCore.costs`` is the request's cost per limit name
+   (the user's ``cost`` callable, else the dialect's estimate). Each cost is
+   booked on the bucket of its limit; the request waits for the latest
+   booking's time. Before any answer has told the limits, the transport has no
+   bucket: the first request goes out alone and the others wait for its
+   answer (``TransportCore.ready``), so that none goes out unbooked
+   alongside it.
+2. **Send**, through the inner transport.
+3. **Follow.** ``TransportCore.report`` reads the answer in the dialect
+   (:func:`tokenbudget.http.parse`); ``TransportCore.follow`` lists the
+   settles (each booking to the true cost the answer reports, or to its
+   booked cost, or to zero for a refusal, which used nothing) and then the
+   syncs (each bucket to the remaining figure of its limit, ``as_of`` the
+   answer's ``Date``). Settling first marks the bookings as counted by the
+   server, so that the sync does not subtract them as still in flight. A
+   bucket is created for a limit the first time an answer reports it (unless
+   the user gave the buckets). An answer to a request sent before the request
+   of the latest answer synced is older news: it settles, but does not sync.
+   A streamed answer follows its headers when they arrive (settling each
+   booking at its booked cost) and settles the true cost when the stream ends;
+   an abandoned stream stays settled at its booking.
+4. **Decide** (``TransportCore.decide``): return the answer; or, for a
+   *wait* refusal, hold the buckets for the server's wait
+   (``TransportCore.hold``: a request booked now waits that long, and all
+   others queue behind it) and retry, at most ``retries`` times, then raise
+   :class:`~tokenbudget.http.RateLimited`; for *too large* raise
+   :class:`~tokenbudget.http.RequestTooLarge`, for *terminal*
+   :class:`~tokenbudget.http.QuotaExhausted`, at once. With ``retries=0`` (an
+   SDK that retries itself) every refusal is returned, the *too large* and
+   *terminal* ones marked ``x-should-retry: false``, which the SDKs honour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import attrs
+
+from tokenbudget._backend import Backend
+from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
+from tokenbudget._clock import Clock
+from tokenbudget._config import BucketConfig, Rate
+from tokenbudget.exceptions import (
+    CostExceedsCapacity,
+    QuotaExhausted,
+    RateLimited,
+    RequestTooLarge,
+)
+
+from ._dialect import Dialect, estimate, parse
+from ._dialect import dialect as resolve_dialect
+from ._message import HeadersLike
+from ._report import Limit, QuotaReport
+
+
+__all__ = [
+    "IN_FLIGHT",
+    "Booking",
+    "CostFunction",
+    "Decision",
+    "Follow",
+    "TransportCore",
+    "bucket_config",
+]
+
+#: Seconds a booking of a bucket the transport creates counts as on the wire until its answer
+#: settles it (:attr:`tokenbudget.BucketConfig.in_flight`): longer than any request takes.
+IN_FLIGHT: Final = 600.0
+
+#: The header that tells the OpenAI and Anthropic SDKs not to retry an answer.
+SHOULD_RETRY: Final = "x-should-retry"
+
+#: ``cost(request) -> {limit name: cost}``: the request is the HTTP library's own object.
+CostFunction = Callable[[Any], Mapping[str, float]]
+
+B = TypeVar("B", TokenBucket, AsyncTokenBucket)
+R = TypeVar("R", Reservation, AsyncReservation)
+
+
+def bucket_config(limit: Limit) -> BucketConfig | None:
+    """The bucket that mirrors *limit*, or None when the answer does not say enough.
+
+    Capacity the limit, refilled by the whole limit per window: continuously
+    (LLM APIs), or in one step per window (fixed windows: GitHub, IETF
+    policies). A balance below zero (a correction, a hold) enters recharge
+    mode, which ends as soon as one unit is back, so that a request waits only
+    for what it needs. Bookings count as in flight for :data:`IN_FLIGHT`
+    seconds until their answer settles them.
+
+    >>> from tokenbudget.http import Limit
+    >>> config = bucket_config(Limit(5000, 4986, 2400, window=3600, step=3600))
+    >>> config.capacity, config.refill.tokens_per_second * 3600, config.refill_step
+    (5000.0, 5000.0, 3600.0)
+
+    .. versionadded:: 0.1.0
+    """
+    if limit.limit is None or limit.window is None:
+        return None
+    if not (math.isfinite(limit.limit) and limit.limit > 0):
+        return None
+    return BucketConfig(
+        limit.limit,
+        Rate(limit.limit, limit.window),
+        burst_threshold=min(limit.limit, 1.0),
+        refill_step=limit.step,
+        in_flight=IN_FLIGHT,
+    )
+
+
+@attrs.define(eq=False)
+class Booking(Generic[R]):
+    """One attempt of a request: what it booked on which limit, and when it was sent.
+
+    Attributes:
+        costs: The cost per limit name (every limit the request costs, booked or not).
+        reservations: The reservation per limit name (the limits with a bucket).
+        seq: The send order of the attempt (0 until sent).
+    """
+
+    costs: Mapping[str, float]
+    reservations: dict[str, R] = attrs.field(factory=dict)
+    seq: int = 0
+
+    @property
+    def delay(self) -> float:
+        """Seconds until the latest booking's time."""
+        # AsyncReservation.delay is Reservation's property, which mypy cannot see through.
+        delays: list[float] = [r.delay for r in self.reservations.values()]  # type: ignore[misc]
+        return max(delays, default=0.0)
+
+
+@attrs.frozen
+class SyncCall:
+    """One ``bucket.sync(tokens, refill_in=..., rate=..., as_of=...)`` to make."""
+
+    name: str
+    tokens: float
+    refill_in: float | None = None
+    rate: Rate | None = None
+    as_of: float | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the sync."""
+        return {"refill_in": self.refill_in, "rate": self.rate, "as_of": self.as_of}
+
+
+@attrs.frozen
+class Follow:
+    """What an answer asks of the buckets, in order: settle these bookings, then sync these."""
+
+    settles: tuple[tuple[str, float], ...] = ()
+    syncs: tuple[SyncCall, ...] = ()
+
+
+@attrs.frozen
+class Decision:
+    """What to do with an answer.
+
+    Attributes:
+        action: ``"return"`` the answer, ``"retry"`` the request, ``"raise"`` *error*.
+        error: The error to raise (``"raise"``).
+        mark: Whether the returned answer gets ``x-should-retry: false``.
+    """
+
+    action: Literal["return", "retry", "raise"]
+    error: Exception | None = None
+    mark: bool = False
+
+
+_RETURN: Final = Decision("return")
+_RETRY: Final = Decision("retry")
+
+
+def _check_retries(retries: object) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
+    return retries
+
+
+class TransportCore(Generic[B]):
+    """The state and the decisions of one transport; no I/O (see the module docstring).
+
+    Args:
+        dialect: A dialect name or :class:`~tokenbudget.http.Dialect` object.
+        bucket_type: :class:`~tokenbudget.TokenBucket` or :class:`~tokenbudget.AsyncTokenBucket`:
+            the kind of bucket the transport creates.
+        backend: Where the created buckets live (default: one memory backend per transport).
+        key: The prefix of the created buckets' names (default ``"tokenbudget.http:DIALECT"``);
+            the bucket of limit ``L`` is ``KEY:L``.
+        buckets: Limit name to a bucket the user built; then no bucket is created.
+        cost: ``(request) -> {limit name: cost}``, or None for the dialect's estimate.
+        retries: How many times a *wait* refusal is retried (0: returned).
+        clock: The clock of the created buckets (default: the monotonic clock).
+    """
+
+    def __init__(
+        self,
+        dialect: str | Dialect,
+        *,
+        bucket_type: type[B],
+        backend: Backend | None = None,
+        key: str | None = None,
+        buckets: Mapping[str, B] | None = None,
+        cost: CostFunction | None = None,
+        retries: int = 3,
+        clock: Clock | None = None,
+    ) -> None:
+        self.dialect = resolve_dialect(dialect)
+        self.retries = _check_retries(retries)
+        if cost is not None and not callable(cost):
+            raise TypeError(f"cost must be a callable (request) -> {{limit: cost}}, got {cost!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self._bucket_type: type[B] = bucket_type
+        self.buckets: dict[str, B] = {}
+        if buckets is not None:
+            if not isinstance(buckets, Mapping) or not buckets:
+                raise TypeError(
+                    f"buckets must map limit names to {bucket_type.__name__}s, got {buckets!r}"
+                )
+            for name, bucket in buckets.items():
+                if not isinstance(bucket, bucket_type):
+                    raise TypeError(
+                        f"buckets[{name!r}] must be a {bucket_type.__name__}, got {bucket!r}"
+                    )
+                self.buckets[str(name)] = bucket
+        self.own_buckets = buckets is None
+        self.backend = backend
+        self.key = f"tokenbudget.http:{self.dialect.name}" if key is None else key
+        self.clock = clock
+        self.cost = cost
+        #: The limits of the latest answer (the dialect's estimate may use them).
+        self.limits: Mapping[str, Limit] = {}
+        self._sent = 0
+        self._synced = -1
+
+    # -- 1. book -----------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the transport has buckets to book on (else: the first answer makes them)."""
+        return bool(self.buckets)
+
+    def is_ready(self) -> bool:
+        """:attr:`ready`, read again (another thread or task may have made the buckets)."""
+        return bool(self.buckets)
+
+    def costs(
+        self, request: object, method: str, url: str, headers: HeadersLike, body: object
+    ) -> dict[str, float]:
+        """The request's cost per limit name: the user's ``cost``, else the dialect's estimate.
+
+        Raises:
+            ValueError: A cost that is not a finite number >= 0.
+            TypeError: ``cost`` returned no mapping.
+        """
+        if self.cost is None:
+            return estimate(self.dialect, method, url, headers, body, limits=self.limits)
+        costs = self.cost(request)
+        if not isinstance(costs, Mapping):
+            raise TypeError(
+                f"cost(request) must return a mapping of limit name to cost, got {costs!r}"
+            )
+        out: dict[str, float] = {}
+        for name, value in costs.items():
+            number = float(value)
+            if not (math.isfinite(number) and number >= 0):
+                raise ValueError(
+                    f"cost(request) gave {value!r} for limit {name!r}: not a number >= 0"
+                )
+            out[str(name)] = number
+        return out
+
+    def to_book(self, costs: Mapping[str, float]) -> list[tuple[str, B, float]]:
+        """The bookings to make: ``(limit, bucket, cost)`` for each positive cost with a bucket."""
+        return [
+            (name, bucket, cost)
+            for name, cost in costs.items()
+            if cost > 0 and (bucket := self.buckets.get(name)) is not None
+        ]
+
+    def too_large(self, name: str, error: CostExceedsCapacity) -> RequestTooLarge:
+        """The error for a cost that the bucket of limit *name* can never admit."""
+        return RequestTooLarge(
+            error.cost,
+            error.max_cost,
+            limit=name,
+            message=f"the {self.dialect.name} quota's limit {name!r} never admits it",
+        )
+
+    def sent(self, booking: Booking[Any]) -> None:
+        """Record that *booking*'s request is being sent (its place in the send order)."""
+        self._sent += 1
+        booking.seq = self._sent
+
+    # -- 3. follow ---------------------------------------------------------------------
+
+    def report(
+        self, status: int, headers: HeadersLike, body: bytes | None, url: str
+    ) -> QuotaReport:
+        """What the answer says about the quota (the dialect's :func:`~tokenbudget.http.parse`)."""
+        return parse(self.dialect, headers, body, status=status, url=url)
+
+    def create(self, report: QuotaReport) -> list[str]:
+        """Create the buckets of limits reported for the first time; their names.
+
+        Only when the user gave no buckets. The bucket of limit ``L`` is named
+        ``KEY:L`` on the backend; it starts from the reported remaining units
+        (ignored when the name already exists on a shared backend).
+        """
+        created: list[str] = []
+        if not self.own_buckets:
+            return created
+        for name, limit in report.limits.items():
+            if name in self.buckets:
+                continue
+            config = bucket_config(limit)
+            if config is None:
+                continue
+            remaining = limit.remaining
+            tokens = (
+                config.capacity if remaining is None else min(max(remaining, 0.0), config.capacity)
+            )
+            self.buckets[name] = self._bucket_type(
+                config,
+                clock=self.clock,
+                tokens=tokens,
+                backend=self.backend,
+                key=f"{self.key}:{name}",
+            )
+            created.append(name)
+        return created
+
+    def follow(self, booking: Booking[Any], report: QuotaReport, *, final: bool = True) -> Follow:
+        """The settles and syncs an answer asks for.
+
+        Args:
+            booking: The attempt the answer answers.
+            report: What the answer says.
+            final: False for the headers of a streamed answer (its body, and the
+                true cost, come later: see :meth:`settle_stream`).
+        """
+        if report.limits:
+            self.limits = report.limits
+        self.create(report)
+        refused = report.kind is not None
+        settles = tuple(
+            (name, 0.0 if refused else (report.cost.get(name, cost) if final else cost))
+            for name, cost in ((n, booking.costs[n]) for n in booking.reservations)
+        )
+        if booking.seq < self._synced:
+            return Follow(settles)  # older news than an answer already synced
+        self._synced = booking.seq
+        syncs: list[SyncCall] = []
+        for name, limit in report.limits.items():
+            bucket = self.buckets.get(name)
+            if bucket is None or limit.remaining is None:
+                continue
+            stepped = bucket.config.refill_step is not None
+            refill_in = limit.reset if stepped else None
+            syncs.append(SyncCall(name, limit.remaining, refill_in, None, report.as_of))
+        return Follow(settles, tuple(syncs))
+
+    def settle_stream(self, booking: Booking[Any], report: QuotaReport) -> Follow:
+        """The settles when a streamed answer ends: the true costs it reported."""
+        return Follow(
+            tuple((name, report.cost[name]) for name in booking.reservations if name in report.cost)
+        )
+
+    # -- 4. decide ---------------------------------------------------------------------
+
+    def decide(self, report: QuotaReport, attempt: int, status: int) -> Decision:  # noqa: PLR0911
+        """Return, retry or raise after attempt number *attempt* (1 for the first send)."""
+        kind = report.kind
+        if kind is None:
+            return _RETURN
+        if kind == "wait":
+            if attempt <= self.retries:
+                return _RETRY
+            if self.retries == 0:
+                return _RETURN
+            return Decision(
+                "raise",
+                RateLimited(
+                    report.retry_after, status=status, attempts=attempt, message=report.message
+                ),
+            )
+        if self.retries == 0:
+            return Decision("return", mark=True)
+        if kind == "too_large":
+            name, cost = next(iter(report.requested.items()), (None, math.nan))
+            limit = report.limits.get(name) if name is not None else None
+            max_cost = math.nan if limit is None or limit.limit is None else limit.limit
+            return Decision(
+                "raise",
+                RequestTooLarge(cost, max_cost, limit=name, message=report.message, status=status),
+            )
+        return Decision("raise", QuotaExhausted(report.message, status=status))
+
+    def hold(self, booking: Booking[Any], report: QuotaReport) -> tuple[SyncCall, ...]:
+        """Syncs that make every request booked from now on wait out a *wait* refusal.
+
+        The limits the refusal names as short (exhausted, or fewer units left
+        than this request booked) are held, else every limit it booked. A
+        continuously refilled bucket is set to hold this request's cost
+        ``retry_after`` seconds from now (the server's word: it fits then); a
+        stepped one to nothing until the server's next step.
+        """
+        wait = report.retry_after
+        if wait is None:
+            resets = [lim.reset for lim in report.limits.values() if lim.reset is not None]
+            wait = max(resets, default=1.0)
+        short = [
+            name
+            for name in booking.costs
+            if name in self.buckets
+            and (limit := report.limits.get(name)) is not None
+            and limit.remaining is not None
+            and limit.remaining < booking.costs[name]
+        ]
+        names = short or [name for name in booking.costs if name in self.buckets]
+        calls: list[SyncCall] = []
+        for name in names:
+            bucket = self.buckets[name]
+            cost = booking.costs[name]
+            if bucket.config.refill_step is None:
+                calls.append(SyncCall(name, min(cost, bucket.config.capacity), wait))
+            else:
+                limit = report.limits.get(name)
+                left = (
+                    0.0 if limit is None or limit.remaining is None else min(limit.remaining, 0.0)
+                )
+                calls.append(SyncCall(name, left, wait))
+        return tuple(calls)

@@ -1,0 +1,190 @@
+"""Redis operations are safe to retry (issue 18, defect 5).
+
+redis-py sends a command again after a timeout or a dropped connection; the
+script answers an operation it has seen with its recorded reply. Proven by
+hand (the same call twice, a late duplicate) and through a TCP proxy that
+delays replies past the socket timeout, cuts connections mid-reply, loses
+commands and duplicates them, with sync and asyncio clients, in one process
+and in four.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.deploy._workers import skip_if_heavy_skipped
+from tests.tokenbudget import _retry_worker
+from tests.tokenbudget._fault_proxy import FAULTS, FaultProxy
+from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
+
+
+redis = pytest.importorskip("redis")
+
+from tokenbudget._redis_lua import SCRIPT  # noqa: E402 -- after the importorskip
+from tokenbudget.redis import RedisBackend, _head  # noqa: E402
+
+
+pytestmark = pytest.mark.redis
+
+CONFIG = BucketConfig(300, Rate.per_minute(5), burst_threshold=40, min_threshold=1)
+RATES = {"delay": 0.02, "cut": 0.02, "lost": 0.01, "twice": 0.03, "late": 0.03}
+
+
+def _call(client: Any, key: str, *tail: str) -> bytes:
+    head = _head(key, CONFIG, 100.0)
+    reply: bytes = client.eval(SCRIPT, *head, *tail)
+    return reply
+
+
+def test_the_same_operation_twice_is_answered_once(redis_client, redis_prefix):
+    key = redis_prefix + "twice"
+    lane = "@" + uuid.uuid4().hex[:16] + ":"
+    first = _call(redis_client, key, "admit", "1000.0", "60.0", "inf", lane + "1")
+    again = _call(redis_client, key, "admit", "1000.5", "60.0", "inf", lane + "1")
+    assert again == first  # the recorded reply, not a second booking
+    flags, _delay, booking_id, _time, tokens = first.split()
+    assert (flags, booking_id, float(tokens)) == (b"1000", b"1", 40.0)
+    settle = ("settle", "1001.0", "1", "1000.0", "60.0", "20.0", lane + "2")
+    assert _call(redis_client, key, *settle) == _call(redis_client, key, *settle)
+    sync = ("sync", "1002.0", "50.0", "", "", "", lane + "3")  # tokens, refill_in, rate, as_of
+    assert _call(redis_client, key, *sync) == _call(redis_client, key, *sync)
+    fields = redis_client.hgetall(key)
+    assert float(fields[b"booked"]) == 20.0  # booked 60 once, settled to 20 once
+    assert int(fields[b"next_id"]) == 2
+    # Without an operation id (a call by hand), a call is applied as it comes.
+    _call(redis_client, key, "admit", "1003.0", "1.0", "inf")
+    _call(redis_client, key, "admit", "1003.0", "1.0", "inf")
+    assert int(redis_client.hget(key, "next_id")) == 4
+
+
+def test_a_late_duplicate_is_refused(redis_client, redis_prefix):
+    key = redis_prefix + "late"
+    lane = "@" + uuid.uuid4().hex[:16] + ":"
+    _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "1")
+    _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "2")
+    with pytest.raises(redis.ResponseError, match="late duplicate"):
+        _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "1")
+    assert int(redis_client.hget(key, "next_id")) == 3
+
+
+def test_records_of_idle_lanes_are_removed_when_a_lane_appears(redis_client, redis_prefix):
+    from tokenbudget._redis_lua import LANE_IDLE_S
+
+    key = redis_prefix + "idle"
+    old, new = "@" + "a" * 16 + ":", "@" + "b" * 16 + ":"
+    _call(redis_client, key, "admit", "1000.0", "1.0", "inf", old + "1")
+    later = repr(1000.0 + LANE_IDLE_S + 1)
+    _call(redis_client, key, "admit", later, "1.0", "inf", new + "1")
+    lanes = {f for f in redis_client.hkeys(key) if f.startswith(b"op:")}
+    assert lanes == {b"op:" + b"b" * 16}
+
+
+def test_each_thread_and_each_fork_has_lanes_of_its_own(redis_client, redis_prefix):
+    """Two operations at once never share a lane; a bucket's operations number up on it."""
+    clock = ManualClock(1000.0)
+    backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+    bucket = TokenBucket(CONFIG, clock=clock, backend=backend, key="lanes")
+    for _ in range(5):
+        bucket.try_acquire(1)
+    (record,) = (
+        v for f, v in redis_client.hgetall(redis_prefix + "lanes").items() if f[:3] == b"op:"
+    )
+    assert record.startswith(b"5 ")
+    first = backend._lane()
+    second = backend._lane()
+    assert first[0] != second[0]
+
+
+def _check(logs: list[Any], redis_client: Any, redis_key: str) -> None:
+    """What the clients were told against what Redis holds and a capped model server."""
+    admissions: list[tuple[float, float, int]] = []
+    settles: list[tuple[float, float]] = []
+    cancelled: set[int] = set()
+    booked = 0.0
+    operations = 0
+    for adm, sett, canc, b, ops, errors in logs:
+        assert errors == []
+        admissions += adm
+        settles += sett
+        cancelled.update(canc)
+        booked += b
+        operations += ops
+    fields = redis_client.hgetall(redis_key)
+    # No booking lost or doubled: the booked total and the count of booking ids agree.
+    assert float(fields[b"booked"]) == booked
+    assert int(fields[b"next_id"]) - 1 == len(admissions)
+    ids = [i for _, _, i in admissions if i]
+    assert len(ids) == len(set(ids))
+    # No over-admission: a capped server charged each admission at its time never goes
+    # deeper than the deficit allows after an admission.
+    config = _retry_worker.CONFIG
+    rate = config.refill.tokens_per_second
+    events = sorted(
+        [(t, c, "admit") for t, c, i in admissions if i not in cancelled]
+        + [(t, c, "settle") for t, c in settles]
+    )
+    balance, at = _retry_worker.INITIAL, float(fields[b"since"])
+    for t, cost, kind in events:
+        if t > at:
+            balance = min(config.capacity, balance + rate * (t - at))
+            at = t
+        balance -= cost
+        if kind == "admit":
+            assert balance >= -config.max_deficit - 1e-3, (t, cost, balance)
+    assert operations > 0
+
+
+def test_retries_through_a_faulty_proxy(redis_server, redis_client, redis_prefix):
+    """One process, a sync and an asyncio client in turn: every fault is met, nothing doubled."""
+    host, port = redis_client.connection_pool.connection_kwargs["host"], 6379
+    port = redis_client.connection_pool.connection_kwargs.get("port", port)
+    with FaultProxy((host, port), RATES, delay=_retry_worker.PROXY_DELAY, seed=1) as proxy:
+        logs = []
+        for kind in ("sync", "async"):
+            logs += _retry_worker.run(kind, proxy.port, redis_prefix, "one", 7, 300, 4.0)
+    assert all(proxy.counts[f] > 0 for f in FAULTS), proxy.counts
+    _check(logs, redis_client, redis_prefix + "one")
+
+
+@skip_if_heavy_skipped
+def test_four_processes_through_a_faulty_proxy(redis_server, redis_client, redis_prefix):
+    """Thousands of operations from four processes (two sync, two asyncio) on one bucket."""
+    kwargs = redis_client.connection_pool.connection_kwargs
+    ctx = multiprocessing.get_context("spawn")
+    ready, start, results = ctx.Queue(), ctx.Event(), ctx.Queue()
+    with FaultProxy(
+        (kwargs["host"], kwargs.get("port", 6379)), RATES, delay=_retry_worker.PROXY_DELAY, seed=2
+    ) as proxy:
+        procs = [
+            ctx.Process(
+                target=_retry_worker.worker,
+                args=(
+                    (kind, proxy.port, redis_prefix, "four", seed, 900, 8.0),
+                    ready,
+                    start,
+                    results,
+                ),
+            )
+            for seed, kind in enumerate(("sync", "async", "sync", "async"))
+        ]
+        for p in procs:
+            p.start()
+        try:
+            for _ in procs:
+                ready.get(timeout=60)
+            start.set()
+            logs = []
+            for _ in procs:
+                logs += results.get(timeout=60)
+        finally:
+            for p in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.kill()
+    assert all(proxy.counts[f] > 0 for f in FAULTS), proxy.counts
+    assert sum(log[4] for log in logs) >= 2000
+    _check(logs, redis_client, redis_prefix + "four")
