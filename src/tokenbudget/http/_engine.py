@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import cache
@@ -208,6 +209,15 @@ class _Engine:
             return clock
         return _DEFAULT_CLOCK
 
+    def _now(self) -> float:
+        """The transport's clock now (its buckets')."""
+        core = self.core
+        if core.clock is not None:
+            return core.clock.now()
+        for bucket in core.buckets.values():
+            return float(bucket.clock.now())
+        return _DEFAULT_CLOCK.now()
+
     def _estimate(self, request: Any) -> dict[str, float]:
         return self.core.costs(
             request, request.method, str(request.url), request.headers, _request_body(request)
@@ -293,6 +303,13 @@ class SyncEngine(_Engine):
         for call in follow.syncs:
             buckets[call.name].sync(call.tokens, **call.kwargs())
 
+    def _settle_due(self, now: float | None = None) -> None:
+        """Settle the answered bookings whose wait is over (see ``SETTLE_AFTER``)."""
+        if not self.core.settle_after:
+            return
+        for booking, follow in self.core.due(self._now() if now is None else now):
+            self._apply(booking, follow)
+
     def handle(self, request: Any) -> Any:
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
         core = self.core
@@ -301,6 +318,7 @@ class SyncEngine(_Engine):
         attempt = 0
         while True:
             attempt += 1
+            self._settle_due()
             probe = self._enter()
             booking: Booking[Reservation] = Booking(costs)
             try:
@@ -340,9 +358,11 @@ class SyncEngine(_Engine):
         try:
             response = self.inner.handle_request(request)
         except self._connect_errors:
+            core.abandoned(booking, reached=False)
             self._undo(booking)  # never reached the server
             raise
         except BaseException:
+            core.abandoned(booking, reached=True)
             self._apply(booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations)))
             raise
         try:
@@ -355,7 +375,9 @@ class SyncEngine(_Engine):
             else:
                 body = None
             report = core.report(response.status_code, response.headers, body, url)
-            self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            now = self._now()
+            self._settle_due(now)
+            self._apply(booking, core.follow(booking, report, final=how != "stream", now=now))
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _sync_stream(self.module)
                 tap = self._tap(booking, response, url)
@@ -368,8 +390,11 @@ class SyncEngine(_Engine):
         return response, report
 
     def close(self) -> None:
-        """Close the inner transport."""
-        self.inner.close()
+        """Settle what waits, close the inner transport."""
+        try:
+            self._settle_due(math.inf)
+        finally:
+            self.inner.close()
 
 
 class AsyncEngine(_Engine):
@@ -432,6 +457,13 @@ class AsyncEngine(_Engine):
         for call in follow.syncs:
             await buckets[call.name].sync(call.tokens, **call.kwargs())
 
+    async def _settle_due(self, now: float | None = None) -> None:
+        """Like :meth:`SyncEngine._settle_due`."""
+        if not self.core.settle_after:
+            return
+        for booking, follow in self.core.due(self._now() if now is None else now):
+            await self._apply(booking, follow)
+
     async def handle(self, request: Any) -> Any:
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
@@ -440,6 +472,7 @@ class AsyncEngine(_Engine):
         attempt = 0
         while True:
             attempt += 1
+            await self._settle_due()
             probe = await self._enter()
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
@@ -478,9 +511,11 @@ class AsyncEngine(_Engine):
         try:
             response = await self.inner.handle_async_request(request)
         except self._connect_errors:
+            core.abandoned(booking, reached=False)
             await self._undo(booking)
             raise
         except BaseException:
+            core.abandoned(booking, reached=True)
             await self._apply(
                 booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations))
             )
@@ -495,7 +530,9 @@ class AsyncEngine(_Engine):
             else:
                 body = None
             report = core.report(response.status_code, response.headers, body, url)
-            await self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            now = self._now()
+            await self._settle_due(now)
+            await self._apply(booking, core.follow(booking, report, final=how != "stream", now=now))
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _async_stream(self.module)
                 tap = self._tap(booking, response, url)
@@ -508,5 +545,8 @@ class AsyncEngine(_Engine):
         return response, report
 
     async def aclose(self) -> None:
-        """Close the inner transport."""
-        await self.inner.aclose()
+        """Settle what waits, close the inner transport."""
+        try:
+            await self._settle_due(math.inf)
+        finally:
+            await self.inner.aclose()

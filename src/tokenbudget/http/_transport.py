@@ -39,12 +39,13 @@ without doing any I/O; the adapters only carry the decisions out:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
 
-from tokenbudget._backend import Backend
+from tokenbudget._backend import Backend, MemoryBackend
 from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
 from tokenbudget._clock import Clock
 from tokenbudget._config import BucketConfig, Rate
@@ -55,9 +56,9 @@ from tokenbudget.exceptions import (
     RequestTooLarge,
 )
 
-from ._dialect import Dialect, estimate, parse
+from ._dialect import Dialect
 from ._dialect import dialect as resolve_dialect
-from ._message import HeadersLike
+from ._message import HeadersLike, RequestInfo, ResponseInfo
 from ._report import Limit, QuotaReport
 
 
@@ -74,6 +75,13 @@ __all__ = [
 #: Seconds a booking of a bucket the transport creates counts as on the wire until its answer
 #: settles it (:attr:`tokenbudget.BucketConfig.in_flight`): longer than any request takes.
 IN_FLIGHT: Final = 600.0
+
+#: Seconds an answered booking stays in flight before it is settled, on a shared backend: an
+#: answer that another process's request overtook (computed before that request reached the
+#: server, arriving after it was answered) carries the same ``Date`` second, so the core's
+#: ``as_of`` cannot tell it stale; while that request still counts as in flight, every sync
+#: takes it off. Within one process the transport knows the send order and needs no delay.
+SETTLE_AFTER: Final = 1.0
 
 #: The header that tells the OpenAI and Anthropic SDKs not to retry an answer.
 SHOULD_RETRY: Final = "x-should-retry"
@@ -123,11 +131,23 @@ class Booking(Generic[R]):
         costs: The cost per limit name (every limit the request costs, booked or not).
         reservations: The reservation per limit name (the limits with a bucket).
         seq: The send order of the attempt (0 until sent).
+        before: The attempts still unanswered when this one was sent.
+        charged: Once answered, what it is settled at per limit name (0 if refused).
+        done: Whether its bookings are settled (no longer in flight for the buckets).
     """
 
     costs: Mapping[str, float]
     reservations: dict[str, R] = attrs.field(factory=dict)
     seq: int = 0
+    before: tuple[Booking[Any], ...] = ()
+    charged: dict[str, float] | None = None
+    done: bool = False
+
+    def spent(self, name: str) -> float:
+        """What this attempt spends of limit *name* (its booking until it is answered)."""
+        if self.charged is not None and name in self.charged:
+            return self.charged[name]
+        return self.costs.get(name, 0.0)
 
     @property
     def delay(self) -> float:
@@ -241,6 +261,17 @@ class TransportCore(Generic[B]):
         self.limits: Mapping[str, Limit] = {}
         self._sent = 0
         self._synced = -1
+        #: Attempts sent and not yet answered, by send order.
+        self._outstanding: dict[int, Booking[Any]] = {}
+        self._lock = threading.Lock()
+        #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
+        self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
+        shared = (backend is not None and type(backend) is not MemoryBackend) or any(
+            type(bucket._backend) is not MemoryBackend  # noqa: SLF001 -- where it lives
+            for bucket in self.buckets.values()
+        )
+        #: Seconds an answered booking stays in flight before it is settled.
+        self.settle_after = SETTLE_AFTER if shared else 0.0
 
     # -- 1. book -----------------------------------------------------------------------
 
@@ -263,19 +294,19 @@ class TransportCore(Generic[B]):
             TypeError: ``cost`` returned no mapping.
         """
         if self.cost is None:
-            return estimate(self.dialect, method, url, headers, body, limits=self.limits)
-        costs = self.cost(request)
+            # The dialect's own method, resolved once (estimate() would resolve it per call).
+            costs = self.dialect.estimate(RequestInfo(method, url, headers, body), self.limits)
+            who = f"dialect {self.dialect.name!r}"
+        else:
+            costs = self.cost(request)
+            who = "cost(request)"
         if not isinstance(costs, Mapping):
-            raise TypeError(
-                f"cost(request) must return a mapping of limit name to cost, got {costs!r}"
-            )
+            raise TypeError(f"{who} must give a mapping of limit name to cost, got {costs!r}")
         out: dict[str, float] = {}
         for name, value in costs.items():
             number = float(value)
             if not (math.isfinite(number) and number >= 0):
-                raise ValueError(
-                    f"cost(request) gave {value!r} for limit {name!r}: not a number >= 0"
-                )
+                raise ValueError(f"{who} gave {value!r} for limit {name!r}: not a number >= 0")
             out[str(name)] = number
         return out
 
@@ -297,9 +328,23 @@ class TransportCore(Generic[B]):
         )
 
     def sent(self, booking: Booking[Any]) -> None:
-        """Record that *booking*'s request is being sent (its place in the send order)."""
-        self._sent += 1
-        booking.seq = self._sent
+        """Record that *booking*'s request is being sent.
+
+        Its place in the send order, and the requests still unanswered then.
+        """
+        with self._lock:
+            self._sent += 1
+            booking.seq = self._sent
+            booking.before = tuple(self._outstanding.values())
+            self._outstanding[booking.seq] = booking
+
+    def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
+        """Record that *booking*'s request got no answer (it *reached* the server or not)."""
+        with self._lock:
+            self._outstanding.pop(booking.seq, None)
+            booking.charged = {
+                name: (booking.costs[name] if reached else 0.0) for name in booking.costs
+            }
 
     # -- 3. follow ---------------------------------------------------------------------
 
@@ -307,7 +352,10 @@ class TransportCore(Generic[B]):
         self, status: int, headers: HeadersLike, body: bytes | None, url: str
     ) -> QuotaReport:
         """What the answer says about the quota (the dialect's :func:`~tokenbudget.http.parse`)."""
-        return parse(self.dialect, headers, body, status=status, url=url)
+        report = self.dialect.parse(ResponseInfo(headers, body, status=status, url=url))
+        if not isinstance(report, QuotaReport):
+            raise TypeError(f"dialect {self.dialect.name!r} returned {report!r}, not a QuotaReport")
+        return report
 
     def create(self, report: QuotaReport) -> list[str]:
         """Create the buckets of limits reported for the first time; their names.
@@ -339,41 +387,85 @@ class TransportCore(Generic[B]):
             created.append(name)
         return created
 
-    def follow(self, booking: Booking[Any], report: QuotaReport, *, final: bool = True) -> Follow:
+    def follow(
+        self, booking: Booking[Any], report: QuotaReport, *, final: bool = True, now: float = 0.0
+    ) -> Follow:
         """The settles and syncs an answer asks for.
+
+        On a shared backend the settles of an answered request wait
+        :data:`SETTLE_AFTER` seconds (:meth:`due` gives them back): until then
+        the request counts as in flight for every process's syncs.
 
         Args:
             booking: The attempt the answer answers.
             report: What the answer says.
             final: False for the headers of a streamed answer (its body, and the
                 true cost, come later: see :meth:`settle_stream`).
+            now: The transport's clock now.
         """
-        if report.limits:
-            self.limits = report.limits
-        self.create(report)
-        refused = report.kind is not None
-        settles = tuple(
-            (name, 0.0 if refused else (report.cost.get(name, cost) if final else cost))
-            for name, cost in ((n, booking.costs[n]) for n in booking.reservations)
-        )
-        if booking.seq < self._synced:
-            return Follow(settles)  # older news than an answer already synced
-        self._synced = booking.seq
-        syncs: list[SyncCall] = []
-        for name, limit in report.limits.items():
-            bucket = self.buckets.get(name)
-            if bucket is None or limit.remaining is None:
-                continue
-            stepped = bucket.config.refill_step is not None
-            refill_in = limit.reset if stepped else None
-            syncs.append(SyncCall(name, limit.remaining, refill_in, None, report.as_of))
-        return Follow(settles, tuple(syncs))
+        with self._lock:
+            if report.limits:
+                self.limits = report.limits
+            self.create(report)
+            refused = report.kind is not None
+            charged = {
+                name: 0.0 if refused else (report.cost.get(name, cost) if final else cost)
+                for name, cost in booking.costs.items()
+            }
+            booking.charged = charged
+            self._outstanding.pop(booking.seq, None)
+            settles = tuple((name, charged[name]) for name in booking.reservations)
+            if self.settle_after > 0 and not refused and settles:
+                self._deferred.append((now + self.settle_after, booking, settles))
+                settles = ()
+            else:
+                booking.done = True
+            if booking.seq < self._synced:
+                return Follow(settles)  # older news than an answer already synced
+            self._synced = booking.seq
+            # Requests that were on the wire when this one left and are answered (settled)
+            # by now may have reached the server after it: its figure may lack them, and the
+            # bucket no longer counts them as in flight. Take them off (at worst twice).
+            late = [other for other in booking.before if other.done]
+            syncs: list[SyncCall] = []
+            for name, limit in report.limits.items():
+                bucket = self.buckets.get(name)
+                if bucket is None or limit.remaining is None:
+                    continue
+                stepped = bucket.config.refill_step is not None
+                refill_in = limit.reset if stepped else None
+                tokens = limit.remaining - sum(other.spent(name) for other in late)
+                syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
+            return Follow(settles, tuple(syncs))
 
     def settle_stream(self, booking: Booking[Any], report: QuotaReport) -> Follow:
-        """The settles when a streamed answer ends: the true costs it reported."""
-        return Follow(
-            tuple((name, report.cost[name]) for name in booking.reservations if name in report.cost)
-        )
+        """The settles when a streamed answer ends: the true costs it reported.
+
+        A settle still waiting (:meth:`due`) is replaced by these.
+        """
+        with self._lock:
+            waiting = [entry for entry in self._deferred if entry[1] is booking]
+            for entry in waiting:
+                self._deferred.remove(entry)
+            settles = dict(waiting[0][2]) if waiting else {}
+            settles.update((n, report.cost[n]) for n in booking.reservations if n in report.cost)
+            if booking.charged is not None:
+                booking.charged.update(settles)
+            booking.done = True
+            return Follow(tuple(settles.items()))
+
+    def due(self, now: float) -> list[tuple[Booking[Any], Follow]]:
+        """The waiting settles due at *now* (all of them with ``now=math.inf``)."""
+        if not self._deferred:
+            return []
+        with self._lock:
+            ready = [entry for entry in self._deferred if entry[0] <= now]
+            if not ready:
+                return []
+            self._deferred = [entry for entry in self._deferred if entry[0] > now]
+            for _, booking, _ in ready:
+                booking.done = True
+            return [(booking, Follow(settles)) for _, booking, settles in ready]
 
     # -- 4. decide ---------------------------------------------------------------------
 
