@@ -55,7 +55,7 @@ from typing import Any, Protocol, Self
 
 import attrs
 
-from tokenbudget import MonotonicClock
+from tokenbudget import ManualClock, MonotonicClock
 
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "OpenAIServer",
     "QuotaServer",
     "Reply",
+    "SharedManualClock",
     "ShopifyServer",
     "count_tokens",
     "go_duration",
@@ -77,6 +78,29 @@ TOLERANCE = 1e-6
 
 class _Clock(Protocol):
     def now(self) -> float: ...
+
+
+class SharedManualClock(ManualClock):
+    """A :class:`~tokenbudget.ManualClock` that threads may sleep on at once.
+
+    ``ManualClock.sleep`` adds to the time without a lock, so two threads sleeping
+    together can lose one's advance (and time goes back for the other); here each
+    sleep and advance is one step.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self._guard = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        """Advance by *seconds* at once (one thread at a time)."""
+        with self._guard:
+            super().sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move forward by *seconds* (one thread at a time)."""
+        with self._guard:
+            super().advance(seconds)
 
 
 class FastClock:
@@ -773,7 +797,7 @@ class GitHubServer(QuotaServer):
         win = self.windows[resource]
         win.roll(now)
         if win.used + cost > win.limit + TOLERANCE:
-            self.refuse("wait")
+            self.refuse("wait", f"{resource}: used {win.used:g} + {cost:g} > {win.limit:g}")
             message = "API rate limit exceeded for user ID 1."
             if graphql:
                 return _json(
@@ -873,7 +897,7 @@ class ShopifyServer(QuotaServer):
         calls = self.calls
         calls.refill(now)
         if not calls.fits(1):
-            self.refuse("wait")
+            self.refuse("wait", f"rest: {calls.balance:.3f} calls left")
             used = f"{math.ceil(calls.limit - calls.balance):d}/{_num(calls.limit)}"
             return _json(
                 429,
@@ -891,7 +915,7 @@ class ShopifyServer(QuotaServer):
         points = self.points
         points.refill(now)
         if requested > self.single_query_max:
-            self.refuse("too_large")
+            self.refuse("too_large", f"graphql: {requested} > {self.single_query_max:g}")
             message = (
                 f"Query cost is {requested}, which exceeds the single query max cost limit "
                 f"({_num(self.single_query_max)})."
@@ -906,7 +930,7 @@ class ShopifyServer(QuotaServer):
             }
             return _json(200, {}, {"errors": [error]})
         if not points.fits(requested):
-            self.refuse("wait")
+            self.refuse("wait", f"graphql: {requested} > {points.balance:.3f} available")
             cost = {
                 "requestedQueryCost": requested,
                 "actualQueryCost": None,
@@ -991,7 +1015,7 @@ class IETFServer(QuotaServer):
             win.roll(now)
         full = [win for win in self.windows.values() if win.used + 1 > win.limit + TOLERANCE]
         if full:
-            self.refuse("wait")
+            self.refuse("wait", ", ".join(f"{w.used:g} of {w.limit:g} used" for w in full))
             wait = max(win.reset_in(now) for win in full)
             answer = {**self._headers(now), "Retry-After": str(max(1, math.ceil(wait)))}
             return _json(429, answer, {"title": "Too Many Requests", "status": 429})

@@ -7,10 +7,10 @@ without doing any I/O; the adapters only carry the decisions out:
 1. **Book.** ``TransportCore.costs`` is the request's cost per limit name
    (the user's ``cost`` callable, else the dialect's estimate). Each cost is
    booked on the bucket of its limit; the request waits for the latest
-   booking's time. Before any answer has told the limits, the transport has no
-   bucket: the first request goes out alone and the others wait for its
-   answer (``TransportCore.ready``), so that none goes out unbooked
-   alongside it.
+   booking's time. Before any answer has reported a limit, the transport has
+   no bucket for it: the first request costing it goes out alone and the
+   others costing it wait for its answer (``TransportCore.to_probe``), so
+   that none goes out unbooked alongside it.
 2. **Send**, through the inner transport.
 3. **Follow.** ``TransportCore.report`` reads the answer in the dialect
    (:func:`tokenbudget.http.parse`); ``TransportCore.follow`` lists the
@@ -93,12 +93,34 @@ B = TypeVar("B", TokenBucket, AsyncTokenBucket)
 R = TypeVar("R", Reservation, AsyncReservation)
 
 
+#: Seconds of rounding a reset may carry (whole-second ``Date`` and RFC 3339 resets).
+RESET_SLACK: Final = 2.0
+
+
+def slower_than_continuous(limit: Limit) -> bool:
+    """Whether *limit* comes back later than a continuous refill would bring it back.
+
+    A continuous refill of ``limit`` per ``window`` makes the limit whole
+    ``(limit - remaining) / rate`` seconds from now; a reset later than that
+    (beyond :data:`RESET_SLACK`) is a fixed window's, or a refill the answer
+    does not describe: the bucket must not count on any refill before it.
+    """
+    if limit.limit is None or limit.remaining is None or limit.reset is None:
+        return False
+    if limit.window is None or not limit.limit > 0:
+        return False
+    whole_in = max(limit.limit - limit.remaining, 0.0) / (limit.limit / limit.window)
+    return limit.reset > whole_in + RESET_SLACK
+
+
 def bucket_config(limit: Limit) -> BucketConfig | None:
     """The bucket that mirrors *limit*, or None when the answer does not say enough.
 
     Capacity the limit, refilled by the whole limit per window: continuously
-    (LLM APIs), or in one step per window (fixed windows: GitHub, IETF
-    policies). A balance below zero (a correction, a hold) enters recharge
+    (LLM APIs), or in one step per window when the dialect says so or when the
+    limit comes back later than a continuous refill would bring it back
+    (:func:`slower_than_continuous`: fixed windows, such as most servers of the
+    IETF fields). A balance below zero (a correction, a hold) enters recharge
     mode, which ends as soon as one unit is back, so that a request waits only
     for what it needs. Bookings count as in flight for :data:`IN_FLIGHT`
     seconds until their answer settles them.
@@ -114,11 +136,14 @@ def bucket_config(limit: Limit) -> BucketConfig | None:
         return None
     if not (math.isfinite(limit.limit) and limit.limit > 0):
         return None
+    step = limit.step
+    if step is None and slower_than_continuous(limit):
+        step = limit.window
     return BucketConfig(
         limit.limit,
         Rate(limit.limit, limit.window),
         burst_threshold=min(limit.limit, 1.0),
-        refill_step=limit.step,
+        refill_step=step,
         in_flight=IN_FLIGHT,
     )
 
@@ -264,6 +289,10 @@ class TransportCore(Generic[B]):
         #: Attempts sent and not yet answered, by send order.
         self._outstanding: dict[int, Booking[Any]] = {}
         self._lock = threading.Lock()
+        #: Limits a request costs but an answer did not report (no bucket, no waiting for one).
+        self.unreported: set[str] = set()
+        #: When each limit's bucket was last synced (the transport's clock).
+        self._synced_at: dict[str, float] = {}
         #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
         self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
         shared = (backend is not None and type(backend) is not MemoryBackend) or any(
@@ -275,14 +304,39 @@ class TransportCore(Generic[B]):
 
     # -- 1. book -----------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        """Whether the transport has buckets to book on (else: the first answer makes them)."""
-        return bool(self.buckets)
+    def to_probe(self, costs: Mapping[str, float], now: float) -> frozenset[str]:
+        """The limits a request costs that no answer has reported yet, or not lately.
 
-    def is_ready(self) -> bool:
-        """:attr:`ready`, read again (another thread or task may have made the buckets)."""
-        return bool(self.buckets)
+        The first request costing such a limit goes out alone on it (the others
+        costing it wait for its answer, which creates the limit's bucket), so that
+        none goes out unbooked beside it. The same for a fixed window (a stepped
+        bucket) that no answer has synced for a whole window: the server's next
+        window may start with this request, and until its answer tells when it
+        ends, the bucket's steps may not fall where the server's do. Empty when the
+        user gave the buckets, and for limits an answer already failed to report.
+        """
+        if not self.own_buckets:
+            return frozenset()
+        names: set[str] = set()
+        for name, cost in costs.items():
+            if cost <= 0 or name in self.unreported:
+                continue
+            bucket = self.buckets.get(name)
+            if bucket is None:
+                names.add(name)
+                continue
+            step = bucket.config.refill_step
+            if step is not None and now - self._synced_at.get(name, -math.inf) >= step:
+                names.add(name)
+        return frozenset(names)
+
+    def probed(self, names: frozenset[str], *, answered: bool, now: float) -> None:
+        """Record the answer to a request sent alone on *names*: those it did not report."""
+        if answered:
+            with self._lock:
+                self.unreported |= {name for name in names if name not in self.buckets}
+                for name in names:  # a fixed window is not probed again before it passes
+                    self._synced_at.setdefault(name, now)
 
     def costs(
         self, request: object, method: str, url: str, headers: HeadersLike, body: object
@@ -432,10 +486,13 @@ class TransportCore(Generic[B]):
                 bucket = self.buckets.get(name)
                 if bucket is None or limit.remaining is None:
                     continue
+                # A stepped bucket anchors its steps at the reset; a continuous one counts
+                # on no refill before a reset later than its own refill would make it whole.
                 stepped = bucket.config.refill_step is not None
-                refill_in = limit.reset if stepped else None
+                refill_in = limit.reset if stepped or slower_than_continuous(limit) else None
                 tokens = limit.remaining - sum(other.spent(name) for other in late)
                 syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
+                self._synced_at[name] = now
             return Follow(settles, tuple(syncs))
 
     def settle_stream(self, booking: Booking[Any], report: QuotaReport) -> Follow:
