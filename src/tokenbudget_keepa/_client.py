@@ -207,6 +207,8 @@ def product_params(
     update: int | None = None,
     rating: bool = False,
     days: int | None = None,
+    stock: bool = False,
+    only_live_offers: bool = False,
 ) -> dict[str, str]:
     """The query parameters of ``products()``'s options, each checked (the ingestor's too).
 
@@ -226,6 +228,11 @@ def product_params(
     params["rating"] = "1" if _check_bool("rating", rating) else "0"
     if days is not None:
         params["days"] = str(_check_int("days", days, low=1))
+    # Sent only when asked for: an older server (or emulator) may not know them.
+    if _check_bool("stock", stock):
+        params["stock"] = "1"
+    if _check_bool("only_live_offers", only_live_offers):
+        params["only_live_offers"] = "1"
     return params
 
 
@@ -317,6 +324,8 @@ class _Base:
         self._newest_at: float = -math.inf
         self._rate: float | None = None
         self._inflight = 0
+        #: A request whose cost is not yet learned is on the wire: the others wait for it.
+        self._alone = False
 
     def __repr__(self) -> str:
         return (
@@ -357,6 +366,8 @@ class _Base:
         update: int | None,
         rating: bool,
         days: int | None,
+        stock: bool,
+        only_live_offers: bool,
     ) -> list[_Call]:
         codes = _check_asins(asins)
         params: dict[str, str] = {"domain": str(self._domain)}
@@ -369,9 +380,13 @@ class _Base:
                 update=update,
                 rating=rating,
                 days=days,
+                stock=stock,
+                only_live_offers=only_live_offers,
             )
         )
-        kind = RequestKind.product(offers=offers, buybox=buybox, rating=rating)
+        kind = RequestKind.product(
+            offers=offers, buybox=buybox, rating=rating, stock=stock, update=update
+        )
         size = MAX_ASINS if offers is None else MAX_ASINS_WITH_OFFERS
         calls = []
         for start in range(0, len(codes), size):
@@ -792,18 +807,30 @@ class KeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
-            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10.
-            stats: Days of statistics (``stats`` on each product).
+            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10
+                offers found (instead of 1 a product).
+            stats: Days of statistics (``stats`` on each product; free).
             buybox: Buy box data (+2 tokens a product; ignored with offers).
-            history: The price history (``csv``).
-            update: Refresh products older than this many hours (0 always, -1 never).
-            rating: Rating and review count history (up to +1 a product).
+            history: The price history (``csv``; free).
+            update: Refresh products older than this many hours (0 always: +1 a
+                product updated within the hour; -1 never).
+            rating: Rating and review count history (+1 a product whose rating
+                data is fresh).
             days: Limit the history to the last *days* days.
+            stock: Stock of the offers (``stock=1``; +2 a product whose stock data
+                is fresh).
+            only_live_offers: Only the live offers (``only_live_offers=1``; free).
+
+        The cost model (``cost_model``) books each request before it is sent
+        and learns from ``tokensConsumed``; the Keepa reference page has its rules
+        and how it compares with real costs.
 
         Raises:
             TypeError, ValueError: A parameter has the wrong type or range
@@ -819,6 +846,8 @@ class KeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -893,9 +922,18 @@ class KeepaClient(_Base):
             self._wait_for_wire()
             self._clock.sleep(delay)
 
-    def _book(self, cost: float, endpoint: str) -> tuple[Reservation, float]:
-        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
+    def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[Reservation, float]:
+        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must.
+
+        A request whose kind's cost is not learned yet goes *alone* (its true cost may
+        be far above its estimate): it is booked once the requests on the wire are
+        answered, and the requests after it wait for its answer before they book.
+        """
         with self._gated():
+            if alone or self._alone:
+                self._wait_for_wire()
             bucket = self.bucket
             # A bucket of yours may admit less at once than a request may cost: book the most
             # it admits (the answer settles the true cost), as Keepa runs it while positive.
@@ -930,6 +968,7 @@ class KeepaClient(_Base):
                         raise
             with self._state:
                 self._inflight += 1
+                self._alone = self._alone or alone
             return booking, waited
 
     def _wait_for_wire(self) -> None:
@@ -955,18 +994,20 @@ class KeepaClient(_Base):
             if booking is not None:
                 with self._state:
                     self._inflight -= 1
+                    self._alone = self._alone and self._inflight > 0
                     self._state.notify_all()
 
     def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: Reservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = self._book(estimate, call.path)
+                booking, waited = self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:
@@ -1125,6 +1166,8 @@ class AsyncKeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Like :meth:`KeepaClient.products`."""
         calls = self._product_calls(
@@ -1136,6 +1179,8 @@ class AsyncKeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -1202,8 +1247,12 @@ class AsyncKeepaClient(_Base):
             await self._wait_for_wire()
             await self._clock.asleep(delay)
 
-    async def _book(self, cost: float, endpoint: str) -> tuple[AsyncReservation, float]:
+    async def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[AsyncReservation, float]:
         async with self._gated():
+            if alone or self._alone:  # as in KeepaClient._book
+                await self._wait_for_wire()
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
             try:
@@ -1233,6 +1282,7 @@ class AsyncKeepaClient(_Base):
                         await booking.cancel()
                         raise
             self._inflight += 1
+            self._alone = self._alone or alone
             return booking, waited
 
     async def _wait_for_wire(self) -> None:
@@ -1260,18 +1310,20 @@ class AsyncKeepaClient(_Base):
         finally:
             if booking is not None:
                 self._inflight -= 1
+                self._alone = self._alone and self._inflight > 0
                 async with state:
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: AsyncReservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = await self._book(estimate, call.path)
+                booking, waited = await self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:

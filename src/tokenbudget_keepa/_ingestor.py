@@ -94,7 +94,17 @@ _KEEPA_EPOCH_OFFSET = 21_564_000
 #: Tokens one ``/deal`` page costs.
 PAGE_COST = 5
 #: The ``products()`` options an ingestor's ``enrich`` may give.
-ENRICH_OPTIONS = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+ENRICH_OPTIONS = (
+    "offers",
+    "stats",
+    "buybox",
+    "history",
+    "update",
+    "rating",
+    "days",
+    "stock",
+    "only_live_offers",
+)
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
@@ -123,17 +133,19 @@ def product_cost_bound(enrich: Mapping[str, Any]) -> float:
 
     Keepa charges 1 per product, 6 per offer page of up to 10 offers instead
     (``offers=N``), 2 more for ``buybox`` (not with offers), up to 1 more for
-    ``rating``.
+    ``rating``, up to 2 more for ``stock``, up to 1 more for ``update=0``
+    (the cost model's list price).
 
     .. versionadded:: 0.1.0
     """
     offers = enrich.get("offers")
-    cost = 6.0 * math.ceil(int(offers) / 10) if offers else 1.0
-    if enrich.get("buybox") and not offers:
-        cost += 2
-    if enrich.get("rating"):
-        cost += 1
-    return cost
+    return RequestKind.product(
+        offers=None if not offers else int(offers),
+        buybox=bool(enrich.get("buybox")),
+        rating=bool(enrich.get("rating")),
+        stock=bool(enrich.get("stock")),
+        update=enrich.get("update"),
+    ).list_price()
 
 
 def check_enrich(enrich: Mapping[str, Any]) -> None:
@@ -803,6 +815,8 @@ class _Run:
             offers=enrich.get("offers"),
             buybox=bool(enrich.get("buybox")),
             rating=bool(enrich.get("rating")),
+            stock=bool(enrich.get("stock")),
+            update=enrich.get("update"),
         )
         return float(model.per_unit(kind))
 

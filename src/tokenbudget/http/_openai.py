@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -64,12 +65,14 @@ _GENERATING: Final = ("/chat/completions", "/completions", "/responses", "/messa
 
 
 def _error_object(body: object) -> tuple[str, str, str]:
-    """(code, type, message) of an OpenAI-style ``{"error": {...}}`` body; empty parts if absent."""
+    """(code, type, message) of an OpenAI-style ``{"error": {...}}`` body (or a flat one)."""
     error = dig(body, "error")
     if isinstance(error, str):
         return "", "", error[:MESSAGE_CHARS]
     if not isinstance(error, Mapping):
-        return "", "", ""
+        if not isinstance(body, Mapping) or "message" not in body:
+            return "", "", ""
+        error = body  # Mistral's flat {"message": ..., "type": ..., "code": ...}
 
     def text(key: str) -> str:
         value = error.get(key)
@@ -85,6 +88,11 @@ def _limit_named(message: str) -> str:
     """The limit a refusal's words name: ``"... on tokens per min (TPM)"`` -> ``"tokens"``."""
     match = _ON_LIMIT.search(message)
     return "requests" if match is not None and match.group(1).lower() == "requests" else "tokens"
+
+
+@functools.cache
+def _fields_of(limit_name: str) -> tuple[str, str, str]:
+    return tuple(f"x-ratelimit-{part}-{limit_name}" for part in ("limit", "remaining", "reset"))  # type: ignore[return-value]
 
 
 def usage_tokens(response: ResponseInfo) -> float | None:
@@ -132,19 +140,21 @@ class OpenAIDialect:
         limits: dict[str, Limit] = {}
         headers = response.headers
         for limit_name, window in self.windows.items():
+            limit_field, remaining_field, reset_field = _fields_of(limit_name)
+            raw_limit = headers.get(limit_field)
+            raw_remaining = headers.get(remaining_field)
+            raw_reset = headers.get(reset_field)
+            if raw_limit is None and raw_remaining is None and raw_reset is None:
+                continue
             figures: list[float | None] = []
-            for part in ("limit", "remaining"):
-                field = f"x-ratelimit-{part}-{limit_name}"
-                raw = headers.get(field)
+            for field, raw in ((limit_field, raw_limit), (remaining_field, raw_remaining)):
                 value = None if raw is None else decimal(raw)
                 if raw is not None and value is None:
                     warn_malformed(self.name, field, raw)
                 figures.append(value)
-            field = f"x-ratelimit-reset-{limit_name}"
-            raw = headers.get(field)
-            reset = None if raw is None else go_duration(raw)
-            if raw is not None and reset is None:
-                warn_malformed(self.name, field, raw)
+            reset = None if raw_reset is None else go_duration(raw_reset)
+            if raw_reset is not None and reset is None:
+                warn_malformed(self.name, reset_field, raw_reset)
             if figures == [None, None] and reset is None:
                 continue
             unit = "requests" if limit_name == "requests" else "tokens"
