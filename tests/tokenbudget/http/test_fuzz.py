@@ -276,19 +276,19 @@ SAMPLE_FILES = {
 }
 
 
-@given(st.sampled_from(sorted(SAMPLE_FILES)), st.data())
-def test_real_samples_read_the_same_in_any_case_order_and_shape(dialect, data):
+@given(
+    st.sampled_from(sorted(SAMPLE_FILES)),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["pairs", "dict", "httpx", "bytes"]),
+)
+def test_real_samples_read_the_same_in_any_case_order_and_shape(dialect, rng, shape):
     """A real sample's headers in any letter case, order and container give the same report."""
     sections = quota_sections(SAMPLE_FILES[dialect])
-    text = sections[data.draw(st.sampled_from(sorted(sections)))]
+    text = sections[rng.choice(sorted(sections))]
     pairs = sample_headers(text)
     expected = parse(dialect, pairs, received_at=1.7e9)
-    shuffled = data.draw(st.permutations(pairs))
-    recased = [
-        ("".join(c.upper() if data.draw(st.booleans()) else c.lower() for c in n), v)
-        for n, v in shuffled
-    ]
-    shape = data.draw(st.sampled_from(["pairs", "dict", "httpx", "bytes"]))
+    rng.shuffle(pairs)
+    recased = [("".join(rng.choice((c.upper(), c.lower())) for c in n), v) for n, v in pairs]
     given_headers: object = {
         "pairs": recased,
         "dict": dict(recased),
