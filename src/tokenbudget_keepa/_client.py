@@ -71,6 +71,7 @@ from ._errors import (
 )
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
+from ._redaction import keep_key_out_of_logs
 from ._spending import count_spent
 
 
@@ -304,6 +305,7 @@ class _Base:
                 f"api_key must not be empty: pass the key, or api_key=None to read {ENV_KEY}"
             )
         self._key = api_key
+        keep_key_out_of_logs(api_key)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self._base_url = base_url.rstrip("/")
@@ -455,7 +457,7 @@ class _Base:
             refill_step=self._refill_step,
             # Admitted bookings count as on the wire until settled, for as long as a request
             # may take (connect + write + read, each up to the timeout): a sync subtracts them.
-            in_flight=3 * self._timeout,
+            in_flight=self._in_flight,
         )
 
     def _sync_args(self, answer: _Answer) -> tuple[float, float, Rate | None] | None:
@@ -464,15 +466,26 @@ class _Base:
         if envelope is None:
             return None
         status = answer.status
-        if not envelope.newer_than(self._newest):
+        # An envelope stamped older than the newest one was overtaken on the way, unless it
+        # arrives more than a request can take after that one was adopted: then the newest
+        # one's stamp was wrong (far in the future), and it must not blind the client.
+        overtaken = not envelope.newer_than(self._newest) and (
+            self._clock.now() - self._newest_at <= self._in_flight
+        )
+        if not overtaken:
+            self._newest = envelope
+            self._newest_at = self._clock.now()
+        elif status == 429:
+            # A refusal means "not now" whatever its stamp: the balance is at most zero.
+            log.debug("HTTP 429 stamped %d ms, older than the newest answer: synced all the same",
+                      envelope.timestamp_ms)  # fmt: skip
+        else:
             log.debug(
                 "envelope of %d ms is older than one already synced (%d ms): not synced",
                 envelope.timestamp_ms,
                 self._newest.timestamp_ms if self._newest else 0,
             )
             return None
-        self._newest = envelope
-        self._newest_at = self._clock.now()
         tokens = envelope.tokens_left
         if status == 429 and tokens > 0:
             tokens = 0.0  # Keepa refuses only at zero or below: it has spent more since
@@ -482,6 +495,24 @@ class _Base:
                 rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
         return tokens, envelope.refill_in, rate
+
+    @property
+    def _in_flight(self) -> float:
+        """The longest a request may take (connect, write, read): the bucket's ``in_flight``."""
+        return 3 * self._timeout
+
+    def _refusal_wait(self, answer: _Answer) -> float:
+        """Seconds until the refill a 429 implies makes the balance positive again.
+
+        From its envelope, whatever its stamp: ``refillIn`` to the next step, plus
+        a step for every step's worth of debt. Without an envelope (or a rate), one step.
+        """
+        envelope = answer.envelope
+        if envelope is None or envelope.refill_rate <= 0:
+            return self._refill_step
+        per_step = envelope.refill_rate * self._refill_step / 60.0
+        steps = math.floor(max(0.0, -envelope.tokens_left) / per_step) + 1
+        return max(0.0, envelope.refill_in) + (steps - 1) * self._refill_step
 
     def _status_is_fresh(self, max_age: float | None) -> bool:
         age = self._status_interval if max_age is None else max_age
@@ -594,6 +625,14 @@ class _Base:
                 f"{where} (not enough tokens) {attempts} times{detail}",
                 tokens_left=None if env is None else env.tokens_left,
                 refill_in=None if env is None else env.refill_in,
+                **kw,
+            )
+        if 300 <= status < 400:
+            # Keepa does not redirect API calls; following one would send the key elsewhere
+            # (an http:// base URL redirected to https:// included): never followed.
+            return KeepaProtocolError(
+                f"{where}, a redirect: Keepa does not redirect API calls, and following it "
+                "would carry the key; not followed (check base_url: https://api.keepa.com)",
                 **kw,
             )
         if status >= 500:
@@ -792,6 +831,7 @@ class KeepaClient(Endpoints, _Base):
         self._http = httpx.Client(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # a redirect would carry the key: see _error_for
             transport=_KeyTransport(httpx.HTTPTransport(), self._key),
         )
 
@@ -959,6 +999,15 @@ class KeepaClient(Endpoints, _Base):
             self._wait_for_wire()
             self._clock.sleep(delay)
 
+    def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
+        """After a 429 of a request that booked nothing: wait for the refill it implies."""
+        wait = self._refusal_wait(answer)
+        if wait > MAX_WAIT:
+            raise self._error_for(call, answer, attempt)
+        with self._gated():
+            self._wait_for_wire()
+            self._clock.sleep(wait)
+
     def _book(
         self, cost: float, endpoint: str, *, alone: bool = False
     ) -> tuple[Reservation, float]:
@@ -1085,6 +1134,8 @@ class KeepaClient(Endpoints, _Base):
                 token_retries += 1
                 if answer.envelope is None and self._bucket is not None:
                     self._bucket.sync(0.0)  # no envelope: the balance is at most zero
+                if booking is None:  # nothing booked (/token): no booking waits for the refill
+                    self._wait_refill(call, answer, attempt)
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1
@@ -1150,6 +1201,7 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # as in KeepaClient
             transport=_AsyncKeyTransport(httpx.AsyncHTTPTransport(), self._key),
         )
 
@@ -1282,6 +1334,15 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
             finally:
                 self._gate_owner = None
 
+    async def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
+        """Like :meth:`KeepaClient._wait_refill`."""
+        wait = self._refusal_wait(answer)
+        if wait > MAX_WAIT:
+            raise self._error_for(call, answer, attempt)
+        async with self._gated():
+            await self._wait_for_wire()
+            await self._clock.asleep(wait)
+
     async def _back_off(self, retry: int) -> None:
         """Like :meth:`KeepaClient._back_off`."""
         delay = self._backoff_delay(retry)
@@ -1406,6 +1467,8 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                 token_retries += 1
                 if answer.envelope is None and self._bucket is not None:
                     await self._bucket.sync(0.0)
+                if booking is None:  # as in KeepaClient._send
+                    await self._wait_refill(call, answer, attempt)
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1

@@ -92,7 +92,8 @@ class AnthropicDialect:
         message = error.get("message")
         message = message[:MESSAGE_CHARS] if isinstance(message, str) else ""
         code = dig(error, "details", "error_code")
-        if code in _SPEND_CAP_CODES or "reached your api usage limits" in message.lower():
+        spend_cap = isinstance(code, str) and code in _SPEND_CAP_CODES
+        if spend_cap or "reached your api usage limits" in message.lower():
             return "terminal", message
         if error.get("type") == "request_too_large" or response.status == 413:
             return "too_large", message

@@ -72,7 +72,8 @@ def _walk(value: object, depth: int = 0) -> int:  # noqa: PLR0911 -- one return 
             return MEDIA_TOKENS
         return _text_tokens(value)
     if isinstance(value, Mapping):
-        if value.get("type") in _MEDIA_TYPES:
+        kind = value.get("type")
+        if isinstance(kind, str) and kind in _MEDIA_TYPES:
             return MEDIA_TOKENS
         total = 0
         for key, item in value.items():

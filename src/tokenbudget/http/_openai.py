@@ -65,12 +65,14 @@ _GENERATING: Final = ("/chat/completions", "/completions", "/responses", "/messa
 
 
 def _error_object(body: object) -> tuple[str, str, str]:
-    """(code, type, message) of an OpenAI-style ``{"error": {...}}`` body; empty parts if absent."""
+    """(code, type, message) of an OpenAI-style ``{"error": {...}}`` body (or a flat one)."""
     error = dig(body, "error")
     if isinstance(error, str):
         return "", "", error[:MESSAGE_CHARS]
     if not isinstance(error, Mapping):
-        return "", "", ""
+        if not isinstance(body, Mapping) or "message" not in body:
+            return "", "", ""
+        error = body  # Mistral's flat {"message": ..., "type": ..., "code": ...}
 
     def text(key: str) -> str:
         value = error.get(key)

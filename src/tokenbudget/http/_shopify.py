@@ -26,6 +26,8 @@ _TOKEN = re.compile(
     r"|[{}()\[\]:=@!,|&]"
 )
 _MAX_QUERY: Final = 100_000
+#: The most nodes one connection returns (Shopify's cap on ``first`` / ``last``).
+MAX_PAGE: Final = 250
 #: The deepest selection read; deeper queries are not read (Shopify refuses them too).
 _MAX_DEPTH: Final = 64
 
@@ -59,7 +61,7 @@ def _arguments(
             if number is None and value.lstrip("-").isdigit():
                 number = float(value)
             if number is not None and number > 0:
-                size = max(size or 0, int(number))
+                size = max(size or 0, int(min(number, MAX_PAGE)))
     return size, end
 
 
@@ -137,8 +139,9 @@ def query_cost(query: str, variables: Mapping[str, object] | None = None) -> int
     The rules Shopify documents, applied without its schema: a field with a
     selection is an object (1) or, with ``first`` / ``last``, a connection (2
     plus that many times its node's cost); a field without one is a scalar
-    (0); a mutation adds :data:`MUTATION_COST`; a fragment spread counts one
-    object. None when the text cannot be read.
+    (0); a mutation adds 10; a fragment spread counts one object; ``first``
+    and ``last`` count at most 250 (Shopify's cap). None when the text cannot
+    be read.
 
     .. versionadded:: 0.1.0
     """

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tokenbudget.http import parse
+from tokenbudget.http import estimate, parse
 from tokenbudget.http._message import http_date, rfc3339
 from tokenbudget.http._openai import go_duration
 from tokenbudget.http._sf import InnerList, Item, SFError, Token, parse_dictionary, parse_list
@@ -181,3 +181,44 @@ def test_keepa_error_without_envelope_keeps_the_message():
     """A 400 whose body has only an error object still reports Keepa's words."""
     report = parse("keepa", {}, {"error": {"type": "invalidParameter", "message": "m"}}, status=400)
     assert (report.limits, report.message) == ({}, "invalidParameter: m")
+
+
+def test_mistral_flat_error_body():
+    """Mistral's flat 429 body (message at the top) is read for its words."""
+    body = {"object": "error", "message": "Requests rate limit exceeded", "type": "rate_limited"}
+    report = parse("mistral", {"retry-after": "3"}, body, status=429)
+    assert (report.kind, report.retry_after, report.message) == (
+        "wait",
+        3.0,
+        "Requests rate limit exceeded",
+    )
+
+
+def test_unhashable_error_code_is_no_crash():
+    """Regression: an error_code that is a list (unhashable) is read as no code."""
+    body = {"type": "error", "error": {"type": None, "message": "m", "details": {"error_code": []}}}
+    assert parse("anthropic", {}, body, status=400).kind is None
+
+
+def test_unhashable_part_type_is_no_crash():
+    """Regression: a message part whose type is a list is counted as text, not a crash."""
+    body = {"messages": [{"role": "user", "content": [{"type": ["image"], "text": "hi"}]}]}
+    assert estimate("openai", "POST", "https://api.openai.com/v1/chat/completions", {}, body)
+
+
+def test_huge_page_sizes_are_capped():
+    """Regression: first: 1e300 counts as Shopify's cap of 250 (no OverflowError)."""
+    query = "query($n: Int) { a(first: $n) { b(first: $n) { c(first: $n) { nodes { id } } } } }"
+    body = {"query": query, "variables": {"n": 1e300}}
+    costs = estimate("shopify", "POST", "https://s/admin/api/graphql.json", {}, body)
+    assert costs["graphql"] == 2 + 250 * (2 + 250 * (2 + 250 * 1))
+
+
+def test_ietf_intermediate_l_parameter_and_malformed_member():
+    """An intermediate draft's l= stands for q=; a member broken by a comma is dropped."""
+    report = parse(
+        "ietf",
+        [("RateLimit-Policy", "default;l=100;w=10"), ("RateLimit", "default;r=0, t=10")],
+    )
+    limit = report.limits["default"]
+    assert (limit.limit, limit.remaining, limit.reset, limit.window) == (100, 0, None, 10)
