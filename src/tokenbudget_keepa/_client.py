@@ -69,6 +69,7 @@ from ._errors import (
 )
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
+from ._redaction import keep_key_out_of_logs
 from ._spending import count_spent
 
 
@@ -294,6 +295,7 @@ class _Base:
                 f"api_key must not be empty: pass the key, or api_key=None to read {ENV_KEY}"
             )
         self._key = api_key
+        keep_key_out_of_logs(api_key)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self._base_url = base_url.rstrip("/")
@@ -593,6 +595,14 @@ class _Base:
                 refill_in=None if env is None else env.refill_in,
                 **kw,
             )
+        if 300 <= status < 400:
+            # Keepa does not redirect API calls; following one would send the key elsewhere
+            # (an http:// base URL redirected to https:// included): never followed.
+            return KeepaProtocolError(
+                f"{where}, a redirect: Keepa does not redirect API calls, and following it "
+                "would carry the key; not followed (check base_url: https://api.keepa.com)",
+                **kw,
+            )
         if status >= 500:
             return KeepaServerError(f"{where} {attempts} times{detail}", **kw)
         if 400 <= status < 500:
@@ -789,6 +799,7 @@ class KeepaClient(_Base):
         self._http = httpx.Client(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # a redirect would carry the key: see _error_for
             transport=_KeyTransport(httpx.HTTPTransport(), self._key),
         )
 
@@ -1153,6 +1164,7 @@ class AsyncKeepaClient(_Base):
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # as in KeepaClient
             transport=_AsyncKeyTransport(httpx.AsyncHTTPTransport(), self._key),
         )
 
