@@ -449,10 +449,11 @@ class FinderQuery:
     too) are the paging, sent inside the selection. At least one filter is
     needed, as Keepa requires.
 
-    >>> q = FinderQuery(rootCategory=562066, current_SALES_lte="5000", perPage=100)
-    >>> q.to_selection()
+    >>> from tokenbudget_keepa import FinderQuery
+    >>> finder = FinderQuery(rootCategory=562066, current_SALES_lte="5000", perPage=100)
+    >>> finder.to_selection()
     {'rootCategory': [562066], 'current_SALES_lte': 5000, 'page': 0, 'perPage': 100}
-    >>> q.with_page(2).page, q.page_size
+    >>> finder.with_page(2).page, finder.page_size
     (2, 100)
 
     Attributes:
@@ -534,7 +535,7 @@ class FinderQuery:
 
     @property
     def page_size(self) -> int:
-        """The ASINs a page holds at most: ``perPage``, or Keepa's default of 50."""
+        """The most ASINs a page holds (``perPage``, or Keepa's default of 50)."""
         return FINDER_PAGE_SIZE if self.per_page is None else self.per_page
 
     @classmethod
