@@ -35,7 +35,7 @@ import random
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -56,7 +56,9 @@ from tokenbudget import (
     TokenBucket,
 )
 
+from ._client_endpoints import AsyncEndpoints, Endpoints
 from ._cost import CostModel, RequestKind
+from ._endpoints import EndpointCall
 from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
     KeepaAuthError,
@@ -69,12 +71,14 @@ from ._errors import (
 )
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
+from ._redaction import keep_key_out_of_logs
 from ._spending import count_spent
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
 
 EventHook = Callable[[Event], None]
+T = TypeVar("T")
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -238,12 +242,19 @@ def product_params(
 
 @attrs.frozen
 class _Call:
-    """One HTTP request to make: where, what, and how it is priced."""
+    """One HTTP request to make: where, what, and how it is priced.
+
+    A call of the rest of the API (:mod:`._endpoints`) has no learned *kind*: it
+    is booked at its *bound* (Keepa's documented most), and settled to
+    ``tokensConsumed`` or, without one, to *settle* of the answer's body.
+    """
 
     path: str
     params: dict[str, str]
     kind: RequestKind | None
     units: int
+    bound: float | None = None
+    settle: Callable[[Mapping[str, Any]], float] | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -294,6 +305,7 @@ class _Base:
                 f"api_key must not be empty: pass the key, or api_key=None to read {ENV_KEY}"
             )
         self._key = api_key
+        keep_key_out_of_logs(api_key)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self._base_url = base_url.rstrip("/")
@@ -556,14 +568,36 @@ class _Base:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _consumed(self, answer: _Answer | None, estimate: float) -> float:
+    def _estimate(self, call: _Call) -> float:
+        """What *call* is booked at: its bound, or the cost model's estimate (0: free)."""
+        if call.bound is not None:
+            return call.bound
+        return 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+
+    def _consumed(
+        self, answer: _Answer | None, estimate: float, call: _Call | None = None
+    ) -> float:
         if answer is not None and answer.envelope is not None:
             consumed = answer.envelope.tokens_consumed
             if consumed is not None:
                 return consumed
             if answer.status == 429:
                 return 0.0
+        settle = None if call is None else call.settle
+        if settle is not None and answer is not None and answer.status == 200 and answer.body:
+            return settle(answer.body)  # Keepa's documented cost of this answer
         return estimate
+
+    def _endpoint_call(self, endpoint: EndpointCall[Any]) -> _Call:
+        """The :class:`_Call` of an endpoint of the rest of the API."""
+        return _Call(
+            endpoint.path,
+            dict(endpoint.params),
+            None,
+            0,
+            bound=endpoint.bound,
+            settle=endpoint.cost,
+        )
 
     def _error_for(self, call: _Call, answer: _Answer, attempts: int) -> KeepaError:
         """The error to raise for a final, failed answer."""
@@ -591,6 +625,14 @@ class _Base:
                 f"{where} (not enough tokens) {attempts} times{detail}",
                 tokens_left=None if env is None else env.tokens_left,
                 refill_in=None if env is None else env.refill_in,
+                **kw,
+            )
+        if 300 <= status < 400:
+            # Keepa does not redirect API calls; following one would send the key elsewhere
+            # (an http:// base URL redirected to https:// included): never followed.
+            return KeepaProtocolError(
+                f"{where}, a redirect: Keepa does not redirect API calls, and following it "
+                "would carry the key; not followed (check base_url: https://api.keepa.com)",
                 **kw,
             )
         if status >= 500:
@@ -697,7 +739,7 @@ def _transport_note(exc: httpx.RequestError, key: str) -> str:
 # -- the sync client ---------------------------------------------------------------------------
 
 
-class KeepaClient(_Base):
+class KeepaClient(Endpoints, _Base):
     """A Keepa API client that keeps the account's token budget (it never needs an HTTP 429).
 
     Every request is booked on :attr:`bucket` before it is sent, at its
@@ -789,6 +831,7 @@ class KeepaClient(_Base):
         self._http = httpx.Client(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # a redirect would carry the key: see _error_for
             transport=_KeyTransport(httpx.HTTPTransport(), self._key),
         )
 
@@ -906,6 +949,11 @@ class KeepaClient(_Base):
         return result
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _call(self, endpoint: EndpointCall[T]) -> T:
+        """Send a call of the rest of the API (:mod:`._client_endpoints`); its typed result."""
+        call = self._endpoint_call(endpoint)
+        return endpoint.read(self._payload(call, self._send(call), 1))
 
     def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
@@ -1037,7 +1085,7 @@ class KeepaClient(_Base):
 
     def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
-        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        estimate = self._estimate(call)
         alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
@@ -1078,7 +1126,7 @@ class KeepaClient(_Base):
                 self._back_off(server_retries)
                 continue
             answer = self._read(response)
-            self._finish(booking, answer, self._consumed(answer, estimate))
+            self._finish(booking, answer, self._consumed(answer, estimate, call))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
             if answer.status == 200:
                 return answer
@@ -1099,7 +1147,7 @@ class KeepaClient(_Base):
 # -- the async client --------------------------------------------------------------------------
 
 
-class AsyncKeepaClient(_Base):
+class AsyncKeepaClient(AsyncEndpoints, _Base):
     """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
 
     Takes the same arguments; *bucket* is an :class:`~tokenbudget.AsyncTokenBucket`.
@@ -1153,6 +1201,7 @@ class AsyncKeepaClient(_Base):
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # as in KeepaClient
             transport=_AsyncKeyTransport(httpx.AsyncHTTPTransport(), self._key),
         )
 
@@ -1239,6 +1288,11 @@ class AsyncKeepaClient(_Base):
         return result
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _call(self, endpoint: EndpointCall[T]) -> T:
+        """Like :meth:`KeepaClient._call`."""
+        call = self._endpoint_call(endpoint)
+        return endpoint.read(self._payload(call, await self._send(call), 1))
 
     async def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
@@ -1364,7 +1418,7 @@ class AsyncKeepaClient(_Base):
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
-        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        estimate = self._estimate(call)
         alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
@@ -1405,7 +1459,7 @@ class AsyncKeepaClient(_Base):
                 await self._back_off(server_retries)
                 continue
             answer = self._read(response)
-            await self._finish(booking, answer, self._consumed(answer, estimate))
+            await self._finish(booking, answer, self._consumed(answer, estimate, call))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
             if answer.status == 200:
                 return answer

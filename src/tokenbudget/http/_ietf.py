@@ -16,7 +16,8 @@ Unnamed policies of the older drafts are named as they are written
 policy whose quota it shows, else ``"default"``. Parsing is lenient as the
 draft asks: a member that does not parse, a parameter of the wrong type and
 unknown parameters (``burst=1000``) are skipped, a bare token is accepted as a
-policy name, and everything else in the field is kept.
+policy name, ``l`` (an intermediate draft's name) stands for a missing
+``q``, and everything else in the field is kept.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class IETFDialect:
         """One request per request-counted limit, the body's bytes per byte-counted one."""
         costs: dict[str, float] = {}
         for name, limit in limits.items():
-            if limit.unit in {"requests", "concurrent-requests"}:
+            if limit.unit in {"requests", "request", "concurrent-requests"}:
                 costs[name] = 1.0
             elif limit.unit == "content-bytes":
                 body = request.body
@@ -144,7 +145,9 @@ class IETFDialect:
         if isinstance(member, InnerList):
             warn_malformed(self.name, "RateLimit-Policy member", member)
             return
-        figures = self._params(member, "RateLimit-Policy", ("q", "w"))
+        figures = self._params(member, "RateLimit-Policy", ("q", "l", "w"))
+        if "q" not in figures and "l" in figures:  # "l", an intermediate draft's name for q
+            figures["q"] = figures["l"]
         window = figures.get("w")
         if window == 0:
             warn_malformed(self.name, "RateLimit-Policy parameter w", 0)

@@ -212,3 +212,13 @@ def test_huge_page_sizes_are_capped():
     body = {"query": query, "variables": {"n": 1e300}}
     costs = estimate("shopify", "POST", "https://s/admin/api/graphql.json", {}, body)
     assert costs["graphql"] == 2 + 250 * (2 + 250 * (2 + 250 * 1))
+
+
+def test_ietf_intermediate_l_parameter_and_malformed_member():
+    """An intermediate draft's l= stands for q=; a member broken by a comma is dropped."""
+    report = parse(
+        "ietf",
+        [("RateLimit-Policy", "default;l=100;w=10"), ("RateLimit", "default;r=0, t=10")],
+    )
+    limit = report.limits["default"]
+    assert (limit.limit, limit.remaining, limit.reset, limit.window) == (100, 0, None, 10)
