@@ -476,13 +476,10 @@ class FinderQuery:
     per_page: int | None
 
     def __init__(self, selection: Mapping[str, Any] | None = None, /, **more: Any) -> None:
-        given: dict[str, Any] = {}
-        items: Iterable[tuple[object, Any]] = [
-            *((selection or {}).items() if selection is not None else ()),
-            *more.items(),
-        ]
         if selection is not None and not isinstance(selection, Mapping):
             raise TypeError(f"a finder selection must be a mapping, got {selection!r}")
+        given: dict[str, Any] = {}
+        items: Iterable[tuple[object, Any]] = [*(selection or {}).items(), *more.items()]
         for key, value in items:
             if not isinstance(key, str):
                 raise TypeError(f"finder selection keys must be str, got {key!r}")
