@@ -101,7 +101,7 @@ def _outcome(reply: Any) -> Outcome:
 
 
 def _observation(reply: Any) -> Observation:
-    recharging, time, tokens, rate, pending, backlog, booked, since = reply.split()
+    recharging, time, tokens, rate, pending, backlog, booked, since, first = reply.split()
     return Observation(
         float(time),
         float(tokens),
@@ -111,6 +111,7 @@ def _observation(reply: Any) -> Observation:
         float(backlog),
         float(booked),
         float(since),
+        int(first),
     )
 
 
