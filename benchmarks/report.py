@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+import http_transport
 import keepa_client
 import keepa_ingestor
 from peers import PEERS
@@ -111,6 +112,17 @@ def ratios(results: dict) -> dict:
                 "best": kc[mode]["httpx"],
                 "ratio": kc[mode]["ratio"],
             }
+    ht = results.get("http") or {}
+    for lib in ("httpx", "httpx2"):
+        for mode in ("sync", "async"):
+            row = (ht.get(lib) or {}).get(mode)
+            if row:
+                out[f"http_transport_{lib}_{mode}"] = {
+                    "ours": row["transport"],
+                    "best_peer": f"bare {lib}",
+                    "best": row["bare"],
+                    "ratio": row["transport"] / row["bare"],
+                }
     red = results.get("redis") or {}
     for procs in ("p1", "p4"):
         rows = [{**r, **(r.get(procs) or {})} for r in red.get("rows", [])]
@@ -352,6 +364,9 @@ def markdown(results: dict) -> str:
     ki = results.get("keepa_ingest")
     if ki is not None:
         out += keepa_ingestor.markdown(ki)
+    ht = results.get("http")
+    if ht is not None:
+        out += http_transport.markdown(ht)
     notes = [f"- {p.name}: {note}" for p in PEERS for note in p.notes]
     if notes:
         out += ["Notes:", "", *notes, ""]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import http_transport
 import ingest
 import keepa_client
 import keepa_ingestor
@@ -42,6 +43,7 @@ SECTIONS = (
     "ingest",
     "keepa",
     "keepa_ingest",
+    "http",
 )
 
 
@@ -119,8 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         "keepa_ingest": lambda: results.update(
             keepa_ingest=keepa_ingestor.keepa_ingestor(budget.sim_hours / 24)
         ),
+        "http": lambda: results.update(
+            http=http_transport.http_transport(budget.reps, 2 * budget.rep_seconds)
+        ),
     }
-    order = ["memory", "threads", "asyncio", "redis", "ingest", "keepa", "keepa_ingest", "probe"]
+    order = [
+        "memory",
+        "threads",
+        "asyncio",
+        "redis",
+        "ingest",
+        "keepa",
+        "keepa_ingest",
+        "http",
+        "probe",
+    ]
     for name in order:
         if name not in args.only:
             continue

@@ -55,7 +55,7 @@ from typing import Any, Protocol, Self
 
 import attrs
 
-from tokenbudget import MonotonicClock
+from tokenbudget import ManualClock, MonotonicClock
 
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "OpenAIServer",
     "QuotaServer",
     "Reply",
+    "SharedManualClock",
     "ShopifyServer",
     "count_tokens",
     "go_duration",
@@ -77,6 +78,29 @@ TOLERANCE = 1e-6
 
 class _Clock(Protocol):
     def now(self) -> float: ...
+
+
+class SharedManualClock(ManualClock):
+    """A :class:`~tokenbudget.ManualClock` that threads may sleep on at once.
+
+    ``ManualClock.sleep`` adds to the time without a lock, so two threads sleeping
+    together can lose one's advance (and time goes back for the other); here each
+    sleep and advance is one step.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self._guard = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        """Advance by *seconds* at once (one thread at a time)."""
+        with self._guard:
+            super().sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move forward by *seconds* (one thread at a time)."""
+        with self._guard:
+            super().advance(seconds)
 
 
 class FastClock:
@@ -148,6 +172,11 @@ def go_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{text}"
     return text
+
+
+def _num(value: float) -> str:
+    """A number as a header writes it: whole numbers without a point or an exponent."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _rfc3339(wall: float) -> str:
@@ -229,6 +258,8 @@ class QuotaServer:
         requests: Requests answered.
         statuses: How many answers of each status.
         refused: How many refusals of each kind (``wait``, ``too_large``, ``terminal``).
+        sdk_retries: How many requests carried each ``x-stainless-retry-count`` (the
+            OpenAI and Anthropic SDKs number their retries so; ``"-"``: no such header).
     """
 
     def __init__(
@@ -244,6 +275,9 @@ class QuotaServer:
         self.requests = 0
         self.statuses: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
+        self.sdk_retries: Counter[str] = Counter()
+        #: Every refusal: its kind, time and reason.
+        self.refusals: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -318,6 +352,7 @@ class QuotaServer:
                 reply = self.handle(method, path, headers, payload, now)
             self.requests += 1
             self.statuses[reply.status] += 1
+            self.sdk_retries[headers.get("x-stainless-retry-count", "-")] += 1
             return attrs.evolve(reply, headers={"Date": self.date(now), **reply.headers})
 
     def handle(
@@ -326,9 +361,10 @@ class QuotaServer:
         """The dialect's answer (subclasses); the lock is held."""
         raise NotImplementedError
 
-    def refuse(self, kind: str) -> None:
-        """Count a refusal of *kind*."""
+    def refuse(self, kind: str, why: str = "") -> None:
+        """Count a refusal of *kind* (*why* is kept in :attr:`refusals`, for messages)."""
         self.refused[kind] += 1
+        self.refusals.append(f"{kind} at {self.now():.3f}: {why}")
 
     def spend(self, **costs: float) -> None:
         """A competitor spends *costs* (limit name to units) from the quota, refused nothing."""
@@ -434,13 +470,13 @@ class OpenAIServer(_LLMServer):
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         for name, quota in self.quotas.items():
-            headers[f"x-ratelimit-limit-{name}"] = f"{quota.limit:g}"
+            headers[f"x-ratelimit-limit-{name}"] = f"{_num(quota.limit)}"
             headers[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(quota.balance)))
             headers[f"x-ratelimit-reset-{name}"] = go_duration(quota.full_in())
         return headers
 
     def _error(self, kind: str, message: str, code: str, type_: str, wait: float = 0.0) -> Reply:
-        self.refuse(kind)
+        self.refuse(kind, message)
         headers = self._headers()
         if kind == "wait":
             headers["retry-after"] = str(max(1, math.ceil(wait)))
@@ -469,7 +505,7 @@ class OpenAIServer(_LLMServer):
             return self._error(
                 "too_large",
                 f"Request too large for {model} in organization org-loopback on tokens per min "
-                f"(TPM): Limit {tokens.limit:g}, Requested {booked}. The input or output tokens "
+                f"(TPM): Limit {_num(tokens.limit)}, Requested {booked}. The input or output tokens "
                 "must be reduced in order to run successfully.",
                 "rate_limit_exceeded",
                 "tokens",
@@ -483,7 +519,7 @@ class OpenAIServer(_LLMServer):
                 return self._error(
                     "wait",
                     f"Rate limit reached for {model} in organization org-loopback on {unit}: "
-                    f"Limit {quota.limit:g}, Used {used}, Requested {cost:g}. "
+                    f"Limit {_num(quota.limit)}, Used {used}, Requested {_num(cost)}. "
                     f"Please try again in {go_duration(wait)}.",
                     "rate_limit_exceeded",
                     name,
@@ -583,13 +619,13 @@ class AnthropicServer(_LLMServer):
             step = 1 if name == "requests" else self.round_to
             remaining = max(0, math.floor(quota.balance / step) * step)
             prefix = f"anthropic-ratelimit-{name}"
-            headers[f"{prefix}-limit"] = f"{quota.limit:g}"
+            headers[f"{prefix}-limit"] = f"{_num(quota.limit)}"
             headers[f"{prefix}-remaining"] = str(remaining)
             headers[f"{prefix}-reset"] = _rfc3339(self.wall(now) + quota.full_in())
         return headers
 
     def _error(self, kind: str, message: str, now: float, wait: float = 0.0, **extra: Any) -> Reply:
-        self.refuse(kind)
+        self.refuse(kind, message)
         headers = self._headers(now)
         if kind == "wait":
             headers["retry-after"] = str(max(1, math.ceil(wait)))
@@ -732,10 +768,10 @@ class GitHubServer(QuotaServer):
         win = self.windows[resource]
         reset = math.ceil(self.wall(now) + win.reset_in(now))
         return {
-            "x-ratelimit-limit": f"{win.limit:g}",
-            "x-ratelimit-remaining": f"{win.remaining:g}",
+            "x-ratelimit-limit": f"{_num(win.limit)}",
+            "x-ratelimit-remaining": f"{_num(win.remaining)}",
             "x-ratelimit-reset": str(reset),
-            "x-ratelimit-used": f"{win.used:g}",
+            "x-ratelimit-used": f"{_num(win.used)}",
             "x-ratelimit-resource": resource,
         }
 
@@ -761,7 +797,7 @@ class GitHubServer(QuotaServer):
         win = self.windows[resource]
         win.roll(now)
         if win.used + cost > win.limit + TOLERANCE:
-            self.refuse("wait")
+            self.refuse("wait", f"{resource}: used {win.used:g} + {cost:g} > {win.limit:g}")
             message = "API rate limit exceeded for user ID 1."
             if graphql:
                 return _json(
@@ -861,8 +897,8 @@ class ShopifyServer(QuotaServer):
         calls = self.calls
         calls.refill(now)
         if not calls.fits(1):
-            self.refuse("wait")
-            used = f"{math.ceil(calls.limit - calls.balance):d}/{calls.limit:g}"
+            self.refuse("wait", f"rest: {calls.balance:.3f} calls left")
+            used = f"{math.ceil(calls.limit - calls.balance):d}/{_num(calls.limit)}"
             return _json(
                 429,
                 {"X-Shopify-Shop-Api-Call-Limit": used, "Retry-After": "2.0"},
@@ -870,7 +906,7 @@ class ShopifyServer(QuotaServer):
                            "to resume uninterrupted service."},
             )  # fmt: skip
         calls.balance -= 1
-        used = f"{math.ceil(calls.limit - calls.balance - TOLERANCE):d}/{calls.limit:g}"
+        used = f"{math.ceil(calls.limit - calls.balance - TOLERANCE):d}/{_num(calls.limit)}"
         return _json(200, {"X-Shopify-Shop-Api-Call-Limit": used}, {"products": []})
 
     def _graphql(self, body: Any, now: float) -> Reply:
@@ -879,10 +915,10 @@ class ShopifyServer(QuotaServer):
         points = self.points
         points.refill(now)
         if requested > self.single_query_max:
-            self.refuse("too_large")
+            self.refuse("too_large", f"graphql: {requested} > {self.single_query_max:g}")
             message = (
                 f"Query cost is {requested}, which exceeds the single query max cost limit "
-                f"({self.single_query_max:g})."
+                f"({_num(self.single_query_max)})."
             )
             error = {
                 "message": message,
@@ -894,7 +930,7 @@ class ShopifyServer(QuotaServer):
             }
             return _json(200, {}, {"errors": [error]})
         if not points.fits(requested):
-            self.refuse("wait")
+            self.refuse("wait", f"graphql: {requested} > {points.balance:.3f} available")
             cost = {
                 "requestedQueryCost": requested,
                 "actualQueryCost": None,
@@ -958,12 +994,13 @@ class IETFServer(QuotaServer):
             name = min(self.windows, key=lambda n: self.windows[n].remaining)
             win = self.windows[name]
             return {
-                "RateLimit-Limit": f"{win.limit:g}",
+                "RateLimit-Limit": f"{_num(win.limit)}",
                 "RateLimit-Remaining": f"{math.floor(win.remaining):d}",
                 "RateLimit-Reset": str(math.ceil(win.reset_in(now))),
             }
         policy = ", ".join(
-            f'"{name}";q={win.limit:g};w={win.window:g}' for name, win in self.windows.items()
+            f'"{name}";q={_num(win.limit)};w={_num(win.window)}'
+            for name, win in self.windows.items()
         )
         state = ", ".join(
             f'"{name}";r={math.floor(win.remaining):d};t={math.ceil(win.reset_in(now)):d}'
@@ -978,7 +1015,7 @@ class IETFServer(QuotaServer):
             win.roll(now)
         full = [win for win in self.windows.values() if win.used + 1 > win.limit + TOLERANCE]
         if full:
-            self.refuse("wait")
+            self.refuse("wait", ", ".join(f"{w.used:g} of {w.limit:g} used" for w in full))
             wait = max(win.reset_in(now) for win in full)
             answer = {**self._headers(now), "Retry-After": str(max(1, math.ceil(wait)))}
             return _json(429, answer, {"title": "Too Many Requests", "status": 429})

@@ -65,3 +65,51 @@ def realdata_files(pattern: str) -> list[Path]:
 def realdata_names(pattern: str) -> list[str]:
     """File names for ``pytest.mark.parametrize`` (collected without failing when absent)."""
     return sorted(path.name for path in REALDATA.glob(pattern)) if REALDATA.is_dir() else []
+
+
+def quota_sample(name: str) -> str:
+    """The text of ``quota-header-samples/NAME`` (skips, or fails under ``CI``, when absent)."""
+    return (quota_samples_dir() / name).read_text(encoding="utf-8")
+
+
+def quota_sections(name: str) -> dict[str, str]:
+    """The ``### title`` sections of a quota sample file: title -> its text (comments kept)."""
+    sections: dict[str, str] = {}
+    title = ""
+    for line in quota_sample(name).splitlines(keepends=True):
+        if line.startswith("### "):
+            title = line[4:].strip()
+            sections[title] = ""
+        elif title:
+            sections[title] += line
+    return sections
+
+
+def sample_headers(text: str) -> list[tuple[str, str]]:
+    """The ``name: value`` lines of a sample's text, in order (comments, JSON and status skipped)."""
+    pairs = []
+    for line in text.splitlines():
+        if not line or line[0] in '#{}" \t' or line.startswith("HTTP/"):
+            continue
+        name, sep, value = line.partition(":")
+        if sep and name and " " not in name:
+            pairs.append((name, value.strip()))
+    return pairs
+
+
+def sample_status(text: str) -> int:
+    """The status of a sample: its ``HTTP/1.1 NNN`` or ``status: NNN`` line, else 200."""
+    for line in text.splitlines():
+        if line.startswith("HTTP/"):
+            return int(line.split()[1])
+        if line.lower().startswith("status:"):
+            return int(line.split(":", 1)[1].split()[0])
+    return 200
+
+
+def sample_json(text: str) -> Any:
+    """The JSON object of a sample's text: from its first ``{`` line to its last ``}``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    end = max(i for i, line in enumerate(lines) if line.startswith("}"))
+    return json.loads("\n".join(lines[start : end + 1]))

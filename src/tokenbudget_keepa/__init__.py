@@ -42,6 +42,7 @@ from ._filters import (
     order_filters,
     peek_all,
 )
+from ._finder import FinderQuery
 from ._history import History, HistoryPoint
 from ._ingestor import SmartIngestor
 from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
@@ -50,6 +51,7 @@ from ._offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
 from ._price_type import PriceType, PriceUnit
 from ._query import DealQuery
 from ._report import IngestEvent, IngestReport
+from ._results import Category, FinderPage, LightningDeal, Seller
 from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
 from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
 from ._stats import Extreme, ProductStats
@@ -77,12 +79,15 @@ __all__ = [
     "AsyncKeepaClient",
     "BuyBoxHolder",
     "Categories",
+    "Category",
     "Deal",
     "DealPage",
     "DealQuery",
     "DealSink",
     "Extreme",
     "Filter",
+    "FinderPage",
+    "FinderQuery",
     "FunctionFilter",
     "History",
     "HistoryPoint",
@@ -99,6 +104,7 @@ __all__ = [
     "KeepaTransportError",
     "Lease",
     "LeaseHeld",
+    "LightningDeal",
     "MemoryDealSink",
     "MemoryLease",
     "MemoryWatermarkStore",
@@ -118,6 +124,7 @@ __all__ = [
     "SQLiteWatermarkStore",
     "SalesRank",
     "SchemaMismatch",
+    "Seller",
     "SmartIngestor",
     "StoreError",
     "TitleTerms",

@@ -29,7 +29,17 @@ if TYPE_CHECKING:
 
 PROG: Final = "tokenbudget-keepa"
 #: The ``products()`` arguments an ``ingest`` query file may give in ``"enrich"``.
-ENRICH_KEYS: Final = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+ENRICH_KEYS: Final = (
+    "offers",
+    "stats",
+    "buybox",
+    "history",
+    "update",
+    "rating",
+    "days",
+    "stock",
+    "only_live_offers",
+)
 #: The keys of an ``ingest`` query file.
 QUERY_KEYS: Final = ("selection", "filters", "enrich", "key")
 

@@ -71,6 +71,8 @@ from ._errors import (
 )
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
+from ._redaction import keep_key_out_of_logs
+from ._spending import count_spent
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -208,6 +210,8 @@ def product_params(
     update: int | None = None,
     rating: bool = False,
     days: int | None = None,
+    stock: bool = False,
+    only_live_offers: bool = False,
 ) -> dict[str, str]:
     """The query parameters of ``products()``'s options, each checked (the ingestor's too).
 
@@ -227,6 +231,11 @@ def product_params(
     params["rating"] = "1" if _check_bool("rating", rating) else "0"
     if days is not None:
         params["days"] = str(_check_int("days", days, low=1))
+    # Sent only when asked for: an older server (or emulator) may not know them.
+    if _check_bool("stock", stock):
+        params["stock"] = "1"
+    if _check_bool("only_live_offers", only_live_offers):
+        params["only_live_offers"] = "1"
     return params
 
 
@@ -288,6 +297,7 @@ class _Base:
                 f"api_key must not be empty: pass the key, or api_key=None to read {ENV_KEY}"
             )
         self._key = api_key
+        keep_key_out_of_logs(api_key)
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self._base_url = base_url.rstrip("/")
@@ -321,6 +331,8 @@ class _Base:
         #: bucket ignores a stale sync, and with it its rate).
         self._new_rate: Rate | None = None
         self._inflight = 0
+        #: A request whose cost is not yet learned is on the wire: the others wait for it.
+        self._alone = False
 
     def __repr__(self) -> str:
         return (
@@ -361,6 +373,8 @@ class _Base:
         update: int | None,
         rating: bool,
         days: int | None,
+        stock: bool,
+        only_live_offers: bool,
     ) -> list[_Call]:
         codes = _check_asins(asins)
         params: dict[str, str] = {"domain": str(self._domain)}
@@ -373,9 +387,13 @@ class _Base:
                 update=update,
                 rating=rating,
                 days=days,
+                stock=stock,
+                only_live_offers=only_live_offers,
             )
         )
-        kind = RequestKind.product(offers=offers, buybox=buybox, rating=rating)
+        kind = RequestKind.product(
+            offers=offers, buybox=buybox, rating=rating, stock=stock, update=update
+        )
         size = MAX_ASINS if offers is None else MAX_ASINS_WITH_OFFERS
         calls = []
         for start in range(0, len(codes), size):
@@ -434,7 +452,7 @@ class _Base:
             refill_step=self._refill_step,
             # Admitted bookings count as on the wire until settled, for as long as a request
             # may take (connect + write + read, each up to the timeout): a sync subtracts them.
-            in_flight=3 * self._timeout,
+            in_flight=self._in_flight,
         )
 
     def _sync_args(self, answer: _Answer) -> _SyncArgs | None:
@@ -448,15 +466,26 @@ class _Base:
         if envelope is None:
             return None
         status = answer.status
-        if not envelope.newer_than(self._newest):
+        # An envelope stamped older than the newest one was overtaken on the way, unless it
+        # arrives more than a request can take after that one was adopted: then the newest
+        # one's stamp was wrong (far in the future), and it must not blind the client.
+        overtaken = not envelope.newer_than(self._newest) and (
+            self._clock.now() - self._newest_at <= self._in_flight
+        )
+        if not overtaken:
+            self._newest = envelope
+            self._newest_at = self._clock.now()
+        elif status == 429:
+            # A refusal means "not now" whatever its stamp: the balance is at most zero.
+            log.debug("HTTP 429 stamped %d ms, older than the newest answer: synced all the same",
+                      envelope.timestamp_ms)  # fmt: skip
+        else:
             log.debug(
                 "envelope of %d ms is older than one already synced (%d ms): not synced",
                 envelope.timestamp_ms,
                 self._newest.timestamp_ms if self._newest else 0,
             )
             return None
-        self._newest = envelope
-        self._newest_at = self._clock.now()
         tokens = envelope.tokens_left
         if status == 429 and tokens > 0:
             tokens = 0.0  # Keepa refuses only at zero or below: it has spent more since
@@ -474,6 +503,24 @@ class _Base:
     def _shared(self, bucket: TokenBucket | AsyncTokenBucket) -> bool:
         """Whether *bucket* may be shared with other processes (its backend is not memory)."""
         return type(bucket._backend) is not MemoryBackend  # noqa: SLF001 -- same distribution
+
+    @property
+    def _in_flight(self) -> float:
+        """The longest a request may take (connect, write, read): the bucket's ``in_flight``."""
+        return 3 * self._timeout
+
+    def _refusal_wait(self, answer: _Answer) -> float:
+        """Seconds until the refill a 429 implies makes the balance positive again.
+
+        From its envelope, whatever its stamp: ``refillIn`` to the next step, plus
+        a step for every step's worth of debt. Without an envelope (or a rate), one step.
+        """
+        envelope = answer.envelope
+        if envelope is None or envelope.refill_rate <= 0:
+            return self._refill_step
+        per_step = envelope.refill_rate * self._refill_step / 60.0
+        steps = math.floor(max(0.0, -envelope.tokens_left) / per_step) + 1
+        return max(0.0, envelope.refill_in) + (steps - 1) * self._refill_step
 
     def _status_is_fresh(self, max_age: float | None) -> bool:
         age = self._status_interval if max_age is None else max_age
@@ -564,6 +611,14 @@ class _Base:
                 f"{where} (not enough tokens) {attempts} times{detail}",
                 tokens_left=None if env is None else env.tokens_left,
                 refill_in=None if env is None else env.refill_in,
+                **kw,
+            )
+        if 300 <= status < 400:
+            # Keepa does not redirect API calls; following one would send the key elsewhere
+            # (an http:// base URL redirected to https:// included): never followed.
+            return KeepaProtocolError(
+                f"{where}, a redirect: Keepa does not redirect API calls, and following it "
+                "would carry the key; not followed (check base_url: https://api.keepa.com)",
                 **kw,
             )
         if status >= 500:
@@ -796,6 +851,7 @@ class KeepaClient(_Base):
         self._http = httpx.Client(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # a redirect would carry the key: see _error_for
             transport=_KeyTransport(httpx.HTTPTransport(), self._key),
         )
 
@@ -843,18 +899,30 @@ class KeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
-            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10.
-            stats: Days of statistics (``stats`` on each product).
+            offers: Offers to fetch per product (20 to 100), at 6 tokens a page of 10
+                offers found (instead of 1 a product).
+            stats: Days of statistics (``stats`` on each product; free).
             buybox: Buy box data (+2 tokens a product; ignored with offers).
-            history: The price history (``csv``).
-            update: Refresh products older than this many hours (0 always, -1 never).
-            rating: Rating and review count history (up to +1 a product).
+            history: The price history (``csv``; free).
+            update: Refresh products older than this many hours (0 always: +1 a
+                product updated within the hour; -1 never).
+            rating: Rating and review count history (+1 a product whose rating
+                data is fresh).
             days: Limit the history to the last *days* days.
+            stock: Stock of the offers (``stock=1``; +2 a product whose stock data
+                is fresh).
+            only_live_offers: Only the live offers (``only_live_offers=1``; free).
+
+        The cost model (``cost_model``) books each request before it is sent
+        and learns from ``tokensConsumed``; the Keepa reference page has its rules
+        and how it compares with real costs.
 
         Raises:
             TypeError, ValueError: A parameter has the wrong type or range
@@ -870,6 +938,8 @@ class KeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -944,9 +1014,27 @@ class KeepaClient(_Base):
             self._wait_for_wire()
             self._clock.sleep(delay)
 
-    def _book(self, cost: float, endpoint: str) -> tuple[Reservation, float]:
-        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must."""
+    def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
+        """After a 429 of a request that booked nothing: wait for the refill it implies."""
+        wait = self._refusal_wait(answer)
+        if wait > MAX_WAIT:
+            raise self._error_for(call, answer, attempt)
         with self._gated():
+            self._wait_for_wire()
+            self._clock.sleep(wait)
+
+    def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[Reservation, float]:
+        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must.
+
+        A request whose kind's cost is not learned yet goes *alone* (its true cost may
+        be far above its estimate): it is booked once the requests on the wire are
+        answered, and the requests after it wait for its answer before they book.
+        """
+        with self._gated():
+            if alone or self._alone:
+                self._wait_for_wire()
             bucket = self.bucket
             # A bucket of yours may admit less at once than a request may cost: book the most
             # it admits (the answer settles the true cost), as Keepa runs it while positive.
@@ -969,6 +1057,7 @@ class KeepaClient(_Base):
                         raise
             with self._state:
                 self._inflight += 1
+                self._alone = self._alone or alone
             return booking, waited
 
     def _wait_and_book(
@@ -1037,6 +1126,8 @@ class KeepaClient(_Base):
 
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:
@@ -1063,18 +1154,20 @@ class KeepaClient(_Base):
             if booking is not None:
                 with self._state:
                     self._inflight -= 1
+                    self._alone = self._alone and self._inflight > 0
                     self._state.notify_all()
 
     def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: Reservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = self._book(estimate, call.path)
+                booking, waited = self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:
@@ -1115,6 +1208,8 @@ class KeepaClient(_Base):
                 token_retries += 1
                 if answer.envelope is None and self._bucket is not None:
                     self._bucket.sync(0.0)  # no envelope: the balance is at most zero
+                if booking is None:  # nothing booked (/token): no booking waits for the refill
+                    self._wait_refill(call, answer, attempt)
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1
@@ -1180,6 +1275,7 @@ class AsyncKeepaClient(_Base):
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             timeout=self._timeout,
+            follow_redirects=False,  # as in KeepaClient
             transport=_AsyncKeyTransport(httpx.AsyncHTTPTransport(), self._key),
         )
 
@@ -1233,6 +1329,8 @@ class AsyncKeepaClient(_Base):
         update: int | None = None,
         rating: bool = False,
         days: int | None = None,
+        stock: bool = False,
+        only_live_offers: bool = False,
     ) -> list[Product]:
         """Like :meth:`KeepaClient.products`."""
         calls = self._product_calls(
@@ -1244,6 +1342,8 @@ class AsyncKeepaClient(_Base):
             update=update,
             rating=rating,
             days=days,
+            stock=stock,
+            only_live_offers=only_live_offers,
         )
         products: list[Product] = []
         for call in calls:
@@ -1303,6 +1403,15 @@ class AsyncKeepaClient(_Base):
             finally:
                 self._gate_owner = None
 
+    async def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
+        """Like :meth:`KeepaClient._wait_refill`."""
+        wait = self._refusal_wait(answer)
+        if wait > MAX_WAIT:
+            raise self._error_for(call, answer, attempt)
+        async with self._gated():
+            await self._wait_for_wire()
+            await self._clock.asleep(wait)
+
     async def _back_off(self, retry: int) -> None:
         """Like :meth:`KeepaClient._back_off`."""
         delay = self._backoff_delay(retry)
@@ -1310,8 +1419,12 @@ class AsyncKeepaClient(_Base):
             await self._wait_for_wire()
             await self._clock.asleep(delay)
 
-    async def _book(self, cost: float, endpoint: str) -> tuple[AsyncReservation, float]:
+    async def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False
+    ) -> tuple[AsyncReservation, float]:
         async with self._gated():
+            if alone or self._alone:  # as in KeepaClient._book
+                await self._wait_for_wire()
             bucket = await self._ready_bucket()
             cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
             try:
@@ -1328,6 +1441,7 @@ class AsyncKeepaClient(_Base):
                         await booking.cancel()
                         raise
             self._inflight += 1
+            self._alone = self._alone or alone
             return booking, waited
 
     async def _wait_and_book(
@@ -1388,6 +1502,8 @@ class AsyncKeepaClient(_Base):
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
     ) -> None:
         _, state, init = self._locks()
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
         try:
             envelope = None if answer is None else answer.envelope
             if envelope is not None and self._bucket is None:
@@ -1409,18 +1525,20 @@ class AsyncKeepaClient(_Base):
         finally:
             if booking is not None:
                 self._inflight -= 1
+                self._alone = self._alone and self._inflight > 0
                 async with state:
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
         estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
             attempt += 1
             booking: AsyncReservation | None = None
             waited = 0.0
             if estimate > 0:
-                booking, waited = await self._book(estimate, call.path)
+                booking, waited = await self._book(estimate, call.path, alone=alone)
             failure: str | None = None
             sent = False
             try:
@@ -1461,6 +1579,8 @@ class AsyncKeepaClient(_Base):
                 token_retries += 1
                 if answer.envelope is None and self._bucket is not None:
                     await self._bucket.sync(0.0)
+                if booking is None:  # as in KeepaClient._send
+                    await self._wait_refill(call, answer, attempt)
                 continue
             if answer.status >= 500 and server_retries < self._max_retries:
                 server_retries += 1

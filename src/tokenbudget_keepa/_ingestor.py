@@ -45,7 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenbudget import AcquireTimeout, AdaptiveBatchSizer, Clock, CostExceedsCapacity
+from tokenbudget import (
+    AcquireTimeout,
+    AdaptiveBatchSizer,
+    BackendError,
+    Clock,
+    CostExceedsCapacity,
+)
 
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
@@ -62,6 +68,7 @@ from ._model import Deal, Product
 from ._query import DealQuery
 from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
 from ._sinks import AcceptedDeal, DealSink
+from ._spending import tally
 from ._watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
@@ -87,7 +94,17 @@ _KEEPA_EPOCH_OFFSET = 21_564_000
 #: Tokens one ``/deal`` page costs.
 PAGE_COST = 5
 #: The ``products()`` options an ingestor's ``enrich`` may give.
-ENRICH_OPTIONS = ("offers", "stats", "buybox", "history", "update", "rating", "days")
+ENRICH_OPTIONS = (
+    "offers",
+    "stats",
+    "buybox",
+    "history",
+    "update",
+    "rating",
+    "days",
+    "stock",
+    "only_live_offers",
+)
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
@@ -116,17 +133,19 @@ def product_cost_bound(enrich: Mapping[str, Any]) -> float:
 
     Keepa charges 1 per product, 6 per offer page of up to 10 offers instead
     (``offers=N``), 2 more for ``buybox`` (not with offers), up to 1 more for
-    ``rating``.
+    ``rating``, up to 2 more for ``stock``, up to 1 more for ``update=0``
+    (the cost model's list price).
 
     .. versionadded:: 0.1.0
     """
     offers = enrich.get("offers")
-    cost = 6.0 * math.ceil(int(offers) / 10) if offers else 1.0
-    if enrich.get("buybox") and not offers:
-        cost += 2
-    if enrich.get("rating"):
-        cost += 1
-    return cost
+    return RequestKind.product(
+        offers=None if not offers else int(offers),
+        buybox=bool(enrich.get("buybox")),
+        rating=bool(enrich.get("rating")),
+        stock=bool(enrich.get("stock")),
+        update=enrich.get("update"),
+    ).list_price()
 
 
 def check_enrich(enrich: Mapping[str, Any]) -> None:
@@ -428,6 +447,12 @@ class _Run:
                     self._step()
             except _Interrupted:
                 raise _Stop("interrupted") from None
+            except BackendError as e:
+                # The account's shared bucket (Redis, SQLite) failed outside a retried step,
+                # or past its retries: a transient error of this run, reported, not raised.
+                raise _Stop(
+                    "error", f"the account's bucket failed ({_describe(e)}); the next run retries"
+                ) from e
         except _Stop as stop:
             stopped = stop.reason
             if stop.message and stop.reason not in {"caught_up", "time_budget", "interrupted"}:
@@ -614,12 +639,9 @@ class _Run:
         wait = self._plan_wait(PAGE_COST, what=f"deal page {page}")
         self._renew(wait)
         query = ing._query.with_page(page)
-        before = self._booked()
-        result = self._client_call(
+        result, spent = self._spending_call(
             f"fetch deal page {page}", lambda: ing._client.deals(query, page=page)
         )
-        spent = self._booked() - before
-        self.tokens += spent
         self.pages += 1
         deals = list(result.deals)
         disorder = disorder_of(deals)
@@ -793,6 +815,8 @@ class _Run:
             offers=enrich.get("offers"),
             buybox=bool(enrich.get("buybox")),
             rating=bool(enrich.get("rating")),
+            stock=bool(enrich.get("stock")),
+            update=enrich.get("update"),
         )
         return float(model.per_unit(kind))
 
@@ -802,12 +826,9 @@ class _Run:
         wait = self._plan_wait(self._batch_cost(len(asins)), what=f"a batch of {len(asins)}")
         self._renew(wait)
         enrich = dict(ing._enrich or {})
-        before = self._booked()
-        products = self._client_call(
+        products, spent = self._spending_call(
             f"enrich a batch of {len(asins)}", lambda: ing._client.products(asins, **enrich)
         )
-        spent = self._booked() - before
-        self.tokens += spent
         self.batches.append(len(asins))
         if spent > 0:
             ing._sizer.observe(len(asins), spent)
@@ -892,10 +913,35 @@ class _Run:
 
     # -- waits, retries ------------------------------------------------------------------------
 
-    def _booked(self) -> float:
-        return float(self.ing._client.bucket.snapshot().booked)
+    def _spending_call(self, what: str, call: Callable[[], Any]) -> tuple[Any, float]:
+        """:meth:`_client_call`, and the tokens its successful attempt settled.
+
+        What every attempt settled (this run's own requests, not the others' on a
+        shared bucket) is added to the run's tokens, the failed attempts' too.
+        """
+        settled = [0.0]
+
+        def attempt() -> Any:
+            with tally() as spent:
+                try:
+                    return call()
+                finally:
+                    self.tokens += spent.tokens
+                    settled[0] = spent.tokens
+
+        return self._client_call(what, attempt), settled[0]
 
     def _probe(self, cost: float) -> float:
+        """:meth:`_probe_once`, retried when the bucket's backend fails (Redis gone a moment)."""
+        attempt = 0
+        while True:
+            try:
+                return self._probe_once(cost)
+            except BackendError as e:
+                self._pause(attempt, "ask the account's bucket for tokens", e)
+            attempt += 1
+
+    def _probe_once(self, cost: float) -> float:
         """Seconds the bucket would make a request of *cost* wait now; nothing stays booked.
 
         When the snapshot shows the request admitted at once, nothing is asked

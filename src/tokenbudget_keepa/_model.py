@@ -79,6 +79,13 @@ def _category(value: object) -> int | None:
     return None if category is None or category in UNKNOWN_CATEGORIES else category
 
 
+def _date_range(date_range: object) -> int:
+    """A deal's date range index (0 day … 3 ninety days; others have no row: ``None``)."""
+    if isinstance(date_range, bool) or not isinstance(date_range, int):
+        raise TypeError(f"date_range must be an int (0 day ... 3 ninety days), got {date_range!r}")
+    return date_range
+
+
 def _minute_time(minute: int | None) -> dt.datetime | None:
     return None if minute is None else keepa_minutes_to_datetime(minute)
 
@@ -186,7 +193,7 @@ class Product:
 
     @property
     def domain_id(self) -> int | None:
-        """The marketplace (``domainId``)."""
+        """The marketplace (``domainId``: 1 com, 2 co.uk, 3 de, …); ``None`` if absent."""
         return _known(self.raw.get("domainId"))
 
     @property
@@ -201,13 +208,13 @@ class Product:
 
     @property
     def brand(self) -> str | None:
-        """The brand, if known."""
+        """The brand; ``None`` if absent or empty."""
         brand = self.raw.get("brand")
         return brand if isinstance(brand, str) and brand else None
 
     @property
     def last_update(self) -> int | None:
-        """When Keepa last updated the product (Keepa minutes, ``lastUpdate``)."""
+        """When Keepa last updated the product (Keepa minutes, ``lastUpdate``), else ``None``."""
         return _known(self.raw.get("lastUpdate"))
 
     @property
@@ -217,12 +224,12 @@ class Product:
 
     @property
     def last_price_change(self) -> int | None:
-        """When Keepa last saw any price change (Keepa minutes, ``lastPriceChange``)."""
+        """When Keepa last saw a price change (Keepa minutes, ``lastPriceChange``), or ``None``."""
         return _known(self.raw.get("lastPriceChange"))
 
     @property
     def tracking_since(self) -> int | None:
-        """Since when Keepa tracks the product (Keepa minutes, ``trackingSince``)."""
+        """Since when Keepa tracks the product (Keepa minutes, ``trackingSince``), else ``None``."""
         return _known(self.raw.get("trackingSince"))
 
     @property
@@ -244,6 +251,7 @@ class Product:
             price_type: A :class:`PriceType`, its index, or its name (``"USED"``).
 
         Raises:
+            TypeError: *price_type* is neither an int nor a str.
             ValueError: A negative index or a name that is no price type.
         """
         i = _price_index(price_type)
@@ -256,22 +264,22 @@ class Product:
 
     @property
     def new_price(self) -> int | None:
-        """The current lowest new price (cents)."""
+        """The current lowest new price (cents); ``None`` as for :meth:`price`."""
         return self.price(PriceType.NEW)
 
     @property
     def used_price(self) -> int | None:
-        """The current lowest used price (cents, shipping not included)."""
+        """The current lowest used price (cents, no shipping); ``None`` as for :meth:`price`."""
         return self.price(PriceType.USED)
 
     @property
     def amazon_price(self) -> int | None:
-        """Amazon's own current price (cents)."""
+        """Amazon's own current price (cents); ``None`` as for :meth:`price` (no Amazon offer)."""
         return self.price(PriceType.AMAZON)
 
     @property
     def sales_rank(self) -> int | None:
-        """The current sales rank in the root category (a rank, 1 is the best seller)."""
+        """The current sales rank in the root category (a rank, 1 the best seller), or ``None``."""
         return self.price(PriceType.SALES)
 
     @property
@@ -305,7 +313,7 @@ class Product:
 
     @property
     def offer_count(self) -> int | None:
-        """How many offers (``stats.totalOfferCount``; else the live offers listed): a count."""
+        """How many offers (``stats.totalOfferCount``, else the live offers listed), or ``None``."""
         count = _known(self._stats.get("totalOfferCount"))
         if count is not None:
             return count
@@ -314,12 +322,12 @@ class Product:
 
     @property
     def fba_fee(self) -> int | None:
-        """The FBA pick-and-pack fee (cents)."""
+        """The FBA pick-and-pack fee (cents); ``None`` until Keepa has collected it."""
         return _known(_mapping(self.raw.get("fbaFees")).get("pickAndPackFee"))
 
     @property
     def referral_fee_percent(self) -> float | None:
-        """The referral fee, in percent of the price (e.g. ``15.0``)."""
+        """The referral fee, in percent of the price (e.g. ``15.0``); ``None`` if absent."""
         value = self.raw.get("referralFeePercentage")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
@@ -340,6 +348,7 @@ class Product:
         Keepa has ``-1`` (no offer, no rank) or ``-2``. Empty when Keepa sent none.
 
         Raises:
+            TypeError: *price_type* is neither an int nor a str.
             ValueError: A negative index or a name that is no price type.
         """
         i = _price_index(price_type)
@@ -527,6 +536,7 @@ class Deal:
         for ``RATING``; ``None`` for no data (``-1``: none, ``-2``: unknown).
 
         Raises:
+            TypeError: *price_type* is neither an int nor a str.
             ValueError: A negative index or a name that is no price type.
         """
         i = _price_index(price_type)
@@ -557,15 +567,19 @@ class Deal:
         Keepa's "day" average covers the last 48 hours. ``None`` for no data
         (``-1``: no offer or too little data, ``-2``: unknown) or a date range
         outside 0..3.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
         """
         i = _price_index(price_type)
-        return type_value(i, _index(_index(self.raw.get("avg"), date_range), i))
+        return type_value(i, _index(_index(self.raw.get("avg"), _date_range(date_range)), i))
 
     def _change(
         self, rows: object, price_type: PriceType | int | str, date_range: int
     ) -> int | None:
         i = _price_index(price_type)
-        value = _int(_index(_index(rows, date_range), i))
+        value = _int(_index(_index(rows, _date_range(date_range)), i))
         if value is None:
             return None
         if i < len(self.current) and type_value(i, self.current[i]) is None:
@@ -580,6 +594,10 @@ class Deal:
         ``-1`` and ``-2`` are real differences, not markers. ``None`` when the
         deal has no current value of the type (its difference is not data) or
         no entry for it, or *date_range* lies outside 0..3.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
         """
         return self._change(self.raw.get("delta"), price_type, date_range)
 
@@ -587,6 +605,10 @@ class Deal:
         """:meth:`drop` in percent of the average (``deltaPercent``): positive is a drop.
 
         A ``-1`` is a 1 % rise, not missing data. ``None`` as for :meth:`drop`.
+
+        Raises:
+            TypeError: *price_type* is neither an int nor a str, or *date_range* no int.
+            ValueError: A negative index or a name that is no price type.
         """
         return self._change(self.delta_percent, price_type, date_range)
 
@@ -601,7 +623,7 @@ class Deal:
 
     @property
     def back_in_stock(self) -> frozenset[PriceType]:
-        """The price types that are back in stock (``backInStock`` entries that are true)."""
+        """The price types back in stock (``backInStock`` entries that are true); empty if none."""
         flags = self.raw.get("backInStock")
         if not isinstance(flags, list):
             return frozenset()
@@ -641,7 +663,7 @@ class Deal:
 
     @property
     def date_interval_index(self) -> int | None:
-        """The date range (0 day … 3 ninety days) the deal was found in (``dateIntervalIndex``)."""
+        """The deal's date range (0 day … 3 ninety days, ``dateIntervalIndex``), or ``None``."""
         return _known(self.raw.get("dateIntervalIndex"))
 
     @property
@@ -702,3 +724,34 @@ class DealPage:
     def is_last(self) -> bool:
         """Whether this page holds fewer than :attr:`PAGE_SIZE` deals (no page follows)."""
         return len(self.deals) < self.PAGE_SIZE
+
+    def _by_category(self, key: str) -> dict[int, object]:
+        ids, values = self.raw.get("categoryIds"), self.raw.get(key)
+        if not isinstance(ids, list) or not isinstance(values, list):
+            return {}
+        out: dict[int, object] = {}
+        for raw_id, value in zip(ids, values, strict=False):
+            category = _category(raw_id)
+            if category is not None:
+                out[category] = value
+        return out
+
+    @property
+    def category_names(self) -> dict[int, str]:
+        """The root categories of the selection's deals by id (``categoryIds``, ``categoryNames``).
+
+        Keepa's "unknown" category (``2**63 - 1``, named ``"?"``) is left out.
+        """
+        return {k: v for k, v in self._by_category("categoryNames").items() if isinstance(v, str)}
+
+    @property
+    def category_counts(self) -> dict[int, int]:
+        """How many of the selection's deals lie in each root category (``categoryCount``).
+
+        A count per category id; Keepa's "unknown" category is left out.
+        """
+        return {
+            k: v
+            for k, v in self._by_category("categoryCount").items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        }

@@ -28,8 +28,8 @@ StopReason = Literal[
 - ``lease_held``: another ingestor holds the lease of this key (nothing was done);
 - ``lease_lost``: the lease expired or was taken over during the run (it stopped at once);
 - ``interrupted``: SIGINT/SIGTERM (or :class:`KeyboardInterrupt`) asked it to stop;
-- ``error``: a transient error (server, malformed answer, store) persisted after the
-  retries of one batch; the next run retries it;
+- ``error``: a transient error (server, malformed answer, store, the account's shared
+  bucket: Redis gone) persisted after the retries of one batch; the next run retries it;
 - ``fatal_error``: Keepa refused the key or the selection, or a filter raised: retrying
   cannot help until the configuration changes.
 """
@@ -99,9 +99,10 @@ class IngestReport:
         deals_seen: Deals that reached a final outcome in this run (accepted or rejected).
         accepted: Deals stored in the sink.
         rejected: Rejection reason to the number of deals it rejected.
-        tokens_spent: Tokens the run spent (deal pages and product batches): what the
-            client's bucket booked, settled to the server's ``tokensConsumed`` (with a
-            bucket shared by several processes, their bookings meanwhile count too).
+        tokens_spent: Tokens the run's own requests spent (deal pages and product
+            batches, failed attempts included): each settled to the server's
+            ``tokensConsumed``. Other processes spending from a shared bucket meanwhile
+            do not count.
         watermark_before: The stored watermark when the run started (``None``: first run).
         watermark_after: The stored watermark when the run returned.
         stopped: Why the run returned: ``caught_up``, ``time_budget``, ``lease_held``,

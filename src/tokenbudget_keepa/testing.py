@@ -48,6 +48,10 @@ from ._emulator_data import (
     parse_selection,
     product_json,
 )
+from ._emulator_endpoints import ENDPOINTS as _MORE_ENDPOINTS
+from ._emulator_endpoints import KNOWN_PARAMETERS as _MORE_PARAMETERS
+from ._emulator_endpoints import POST_ENDPOINTS as _MORE_POST
+from ._emulator_endpoints import EndpointRefusal, serve_endpoint
 from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 
 
@@ -61,7 +65,7 @@ DEALS_PER_PAGE = 150
 #: ASINs in one ``/product`` request, without and with ``offers``.
 MAX_ASINS = 100
 MAX_ASINS_WITH_OFFERS = 20
-_ENDPOINTS = ("token", "product", "deal")
+_ENDPOINTS = ("token", "product", "deal", *_MORE_ENDPOINTS)
 _KNOWN_PARAMETERS = {
     "token": frozenset({"key"}),
     "product": frozenset(
@@ -79,6 +83,7 @@ _KNOWN_PARAMETERS = {
         }
     ),
     "deal": frozenset({"key", "selection"}),
+    **_MORE_PARAMETERS,
 }
 _ERROR_TYPES = {
     400: "REQUEST_REJECTED",
@@ -795,7 +800,7 @@ class KeepaEmulator:
             raise _Reply(fault.http_status, "injected fault", "KeepaEmulator.inject")
         if query.get("key") != self._api_key:
             raise _Reply(402, "the key is missing or has no access")
-        allowed = ("GET", "POST") if endpoint == "deal" else ("GET",)
+        allowed = ("GET", "POST") if endpoint == "deal" or endpoint in _MORE_POST else ("GET",)
         if method not in allowed:
             raise _Reply(405, f"method {method} is not allowed on /{endpoint}")
         for parameter in query:
@@ -824,9 +829,34 @@ class KeepaEmulator:
             options, asins = self._product_options(query)
             self._admit()
             return self._products(asins, options)
+        if endpoint in _MORE_ENDPOINTS:  # the rest of the API: _emulator_endpoints
+            try:
+                return serve_endpoint(
+                    endpoint,
+                    query,
+                    body,
+                    catalog=self._catalog,
+                    minute=self.now_minute(),
+                    admit=self._admit,
+                    product=self._search_product,
+                )
+            except EndpointRefusal as refusal:
+                raise _Reply(refusal.status, refusal.message, refusal.details) from None
         selection = self._selection(query, body)
         self._admit()
         return self._deals(selection)
+
+    def _search_product(self, asin: str, *, history: bool, stats: int) -> dict[str, Any]:
+        """A product as ``/search`` serves it: as ``/product`` would, without offers."""
+        options = {"domain": 1, "history": int(history), "stats": stats, "buybox": 0, "rating": 0}
+        return product_json(
+            self._catalog,
+            self._stream,
+            asin,
+            minute=self.now_minute(),
+            options=options,
+            offers_failed=False,
+        )[0]
 
     def _admit(self) -> None:
         if self._account.balance <= 0:

@@ -30,11 +30,14 @@ def assert_no_key(*things: object) -> None:
 
 @pytest.fixture
 def no_key_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Capture every log record at DEBUG (httpx, httpcore, tokenbudget*); none may hold the key."""
+    """Every logger at DEBUG (httpx, httpcore, tokenbudget*, ...); no record may hold the key."""
     caplog.set_level(logging.DEBUG)
+    for name in list(logging.Logger.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
     yield
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     for record in caplog.records:
-        assert SECRET not in record.getMessage(), record
+        assert SECRET not in formatter.format(record), record  # the traceback included
         assert SECRET not in repr(record.args), record
         if record.exc_info:
             assert SECRET not in repr(record.exc_info[1]), record

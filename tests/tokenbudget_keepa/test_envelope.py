@@ -1,4 +1,4 @@
-"""The pure envelope parser and cost model: typed errors or correct values, nothing else."""
+"""The pure envelope parser: typed errors or correct values, nothing else (costs: test_cost.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenbudget_keepa import KeepaProtocolError
-from tokenbudget_keepa._cost import CostModel, RequestKind
 from tokenbudget_keepa._envelope import Envelope, decode_body, parse_envelope, parse_error
 
 
@@ -202,53 +201,6 @@ def test_fuzzed_envelope_round_trips_through_json(body):
         decoded = None
     if direct is not None and decoded is not None:
         assert direct.tokens_left == decoded.tokens_left
-
-
-# -- the cost model ----------------------------------------------------------------------------
-
-
-def test_list_prices_follow_keepa():
-    """Before learning, a request is priced at Keepa's list price (its most)."""
-    model = CostModel()
-    assert model.estimate(RequestKind.product(offers=None, buybox=False, rating=False), 100) == 100
-    assert model.estimate(RequestKind.product(offers=None, buybox=True, rating=True), 10) == 40
-    assert model.estimate(RequestKind.product(offers=20, buybox=True, rating=False), 20) == 240
-    assert model.estimate(RequestKind.product(offers=100, buybox=False, rating=False), 1) == 60
-    assert model.estimate(RequestKind.deal(), 1) == 5
-
-
-def test_rise_is_adopted_at_once_and_fall_followed_gradually():
-    """After observing x per unit the estimate is >= x; a lower cost moves it a quarter of the way."""
-    model = CostModel()
-    kind = RequestKind.product(offers=None, buybox=False, rating=False)
-    model.observe(kind, 10, 30)
-    assert model.per_unit(kind) == 3.0
-    model.observe(kind, 10, 10)
-    assert model.per_unit(kind) == 2.5
-
-
-def test_nothing_found_teaches_nothing():
-    """A request that consumed nothing (unknown ASINs) leaves the estimate alone."""
-    model = CostModel()
-    kind = RequestKind.deal()
-    model.observe(kind, 1, 0)
-    model.observe(kind, 0, 5)
-    assert model.per_unit(kind) == 5.0
-
-
-@given(
-    st.lists(st.tuples(st.integers(0, 100), st.floats(-10, 1e6) | st.just(math.nan)), max_size=30)
-)
-def test_estimates_stay_positive_and_finite(observations):
-    """Whatever is observed, every estimate is a finite number >= 1 a unit."""
-    model = CostModel()
-    kind = RequestKind.product(offers=20, buybox=False, rating=False)
-    for units, consumed in observations:
-        model.observe(kind, units, consumed)
-        seen = consumed / units if units and consumed > 0 else 0
-        assert model.per_unit(kind) >= min(seen, model.per_unit(kind))
-        assert math.isfinite(model.estimate(kind, 20))
-        assert model.estimate(kind, 20) >= 1
 
 
 def test_same_millisecond_refill_step_is_newer():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -547,3 +549,55 @@ def test_a_bad_enrich_is_refused_at_construction(
     """enrich is checked as products() checks it, when the ingestor is built: nothing spent."""
     with pytest.raises(error, match=named):
         make(enrich=enrich)
+
+
+class SharedBucket(TokenBucket):
+    """A bucket that another client spends from while the ingestor's requests are on the wire.
+
+    Right after each booking of the ingestor's client, the other client (its own
+    KeepaClient on this same bucket, in a thread of its own) makes one request, as
+    another process sharing the account would.
+    """
+
+    other: KeepaClient | None = None
+    asins: ClassVar[list[str]] = []
+
+    def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Any:
+        booking = super().reserve(cost, timeout=timeout)
+        other, self.other = self.other, None
+        if other is not None:
+            thread = threading.Thread(target=other.products, args=(self.asins,))
+            thread.start()
+            thread.join()
+            self.other = other
+        return booking
+
+
+def test_tokens_spent_are_the_runs_own_on_a_shared_bucket(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """Another client spending from the same bucket meanwhile does not count in tokens_spent."""
+    config = BucketConfig(
+        6000,
+        Rate.per_minute(100),
+        burst_threshold=1,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(math.inf),
+        refill_step=60,
+    )
+    bucket = SharedBucket(config, clock=manual_clock, tokens=6000)
+    emu, ingestor = make(emulator={"refill_per_min": 100}, bucket=bucket, filters=(Everything(),))
+    other = KeepaClient(emu.api_key, base_url=emu.url, clock=manual_clock, bucket=bucket)
+    SharedBucket.asins = emu.catalog_asins(7)
+    bucket.other = other
+    try:
+        report = ingestor.run_once()
+    finally:
+        bucket.other = None
+        other.close()
+    stats = emu.stats()
+    assert report.stopped == "caught_up", report.errors
+    assert report.batches
+    requests = report.pages + len(report.batches)  # the other client made one request each
+    assert stats.count("product", 200) == len(report.batches) + requests
+    assert report.tokens_spent == stats.tokens_consumed - 7 * requests

@@ -85,6 +85,18 @@ def test_keepa_time_against_the_envelopes():
         assert datetime_to_keepa_minutes(deal.last_update_time) == deal.last_update
 
 
+def test_real_deal_page_categories():
+    """A real page's categories by id, Keepa's unknown one ("?", 2**63 - 1) left out."""
+    body = realdata("deal_page_full_1757970404177.json")
+    page = DealPage([], page=0, raw=body["deals"])
+    assert body["deals"]["categoryIds"][0] == 2**63 - 1
+    assert page.category_names[283155] == "Books"
+    assert page.category_counts[283155] == 792
+    assert page.category_counts[165796011] == 1
+    assert 2**63 - 1 not in page.category_names
+    assert len(page.category_names) == len(page.category_counts) == 23
+
+
 def test_every_deal_page_parses():
     """Every real /deal body's deals parse, and the page's shape reads back."""
     for name in ("full_1757970404177", "short_1758047059355", "empty_1758047120056"):

@@ -264,3 +264,13 @@ def test_arbitrary_json_never_raises_nor_leaks_markers(raw_value):
         for offer in p.offers:
             offer.total, offer.history, offer.stock, offer.ships  # noqa: B018
         assert p.buybox_price is None or p.buybox_price >= 0
+
+
+@pytest.mark.parametrize("date_range", ["1", 1.0, True, None])
+def test_deal_date_range_must_be_an_int(date_range):
+    """A date range that is not an int is a TypeError naming it (one past 0..3 has no row)."""
+    deal = Deal.from_raw({"asin": "B0", "lastUpdate": 1, "current": [5], "avg": [[5]]})
+    assert deal.average(0, 9) is None
+    for read in (deal.average, deal.drop, deal.drop_percent):
+        with pytest.raises(TypeError, match="date_range"):
+            read(0, date_range)

@@ -380,3 +380,21 @@ def test_drawn_selections_are_sent_normalised_and_round_trip(selection):
     query = DealQuery.from_mapping(selection)
     assert query.to_selection() == normalised(selection, page=query.page, domain=None)
     assert DealQuery.from_mapping(query.to_selection()) == query
+
+
+@pytest.mark.parametrize("name", realdata_names("selection_*.json"))
+def test_every_real_selection_drives_the_smart_ingestor(name):
+    """The ingestor takes each real selection as it is: its domain is the client's, its key
+    does not depend on how the numbers were written, and it owns page and sortType."""
+    from tokenbudget_keepa import MemoryDealSink, MemoryWatermarkStore, SmartIngestor
+    from tokenbudget_keepa._ingestor import default_key
+
+    real = realdata(name)
+    with KeepaClient("k" * 64, base_url="http://127.0.0.1:9") as client:
+        ingestor = SmartIngestor(
+            client, real, store=MemoryWatermarkStore(), sink=MemoryDealSink(), filters=()
+        )
+    written = DealQuery.from_mapping(normalised(real, domain=None))
+    assert ingestor.key == default_key(written, 1)
+    assert ingestor._query.sort_type == 1
+    assert ingestor._query.page == 0

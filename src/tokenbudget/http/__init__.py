@@ -45,6 +45,9 @@ A malformed quota field never raises: it is left out of the report and logged
 (WARNING, logger ``tokenbudget.http``). A report never shows more remaining
 than the server's field says.
 
+The built-in dialects are named (:data:`DIALECTS`) or built with options
+(``OpenAIDialect(default_max_tokens=1024)``).
+
 Errors (all :class:`~tokenbudget.TokenBudgetError`, also in
 :mod:`tokenbudget.exceptions`): :class:`RateLimited`, :class:`RequestTooLarge`
 (a :class:`~tokenbudget.CostExceedsCapacity`), :class:`QuotaExhausted`.
@@ -56,24 +59,39 @@ from __future__ import annotations
 
 from tokenbudget.exceptions import QuotaExhausted, RateLimited, RequestTooLarge
 
+from ._anthropic import AnthropicDialect
 from ._dialect import DIALECTS, Dialect, dialect, estimate, finish, parse
+from ._github import GitHubDialect
+from ._ietf import IETFDialect
+from ._keepa import KeepaDialect
 from ._message import HeaderFields, HeadersLike, RequestInfo, ResponseInfo
+from ._mistral import MistralDialect
+from ._openai import GroqDialect, OpenAIDialect
 from ._report import Kind, Limit, QuotaReport
+from ._shopify import ShopifyDialect
 
 
 __all__ = [
     "DIALECTS",
+    "AnthropicDialect",
     "Dialect",
+    "GitHubDialect",
+    "GroqDialect",
     "HeaderFields",
     "HeadersLike",
+    "IETFDialect",
+    "KeepaDialect",
     "Kind",
     "Limit",
+    "MistralDialect",
+    "OpenAIDialect",
     "QuotaExhausted",
     "QuotaReport",
     "RateLimited",
     "RequestInfo",
     "RequestTooLarge",
     "ResponseInfo",
+    "ShopifyDialect",
     "dialect",
     "estimate",
     "finish",

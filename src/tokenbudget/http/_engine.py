@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import cache
@@ -197,7 +198,8 @@ class _Engine:
         self.core = core
         self.inner = inner
         self._connect_errors = (module.ConnectError, module.ConnectTimeout)
-        self._probing = False
+        #: Limits a request is out alone on (see TransportCore.to_probe).
+        self._probing: set[str] = set()
 
     def _clock(self, booking: Booking[Any]) -> Clock:
         core = self.core
@@ -207,6 +209,15 @@ class _Engine:
             clock: Clock = reservation._bucket.clock  # noqa: SLF001 -- the booking's bucket
             return clock
         return _DEFAULT_CLOCK
+
+    def _now(self) -> float:
+        """The transport's clock now (its buckets')."""
+        core = self.core
+        if core.clock is not None:
+            return core.clock.now()
+        for bucket in core.buckets.values():
+            return float(bucket.clock.now())
+        return _DEFAULT_CLOCK.now()
 
     def _estimate(self, request: Any) -> dict[str, float]:
         return self.core.costs(
@@ -247,24 +258,30 @@ class SyncEngine(_Engine):
         super().__init__(module, core, inner)
         self.core: TransportCore[TokenBucket] = core
         self._gate = threading.Condition()
+        #: Held while an answer is followed: its settles and syncs are one step for the
+        #: other threads (a settle between another answer's reading and its sync would
+        #: escape both the bucket's in-flight records and the transport's own count).
+        self._following = threading.RLock()
 
-    def _enter(self) -> bool:
-        """Wait while the first request is out alone; True when this request is the first."""
+    def _enter(self, costs: dict[str, float]) -> frozenset[str]:
+        """Wait while a request is out alone on a limit this one costs.
+
+        Returns the limits this request goes out alone on (see ``TransportCore.to_probe``).
+        """
         core = self.core
-        if core.ready:
-            return False
+        if not core.to_probe(costs, self._now()):
+            return frozenset()
         with self._gate:
-            while self._probing and not core.is_ready():
+            while (names := core.to_probe(costs, self._now())) & self._probing:
                 self._gate.wait()
-            if core.is_ready():
-                return False
-            self._probing = True
-            return True
+            self._probing |= names
+            return names
 
-    def _leave(self, probe: bool) -> None:
-        if probe:
+    def _leave(self, names: frozenset[str], *, answered: bool) -> None:
+        if names:
             with self._gate:
-                self._probing = False
+                self.core.probed(names, answered=answered, now=self._now())
+                self._probing -= names
                 self._gate.notify_all()
 
     def _book(self, booking: Booking[Reservation]) -> None:
@@ -287,11 +304,19 @@ class SyncEngine(_Engine):
         booking.reservations.clear()
 
     def _apply(self, booking: Booking[Reservation], follow: Follow) -> None:
-        for name, cost in follow.settles:
-            booking.reservations[name].settle(cost)
         buckets = self.core.buckets
-        for call in follow.syncs:
-            buckets[call.name].sync(call.tokens, **call.kwargs())
+        with self._following:
+            for name, cost in follow.settles:
+                booking.reservations[name].settle(cost)
+            for call in follow.syncs:
+                buckets[call.name].sync(call.tokens, **call.kwargs())
+
+    def _settle_due(self, now: float | None = None) -> None:
+        """Settle the answered bookings whose wait is over (see ``SETTLE_AFTER``)."""
+        if not self.core.settle_after:
+            return
+        for booking, follow in self.core.due(self._now() if now is None else now):
+            self._apply(booking, follow)
 
     def handle(self, request: Any) -> Any:
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
@@ -301,7 +326,9 @@ class SyncEngine(_Engine):
         attempt = 0
         while True:
             attempt += 1
-            probe = self._enter()
+            self._settle_due()
+            probe = self._enter(costs)
+            answered = False
             booking: Booking[Reservation] = Booking(costs)
             try:
                 try:
@@ -319,11 +346,11 @@ class SyncEngine(_Engine):
                         raise
                 core.sent(booking)
                 response, report = self._exchange(request, booking, url)
+                answered = True
             finally:
-                self._leave(probe)
+                self._leave(probe, answered=answered)
             if report.kind == "wait":  # whoever books next waits the server's time
-                for call in core.hold(booking, report):
-                    core.buckets[call.name].sync(call.tokens, **call.kwargs())
+                self._apply(booking, Follow(syncs=core.hold(booking, report)))
             decision = core.decide(report, attempt, response.status_code)
             if decision.action == "return":
                 return self._finish(decision, response)
@@ -340,9 +367,11 @@ class SyncEngine(_Engine):
         try:
             response = self.inner.handle_request(request)
         except self._connect_errors:
+            core.abandoned(booking, reached=False)
             self._undo(booking)  # never reached the server
             raise
         except BaseException:
+            core.abandoned(booking, reached=True)
             self._apply(booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations)))
             raise
         try:
@@ -355,7 +384,10 @@ class SyncEngine(_Engine):
             else:
                 body = None
             report = core.report(response.status_code, response.headers, body, url)
-            self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            now = self._now()
+            with self._following:
+                self._settle_due(now)
+                self._apply(booking, core.follow(booking, report, final=how != "stream", now=now))
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _sync_stream(self.module)
                 tap = self._tap(booking, response, url)
@@ -368,8 +400,11 @@ class SyncEngine(_Engine):
         return response, report
 
     def close(self) -> None:
-        """Close the inner transport."""
-        self.inner.close()
+        """Settle what waits, close the inner transport."""
+        try:
+            self._settle_due(math.inf)
+        finally:
+            self.inner.close()
 
 
 class AsyncEngine(_Engine):
@@ -381,30 +416,36 @@ class AsyncEngine(_Engine):
         super().__init__(module, core, inner)
         self.core: TransportCore[AsyncTokenBucket] = core
         self._gate: asyncio.Condition | None = None
+        self._following: asyncio.Lock | None = None
+
+    def _lock(self) -> asyncio.Lock:
+        """Held while an answer is followed (see :class:`SyncEngine`)."""
+        if self._following is None:
+            self._following = asyncio.Lock()
+        return self._following
 
     def _condition(self) -> asyncio.Condition:
         if self._gate is None:
             self._gate = asyncio.Condition()
         return self._gate
 
-    async def _enter(self) -> bool:
+    async def _enter(self, costs: dict[str, float]) -> frozenset[str]:
         core = self.core
-        if core.ready:
-            return False
+        if not core.to_probe(costs, self._now()):
+            return frozenset()
         gate = self._condition()
         async with gate:
-            while self._probing and not core.is_ready():
+            while (names := core.to_probe(costs, self._now())) & self._probing:
                 await gate.wait()
-            if core.is_ready():
-                return False
-            self._probing = True
-            return True
+            self._probing |= names
+            return names
 
-    async def _leave(self, probe: bool) -> None:
-        if probe:
+    async def _leave(self, names: frozenset[str], *, answered: bool) -> None:
+        if names:
             gate = self._condition()
             async with gate:
-                self._probing = False
+                self.core.probed(names, answered=answered, now=self._now())
+                self._probing -= names
                 gate.notify_all()
 
     async def _book(self, booking: Booking[AsyncReservation]) -> None:
@@ -432,6 +473,17 @@ class AsyncEngine(_Engine):
         for call in follow.syncs:
             await buckets[call.name].sync(call.tokens, **call.kwargs())
 
+    async def _apply_locked(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
+        async with self._lock():
+            await self._apply(booking, follow)
+
+    async def _settle_due(self, now: float | None = None) -> None:
+        """Like :meth:`SyncEngine._settle_due`."""
+        if not self.core.settle_after:
+            return
+        for booking, follow in self.core.due(self._now() if now is None else now):
+            await self._apply(booking, follow)
+
     async def handle(self, request: Any) -> Any:
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
@@ -440,7 +492,10 @@ class AsyncEngine(_Engine):
         attempt = 0
         while True:
             attempt += 1
-            probe = await self._enter()
+            async with self._lock():
+                await self._settle_due()
+            probe = await self._enter(costs)
+            answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
                 try:
@@ -458,11 +513,12 @@ class AsyncEngine(_Engine):
                         raise
                 core.sent(booking)
                 response, report = await self._exchange(request, booking, url)
+                answered = True
             finally:
-                await self._leave(probe)
+                await self._leave(probe, answered=answered)
             if report.kind == "wait":  # whoever books next waits the server's time
-                for call in core.hold(booking, report):
-                    await core.buckets[call.name].sync(call.tokens, **call.kwargs())
+                async with self._lock():
+                    await self._apply(booking, Follow(syncs=core.hold(booking, report)))
             decision = core.decide(report, attempt, response.status_code)
             if decision.action == "return":
                 return self._finish(decision, response)
@@ -478,9 +534,11 @@ class AsyncEngine(_Engine):
         try:
             response = await self.inner.handle_async_request(request)
         except self._connect_errors:
+            core.abandoned(booking, reached=False)
             await self._undo(booking)
             raise
         except BaseException:
+            core.abandoned(booking, reached=True)
             await self._apply(
                 booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations))
             )
@@ -495,12 +553,16 @@ class AsyncEngine(_Engine):
             else:
                 body = None
             report = core.report(response.status_code, response.headers, body, url)
-            await self._apply(booking, core.follow(booking, report, final=how != "stream"))
+            now = self._now()
+            async with self._lock():
+                await self._settle_due(now)
+                follow = core.follow(booking, report, final=how != "stream", now=now)
+                await self._apply(booking, follow)
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _async_stream(self.module)
                 tap = self._tap(booking, response, url)
                 response.stream = stream_type(
-                    response.stream, tap, lambda follow: self._apply(booking, follow)
+                    response.stream, tap, lambda follow: self._apply_locked(booking, follow)
                 )
         except BaseException:
             await response.aclose()
@@ -508,5 +570,8 @@ class AsyncEngine(_Engine):
         return response, report
 
     async def aclose(self) -> None:
-        """Close the inner transport."""
-        await self.inner.aclose()
+        """Settle what waits, close the inner transport."""
+        try:
+            await self._settle_due(math.inf)
+        finally:
+            await self.inner.aclose()

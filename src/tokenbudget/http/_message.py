@@ -11,6 +11,7 @@ that ``Date``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -57,6 +58,27 @@ def _text(value: object, what: str) -> str:
     raise TypeError(f"a header {what} must be str or bytes, got {value!r} ({type(value).__name__})")
 
 
+def _pairs_of(headers: object) -> Iterable[object]:
+    """The ``(name, value)`` pairs of headers in any accepted shape, repeated fields apart."""
+    if isinstance(headers, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"headers must be a mapping or (name, value) pairs, got {quote(headers)}")
+    raw = getattr(headers, "raw", None)
+    if type(raw) is list and callable(getattr(headers, "multi_items", None)):
+        return raw  # httpx.Headers, httpx2.Headers: (bytes, bytes) pairs, repeated fields apart
+    multi_items = getattr(headers, "multi_items", None)
+    if callable(multi_items):
+        pairs: Iterable[object] = multi_items()
+        return pairs
+    if isinstance(headers, Mapping):
+        return headers.items()
+    if isinstance(headers, Iterable):
+        return headers
+    raise TypeError(
+        f"headers must be a mapping or (name, value) pairs, got {quote(headers)} "
+        f"({type(headers).__name__})"
+    )
+
+
 class HeaderFields(Mapping[str, str]):
     """Immutable, case-insensitive HTTP header fields; a name may repeat.
 
@@ -85,35 +107,42 @@ class HeaderFields(Mapping[str, str]):
 
     def __init__(self, headers: HeadersLike = ()) -> None:
         if isinstance(headers, HeaderFields):
-            self._fields: dict[str, tuple[str, ...]] = headers._fields
+            self._fields: dict[str, list[str]] = headers._fields
             return
-        if isinstance(headers, (str, bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"headers must be a mapping or (name, value) pairs, got {quote(headers)}"
-            )
-        pairs: Iterable[object]
-        multi_items = getattr(headers, "multi_items", None)
-        if callable(multi_items):  # httpx.Headers, httpx2.Headers: repeated fields apart
-            pairs = multi_items()
-        elif isinstance(headers, Mapping):
-            pairs = headers.items()
-        elif isinstance(headers, Iterable):
-            pairs = headers
-        else:
-            raise TypeError(
-                f"headers must be a mapping or (name, value) pairs, got {quote(headers)} "
-                f"({type(headers).__name__})"
-            )
+        pairs = _pairs_of(headers)
         fields: dict[str, list[str]] = {}
         for pair in pairs:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            if type(pair) is not tuple and type(pair) is not list:
                 raise TypeError(f"a header must be a (name, value) pair, got {quote(pair)}")
-            name = _text(pair[0], "name").strip().lower()
-            fields.setdefault(name, []).append(_text(pair[1], "value").strip())
-        self._fields = {name: tuple(values) for name, values in fields.items()}
+            if len(pair) != 2:
+                raise TypeError(f"a header must be a (name, value) pair, got {quote(pair)}")
+            name, value = pair
+            if type(name) is bytes:
+                name = name.decode("latin-1")
+            elif type(name) is not str:
+                name = _text(name, "name")
+            if type(value) is bytes:
+                value = value.decode("latin-1")
+            elif type(value) is not str:
+                value = _text(value, "value")
+            name = name.strip().lower()
+            known = fields.get(name)
+            if known is None:
+                fields[name] = [value.strip()]
+            else:
+                known.append(value.strip())
+        self._fields = fields
 
     def __getitem__(self, name: str) -> str:
-        return ", ".join(self._fields[name.lower()])
+        values = self._fields[name.lower()]
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The field's values joined by ``", "``, or *default* when absent."""
+        values = self._fields.get(name.lower())
+        if values is None:
+            return default
+        return values[0] if len(values) == 1 else ", ".join(values)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._fields
@@ -129,7 +158,7 @@ class HeaderFields(Mapping[str, str]):
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of the field *name*, in order (empty when absent)."""
-        return self._fields.get(name.lower(), ())
+        return tuple(self._fields.get(name.lower(), ()))
 
 
 #: Headers as accepted everywhere: a mapping of names to values (httpx's and
@@ -322,10 +351,36 @@ def signed_decimal(text: str) -> float | None:
     return float(text) if _SIGNED.fullmatch(text) else None
 
 
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+_MONTHS: Final = {
+    name: i
+    for i, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
 def http_date(text: str) -> float | None:
     """An HTTP date (IMF-fixdate, RFC 850 or asctime) in Unix seconds, or None."""
     if not text or len(text) > 64:
         return None
+    fixdate = _IMF_FIXDATE.fullmatch(text)
+    if fixdate is not None:  # the form every server sends: read without the email module
+        day, month, year, hour, minute, second = fixdate.groups()
+        with contextlib.suppress(ValueError, OverflowError):  # else: the general reader decides
+            moment = dt.datetime(
+                int(year),
+                _MONTHS[month],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=dt.UTC,
+            )
+            return moment.timestamp()
     try:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

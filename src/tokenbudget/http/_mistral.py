@@ -1,30 +1,156 @@
-"""The ``mistral`` dialect (being written: reports only Retry-After for now)."""
+"""The ``mistral`` dialect: Mistral's two generations of token-budget headers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Final
 
 from ._dialect import finish
-from ._message import RequestInfo, ResponseInfo
+from ._llm import DEFAULT_MAX_TOKENS, max_output_tokens, prompt_tokens
+from ._message import RequestInfo, ResponseInfo, decimal, warn_malformed
+from ._openai import OpenAIDialect, usage_tokens
 from ._report import Limit, QuotaReport
 
 
 __all__ = ["MistralDialect"]
 
+_SECONDS: Final = {
+    "second": 1.0,
+    "minute": 60.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+    "month": 30 * 86400.0,
+}
+#: 2025 on: ``x-ratelimit-{limit,remaining}-{tokens,req}-[N-]{second,minute,...}``.
+_CURRENT = re.compile(
+    r"x-ratelimit-(limit|remaining)-(tokens|req)-(?:([0-9]{1,6})-)?(second|minute|hour|day|month)"
+)
+#: 2024: ``x-ratelimitbysize-{limit,remaining}-{minute,day}``.
+_BYSIZE = re.compile(r"x-ratelimitbysize-(limit|remaining)-(minute|day|month)")
+
 
 class MistralDialect:
-    """The ``mistral`` dialect.
+    """Mistral's headers, both generations (they report the tokens a request was charged).
+
+    2025 on: ``x-ratelimit-{limit,remaining}-tokens-minute`` / ``-tokens-month``
+    and ``-req-10-second`` become the limits ``"tokens-minute"``,
+    ``"tokens-month"`` (a month counted as 30 days) and
+    ``"requests-10-second"``; ``x-ratelimit-tokens-query-cost`` is the cost on
+    every token limit.
+
+    2024: ``ratelimitbysize-limit`` / ``-remaining`` / ``-reset`` (delta
+    seconds) and ``x-ratelimitbysize-*-minute`` are the ``"tokens-minute"``
+    limit, ``x-ratelimitbysize-*-day`` the ``"tokens-day"`` one;
+    ``ratelimitbysize-query-cost`` the cost (in the real captures it is what
+    the server took from the balance, not the body's ``usage``).
+
+    Without a query-cost header the body's ``usage`` is the cost. Errors are
+    read as OpenAI's. The estimate books one request and the LLM estimate of
+    the prompt plus ``max_tokens`` on each token limit.
 
     .. versionadded:: 0.1.0
     """
 
     name = "mistral"
 
+    def __init__(self, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        self._errors = OpenAIDialect(default_max_tokens=default_max_tokens)
+        self.default_max_tokens = default_max_tokens
+
     def parse(self, response: ResponseInfo) -> QuotaReport:
         """Everything *response* says about the quota."""
-        return finish(response, self.name, {})
+        limits = self._limits(response)
+        charged = self._charged(response)
+        token_limits = [n for n, lim in limits.items() if lim.unit == "tokens"] or ["tokens-minute"]
+        cost = {} if charged is None else dict.fromkeys(token_limits, charged)
+        refusal = self._errors.parse(response)
+        return finish(
+            response,
+            self.name,
+            limits,
+            cost=cost,
+            kind=refusal.kind,
+            retry_after=refusal.retry_after,
+            requested=refusal.requested,
+            allowed=refusal.allowed,
+            message=refusal.message,
+        )
+
+    def _charged(self, response: ResponseInfo) -> float | None:
+        for field in ("x-ratelimit-tokens-query-cost", "ratelimitbysize-query-cost"):
+            raw = response.headers.get(field)
+            if raw is not None:
+                charged = decimal(raw)
+                if charged is not None:
+                    return charged
+                warn_malformed(self.name, field, raw)
+        return usage_tokens(response)
+
+    def _limits(self, response: ResponseInfo) -> dict[str, Limit]:
+        figures: dict[str, dict[str, float]] = {}
+        windows: dict[str, float] = {}
+        units: dict[str, str] = {}
+        headers = response.headers
+        for field in headers:
+            match = _CURRENT.fullmatch(field)
+            if match is not None:
+                part, what, count, span = match.groups()
+                unit = "tokens" if what == "tokens" else "requests"
+                name = f"{unit}-{count}-{span}" if count else f"{unit}-{span}"
+                window = _SECONDS[span] * (int(count) if count else 1)
+            else:
+                match = _BYSIZE.fullmatch(field)
+                if match is None:
+                    continue
+                part, span = match.groups()
+                unit, name, window = "tokens", f"tokens-{span}", _SECONDS[span]
+            if window <= 0:
+                continue
+            self._figure(figures, name, part, field, headers[field])
+            windows[name], units[name] = window, unit
+        for part in ("limit", "remaining"):
+            field = f"ratelimitbysize-{part}"
+            if field in headers:
+                self._figure(figures, "tokens-minute", part, field, headers[field])
+                windows["tokens-minute"], units["tokens-minute"] = 60.0, "tokens"
+        reset = None
+        raw = headers.get("ratelimitbysize-reset")
+        if raw is not None:
+            reset = decimal(raw)
+            if reset is None:
+                warn_malformed(self.name, "ratelimitbysize-reset", raw)
+            else:
+                windows.setdefault("tokens-minute", 60.0)
+                units.setdefault("tokens-minute", "tokens")
+        return {
+            name: Limit(
+                figures.get(name, {}).get("limit"),
+                figures.get(name, {}).get("remaining"),
+                reset if name == "tokens-minute" else None,
+                window=window,
+                unit=units[name],
+            )
+            for name, window in windows.items()
+        }
+
+    def _figure(
+        self, figures: dict[str, dict[str, float]], name: str, part: str, field: str, raw: str
+    ) -> None:
+        value = decimal(raw)
+        if value is None:
+            warn_malformed(self.name, field, raw)
+            return
+        known = figures.setdefault(name, {}).get(part)
+        figures[name][part] = value if known is None else min(known, value)
 
     def estimate(self, request: RequestInfo, limits: Mapping[str, Limit]) -> Mapping[str, float]:
-        """One request."""
-        del request, limits
-        return {"requests": 1.0}
+        """One request on each request limit; prompt plus output on each token limit."""
+        body = request.json()
+        tokens = 0.0
+        if body is not None:
+            tokens = float(prompt_tokens(body) + max_output_tokens(body, self.default_max_tokens))
+        names = {name: limit.unit for name, limit in limits.items()}
+        if not names:
+            names = {"tokens-minute": "tokens", "requests-10-second": "requests"}
+        return {name: 1.0 if unit == "requests" else tokens for name, unit in names.items()}

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Final
 
 from ._dialect import finish
-from ._message import RequestInfo, ResponseInfo, decimal, warn_malformed
-from ._report import Limit, QuotaReport
+from ._llm import DEFAULT_MAX_TOKENS, dig, max_output_tokens, prompt_tokens, stream_events
+from ._message import MESSAGE_CHARS, RequestInfo, ResponseInfo, decimal, finite, warn_malformed
+from ._report import Kind, Limit, QuotaReport
 
 
 __all__ = ["GroqDialect", "OpenAIDialect", "go_duration"]
 
+#: Unit -> (multiplier, divisor): dividing by 1000 keeps "9ms" exactly 0.009.
 _UNITS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,
-    "\u03bcs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
+    "ns": (1.0, 1e9),
+    "us": (1.0, 1e6),
+    "\u00b5s": (1.0, 1e6),
+    "\u03bcs": (1.0, 1e6),
+    "ms": (1.0, 1e3),
+    "s": (1.0, 1.0),
+    "m": (60.0, 1.0),
+    "h": (3600.0, 1.0),
 }
 _PART = re.compile(r"([0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
@@ -47,9 +50,71 @@ def go_duration(text: str) -> float | None:
         match = _PART.match(text, pos)
         if match is None:
             return None
-        total += float(match.group(1)) * _UNITS[match.group(2)]
+        multiplier, divisor = _UNITS[match.group(2)]
+        total += float(match.group(1)) * multiplier / divisor
         pos = match.end()
     return total
+
+
+_TERMINAL_CODES: Final = frozenset(
+    {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "access_terminated"}
+)
+_TRY_AGAIN = re.compile(r"try again in ((?:[0-9.]+(?:ns|us|\u00b5s|ms|s|m|h))+)", re.IGNORECASE)
+_FIGURE = re.compile(r"\b(Limit|Used|Requested) ([0-9]{1,15})\b")
+_GENERATING: Final = ("/chat/completions", "/completions", "/responses", "/messages")
+
+
+def _error_object(body: object) -> tuple[str, str, str]:
+    """(code, type, message) of an OpenAI-style ``{"error": {...}}`` body (or a flat one)."""
+    error = dig(body, "error")
+    if isinstance(error, str):
+        return "", "", error[:MESSAGE_CHARS]
+    if not isinstance(error, Mapping):
+        if not isinstance(body, Mapping) or "message" not in body:
+            return "", "", ""
+        error = body  # Mistral's flat {"message": ..., "type": ..., "code": ...}
+
+    def text(key: str) -> str:
+        value = error.get(key)
+        return value[:MESSAGE_CHARS] if isinstance(value, str) else ""
+
+    return text("code"), text("type"), text("message")
+
+
+_ON_LIMIT = re.compile(r"\bon (tokens|requests)\b", re.IGNORECASE)
+
+
+def _limit_named(message: str) -> str:
+    """The limit a refusal's words name: ``"... on tokens per min (TPM)"`` -> ``"tokens"``."""
+    match = _ON_LIMIT.search(message)
+    return "requests" if match is not None and match.group(1).lower() == "requests" else "tokens"
+
+
+@functools.cache
+def _fields_of(limit_name: str) -> tuple[str, str, str]:
+    return tuple(f"x-ratelimit-{part}-{limit_name}" for part in ("limit", "remaining", "reset"))  # type: ignore[return-value]
+
+
+def usage_tokens(response: ResponseInfo) -> float | None:
+    """The tokens an OpenAI-style answer (or its stream) reports in ``usage``, or None."""
+    candidates: list[object] = [dig(response.json(), "usage")]
+    for event in stream_events(response):
+        candidates.extend((event.get("usage"), dig(event, "response", "usage")))
+    found = None
+    for usage in candidates:
+        if not isinstance(usage, Mapping):
+            continue
+        total = finite(usage.get("total_tokens"))
+        if total is None:
+            parts = [
+                finite(usage.get(key))
+                for key in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
+            ]
+            known = [part for part in parts if part is not None]
+            total = sum(known) if known else None
+        if total is not None and total >= 0:
+            found = total  # the last one of a stream is the whole answer's
+    return found
 
 
 class OpenAIDialect:
@@ -59,6 +124,14 @@ class OpenAIDialect:
     """
 
     name = "openai"
+
+    def __init__(self, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int):
+            raise TypeError(f"default_max_tokens must be an int, got {default_max_tokens!r}")
+        if default_max_tokens < 0:
+            raise ValueError(f"default_max_tokens must be >= 0, got {default_max_tokens!r}")
+        self.default_max_tokens = default_max_tokens
+
     #: Limit name -> its window in seconds.
     windows: Mapping[str, float] = {"requests": 60.0, "tokens": 60.0, "tokens_usage_based": 60.0}
 
@@ -67,29 +140,77 @@ class OpenAIDialect:
         limits: dict[str, Limit] = {}
         headers = response.headers
         for limit_name, window in self.windows.items():
+            limit_field, remaining_field, reset_field = _fields_of(limit_name)
+            raw_limit = headers.get(limit_field)
+            raw_remaining = headers.get(remaining_field)
+            raw_reset = headers.get(reset_field)
+            if raw_limit is None and raw_remaining is None and raw_reset is None:
+                continue
             figures: list[float | None] = []
-            for part in ("limit", "remaining"):
-                field = f"x-ratelimit-{part}-{limit_name}"
-                raw = headers.get(field)
+            for field, raw in ((limit_field, raw_limit), (remaining_field, raw_remaining)):
                 value = None if raw is None else decimal(raw)
                 if raw is not None and value is None:
                     warn_malformed(self.name, field, raw)
                 figures.append(value)
-            field = f"x-ratelimit-reset-{limit_name}"
-            raw = headers.get(field)
-            reset = None if raw is None else go_duration(raw)
-            if raw is not None and reset is None:
-                warn_malformed(self.name, field, raw)
+            reset = None if raw_reset is None else go_duration(raw_reset)
+            if raw_reset is not None and reset is None:
+                warn_malformed(self.name, reset_field, raw_reset)
             if figures == [None, None] and reset is None:
                 continue
             unit = "requests" if limit_name == "requests" else "tokens"
             limits[limit_name] = Limit(figures[0], figures[1], reset, window=window, unit=unit)
-        return finish(response, self.name, limits)
+        kind, message, wait, requested, allowed = self._refusal(response)
+        tokens = usage_tokens(response)
+        cost = {} if tokens is None else {n: tokens for n in self.windows if n != "requests"}
+        return finish(
+            response,
+            self.name,
+            limits,
+            cost=cost,
+            kind=kind,
+            retry_after=wait,
+            requested=requested,
+            allowed=allowed,
+            message=message,
+        )
+
+    def _refusal(
+        self, response: ResponseInfo
+    ) -> tuple[Kind | None, str, float | None, dict[str, float], dict[str, float]]:
+        if response.status < 400:
+            return None, "", None, {}, {}
+        code, kind_of, message = _error_object(response.json())
+        figures = {name: float(value) for name, value in _FIGURE.findall(message)}
+        limit = _limit_named(message)
+        requested = {limit: figures["Requested"]} if "Requested" in figures else {}
+        if code in _TERMINAL_CODES or kind_of in _TERMINAL_CODES:
+            return "terminal", message, None, {}, {}
+        if "request too large" in message.lower():
+            allowed = {limit: figures["Limit"]} if "Limit" in figures else {}
+            return "too_large", message, None, requested, allowed
+        if response.status != 429:
+            return None, message, None, {}, {}
+        match = _TRY_AGAIN.search(message)
+        wait = None if match is None else go_duration(match.group(1).rstrip("."))
+        return "wait", message, wait, requested, {}
 
     def estimate(self, request: RequestInfo, limits: Mapping[str, Limit]) -> Mapping[str, float]:
-        """One request (token estimate being written)."""
-        del request, limits
-        return {"requests": 1.0}
+        """One request, and the prompt estimate plus the output bound in tokens.
+
+        See :mod:`tokenbudget.http._llm` for the estimate. Requests that
+        generate nothing (``GET``, embeddings, moderations) book no output.
+        """
+        del limits
+        body = request.json()
+        tokens = prompt_tokens(body) if body is not None else 0
+        generating = request.path.endswith(_GENERATING) or (
+            isinstance(body, Mapping) and "messages" in body
+        )
+        if generating:
+            tokens += max_output_tokens(body, self.default_max_tokens)
+        costs = {"requests": 1.0}
+        costs.update({n: float(tokens) for n in self.windows if n != "requests"})
+        return costs
 
 
 class GroqDialect(OpenAIDialect):

@@ -37,6 +37,16 @@ def _frozen_limits(value: Mapping[str, Limit]) -> Mapping[str, Limit]:
     return MappingProxyType(dict(value))
 
 
+#: The numeric fields of a Limit and their least values (remaining: any finite number).
+_LIMIT_FIELDS: Final = (
+    ("limit", 0.0),
+    ("remaining", -math.inf),
+    ("reset", 0.0),
+    ("window", 0.0),
+    ("step", 0.0),
+)
+
+
 @attrs.frozen
 class Limit:
     """One limit of a quota, as one answer reports it.
@@ -74,14 +84,13 @@ class Limit:
     unit: str = attrs.field(default="requests", kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        for name, minimum in (
-            ("limit", 0.0),
-            ("remaining", None),
-            ("reset", 0.0),
-            ("window", 0.0),
-            ("step", 0.0),
-        ):
-            value = _optional_number(name, getattr(self, name), minimum=minimum)
+        for name, minimum in _LIMIT_FIELDS:
+            value = getattr(self, name)
+            if value is None or (
+                type(value) is float and minimum <= value < math.inf and value == value  # noqa: PLR0124
+            ):
+                continue  # the common case, checked at no cost
+            value = _optional_number(name, value, minimum=minimum if name != "remaining" else None)
             if value is not None and math.isinf(value) and name != "limit":
                 raise ValueError(f"Limit.{name} must be finite, got {value!r}")
             object.__setattr__(self, name, value)
@@ -117,6 +126,9 @@ class QuotaReport:
         requested: What the server says the request asked for, per limit name
             (Shopify ``requestedQueryCost``, the ``Requested N`` of OpenAI's
             refusals), or empty.
+        allowed: The most the server admits for one request, per limit name,
+            where a *too_large* refusal says it (Shopify ``maxCost``, the
+            ``Limit N`` of OpenAI's "Request too large"), or empty.
         as_of: The server's time of the answer, Unix seconds (its ``Date``, or
             Keepa's ``timestamp``), or None. Use it to order answers that
             overtake each other.
@@ -131,6 +143,7 @@ class QuotaReport:
     cost: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
     kind: Kind | None = attrs.field(default=None)
     requested: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
+    allowed: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map)
     as_of: float | None = attrs.field(default=None)
     message: str = attrs.field(default="")
 
@@ -153,6 +166,7 @@ class QuotaReport:
             and dict(self.cost) == dict(other.cost)
             and self.kind == other.kind
             and dict(self.requested) == dict(other.requested)
+            and dict(self.allowed) == dict(other.allowed)
             and self.as_of == other.as_of
             and self.message == other.message
         )

@@ -7,10 +7,10 @@ without doing any I/O; the adapters only carry the decisions out:
 1. **Book.** ``TransportCore.costs`` is the request's cost per limit name
    (the user's ``cost`` callable, else the dialect's estimate). Each cost is
    booked on the bucket of its limit; the request waits for the latest
-   booking's time. Before any answer has told the limits, the transport has no
-   bucket: the first request goes out alone and the others wait for its
-   answer (``TransportCore.ready``), so that none goes out unbooked
-   alongside it.
+   booking's time. Before any answer has reported a limit, the transport has
+   no bucket for it: the first request costing it goes out alone and the
+   others costing it wait for its answer (``TransportCore.to_probe``), so
+   that none goes out unbooked alongside it.
 2. **Send**, through the inner transport.
 3. **Follow.** ``TransportCore.report`` reads the answer in the dialect
    (:func:`tokenbudget.http.parse`); ``TransportCore.follow`` lists the
@@ -39,12 +39,13 @@ without doing any I/O; the adapters only carry the decisions out:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import attrs
 
-from tokenbudget._backend import Backend
+from tokenbudget._backend import Backend, MemoryBackend
 from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
 from tokenbudget._clock import Clock
 from tokenbudget._config import BucketConfig, Rate
@@ -55,9 +56,9 @@ from tokenbudget.exceptions import (
     RequestTooLarge,
 )
 
-from ._dialect import Dialect, estimate, parse
+from ._dialect import Dialect
 from ._dialect import dialect as resolve_dialect
-from ._message import HeadersLike
+from ._message import HeadersLike, RequestInfo, ResponseInfo
 from ._report import Limit, QuotaReport
 
 
@@ -75,6 +76,13 @@ __all__ = [
 #: settles it (:attr:`tokenbudget.BucketConfig.in_flight`): longer than any request takes.
 IN_FLIGHT: Final = 600.0
 
+#: Seconds an answered booking stays in flight before it is settled, on a shared backend: an
+#: answer that another process's request overtook (computed before that request reached the
+#: server, arriving after it was answered) carries the same ``Date`` second, so the core's
+#: ``as_of`` cannot tell it stale; while that request still counts as in flight, every sync
+#: takes it off. Within one process the transport knows the send order and needs no delay.
+SETTLE_AFTER: Final = 1.0
+
 #: The header that tells the OpenAI and Anthropic SDKs not to retry an answer.
 SHOULD_RETRY: Final = "x-should-retry"
 
@@ -85,12 +93,34 @@ B = TypeVar("B", TokenBucket, AsyncTokenBucket)
 R = TypeVar("R", Reservation, AsyncReservation)
 
 
+#: Seconds of rounding a reset may carry (whole-second ``Date`` and RFC 3339 resets).
+RESET_SLACK: Final = 2.0
+
+
+def slower_than_continuous(limit: Limit) -> bool:
+    """Whether *limit* comes back later than a continuous refill would bring it back.
+
+    A continuous refill of ``limit`` per ``window`` makes the limit whole
+    ``(limit - remaining) / rate`` seconds from now; a reset later than that
+    (beyond :data:`RESET_SLACK`) is a fixed window's, or a refill the answer
+    does not describe: the bucket must not count on any refill before it.
+    """
+    if limit.limit is None or limit.remaining is None or limit.reset is None:
+        return False
+    if limit.window is None or not limit.limit > 0:
+        return False
+    whole_in = max(limit.limit - limit.remaining, 0.0) / (limit.limit / limit.window)
+    return limit.reset > whole_in + RESET_SLACK
+
+
 def bucket_config(limit: Limit) -> BucketConfig | None:
     """The bucket that mirrors *limit*, or None when the answer does not say enough.
 
     Capacity the limit, refilled by the whole limit per window: continuously
-    (LLM APIs), or in one step per window (fixed windows: GitHub, IETF
-    policies). A balance below zero (a correction, a hold) enters recharge
+    (LLM APIs), or in one step per window when the dialect says so or when the
+    limit comes back later than a continuous refill would bring it back
+    (:func:`slower_than_continuous`: fixed windows, such as most servers of the
+    IETF fields). A balance below zero (a correction, a hold) enters recharge
     mode, which ends as soon as one unit is back, so that a request waits only
     for what it needs. Bookings count as in flight for :data:`IN_FLIGHT`
     seconds until their answer settles them.
@@ -106,11 +136,14 @@ def bucket_config(limit: Limit) -> BucketConfig | None:
         return None
     if not (math.isfinite(limit.limit) and limit.limit > 0):
         return None
+    step = limit.step
+    if step is None and slower_than_continuous(limit):
+        step = limit.window
     return BucketConfig(
         limit.limit,
         Rate(limit.limit, limit.window),
         burst_threshold=min(limit.limit, 1.0),
-        refill_step=limit.step,
+        refill_step=step,
         in_flight=IN_FLIGHT,
     )
 
@@ -123,11 +156,23 @@ class Booking(Generic[R]):
         costs: The cost per limit name (every limit the request costs, booked or not).
         reservations: The reservation per limit name (the limits with a bucket).
         seq: The send order of the attempt (0 until sent).
+        before: The attempts still unanswered when this one was sent.
+        charged: Once answered, what it is settled at per limit name (0 if refused).
+        done: Whether its bookings are settled (no longer in flight for the buckets).
     """
 
     costs: Mapping[str, float]
     reservations: dict[str, R] = attrs.field(factory=dict)
     seq: int = 0
+    before: tuple[Booking[Any], ...] = ()
+    charged: dict[str, float] | None = None
+    done: bool = False
+
+    def spent(self, name: str) -> float:
+        """What this attempt spends of limit *name* (its booking until it is answered)."""
+        if self.charged is not None and name in self.charged:
+            return self.charged[name]
+        return self.costs.get(name, 0.0)
 
     @property
     def delay(self) -> float:
@@ -241,17 +286,57 @@ class TransportCore(Generic[B]):
         self.limits: Mapping[str, Limit] = {}
         self._sent = 0
         self._synced = -1
+        #: Attempts sent and not yet answered, by send order.
+        self._outstanding: dict[int, Booking[Any]] = {}
+        self._lock = threading.Lock()
+        #: Limits a request costs but an answer did not report (no bucket, no waiting for one).
+        self.unreported: set[str] = set()
+        #: When each limit's bucket was last synced (the transport's clock).
+        self._synced_at: dict[str, float] = {}
+        #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
+        self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
+        shared = (backend is not None and type(backend) is not MemoryBackend) or any(
+            type(bucket._backend) is not MemoryBackend  # noqa: SLF001 -- where it lives
+            for bucket in self.buckets.values()
+        )
+        #: Seconds an answered booking stays in flight before it is settled.
+        self.settle_after = SETTLE_AFTER if shared else 0.0
 
     # -- 1. book -----------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        """Whether the transport has buckets to book on (else: the first answer makes them)."""
-        return bool(self.buckets)
+    def to_probe(self, costs: Mapping[str, float], now: float) -> frozenset[str]:
+        """The limits a request costs that no answer has reported yet, or not lately.
 
-    def is_ready(self) -> bool:
-        """:attr:`ready`, read again (another thread or task may have made the buckets)."""
-        return bool(self.buckets)
+        The first request costing such a limit goes out alone on it (the others
+        costing it wait for its answer, which creates the limit's bucket), so that
+        none goes out unbooked beside it. The same for a fixed window (a stepped
+        bucket) that no answer has synced for a whole window: the server's next
+        window may start with this request, and until its answer tells when it
+        ends, the bucket's steps may not fall where the server's do. Empty when the
+        user gave the buckets, and for limits an answer already failed to report.
+        """
+        if not self.own_buckets:
+            return frozenset()
+        names: set[str] = set()
+        for name, cost in costs.items():
+            if cost <= 0 or name in self.unreported:
+                continue
+            bucket = self.buckets.get(name)
+            if bucket is None:
+                names.add(name)
+                continue
+            step = bucket.config.refill_step
+            if step is not None and now - self._synced_at.get(name, -math.inf) >= step:
+                names.add(name)
+        return frozenset(names)
+
+    def probed(self, names: frozenset[str], *, answered: bool, now: float) -> None:
+        """Record the answer to a request sent alone on *names*: those it did not report."""
+        if answered:
+            with self._lock:
+                self.unreported |= {name for name in names if name not in self.buckets}
+                for name in names:  # a fixed window is not probed again before it passes
+                    self._synced_at.setdefault(name, now)
 
     def costs(
         self, request: object, method: str, url: str, headers: HeadersLike, body: object
@@ -263,19 +348,19 @@ class TransportCore(Generic[B]):
             TypeError: ``cost`` returned no mapping.
         """
         if self.cost is None:
-            return estimate(self.dialect, method, url, headers, body, limits=self.limits)
-        costs = self.cost(request)
+            # The dialect's own method, resolved once (estimate() would resolve it per call).
+            costs = self.dialect.estimate(RequestInfo(method, url, headers, body), self.limits)
+            who = f"dialect {self.dialect.name!r}"
+        else:
+            costs = self.cost(request)
+            who = "cost(request)"
         if not isinstance(costs, Mapping):
-            raise TypeError(
-                f"cost(request) must return a mapping of limit name to cost, got {costs!r}"
-            )
+            raise TypeError(f"{who} must give a mapping of limit name to cost, got {costs!r}")
         out: dict[str, float] = {}
         for name, value in costs.items():
             number = float(value)
             if not (math.isfinite(number) and number >= 0):
-                raise ValueError(
-                    f"cost(request) gave {value!r} for limit {name!r}: not a number >= 0"
-                )
+                raise ValueError(f"{who} gave {value!r} for limit {name!r}: not a number >= 0")
             out[str(name)] = number
         return out
 
@@ -297,9 +382,23 @@ class TransportCore(Generic[B]):
         )
 
     def sent(self, booking: Booking[Any]) -> None:
-        """Record that *booking*'s request is being sent (its place in the send order)."""
-        self._sent += 1
-        booking.seq = self._sent
+        """Record that *booking*'s request is being sent.
+
+        Its place in the send order, and the requests still unanswered then.
+        """
+        with self._lock:
+            self._sent += 1
+            booking.seq = self._sent
+            booking.before = tuple(self._outstanding.values())
+            self._outstanding[booking.seq] = booking
+
+    def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
+        """Record that *booking*'s request got no answer (it *reached* the server or not)."""
+        with self._lock:
+            self._outstanding.pop(booking.seq, None)
+            booking.charged = {
+                name: (booking.costs[name] if reached else 0.0) for name in booking.costs
+            }
 
     # -- 3. follow ---------------------------------------------------------------------
 
@@ -307,7 +406,10 @@ class TransportCore(Generic[B]):
         self, status: int, headers: HeadersLike, body: bytes | None, url: str
     ) -> QuotaReport:
         """What the answer says about the quota (the dialect's :func:`~tokenbudget.http.parse`)."""
-        return parse(self.dialect, headers, body, status=status, url=url)
+        report = self.dialect.parse(ResponseInfo(headers, body, status=status, url=url))
+        if not isinstance(report, QuotaReport):
+            raise TypeError(f"dialect {self.dialect.name!r} returned {report!r}, not a QuotaReport")
+        return report
 
     def create(self, report: QuotaReport) -> list[str]:
         """Create the buckets of limits reported for the first time; their names.
@@ -339,41 +441,88 @@ class TransportCore(Generic[B]):
             created.append(name)
         return created
 
-    def follow(self, booking: Booking[Any], report: QuotaReport, *, final: bool = True) -> Follow:
+    def follow(
+        self, booking: Booking[Any], report: QuotaReport, *, final: bool = True, now: float = 0.0
+    ) -> Follow:
         """The settles and syncs an answer asks for.
+
+        On a shared backend the settles of an answered request wait
+        :data:`SETTLE_AFTER` seconds (:meth:`due` gives them back): until then
+        the request counts as in flight for every process's syncs.
 
         Args:
             booking: The attempt the answer answers.
             report: What the answer says.
             final: False for the headers of a streamed answer (its body, and the
                 true cost, come later: see :meth:`settle_stream`).
+            now: The transport's clock now.
         """
-        if report.limits:
-            self.limits = report.limits
-        self.create(report)
-        refused = report.kind is not None
-        settles = tuple(
-            (name, 0.0 if refused else (report.cost.get(name, cost) if final else cost))
-            for name, cost in ((n, booking.costs[n]) for n in booking.reservations)
-        )
-        if booking.seq < self._synced:
-            return Follow(settles)  # older news than an answer already synced
-        self._synced = booking.seq
-        syncs: list[SyncCall] = []
-        for name, limit in report.limits.items():
-            bucket = self.buckets.get(name)
-            if bucket is None or limit.remaining is None:
-                continue
-            stepped = bucket.config.refill_step is not None
-            refill_in = limit.reset if stepped else None
-            syncs.append(SyncCall(name, limit.remaining, refill_in, None, report.as_of))
-        return Follow(settles, tuple(syncs))
+        with self._lock:
+            if report.limits:
+                self.limits = report.limits
+            self.create(report)
+            refused = report.kind is not None
+            charged = {
+                name: 0.0 if refused else (report.cost.get(name, cost) if final else cost)
+                for name, cost in booking.costs.items()
+            }
+            booking.charged = charged
+            self._outstanding.pop(booking.seq, None)
+            settles = tuple((name, charged[name]) for name in booking.reservations)
+            if self.settle_after > 0 and not refused and settles:
+                self._deferred.append((now + self.settle_after, booking, settles))
+                settles = ()
+            else:
+                booking.done = True
+            if booking.seq < self._synced:
+                return Follow(settles)  # older news than an answer already synced
+            self._synced = booking.seq
+            # Requests that were on the wire when this one left and are answered (settled)
+            # by now may have reached the server after it: its figure may lack them, and the
+            # bucket no longer counts them as in flight. Take them off (at worst twice).
+            late = [other for other in booking.before if other.done]
+            syncs: list[SyncCall] = []
+            for name, limit in report.limits.items():
+                bucket = self.buckets.get(name)
+                if bucket is None or limit.remaining is None:
+                    continue
+                # A stepped bucket anchors its steps at the reset; a continuous one counts
+                # on no refill before a reset later than its own refill would make it whole.
+                stepped = bucket.config.refill_step is not None
+                refill_in = limit.reset if stepped or slower_than_continuous(limit) else None
+                tokens = limit.remaining - sum(other.spent(name) for other in late)
+                syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
+                self._synced_at[name] = now
+            return Follow(settles, tuple(syncs))
 
     def settle_stream(self, booking: Booking[Any], report: QuotaReport) -> Follow:
-        """The settles when a streamed answer ends: the true costs it reported."""
-        return Follow(
-            tuple((name, report.cost[name]) for name in booking.reservations if name in report.cost)
-        )
+        """The settles when a streamed answer ends: the true costs it reported.
+
+        A settle still waiting (:meth:`due`) is replaced by these.
+        """
+        with self._lock:
+            waiting = [entry for entry in self._deferred if entry[1] is booking]
+            for entry in waiting:
+                self._deferred.remove(entry)
+            settles = dict(waiting[0][2]) if waiting else {}
+            settles.update((n, report.cost[n]) for n in booking.reservations if n in report.cost)
+            if booking.charged is not None:
+                booking.charged.update(settles)
+            booking.done = True
+            return Follow(tuple(settles.items()))
+
+    def due(self, now: float) -> list[tuple[Booking[Any], Follow]]:
+        """The waiting settles due at *now* (all of them with ``now=math.inf``)."""
+        if not self._deferred:
+            return []
+        with self._lock:
+            ready = [entry for entry in self._deferred if entry[0] <= now]
+            if not ready:
+                return []
+            self._deferred = [entry for entry in self._deferred if entry[0] > now]
+            for _, booking, _ in ready:
+                booking.done = True
+            return [(booking, Follow(settles)) for _, booking, settles in ready]
 
     # -- 4. decide ---------------------------------------------------------------------
 

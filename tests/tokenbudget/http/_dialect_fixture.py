@@ -13,7 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tokenbudget.http import Limit, QuotaReport, RequestInfo, ResponseInfo, finish
+import pytest
+
+from tokenbudget.http import Limit, QuotaReport, RequestInfo, ResponseInfo, finish, parse
 
 
 class LoopbackDialect:
@@ -73,3 +75,68 @@ def quota_headers(**remaining: tuple[float, float]) -> dict[str, str]:
 def body(**fields: Any) -> bytes:
     """A JSON body."""
     return json.dumps(fields).encode()
+
+
+#: One answer per built-in dialect that reports a limit, to tell whether the dialect reads it.
+_SAMPLES: dict[str, tuple[dict[str, str], object]] = {
+    "openai": ({"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59"}, None),
+    "anthropic": (
+        {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "49",
+            "anthropic-ratelimit-requests-reset": "2024-10-15T09:49:10Z",
+            "date": "Tue, 15 Oct 2024 09:48:23 GMT",
+        },
+        None,
+    ),
+    "github": (
+        {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4986",
+            "x-ratelimit-reset": "1665662666",
+            "x-ratelimit-resource": "core",
+            "date": "Thu, 13 Oct 2022 11:21:25 GMT",
+        },
+        None,
+    ),
+    "shopify": (
+        {},
+        {
+            "data": {},
+            "extensions": {
+                "cost": {
+                    "requestedQueryCost": 101,
+                    "actualQueryCost": 46,
+                    "throttleStatus": {
+                        "maximumAvailable": 1000,
+                        "currentlyAvailable": 954,
+                        "restoreRate": 50,
+                    },
+                }
+            },
+        },
+    ),
+    "ietf": (
+        {"ratelimit-policy": '"default";q=100;w=60', "ratelimit": '"default";r=50;t=30'},
+        None,
+    ),
+}
+
+
+def dialect_reads_limits(name: str) -> bool:
+    """Whether the built-in dialect *name* reads its API's limits (not only ``Retry-After``)."""
+    headers, body = _SAMPLES[name]
+    return bool(parse(name, headers, body).limits)
+
+
+def needs_dialect(name: str) -> pytest.MarkDecorator:
+    """Skip a test until the dialect *name* reads its limits (it is being written alongside)."""
+    return pytest.mark.skipif(
+        not dialect_reads_limits(name),
+        reason=f"the {name!r} dialect does not read its limits yet",
+    )
+
+
+def dialect_classifies(name: str, body: object, kind: str) -> bool:
+    """Whether the dialect *name* reads a 429 with *body* as a refusal of *kind*."""
+    return parse(name, {}, body, status=429).kind == kind

@@ -30,8 +30,8 @@ from tokenbudget.http import (
 
 
 def test_all_is_sorted_and_importable():
-    """tokenbudget.http.__all__ is sorted and every name resolves."""
-    assert http.__all__ == sorted(http.__all__)
+    """tokenbudget.http.__all__ is sorted (constants first, as ruff sorts) and every name resolves."""
+    assert http.__all__ == sorted(http.__all__, key=lambda name: (not name.isupper(), name))
     for name in http.__all__:
         assert getattr(http, name) is not None
 
@@ -209,3 +209,28 @@ def test_report_is_immutable_and_compares_by_value():
         one.cost["a"] = 2  # type: ignore[index]
     with pytest.raises(ValueError, match="kind"):
         QuotaReport(kind="later")  # type: ignore[arg-type]
+
+
+def test_a_failing_builtin_dialect_reports_nothing_and_logs_an_error(monkeypatch, caplog):
+    """Were a built-in dialect to fail, parse() reports no limit and logs the traceback."""
+    broken = dialect("openai")
+
+    def fail(response: ResponseInfo) -> QuotaReport:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(broken, "parse", fail)
+    report = parse("openai", {"retry-after": "2"}, status=429)
+    assert (report.limits, report.kind, report.retry_after) == ({}, "wait", 2.0)
+    assert "a bug in tokenbudget" in caplog.text
+    assert "ZeroDivisionError" in caplog.text
+
+
+def test_a_failing_dialect_of_ones_own_raises():
+    """A user's dialect that fails raises its own error: it is theirs to see."""
+
+    class Broken(Widgets):
+        def parse(self, response: ResponseInfo) -> QuotaReport:
+            raise ZeroDivisionError("theirs")
+
+    with pytest.raises(ZeroDivisionError, match="theirs"):
+        parse(Broken(), {})

@@ -446,3 +446,75 @@ def test_async_concurrent_first_requests_wait_for_the_first_answer(flavour):
 
     asyncio.run(main())
     assert wire["before_first"] == 1
+
+
+def test_an_answer_lacking_a_request_answered_before_it_does_not_grant_it_twice(flavour):
+    """Sent A then B; the server counts B first; A's answer syncs first: B's later answer
+    (which lacks A) must not give A back (regression: a 429 in the simulated day)."""
+    http, adapter = flavour
+    clock = ManualClock()
+    requests = TokenBucket(BucketConfig(10, Rate.per_minute(1e-6), in_flight=600), clock=clock)
+    a_may_answer, b_may_answer = threading.Event(), threading.Event()
+
+    def answer(request: Any) -> Any:
+        if request.url.path == "/a":
+            a_may_answer.wait(5)  # the server counts A after B: 8 left
+            return http.Response(200, headers=quota_headers(requests=(10, 8)))
+        a_may_answer.set()  # B is counted first: 9 left, but its answer is late
+        b_may_answer.wait(5)
+        return http.Response(200, headers=quota_headers(requests=(10, 9)))
+
+    transport = adapter.QuotaTransport(
+        LoopbackDialect(), transport=http.MockTransport(answer), buckets={"requests": requests}
+    )
+    with http.Client(transport=transport, base_url="http://api.test") as http_client:
+        first = threading.Thread(target=http_client.get, args=("/a",))
+        first.start()
+        while requests.snapshot().tokens > 9:  # A is booked and out
+            threading.Event().wait(0.001)
+        second = threading.Thread(target=http_client.get, args=("/b",))
+        second.start()
+        first.join(5)  # A's answer is followed
+        b_may_answer.set()
+        second.join(5)
+    assert requests.snapshot().tokens == pytest.approx(8)
+
+
+def test_on_a_shared_backend_an_answer_stays_in_flight_a_while(flavour, tmp_path):
+    """Two processes' transports on one key: an answer computed before the other's request
+    reached the server, and followed after that request was answered, does not give it back
+    (the answered request stays in flight for SETTLE_AFTER seconds; regression: a 429 with
+    four processes on Redis)."""
+    http, adapter = flavour
+    backend = SQLiteBackend(tmp_path / "budget.db")
+    config = BucketConfig(10, Rate.per_minute(1e-6), in_flight=600)
+    clock = ManualClock()  # the transports' clock: SETTLE_AFTER never passes here
+    a_counted, a_may_answer = threading.Event(), threading.Event()
+
+    def answer_a(request: Any) -> Any:
+        a_counted.set()  # the server counted A alone: 9 left...
+        a_may_answer.wait(5)  # ...but the answer comes late
+        return http.Response(200, headers=quota_headers(requests=(10, 9)))
+
+    def answer_b(request: Any) -> Any:
+        return http.Response(200, headers=quota_headers(requests=(10, 8)))  # A and B counted
+
+    def transport(answer: Callable[[Any], Any]) -> Any:
+        bucket = TokenBucket(config, backend=backend, key="acct:requests")
+        return adapter.QuotaTransport(
+            LoopbackDialect(),
+            transport=http.MockTransport(answer),
+            buckets={"requests": bucket},
+            clock=clock,
+        )
+
+    one, two = transport(answer_a), transport(answer_b)
+    with http.Client(transport=one) as first, http.Client(transport=two) as second:
+        late = threading.Thread(target=first.get, args=("http://api.test/a",))
+        late.start()
+        assert a_counted.wait(5)
+        second.get("http://api.test/b")
+        a_may_answer.set()
+        late.join(5)
+        # The server has 8 left: never more (A's own booking still counts for a second: 7).
+        assert one.buckets["requests"].snapshot().tokens <= 8 + 0.01

@@ -1,0 +1,157 @@
+"""What the LLM dialects share: the prompt estimate, the output bound, ``usage`` and streams.
+
+**The estimate of a request's tokens** (booked before sending, settled from
+``usage`` afterwards) is conservative, like the count the APIs' own limiters
+make before they run a model:
+
+- *prompt*: every string and object key of the JSON body (messages, system
+  prompt, tools and their schemas, the model's name: a few tokens too many is
+  the safe side) counts ``ceil(ASCII characters / 4)`` plus one token for
+  each non-ASCII character (CJK text runs at about one token a character), plus
+  4 tokens per message (its role and separators) and 3 for the reply's priming;
+  a media part (an image, audio, a document or file, a ``data:`` URL) counts
+  :data:`MEDIA_TOKENS` instead of its bytes;
+- *output*: ``max_completion_tokens``, ``max_tokens`` or ``max_output_tokens``
+  (the first present), times ``n`` choices; a body that names none books the
+  dialect's ``default_max_tokens`` (4,096 unless given).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from ._message import RequestInfo, ResponseInfo, finite
+
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "MEDIA_TOKENS",
+    "max_output_tokens",
+    "prompt_tokens",
+    "stream_events",
+]
+
+#: What a media part (image, audio, document, file, data: URL) is booked as, in tokens.
+MEDIA_TOKENS: Final = 1600
+#: The output booked when a request names no maximum.
+DEFAULT_MAX_TOKENS: Final = 4096
+#: Tokens per message for its role and separators, and for the reply's priming.
+PER_MESSAGE: Final = 4
+REPLY_PRIMING: Final = 3
+_MEDIA_TYPES: Final = frozenset(
+    {
+        "image",
+        "image_url",
+        "input_image",
+        "input_audio",
+        "audio",
+        "document",
+        "file",
+        "input_file",
+    }
+)
+#: The deepest JSON nesting walked (deeper parts count as media, conservatively).
+_MAX_DEPTH: Final = 64
+
+
+def _text_tokens(text: str) -> int:
+    if text.isascii():
+        return math.ceil(len(text) / 4)
+    ascii_count = sum(1 for char in text if char.isascii())
+    return math.ceil(ascii_count / 4) + (len(text) - ascii_count)
+
+
+def _walk(value: object, depth: int = 0) -> int:  # noqa: PLR0911 -- one return per JSON type
+    if depth > _MAX_DEPTH:
+        return MEDIA_TOKENS
+    if isinstance(value, str):
+        if value.startswith("data:"):
+            return MEDIA_TOKENS
+        return _text_tokens(value)
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if isinstance(kind, str) and kind in _MEDIA_TYPES:
+            return MEDIA_TOKENS
+        total = 0
+        for key, item in value.items():
+            total += _text_tokens(str(key)) + _walk(item, depth + 1)
+        return total
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return sum(_walk(item, depth + 1) for item in value)
+    if value is None or isinstance(value, bool):
+        return 0
+    try:
+        return _text_tokens(str(value))
+    except ValueError:  # an int too long to print
+        return MEDIA_TOKENS
+
+
+def prompt_tokens(body: object) -> int:
+    """The estimated prompt tokens of a decoded JSON request body (see the module's note)."""
+    if not isinstance(body, Mapping):
+        return 0 if body is None else _walk(body)
+    total = 0
+    for key, value in body.items():
+        if key in {"max_tokens", "max_completion_tokens", "max_output_tokens", "n"}:
+            continue
+        total += _walk(value, 1)
+    messages = body.get("messages")
+    count = len(messages) if isinstance(messages, Sequence) else 0
+    return total + PER_MESSAGE * count + REPLY_PRIMING
+
+
+def max_output_tokens(body: object, default: int) -> int:
+    """The output tokens a decoded request body may produce, times its ``n`` choices."""
+    if not isinstance(body, Mapping):
+        return default
+    out = None
+    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = finite(body.get(key))
+        if value is not None and value >= 0:
+            out = math.ceil(value)
+            break
+    choices = finite(body.get("n"))
+    n = math.ceil(choices) if choices is not None and 1 <= choices <= 1024 else 1
+    return (default if out is None else out) * n
+
+
+def request_json(request: RequestInfo) -> object:
+    """The request's decoded JSON body, or None."""
+    return request.json()
+
+
+def stream_events(response: ResponseInfo) -> list[Mapping[str, object]]:
+    """The JSON objects of a server-sent-event stream body (``data: {...}`` lines), in order.
+
+    Empty when the body is JSON (not a stream) or absent.
+    """
+    raw = response.body
+    if raw is None or response.json() is not None:
+        return []
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    events: list[Mapping[str, object]] = []
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if not payload.startswith("{"):
+            continue
+        try:
+            event = json.loads(payload)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(event, Mapping):
+            events.append(event)
+    return events
+
+
+def dig(value: object, *path: str) -> object:
+    """``value[path[0]][path[1]]...``, or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
