@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -58,7 +58,9 @@ from tokenbudget import (
     TokenBucket,
 )
 
+from ._client_endpoints import AsyncEndpoints, Endpoints
 from ._cost import CostModel, RequestKind
+from ._endpoints import EndpointCall
 from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
     KeepaAuthError,
@@ -78,6 +80,7 @@ from ._spending import count_spent
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
 
 EventHook = Callable[[Event], None]
+T = TypeVar("T")
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -241,12 +244,19 @@ def product_params(
 
 @attrs.frozen
 class _Call:
-    """One HTTP request to make: where, what, and how it is priced."""
+    """One HTTP request to make: where, what, and how it is priced.
+
+    A call of the rest of the API (:mod:`._endpoints`) has no learned *kind*: it
+    is booked at its *bound* (Keepa's documented most), and settled to
+    ``tokensConsumed`` or, without one, to *settle* of the answer's body.
+    """
 
     path: str
     params: dict[str, str]
     kind: RequestKind | None
     units: int
+    bound: float | None = None
+    settle: Callable[[Mapping[str, Any]], float] | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -576,14 +586,36 @@ class _Base:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _consumed(self, answer: _Answer | None, estimate: float) -> float:
+    def _estimate(self, call: _Call) -> float:
+        """What *call* is booked at: its bound, or the cost model's estimate (0: free)."""
+        if call.bound is not None:
+            return call.bound
+        return 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+
+    def _consumed(
+        self, answer: _Answer | None, estimate: float, call: _Call | None = None
+    ) -> float:
         if answer is not None and answer.envelope is not None:
             consumed = answer.envelope.tokens_consumed
             if consumed is not None:
                 return consumed
             if answer.status == 429:
                 return 0.0
+        settle = None if call is None else call.settle
+        if settle is not None and answer is not None and answer.status == 200 and answer.body:
+            return settle(answer.body)  # Keepa's documented cost of this answer
         return estimate
+
+    def _endpoint_call(self, endpoint: EndpointCall[Any]) -> _Call:
+        """The :class:`_Call` of an endpoint of the rest of the API."""
+        return _Call(
+            endpoint.path,
+            dict(endpoint.params),
+            None,
+            0,
+            bound=endpoint.bound,
+            settle=endpoint.cost,
+        )
 
     def _error_for(self, call: _Call, answer: _Answer, attempts: int) -> KeepaError:
         """The error to raise for a final, failed answer."""
@@ -759,7 +791,7 @@ def _transport_note(exc: httpx.RequestError, key: str) -> str:
 # -- the sync client ---------------------------------------------------------------------------
 
 
-class KeepaClient(_Base):
+class KeepaClient(Endpoints, _Base):
     """A Keepa API client that keeps the account's token budget (it never needs an HTTP 429).
 
     Every request is booked on :attr:`bucket` before it is sent, at its
@@ -970,6 +1002,11 @@ class KeepaClient(_Base):
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _call(self, endpoint: EndpointCall[T]) -> T:
+        """Send a call of the rest of the API (:mod:`._client_endpoints`); its typed result."""
+        call = self._endpoint_call(endpoint)
+        return endpoint.read(self._payload(call, self._send(call), 1))
+
     def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
             return self._projected_status()
@@ -1159,7 +1196,7 @@ class KeepaClient(_Base):
 
     def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
         """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
-        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        estimate = self._estimate(call)
         alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
@@ -1200,7 +1237,7 @@ class KeepaClient(_Base):
                 self._back_off(server_retries)
                 continue
             answer = self._read(response)
-            self._finish(booking, answer, self._consumed(answer, estimate))
+            self._finish(booking, answer, self._consumed(answer, estimate, call))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
             if answer.status == 200:
                 return answer
@@ -1221,7 +1258,7 @@ class KeepaClient(_Base):
 # -- the async client --------------------------------------------------------------------------
 
 
-class AsyncKeepaClient(_Base):
+class AsyncKeepaClient(AsyncEndpoints, _Base):
     """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
 
     Takes the same arguments; *bucket* is an :class:`~tokenbudget.AsyncTokenBucket`.
@@ -1362,6 +1399,11 @@ class AsyncKeepaClient(_Base):
         return result
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _call(self, endpoint: EndpointCall[T]) -> T:
+        """Like :meth:`KeepaClient._call`."""
+        call = self._endpoint_call(endpoint)
+        return endpoint.read(self._payload(call, await self._send(call), 1))
 
     async def _status(self, *, max_age: float | None) -> TokenStatus:
         if self._status_is_fresh(max_age) and self._bucket is not None:
@@ -1530,7 +1572,7 @@ class AsyncKeepaClient(_Base):
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
-        estimate = 0.0 if call.kind is None else self._cost.estimate(call.kind, call.units)
+        estimate = self._estimate(call)
         alone = call.kind is not None and not self._cost.is_known(call.kind)
         token_retries = server_retries = attempt = 0
         while True:
@@ -1571,7 +1613,7 @@ class AsyncKeepaClient(_Base):
                 await self._back_off(server_retries)
                 continue
             answer = self._read(response)
-            await self._finish(booking, answer, self._consumed(answer, estimate))
+            await self._finish(booking, answer, self._consumed(answer, estimate, call))
             self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
             if answer.status == 200:
                 return answer

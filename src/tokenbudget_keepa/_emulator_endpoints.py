@@ -18,8 +18,9 @@ documented cost and answer shape, over the emulator's seeded catalog:
 - every well-formed seller id is a known seller, except those that start with
   ``UNKNOWN``: 1 token a seller found, +9 for a storefront of two ASINs or more,
   50 in all with ``update``;
-- one universe product in 97 has a lightning deal (of six hours, starting at a
-  seeded minute of the current day): 1 token for one ASIN, 500 for the list.
+- one catalog product in 97 (of the first :data:`UNIVERSE`) has a lightning deal
+  of six hours, starting at a seeded minute from six hours before the current
+  day to its end: 1 token for one ASIN, 500 for the list.
 
 Bad parameters are answered HTTP 400 with Keepa's envelope and an ``error``
 object, before admission; a request admitted at a balance of zero or below is
@@ -32,6 +33,8 @@ import json
 import math
 import random
 import re
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
@@ -130,12 +133,23 @@ def _domain(query: Mapping[str, str], allowed: frozenset[int]) -> int:
     return domain
 
 
-def _universe(catalog: Catalog) -> list[Traits]:
-    return [catalog.traits(catalog.asin(i)) for i in range(min(catalog.size, UNIVERSE))]
-
-
 def _rank(traits: Traits) -> int:
     return traits.sales_rank if traits.sales_rank is not None else 2**31
+
+
+_UNIVERSES: weakref.WeakKeyDictionary[Catalog, list[Traits]] = weakref.WeakKeyDictionary()
+_universe_lock = threading.Lock()
+
+
+def _universe(catalog: Catalog) -> list[Traits]:
+    """The traits of the first :data:`UNIVERSE` products, best sales rank first (built once)."""
+    with _universe_lock:
+        found = _UNIVERSES.get(catalog)
+        if found is None:
+            found = [catalog.traits(catalog.asin(i)) for i in range(min(catalog.size, UNIVERSE))]
+            found.sort(key=_rank)
+            _UNIVERSES[catalog] = found
+        return found
 
 
 # -- the product finder ------------------------------------------------------------------------
@@ -212,14 +226,14 @@ def _finder(catalog: Catalog, selection: Mapping[str, Any]) -> tuple[dict[str, A
     page, per_page = _finder_page(selection)
     found = [t for t in _universe(catalog) if _matches(selection, t, t.price)]
     sort = selection.get("sort")
-    key: Callable[[Traits], int] = _rank
+    key: Callable[[Traits], int] | None = None
     reverse = False
     if isinstance(sort, list) and sort and isinstance(sort[0], list) and len(sort[0]) == 2:
         field, direction = sort[0]
-        if field == "current_NEW":
-            key = lambda t: t.price  # noqa: E731
+        key = (lambda t: t.price) if field == "current_NEW" else _rank
         reverse = direction == "desc"
-    found.sort(key=key, reverse=reverse)
+    if key is not None:
+        found.sort(key=key, reverse=reverse)
     asins = [t.asin for t in found[page * per_page : (page + 1) * per_page]]
     return {"asinList": asins, "totalResults": len(found)}, 10 + math.ceil(len(asins) / 100)
 
@@ -246,10 +260,7 @@ def _best_sellers(
     category = int(raw) if raw.isdigit() else names.get(raw.lower())
     if category not in _ROOTS:
         return {}, 0  # no list: an empty answer, no token
-    ranked = sorted(
-        (t for t in _universe(catalog) if t.root_category == category and t.sales_rank),
-        key=_rank,
-    )
+    ranked = [t for t in _universe(catalog) if t.root_category == category and t.sales_rank]
     listing = {
         "domainId": domain,
         "lastUpdate": 0,
@@ -409,7 +420,7 @@ def _lightning_deal(catalog: Catalog, index: int, domain: int, minute: int) -> d
     asin = catalog.asin(index)
     traits = catalog.traits(asin)
     rng = random.Random(f"lightning:{catalog.seed}:{asin}:{minute // 1440}")
-    start = minute - minute % 1440 + int(rng.random() * 1440)
+    start = minute - minute % 1440 - _LIGHTNING_MINUTES + int(rng.random() * 1440)
     end = start + _LIGHTNING_MINUTES
     if minute < start:
         state = "UPCOMING"

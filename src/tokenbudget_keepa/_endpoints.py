@@ -159,7 +159,10 @@ def _many(name: str, values: object, scalar: type) -> list[Any]:
         raise TypeError(
             f"{name} must be a {scalar.__name__} or an iterable of them, got {values!r}"
         )
-    out = list(dict.fromkeys(items))
+    try:
+        out = list(dict.fromkeys(items))
+    except TypeError:
+        raise TypeError(f"{name} must hold {scalar.__name__} values, got {values!r}") from None
     if not out:
         raise ValueError(f"{name} must not be empty")
     return out

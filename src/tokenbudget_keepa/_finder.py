@@ -449,10 +449,11 @@ class FinderQuery:
     too) are the paging, sent inside the selection. At least one filter is
     needed, as Keepa requires.
 
-    >>> q = FinderQuery(rootCategory=562066, current_SALES_lte="5000", perPage=100)
-    >>> q.to_selection()
+    >>> from tokenbudget_keepa import FinderQuery
+    >>> finder = FinderQuery(rootCategory=562066, current_SALES_lte="5000", perPage=100)
+    >>> finder.to_selection()
     {'rootCategory': [562066], 'current_SALES_lte': 5000, 'page': 0, 'perPage': 100}
-    >>> q.with_page(2).page, q.page_size
+    >>> finder.with_page(2).page, finder.page_size
     (2, 100)
 
     Attributes:
@@ -475,13 +476,10 @@ class FinderQuery:
     per_page: int | None
 
     def __init__(self, selection: Mapping[str, Any] | None = None, /, **more: Any) -> None:
-        given: dict[str, Any] = {}
-        items: Iterable[tuple[object, Any]] = [
-            *((selection or {}).items() if selection is not None else ()),
-            *more.items(),
-        ]
         if selection is not None and not isinstance(selection, Mapping):
             raise TypeError(f"a finder selection must be a mapping, got {selection!r}")
+        given: dict[str, Any] = {}
+        items: Iterable[tuple[object, Any]] = [*(selection or {}).items(), *more.items()]
         for key, value in items:
             if not isinstance(key, str):
                 raise TypeError(f"finder selection keys must be str, got {key!r}")
@@ -534,7 +532,7 @@ class FinderQuery:
 
     @property
     def page_size(self) -> int:
-        """The ASINs a page holds at most: ``perPage``, or Keepa's default of 50."""
+        """The most ASINs a page holds (``perPage``, or Keepa's default of 50)."""
         return FINDER_PAGE_SIZE if self.per_page is None else self.per_page
 
     @classmethod

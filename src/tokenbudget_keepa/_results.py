@@ -61,7 +61,7 @@ class FinderPage:
 
     @property
     def is_last(self) -> bool:
-        """Whether no page follows: this one holds fewer ASINs than a page can."""
+        """Whether no page follows (this one holds fewer ASINs than a page can)."""
         return len(self.asins) < self.page_size
 
 

@@ -252,7 +252,10 @@ def test_category_without_catid_is_a_protocol_error() -> None:
         category_calls(1, 1)[0].read({"categories": {"1": {"name": "x"}}})
 
 
-@pytest.mark.parametrize(("ids", "error"), [([], ValueError), ("5", TypeError), ([-1], ValueError)])
+@pytest.mark.parametrize(
+    ("ids", "error"),
+    [([], ValueError), ("5", TypeError), ([-1], ValueError), ([[1]], TypeError), (True, TypeError)],
+)
 def test_categories_bad_ids(ids: Any, error: type[Exception]) -> None:
     """ids are category ids (0: the roots), at least one."""
     with pytest.raises(error, match="ids"):

@@ -169,3 +169,26 @@ def test_repr_names_the_fields_set() -> None:
         "FinderQuery(brand=['x'], extra={'other': 1}, page=0, per_page=100)"
     )
     assert list(FinderQuery(brand=["x"], other=1)) == ["brand", "other"]
+
+
+def test_a_selection_that_is_not_a_mapping_is_a_type_error() -> None:
+    """A list of pairs is not a selection: a TypeError saying what is wanted."""
+    with pytest.raises(TypeError, match="mapping"):
+        FinderQuery([("brand", ["x"])])  # type: ignore[arg-type]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["current_SALES_lte", "avg90_NEW_gte", "monthlySold_gte", "packageWeight_lte"]
+        ),
+        st.integers(min_value=0, max_value=2**31 - 1),
+        min_size=1,
+    ),
+    st.integers(min_value=0, max_value=9),
+    st.sampled_from([None, 50, 100, 1000]),
+)
+def test_to_selection_round_trips(fields: dict[str, int], page: int, per_page: int | None) -> None:
+    """What a query sends reads back as the same query (Keepa's JSON is its own input)."""
+    query = FinderQuery(fields, page=page, perPage=per_page)
+    assert FinderQuery(query.to_selection()) == query
