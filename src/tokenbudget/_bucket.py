@@ -387,6 +387,8 @@ class _ReservationState:
     booking_id: int
     charged: float
     cancelled: bool = False
+    #: The bucket's spent count at the admission (``Outcome.spent``), for a late settle.
+    spent: float = 0.0
 
     def check_actual(self, actual_cost: float) -> float:
         if self.cancelled:
@@ -488,7 +490,7 @@ class Reservation:
         """
         s = self._state
         actual = s.check_actual(actual_cost)
-        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual))  # noqa: SLF001
+        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual, s.spent))  # noqa: SLF001
         s.charged = actual
         self._bucket._report("settled", out, actual)  # noqa: SLF001
 
@@ -535,14 +537,16 @@ class AsyncReservation:
         s = self._state
         actual = s.check_actual(actual_cost)
         out = await self._bucket._apply(  # noqa: SLF001
-            Settle(s.booking_id, s.time, s.charged, actual)
+            Settle(s.booking_id, s.time, s.charged, actual, s.spent)
         )
         s.charged = actual
         self._bucket._report("settled", out, actual)  # noqa: SLF001
 
 
 def _booking(out: Outcome, cost: float) -> _ReservationState:
-    return _ReservationState(cost, out.delay, out.time + out.delay, out.booking_id, cost)
+    return _ReservationState(
+        cost, out.delay, out.time + out.delay, out.booking_id, cost, spent=out.spent
+    )
 
 
 class TokenBucket(_Shell):
