@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import selectors
 import socket
@@ -41,10 +42,12 @@ from ._emulator_account import Account
 from ._emulator_data import (
     CATEGORIES,
     DOMAINS,
+    UNKNOWN_CATEGORY,
     Catalog,
     DealStream,
     Selection,
     SelectionError,
+    freshness,
     parse_selection,
     product_json,
 )
@@ -52,19 +55,20 @@ from ._emulator_endpoints import ENDPOINTS as _MORE_ENDPOINTS
 from ._emulator_endpoints import KNOWN_PARAMETERS as _MORE_PARAMETERS
 from ._emulator_endpoints import POST_ENDPOINTS as _MORE_POST
 from ._emulator_endpoints import EndpointRefusal, serve_endpoint
+from ._emulator_recordings import Recordings
 from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
 
 
-__all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator"]
+__all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator", "Recordings"]
 
 #: The wall-clock time an emulator's clock time 0 maps to, unless told otherwise.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: Deals on one ``/deal`` page.
 DEALS_PER_PAGE = 150
-#: ASINs in one ``/product`` request, without and with ``offers``.
+#: ASINs in one ``/product`` request, with or without ``offers`` (Keepa served 50 ASINs
+#: with ``offers=50`` in one request; its limit is 100).
 MAX_ASINS = 100
-MAX_ASINS_WITH_OFFERS = 20
 _ENDPOINTS = ("token", "product", "deal", *_MORE_ENDPOINTS)
 _KNOWN_PARAMETERS = {
     "token": frozenset({"key"}),
@@ -80,20 +84,33 @@ _KNOWN_PARAMETERS = {
             "update",
             "rating",
             "days",
+            "stock",
+            "historical-variations",
+            "only-live-offers",
+            "code",
+            "rental",
+            "videos",
+            "aplus",
+            "offers-since",
         }
     ),
     "deal": frozenset({"key", "selection"}),
     **_MORE_PARAMETERS,
 }
+#: ``error.type`` by HTTP status. ``invalidParameter`` is the type of Keepa's real 400s;
+#: the others are not seen in real answers (named in the same style).
 _ERROR_TYPES = {
-    400: "REQUEST_REJECTED",
-    402: "PAYMENT_REQUIRED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    429: "NOT_ENOUGH_TOKEN",
-    500: "INTERNAL_SERVER_ERROR",
-    503: "SERVICE_UNAVAILABLE",
+    400: "invalidParameter",
+    402: "paymentRequired",
+    404: "notFound",
+    405: "methodNotAllowed",
+    500: "internalServerError",
+    503: "serviceUnavailable",
 }
+#: The message of Keepa's real 400s; the emulator's ``error.details`` says what was wrong.
+_INVALID_PARAMETER = "You used an invalid parameter for this API call."
+#: Statuses whose real bodies carry a zeroed envelope (no token figures): Keepa's real 400s.
+_ZEROED = frozenset({400})
 
 
 @attrs.frozen
@@ -251,27 +268,43 @@ class KeepaEmulator:
     whenever the balance is above zero and charged its whole cost, which may
     leave the balance negative, without bound; while the balance is zero or
     below it is refused with HTTP 429, which costs nothing. ``/token`` is free
-    and always answered. Costs: a ``/product`` request costs 1 per product found
-    (unknown ASINs cost nothing), +2 per product with ``buybox=1``, +1 per
-    product with rating data with ``rating=1``; with ``offers`` the base cost is
-    instead *offer_page_cost* per started page of 10 offers found (at least one
-    page), *fresh_offer_page_cost* when the product's offers are "fresh", 1 when
-    the offer fetch failed; a ``/deal`` page costs *deal_cost*.
+    and always answered. Costs, as Keepa documents them: a ``/product`` request
+    costs 1 per product found (unknown ASINs cost nothing), +2 per product with
+    ``buybox=1`` (ignored with ``offers``); with ``offers`` the base cost is
+    instead *offer_page_cost* per started page of 10 live offers found (the base
+    1 for a product with none), *fresh_offer_page_cost* when ``update`` is given
+    and the product's offers are fresh, 1 when the offer fetch failed;
+    ``rating=1`` adds 1 for a product whose rating data is less than 14 days old,
+    ``stock=1`` 2 for one whose stock data is less than 7 days old, ``update=0``
+    1 for one updated within the last hour, ``historical-variations=1`` 1 for one
+    with a parent; ``stats``, ``history`` and ``days`` cost nothing. Which data is
+    fresh is drawn per product and hour (*rating_fresh_share*,
+    *stock_fresh_share*, *fresh_offer_share*). A ``/deal`` page costs *deal_cost*.
+    Most catalog products have fewer than 10 live offers, so a batch like real
+    ones (``offers=50, rating=1, buybox=1, stock=1``) costs about 7 a product, as
+    those did.
 
     *Checks, in order.* Unknown path: 404. A queued or drawn
     :class:`Fault` of kind ``"status"``: that status. Wrong or missing ``key``:
     402. A method other than ``GET`` (and ``POST`` on ``/deal``): 405. Malformed
-    parameters or selection: 400. Balance zero or below: 429. Every one of them
-    carries the envelope with ``error: {type, message, details}`` and costs nothing.
+    parameters or selection: 400. Balance zero or below: 429. None costs
+    anything. A 429 is the envelope alone (no ``error``), as Keepa's real one; a
+    400 is Keepa's real one: ``error: {type: "invalidParameter", message, details}``
+    (``details`` says what was wrong) with a zeroed envelope (``tokensLeft``,
+    ``refillIn`` and ``refillRate`` 0); the others carry ``error`` and the full
+    envelope.
 
-    *Product requests.* ``asin`` (comma-separated, at most 100, or 20 with
-    ``offers``) and ``domain`` are required; ``offers`` must be 20..100,
-    ``buybox``, ``history`` (default 1) and ``rating`` 0 or 1, ``stats`` and
-    ``days`` a positive integer (Keepa also takes a date range for ``stats``:
-    the emulator does not), ``update`` an integer >= -1; anything else is a 400.
-    Products of the catalog are answered in the order asked, unknown ones left
-    out. Their current prices follow their latest deal update; ``stats`` holds
-    ``buyBoxPrice`` only with ``buybox=1`` or ``offers``, as Keepa's does.
+    *Product requests.* ``asin`` (comma-separated, at most 100, with ``offers``
+    too) and ``domain`` are required; ``offers`` must be 20..100, ``buybox``,
+    ``history`` (default 1), ``rating``, ``stock``, ``historical-variations`` and
+    ``only-live-offers`` 0 or 1, ``stats`` and ``days`` a positive integer (Keepa
+    also takes a date range for ``stats``: the emulator does not), ``update`` an
+    integer >= -1; anything else is a 400. Products of the catalog are answered
+    in the order asked, unknown ones left out, shaped as Keepa's product objects:
+    every key of a real one, ``null`` where there is no data (``stats`` without
+    ``stats``, ``csv`` with ``history=0``, ``offers`` without ``offers``). Their
+    current prices follow their latest deal update; ``stats.buyBoxPrice`` is -1
+    but with ``buybox=1`` or ``offers``, as Keepa's.
 
     *Time.* The clock's time at construction maps to *start* (a wall-clock
     datetime): ``timestamp`` and the Keepa minutes in the data follow
@@ -290,47 +323,71 @@ class KeepaEmulator:
     *disorder_minutes* older than itself, never more. Other sort types are exact
     (ties by ASIN). A page holds 150 deals; a shorter page is the last one.
 
-    *Selection.* Validated (400 on a missing or multiple ``priceTypes``, a wrong
-    type such as ``"4"`` for an integer, ``page < 0``, out-of-range enums).
-    Applied: ``priceTypes``, ``dateRange`` (the deal's ``lastUpdate`` is within
-    the last day, week, 31 or 90 days), ``sortType``, ``page``,
-    ``deltaPercentRange``, ``deltaRange`` and ``currentRange`` (on the price type),
+    *Deals.* Shaped as Keepa's: 34 entries per price-type row (``current``,
+    ``currentSince``, ``deltaLast``, ``backInStock``; ``avg``, ``delta`` and
+    ``deltaPercent`` one row per interval), ``image`` a list of character codes,
+    the sales-rank drops, warehouse condition, lightning times and
+    ``dateIntervalIndex``. ``delta`` (``avg - current``) and ``deltaPercent`` are
+    positive for a price drop and 0 where data is missing; a few deals are
+    created two minutes after their ``lastUpdate``, as real ones.
+
+    *Selection.* Read as Keepa reads it: ``null`` is an absent field, integers
+    may be written as strings (``"domainId": "1"``), a range's upper bound -1 is
+    open. Refused (400): a missing or multiple ``priceTypes``, a price type deals
+    are not found on (Keepa's deal types: 0-3, 5-10, 18-27, 32, 33), a
+    ``domainId`` without deals (7, 12), a wrong type (``1.5`` or ``"x"`` for an
+    integer, ``1`` for a boolean), ``page < 0``, out-of-range enums. Applied:
+    ``priceTypes``, ``dateRange`` (the deal's ``lastUpdate`` is within the last
+    day, week, 31 or 90 days; 4, seen in exports of Keepa's deal finder, as 3),
+    ``sortType``, ``page``, ``deltaPercentRange``, ``deltaRange``,
+    ``deltaLastRange`` and ``currentRange`` (on the price type),
     ``salesRankRange``, ``includeCategories``/``excludeCategories`` (root or sub
-    category), ``minRating``, ``hasReviews``, ``titleSearch`` (case-insensitive
-    substring). Validated but not applied: ``domainId`` and the other boolean
-    flags (``isLowest``, ``isOutOfStock``, ``singleVariation``, ...). Unknown
-    fields are ignored and counted in :attr:`EmulatorStats.ignored_parameters`.
-    ``delta`` and ``deltaPercent`` are positive for a price drop.
+    category), ``minRating``, ``hasReviews``, ``warehouseConditions`` (with the
+    WAREHOUSE price type), ``titleSearch`` (case-insensitive; every word must
+    match). Validated but not applied: ``domainId``, the other boolean flags
+    (``isLowest``, ``isOutOfStock``, ``singleVariation``, ...) and the
+    string-array attribute filters (``brand``, ``color``, ...). Unknown fields
+    are ignored, as Keepa does, and counted in
+    :attr:`EmulatorStats.ignored_parameters`.
 
     The emulator is safe to use from several threads: the server's threads and
     the test's share its state under one lock.
 
     Args:
         api_key: The key the server accepts; any other gets HTTP 402.
-        refill_per_min: Tokens added per minute (Keepa's ``refillRate``).
+        refill_per_min: Tokens added per minute (Keepa's ``refillRate``; default 20,
+            or the earliest recorded ``/token`` body's).
         capacity: The cap of the balance. Default: ``60 * refill_per_min`` (Keepa
             lets unused tokens expire after an hour; the exact cap is not
             documented by Keepa, so it is configurable).
-        tokens: The starting balance (default: *capacity*).
+        tokens: The starting balance (default: *capacity*, or the earliest recorded
+            ``/token`` body's ``tokensLeft``).
         clock: Where the emulator reads the time (default: a
             :class:`~tokenbudget.MonotonicClock`).
         seed: Seeds every generated product, deal and drawn fault.
         start: The wall-clock datetime of the clock's time at construction
-            (aware; default :data:`DEFAULT_START`, 2026-01-01T00:00Z).
+            (aware; default :data:`DEFAULT_START`, 2026-01-01T00:00Z, or the
+            earliest recorded ``timestamp``).
         refill_step: Seconds between refill steps (Keepa: once a minute; not
             documented by Keepa, so configurable).
         first_refill_in: Seconds from the start to the first step (default
             *refill_step*). At a fractional millisecond (such as ``59.9995``) the
             steps make ``refillIn`` read 60001 right after each one, as Keepa's can.
         token_flow_reduction: The ``tokenFlowReduction`` reported (it does not
-            change the refill: set *refill_per_min* for that).
+            change the refill: set *refill_per_min* for that; default 0.0, or the
+            earliest recorded ``/token`` body's).
         deal_cost: Tokens per ``/deal`` request.
         offer_page_cost: Tokens per page of 10 offers found.
         fresh_offer_page_cost: Tokens per page when the offers are fresh.
         fresh_offer_share: The share of products whose offers are fresh (drawn
-            per ASIN and minute).
+            per ASIN and hour): with ``update`` given, their pages cost
+            *fresh_offer_page_cost*.
         offer_failure_share: The share of products whose offer fetch fails
             (``offersSuccessful: false``, cost 1).
+        rating_fresh_share: The share of products whose rating data is less than
+            14 days old (``rating=1`` costs 1 for those only), per hour.
+        stock_fresh_share: The share of products whose stock data is less than
+            7 days old (``stock=1`` costs 2 for those only), per hour.
         deals_per_minute: The mean number of deal updates per minute.
         reupdate_share: The share of updates that re-update a known ASIN.
         history_minutes: How far before *start* the deal stream begins.
@@ -341,30 +398,40 @@ class KeepaEmulator:
             (seeded): see :meth:`set_fault_share`.
         deal_cache_seconds: Keepa caches deal results for about two minutes: with
             a value above 0, a ``/deal`` page asked again within that many seconds
-            of the clock is the page computed then (still charged). Default 0: every
-            request sees the stream as it is now.
+            of the clock is the page computed then (still charged; ``dealsCached``
+            true). Default 0: every request sees the stream as it is now.
+        recordings: A folder of recorded Keepa answers (or loaded
+            :class:`Recordings`) to serve instead of the seeded data: recorded
+            deal pages one per ``/deal`` request, recorded products by ASIN (see
+            :class:`Recordings` for the layout). The accounting stays the
+            emulator's.
+
+    .. versionchanged:: 0.1.0
+       Bodies shaped as Keepa's real ones, its documented costs, *recordings*.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 (one validation per argument)
         self,
         *,
         api_key: str = "test-key",
-        refill_per_min: int = 20,
+        refill_per_min: int | None = None,
         capacity: int | None = None,
         tokens: int | None = None,
         clock: Clock | None = None,
         seed: int = 0,
-        start: datetime = DEFAULT_START,
+        start: datetime | None = None,
         refill_step: float = 60.0,
         first_refill_in: float | None = None,
-        token_flow_reduction: float = 0.0,
+        token_flow_reduction: float | None = None,
         deal_cost: int = 5,
         offer_page_cost: int = 6,
         fresh_offer_page_cost: int = 5,
         fresh_offer_share: float = 0.0,
         offer_failure_share: float = 0.0,
+        rating_fresh_share: float = 0.2,
+        stock_fresh_share: float = 0.1,
         deals_per_minute: float = 3.0,
         reupdate_share: float = 0.2,
         history_minutes: int = 24 * 60,
@@ -373,7 +440,16 @@ class KeepaEmulator:
         sparse_share: float = 0.15,
         fault_share: float = 0.0,
         deal_cache_seconds: float = 0.0,
+        recordings: str | os.PathLike[str] | Recordings | None = None,
     ) -> None:
+        recorded = (
+            recordings
+            if isinstance(recordings, Recordings) or recordings is None
+            else Recordings.load(recordings)
+        )
+        refill_per_min, tokens, token_flow_reduction, start = _account_defaults(
+            recorded, refill_per_min, tokens, token_flow_reduction, start
+        )
         _check_int("refill_per_min", refill_per_min, low=1)
         if capacity is not None:
             _check_int("capacity", capacity, low=1)
@@ -391,6 +467,8 @@ class KeepaEmulator:
         for name, share in (
             ("fresh_offer_share", fresh_offer_share),
             ("offer_failure_share", offer_failure_share),
+            ("rating_fresh_share", rating_fresh_share),
+            ("stock_fresh_share", stock_fresh_share),
             ("reupdate_share", reupdate_share),
             ("sparse_share", sparse_share),
             ("fault_share", fault_share),
@@ -430,6 +508,8 @@ class KeepaEmulator:
         self._fresh_offer_page_cost = fresh_offer_page_cost
         self._fresh_offer_share = fresh_offer_share
         self._offer_failure_share = offer_failure_share
+        self._rating_fresh_share = rating_fresh_share
+        self._stock_fresh_share = stock_fresh_share
         self._catalog = Catalog(seed=seed, size=catalog_size, sparse_share=sparse_share)
         self._stream = DealStream(
             catalog=self._catalog,
@@ -442,6 +522,8 @@ class KeepaEmulator:
         self._faults: deque[tuple[Fault, str | None]] = deque()
         self._fault_share = fault_share
         self._deal_cache_seconds = float(deal_cache_seconds)
+        self._recordings = recorded
+        self._recorded_next = 0
         self._deal_cache: dict[tuple[object, ...], tuple[float, dict[str, Any]]] = {}
         self._fault_choices: tuple[Fault, ...] = (Fault.server_error(500), Fault.server_error(503))
         self._fault_rng = random.Random(f"faults:{seed}")
@@ -675,6 +757,7 @@ class KeepaEmulator:
             deals = self._stream.select(
                 parsed, now_minute=self.now_minute(), window=(minute_from, minute_to)
             )
+            self._stream.complete(deals)
             return sorted(
                 (json.loads(json.dumps(d)) for d in deals),
                 key=lambda d: (d["lastUpdate"], d["asin"]),
@@ -750,12 +833,7 @@ class KeepaEmulator:
                 payload, cost = self._serve_safely(endpoint, query, body)
             except _Reply as reply:
                 status = reply.status
-                envelope = self._envelope(elapsed, 0, began)
-                envelope["error"] = {
-                    "type": _ERROR_TYPES.get(status, "ERROR"),
-                    "message": reply.message,
-                    "details": reply.details,
-                }
+                envelope = self._error_body(reply, elapsed, began)
                 deferred = False
             else:
                 status = 200
@@ -771,6 +849,34 @@ class KeepaEmulator:
         if fault is not None and fault.kind == "malformed":
             data = data[: max(1, len(data) // 2)]
         return status, data
+
+    def _error_body(self, reply: _Reply, elapsed: float, began: float) -> dict[str, Any]:
+        """The body of an error answer, shaped as Keepa's (lock held).
+
+        A 429 is the envelope alone, as Keepa's real one (the balance, zero or
+        negative; no ``error``). A 400 is Keepa's real one: ``error`` with type
+        ``invalidParameter`` and its message (``details`` says what was wrong)
+        beside a zeroed envelope (``tokensLeft``, ``refillIn``, ``refillRate`` 0):
+        it carries no token figures. The others (402, 404, 405, a 5xx fault), of
+        which no real body is known, carry the full envelope.
+        """
+        envelope = self._envelope(elapsed, 0, began)
+        if reply.status == 429:
+            return envelope
+        if reply.status in _ZEROED:
+            envelope.update(tokensLeft=0, refillIn=0, refillRate=0, tokenFlowReduction=0.0)
+        message = _INVALID_PARAMETER if reply.status == 400 else reply.message
+        details = reply.details
+        if reply.status == 400:
+            details = f"{reply.message}: {details}" if details else reply.message
+        return {
+            "error": {
+                "details": details,
+                "message": message,
+                "type": _ERROR_TYPES.get(reply.status, "error"),
+            },
+            **envelope,
+        }
 
     def _charge(
         self, cost: int, payload: Mapping[str, Any], elapsed: float, began: float
@@ -883,13 +989,15 @@ class KeepaEmulator:
             ("rating", 0, 1, 0),
             ("update", -1, 100_000, -1),
             ("days", 1, 100_000, 0),
+            ("stock", 0, 1, 0),
+            ("historical-variations", 0, 1, 0),
+            ("only-live-offers", 0, 1, 0),
         ):
             value = _int_parameter(query, name, low=low, high=high, default=default)
             assert value is not None  # noqa: S101 (a default is given)
             options[name] = value
-        limit = MAX_ASINS_WITH_OFFERS if offers else MAX_ASINS
-        if len(asins) > limit:
-            raise _Reply(400, f"too many ASINs: {len(asins)} > {limit}")
+        if len(asins) > MAX_ASINS:
+            raise _Reply(400, f"too many ASINs: {len(asins)} > {MAX_ASINS}")
         if offers:
             options["offers"] = offers
             options["buybox"] = 0  # ignored with offers, as Keepa does
@@ -900,31 +1008,63 @@ class KeepaEmulator:
         self._stream.extend(minute)
         products = []
         cost = 0
+        recorded = self._recordings.products if self._recordings is not None else {}
         for asin in asins:
-            if self._catalog.index(asin) is None:
+            if asin in recorded:
+                product = json.loads(json.dumps(recorded[asin]))
+                product_cost = _recorded_product_cost(product, options, self._offer_page_cost)
+            elif self._catalog.index(asin) is None:
                 continue
-            traits = self._catalog.traits(asin)
-            draw = random.Random(f"offer-state:{self._seed}:{asin}:{minute}")
-            failed = draw.random() < self._offer_failure_share
-            fresh = draw.random() < self._fresh_offer_share
-            product, found = product_json(
-                self._catalog,
-                self._stream,
-                asin,
-                minute=minute,
-                options=options,
-                offers_failed=failed,
-            )
-            if options.get("offers"):
-                page_cost = self._fresh_offer_page_cost if fresh else self._offer_page_cost
-                cost += 1 if failed else page_cost * max(1, math.ceil(found / 10))
             else:
-                cost += 1 + (2 if options["buybox"] else 0)
-            if options["rating"] and traits.rating is not None:
-                cost += 1
+                product, product_cost = self._product(asin, options, minute)
+            cost += product_cost
             products.append(product)
         self._products_served += len(products)
         return {"products": products}, cost
+
+    def _product(
+        self, asin: str, options: Mapping[str, int], minute: int
+    ) -> tuple[dict[str, Any], int]:
+        """One catalog product and what Keepa charges for it (see the class docs' table)."""
+        traits = self._catalog.traits(asin)
+        draw = random.Random(f"offer-state:{self._seed}:{asin}:{minute}")
+        failed = draw.random() < self._offer_failure_share
+        fresh = freshness(
+            self._catalog,
+            asin,
+            minute,
+            rating_share=self._rating_fresh_share,
+            stock_share=self._stock_fresh_share,
+            offers_share=self._fresh_offer_share,
+        )
+        product, live = product_json(
+            self._catalog,
+            self._stream,
+            asin,
+            minute=minute,
+            options=options,
+            offers_failed=failed,
+            fresh=fresh,
+        )
+        if options.get("offers"):
+            pages = math.ceil(live / 10)
+            page_cost = (
+                self._fresh_offer_page_cost
+                if fresh.offers and options["update"] >= 0
+                else self._offer_page_cost
+            )
+            cost = 1 if failed or not pages else page_cost * pages
+        else:
+            cost = 1 + (2 if options["buybox"] else 0)
+        if options["rating"] and traits.rating is not None and fresh.rating:
+            cost += 1
+        if options["stock"] and fresh.stock:
+            cost += 2
+        if options["update"] == 0 and minute - product["lastUpdate"] < 60:
+            cost += 1
+        if options["historical-variations"] and traits.parent_asin is not None:
+            cost += 1
+        return product, cost
 
     def _selection(self, query: Mapping[str, str], body: bytes) -> Selection:
         text = body.decode("utf-8", "replace") if body.strip() else query.get("selection")
@@ -943,28 +1083,123 @@ class KeepaEmulator:
         return selection
 
     def _deals(self, selection: Selection) -> tuple[dict[str, Any], int]:
+        if self._recordings is not None and self._recordings.deal_pages:
+            return self._recorded_deals()
         elapsed = self._elapsed()
         key = (selection.key(), selection.page)
         cached = self._deal_cache.get(key)
         if cached is not None and elapsed - cached[0] < self._deal_cache_seconds:
             page_payload = cached[1]
+            from_cache = True
         else:
             deals = self._stream.select(selection, now_minute=self.now_minute())
             first = selection.page * DEALS_PER_PAGE
             roots = Counter(deal["rootCat"] for deal in deals)
+            # Keepa lists the root categories of the whole result, "?" (unknown) first.
+            order = sorted(roots, key=lambda c: (c != UNKNOWN_CATEGORY, c))
+            page = deals[first : first + DEALS_PER_PAGE]
+            self._stream.complete(page)
             page_payload = {
-                "dr": deals[first : first + DEALS_PER_PAGE],
-                "categoryIds": sorted(roots),
-                "categoryNames": [_category_name(c) for c in sorted(roots)],
-                "categoryCount": [roots[c] for c in sorted(roots)],
+                "categoryCount": [roots[c] for c in order],
+                "categoryIds": order,
+                "categoryNames": [_category_name(c) for c in order],
+                "dr": page,
+                "drDateIndex": [],
             }
+            from_cache = False
             if self._deal_cache_seconds > 0:
                 self._deal_cache[key] = (elapsed, page_payload)
         self._deals_served += len(page_payload["dr"])
-        return {"deals": page_payload}, self._deal_cost
+        return {"deals": page_payload, "dealsCached": from_cache}, self._deal_cost
+
+    def _recorded_deals(self) -> tuple[dict[str, Any], int]:
+        """The next recorded page, charged its recorded cost; an empty page after the last."""
+        assert self._recordings is not None  # noqa: S101 (checked by the caller)
+        pages = self._recordings.deal_pages
+        if self._recorded_next >= len(pages):
+            empty: dict[str, list[Any]] = {
+                "categoryCount": [],
+                "categoryIds": [],
+                "categoryNames": [],
+                "dr": [],
+                "drDateIndex": [],
+            }
+            return {"deals": empty, "dealsCached": False}, self._deal_cost
+        recorded = pages[self._recorded_next]
+        self._recorded_next += 1
+        wrapper = json.loads(json.dumps(recorded["deals"]))  # a copy the caller may keep
+        self._deals_served += len(wrapper["dr"])
+        cost = recorded.get("tokensConsumed")
+        cost = cost if isinstance(cost, int) and cost >= 0 else self._deal_cost
+        return {"deals": wrapper, "dealsCached": bool(recorded.get("dealsCached", False))}, cost
 
 
-_CATEGORY_NAMES = dict(CATEGORIES)
+_CATEGORY_NAMES = {**dict(CATEGORIES), UNKNOWN_CATEGORY: "?"}
+
+
+def _account_defaults(
+    recorded: Recordings | None,
+    refill_per_min: int | None,
+    tokens: int | None,
+    token_flow_reduction: float | None,
+    start: datetime | None,
+) -> tuple[int, int | None, float, datetime]:
+    """The account's start where not given: the earliest recorded ``/token`` body, or defaults."""
+    first: Mapping[str, Any] = (
+        recorded.token_bodies[0] if recorded is not None and recorded.token_bodies else {}
+    )
+    if refill_per_min is None:
+        rate = first.get("refillRate")
+        refill_per_min = rate if isinstance(rate, int) and rate > 0 else 20
+    if tokens is None and isinstance(first.get("tokensLeft"), int):
+        tokens = first["tokensLeft"]
+    if token_flow_reduction is None:
+        reduction = first.get("tokenFlowReduction", 0.0)
+        token_flow_reduction = float(reduction) if isinstance(reduction, (int, float)) else 0.0
+    if start is None:
+        stamp = recorded.first_timestamp() if recorded is not None else None
+        start = DEFAULT_START if stamp is None else datetime.fromtimestamp(stamp // 1000, tz=UTC)
+    return refill_per_min, tokens, token_flow_reduction, start
+
+
+def _recorded_product_cost(
+    product: Mapping[str, Any], options: Mapping[str, int], page_cost: int
+) -> int:
+    """What Keepa's rules charge for a recorded product object.
+
+    Offers: *page_cost* per started page of 10 live offers (``liveOffersOrder``,
+    at most ``offers``), the base 1 for none or a failed fetch; ``buybox`` 2
+    without offers; ``rating`` 1 when its ``lastRatingUpdate`` is less than 14
+    days before its ``lastUpdate``; ``stock`` 2 when a live offer has a
+    ``stockCSV``; ``historical-variations`` 1 with a ``parentAsin``.
+    """
+    offers = options.get("offers", 0)
+    if offers:
+        live = product.get("liveOffersOrder")
+        found = min(len(live), offers) if isinstance(live, list) else 0
+        pages = math.ceil(found / 10)
+        failed = product.get("offersSuccessful") is False
+        cost = 1 if failed or not pages else page_cost * pages
+    else:
+        cost = 1 + (2 if options.get("buybox") else 0)
+    updated, rated = product.get("lastUpdate"), product.get("lastRatingUpdate")
+    if (
+        options.get("rating")
+        and isinstance(updated, int)
+        and isinstance(rated, int)
+        and 0 <= updated - rated < 14 * 24 * 60
+    ):
+        cost += 1
+    listed = product.get("offers")
+    if (
+        options.get("stock")
+        and isinstance(listed, list)
+        and any(isinstance(o, Mapping) and o.get("stockCSV") for o in listed)
+    ):
+        cost += 2
+    if options.get("historical-variations") and product.get("parentAsin"):
+        cost += 1
+    return cost
 
 
 def _category_name(category: int) -> str:

@@ -228,9 +228,9 @@ def test_projected_balance_moves_with_the_clock(client, keepa, manual_clock):
     """The bucket's balance follows the refill steps between answers: it never freezes."""
     client.token_status()
     keepa.set_tokens(-20)
-    keepa.inject(Fault.server_error(400), endpoint="deal")
+    keepa.inject(Fault.server_error(404), endpoint="deal")
     with pytest.raises(KeepaRequestError):
-        client.deals(QUERY)  # an error answer still carries the envelope: synced to -20
+        client.deals(QUERY)  # a 404 carries the full envelope: synced to -20
     assert client.bucket.snapshot().tokens == -20
     manual_clock.advance(60 * 5)
     assert keepa.tokens_left == 5

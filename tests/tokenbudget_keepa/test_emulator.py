@@ -260,7 +260,7 @@ def test_429_while_zero_or_below(make_emulator, http, balance):
         body = response.json()
         assert response.status_code == 429
         assert (body["tokensLeft"], body["tokensConsumed"]) == (balance, 0)
-        assert body["error"]["type"] == "NOT_ENOUGH_TOKEN"
+        assert "error" not in body  # Keepa's real 429 is the envelope alone
     assert emulator.stats().throttled == 2
 
 
@@ -340,38 +340,98 @@ def test_buybox_costs_two_more_per_product(emulator, http):
     assert body["tokensConsumed"] == 12
 
 
-def test_rating_costs_one_more_per_rated_product(emulator, http):
-    """rating=1 adds 1 for a product with rating data, nothing for one without."""
+def test_rating_costs_one_more_per_fresh_rated_product(make_emulator, http):
+    """rating=1 adds 1 for a product with rating data less than 14 days old, else nothing."""
+    emulator = make_emulator(rating_fresh_share=1.0)
     rated = asin_where(emulator, lambda t: t.rating is not None)
     unrated = asin_where(emulator, lambda t: t.rating is None)
     assert product(http, emulator, [rated], rating=1).json()["tokensConsumed"] == 2
     assert product(http, emulator, [unrated], rating=1).json()["tokensConsumed"] == 1
+    stale = make_emulator(rating_fresh_share=0.0)
+    assert product(http, stale, [rated], rating=1).json()["tokensConsumed"] == 1
+
+
+def test_stock_costs_two_more_per_product_with_fresh_stock_data(make_emulator, http):
+    """stock=1 adds 2 for a product whose stock data is less than 7 days old, else nothing."""
+    asins = make_emulator().catalog_asins(4)
+    fresh = make_emulator(stock_fresh_share=1.0)
+    stale = make_emulator(stock_fresh_share=0.0)
+    assert product(http, fresh, asins, stock=1).json()["tokensConsumed"] == 4 * 3
+    assert product(http, stale, asins, stock=1).json()["tokensConsumed"] == 4
+
+
+def test_update_zero_costs_one_more_per_product_updated_within_the_hour(emulator, http):
+    """update=0 adds 1 for each product Keepa updated less than an hour ago."""
+    asins = emulator.catalog_asins(40, first=100_000)  # not in the deal stream's last hour
+    body = product(http, emulator, asins, update=0).json()
+    now = emulator.now_minute()
+    recent = sum(now - p["lastUpdate"] < 60 for p in body["products"])
+    assert 0 < recent < 40
+    assert body["tokensConsumed"] == 40 + recent
+    assert product(http, emulator, asins, update=1).json()["tokensConsumed"] == 40
+
+
+def test_historical_variations_cost_one_per_product_with_a_parent(emulator, http):
+    """historical-variations=1 adds 1 for each product with a parent ASIN."""
+    asins = emulator.catalog_asins(60)
+    body = get(
+        http, emulator, "product", asin=",".join(asins), domain=1, **{"historical-variations": 1}
+    ).json()
+    parents = sum(p["parentAsin"] is not None for p in body["products"])
+    assert 0 < parents < 60
+    assert body["tokensConsumed"] == 60 + parents
 
 
 def offer_pages(body):
-    return [max(1, math.ceil(len(p["offers"]) / 10)) for p in body["products"]]
+    """Started pages of 10 live offers found, per product."""
+    return [math.ceil(len(p["liveOffersOrder"]) / 10) for p in body["products"]]
+
+
+def offer_cost(body, page_cost=6):
+    """6 (or 5) per page found, per product; the base 1 for a product with none."""
+    return sum(page_cost * pages if pages else 1 for pages in offer_pages(body))
 
 
 def test_offers_cost_six_per_page_of_offers_found(emulator, http):
-    """offers=N costs 6 per started page of 10 offers found, per product."""
-    body = product(http, emulator, emulator.catalog_asins(10), offers=100).json()
-    assert body["tokensConsumed"] == 6 * sum(offer_pages(body))
-    assert {len(p["offers"]) for p in body["products"]} != {0}
+    """offers=N costs 6 per started page of 10 live offers found, per product; 1 with none."""
+    body = product(http, emulator, emulator.catalog_asins(40), offers=100).json()
+    assert body["tokensConsumed"] == offer_cost(body)
+    assert {0, 1, 2} <= set(offer_pages(body))
 
 
 def test_offers_limit_the_offers_returned(emulator, http):
-    """offers=20 returns at most 20 offers per product."""
+    """offers=20 returns at most 20 live offers per product."""
     many = asin_where(emulator, lambda t: t.offers_fba + t.offers_fbm > 30)
     body = product(http, emulator, [many], offers=20).json()
-    assert len(body["products"][0]["offers"]) == 20
+    assert len(body["products"][0]["liveOffersOrder"]) == 20
     assert body["tokensConsumed"] == 12
 
 
-def test_fresh_offers_cost_five_per_page(make_emulator, http):
-    """Fresh offer data costs 5 per page."""
+def test_fresh_offers_cost_five_per_page_with_update(make_emulator, http):
+    """Fresh offer data costs 5 per page when ``update`` is given, 6 without."""
     emulator = make_emulator(fresh_offer_share=1.0)
+    body = product(http, emulator, emulator.catalog_asins(5), offers=40, update=1).json()
+    assert body["tokensConsumed"] == offer_cost(body, 5)
     body = product(http, emulator, emulator.catalog_asins(5), offers=40).json()
-    assert body["tokensConsumed"] == 5 * sum(offer_pages(body))
+    assert body["tokensConsumed"] == offer_cost(body, 6)
+
+
+def test_a_real_like_batch_costs_about_seven_a_product(make_emulator, http):
+    """offers=50, rating, buybox, stock: about 7 a product, as real batches (330-372 for 50)."""
+    emulator = make_emulator(refill_per_min=1000)
+    params = {"offers": 50, "rating": 1, "buybox": 1, "stock": 1, "stats": 365}
+    batches = [
+        product(http, emulator, emulator.catalog_asins(50, first=50 * i), **params).json()
+        for i in range(8)
+    ]
+    costs = [b["tokensConsumed"] for b in batches]
+    assert all(280 <= cost <= 420 for cost in costs), costs
+    assert 6.3 <= sum(costs) / 400 <= 7.7
+    small = [
+        product(http, emulator, emulator.catalog_asins(3, first=3 * i), **params).json()
+        for i in range(20)
+    ]
+    assert sorted(b["tokensConsumed"] for b in small)[10] in range(12, 25)
 
 
 def test_failed_offer_fetch_costs_one(make_emulator, http):
@@ -413,7 +473,7 @@ def test_tokens_consumed_add_up(emulator, http):
     ("params", "fragment"),
     [
         ({"asin": ",".join(f"B0{i:08d}" for i in range(101))}, "too many ASINs"),
-        ({"asin": ",".join(f"B0{i:08d}" for i in range(21)), "offers": 20}, "too many ASINs"),
+        ({"asin": ",".join(f"B0{i:08d}" for i in range(101)), "offers": 20}, "too many ASINs"),
         ({"offers": 19}, "offers"),
         ({"offers": 101}, "offers"),
         ({"buybox": "true"}, "buybox"),
@@ -431,15 +491,19 @@ def test_malformed_product_requests_get_400(emulator, http, params, fragment):
     response = http.get(f"{emulator.url}/product", params=query)
     body = response.json()
     assert response.status_code == 400
-    assert fragment in body["error"]["message"]
+    assert body["error"]["type"] == "invalidParameter"
+    assert body["error"]["message"] == "You used an invalid parameter for this API call."
+    assert fragment in body["error"]["details"]
     assert body["tokensConsumed"] == 0
     assert_envelope(body)
 
 
-def test_a_hundred_asins_are_allowed(emulator, http):
-    """Exactly 100 ASINs (20 with offers) are within the limits."""
+def test_a_hundred_asins_are_allowed_with_offers_too(make_emulator, http):
+    """Exactly 100 ASINs are within the limit, with offers too (Keepa served 50 with offers)."""
+    emulator = make_emulator(refill_per_min=1000)
     assert product(http, emulator, emulator.catalog_asins(100)).status_code == 200
-    assert product(http, emulator, emulator.catalog_asins(20), offers=20).status_code == 200
+    assert product(http, emulator, emulator.catalog_asins(50), offers=50).status_code == 200
+    assert product(http, emulator, emulator.catalog_asins(100), offers=20).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -448,18 +512,24 @@ def test_a_hundred_asins_are_allowed(emulator, http):
         {},
         {"priceTypes": []},
         {"priceTypes": [1, 2]},
-        {"priceTypes": ["1"]},
-        {"priceTypes": [1], "dateRange": "4"},
-        {"priceTypes": [1], "dateRange": 4},
+        {"priceTypes": ["one"]},
+        {"priceTypes": [4]},
+        {"priceTypes": [34]},
+        {"priceTypes": [1], "dateRange": "5"},
+        {"priceTypes": [1], "dateRange": 5},
+        {"priceTypes": [1], "dateRange": 1.5},
         {"priceTypes": [1], "page": -1},
         {"priceTypes": [1], "page": True},
         {"priceTypes": [1], "sortType": 5},
         {"priceTypes": [1], "deltaPercentRange": [10]},
-        {"priceTypes": [1], "salesRankRange": ["1", "100"]},
+        {"priceTypes": [1], "salesRankRange": ["1", "many"]},
         {"priceTypes": [1], "includeCategories": "172282"},
         {"priceTypes": [1], "isLowest": 1},
         {"priceTypes": [1], "titleSearch": 5},
+        {"priceTypes": [1], "brand": "Acme"},
         {"priceTypes": [1], "domainId": 7},
+        {"priceTypes": [1], "domainId": 12},
+        {"priceTypes": [1], "domainId": "7"},
         [1],
     ],
 )
@@ -475,7 +545,7 @@ def test_selection_that_is_not_json_gets_400(emulator, http):
     """A selection that is not JSON is refused with 400."""
     response = get(http, emulator, "deal", selection="{priceTypes: [1]")
     assert response.status_code == 400
-    assert "not valid JSON" in response.json()["error"]["message"]
+    assert "not valid JSON" in response.json()["error"]["details"]
 
 
 def test_missing_selection_gets_400(emulator, http):
@@ -487,7 +557,7 @@ def test_missing_selection_gets_400(emulator, http):
 
 
 def test_every_response_carries_the_envelope(make_emulator, http):
-    """200, 400, 402, 404, 405, 429 and injected 5xx all carry the full envelope."""
+    """200, 400, 402, 404, 405, 429 and injected 5xx all carry the envelope's fields."""
     emulator = make_emulator(tokens=1)
     responses = [
         get(http, emulator, "token"),
@@ -505,8 +575,12 @@ def test_every_response_carries_the_envelope(make_emulator, http):
         assert response.headers["content-type"].startswith("application/json")
         body = response.json()
         assert_envelope(body)
-        if response.status_code != 200:
+        if response.status_code not in (200, 429):
             assert set(body["error"]) == {"type", "message", "details"}
+        if response.status_code == 400:  # zeroed, as Keepa's real 400
+            assert (body["tokensLeft"], body["refillRate"], body["refillIn"]) == (0, 0, 0)
+        else:
+            assert body["refillRate"] == emulator.refill_per_min
 
 
 @pytest.mark.parametrize("key", ["wrong-key", None, ""])
@@ -517,7 +591,7 @@ def test_wrong_or_missing_key_gets_402(emulator, http, key):
         params["key"] = key
     response = http.get(f"{emulator.url}/product", params=params)
     assert response.status_code == 402
-    assert response.json()["error"]["type"] == "PAYMENT_REQUIRED"
+    assert response.json()["error"]["type"] == "paymentRequired"
     assert response.json()["tokensConsumed"] == 0
     assert emulator.tokens_left == 300
 
@@ -584,31 +658,32 @@ def test_products_have_the_fields_the_ingestor_needs(emulator, http):
     for item in products:
         assert item["domainId"] == 1
         assert isinstance(item["rootCategory"], int)
-        assert len(item["stats"]["current"]) == 19
+        assert len(item["stats"]["current"]) == 34
         assert isinstance(item["stats"]["totalOfferCount"], int)
-        assert len(item["csv"]) == 19
-    assert any("fbaFees" in p and "referralFeePercentage" in p for p in products)
-    assert any(p["stats"].get("buyBoxPrice", -1) > 0 for p in products)
+        assert len(item["csv"]) == 34
+    assert any(p["fbaFees"] and p["referralFeePercentage"] for p in products)
+    assert any(p["stats"]["buyBoxPrice"] > 0 for p in products)
     assert any(p["stats"]["current"][3] > 0 for p in products)
 
 
 def test_some_products_are_sparse(emulator, http):
-    """As real data, some products miss a title, fees, a sales rank or a buy box price."""
+    """As real data, some products have no fees, sales rank or buy box price (``null``/-1)."""
     products = product(http, emulator, emulator.catalog_asins(100), stats=90, buybox=1).json()[
         "products"
     ]
-    assert any("title" not in p for p in products)
-    assert any("fbaFees" not in p for p in products)
-    assert any("referralFeePercentage" not in p for p in products)
+    assert all(isinstance(p["title"], str) for p in products)  # real titles never miss
+    assert any(p["fbaFees"] is None for p in products)
+    assert any(p["referralFeePercentage"] is None for p in products)
+    assert any(p["brand"] is None for p in products)
     assert any(p["stats"]["current"][3] == -1 for p in products)
-    assert any("buyBoxPrice" not in p["stats"] for p in products)
+    assert any(p["stats"]["buyBoxPrice"] == -1 for p in products)
 
 
 def test_stats_and_history_only_when_asked(emulator, http):
-    """Without stats there is no stats object; with history=0 no csv."""
+    """Without stats the stats object is null; with history=0 the csv is null (as Keepa's)."""
     item = product(http, emulator, emulator.catalog_asins(1), history=0).json()["products"][0]
-    assert "stats" not in item
-    assert "csv" not in item
+    assert item["stats"] is None
+    assert item["csv"] is None
 
 
 def test_offers_are_well_formed(emulator, http):
@@ -620,7 +695,12 @@ def test_offers_are_well_formed(emulator, http):
     for offer in item["offers"]:
         assert {"offerId", "sellerId", "isFBA", "isPrime", "isAmazon", "condition"} <= set(offer)
         assert len(offer["offerCSV"]) % 3 == 0
-    assert sorted(item["liveOffersOrder"]) == list(range(len(item["offers"])))
+    live = item["liveOffersOrder"]
+    assert len(set(live)) == len(live)
+    assert all(0 <= i < len(item["offers"]) for i in live)
+    assert all(item["offers"][i]["lastSeen"] == emulator.now_minute() for i in live)
+    totals = [item["offers"][i]["offerCSV"][1] + item["offers"][i]["offerCSV"][2] for i in live]
+    assert totals == sorted(totals)
 
 
 def test_product_prices_follow_its_latest_deal(emulator, http):
@@ -636,14 +716,19 @@ def test_product_prices_follow_its_latest_deal(emulator, http):
 def test_deals_carry_the_documented_fields(emulator, http):
     """A deal has the fields of Keepa's deal objects, with the documented shapes."""
     body = deal(http, emulator).json()["deals"]
-    assert {"dr", "categoryIds", "categoryNames", "categoryCount"} <= set(body)
+    assert set(body) == {"dr", "drDateIndex", "categoryIds", "categoryNames", "categoryCount"}
     item = body["dr"][0]
     assert {
-        "asin", "parentAsin", "title", "rootCat", "categories", "current", "delta",
-        "deltaPercent", "avg", "creationDate", "lastUpdate", "image", "minRating",
+        "asin", "title", "rootCat", "categories", "current", "currentSince", "delta",
+        "deltaPercent", "deltaLast", "avg", "creationDate", "lastUpdate", "image",
+        "backInStock", "salesRankDrops30", "warehouseCondition", "lightningStart",
+        "dateIntervalIndex",
     } <= set(item)  # fmt: skip
-    assert len(item["current"]) == 19
+    assert "minRating" not in item
+    assert "parentAsin" not in item
+    assert len(item["current"]) == len(item["currentSince"]) == 34
     assert len(item["delta"]) == len(item["avg"]) == len(item["deltaPercent"]) == 4
+    assert all(isinstance(code, int) for code in item["image"])
 
 
 def test_last_update_advances_with_the_clock(emulator, http, manual_clock):
@@ -822,7 +907,7 @@ def test_injected_error_answers_once_and_costs_nothing(emulator, http):
     failed = deal(http, emulator)
     assert failed.status_code == 503
     assert failed.json()["tokensConsumed"] == 0
-    assert failed.json()["error"]["type"] == "SERVICE_UNAVAILABLE"
+    assert failed.json()["error"]["type"] == "serviceUnavailable"
     assert deal(http, emulator).status_code == 200
     assert emulator.stats().faults_injected == 1
 
@@ -1136,7 +1221,7 @@ def test_invalid_content_length_gets_400(emulator):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
-    assert json.loads(body)["error"]["message"] == "the Content-Length header is invalid"
+    assert json.loads(body)["error"]["details"] == "the Content-Length header is invalid"
 
 
 def test_head_is_not_answered_with_a_body(emulator, http):
