@@ -304,6 +304,8 @@ class Observation(NamedTuple):
     backlog: float
     booked: float
     since: float
+    #: The smallest id of a booking in flight now (``BucketConfig.in_flight``), 0 if none.
+    first_in_flight: int = 0
 
 
 # -- refill ---------------------------------------------------------------------------------
@@ -982,7 +984,33 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
         if now > t:
             base = min(config.capacity, base + refill_between(config, state, t, now))
         recharging = rech and base < config.burst_threshold
-    return Observation(now, b, recharging, state.rate, waiting, backlog, state.booked, state.since)
+    first = _first_in_flight(config, state, now, done)
+    return Observation(
+        now, b, recharging, state.rate, waiting, backlog, state.booked, state.since, first
+    )
+
+
+def _first_in_flight(
+    config: BucketConfig,
+    state: BucketState,
+    now: float,
+    done: list[tuple[int, float, float, float, float]],
+) -> int:
+    """The smallest id of a booking in flight at *now* (0: none), as :func:`_advance` keeps them.
+
+    In flight: the flights within the window, and the pending bookings whose
+    time has come (*done*) that were not settled before it.
+    """
+    window = config.in_flight
+    first = 0
+    if window > 0.0:
+        for f in state.flight:
+            if f[1] + window > now and (first == 0 or f[0] < first):
+                first = f[0]
+        for e in done:
+            if e[3] == 0.0 and e[1] + window > now and (first == 0 or e[0] < first):
+                first = e[0]
+    return first
 
 
 def admits_now(config: BucketConfig, obs: Observation, cost: float) -> bool:

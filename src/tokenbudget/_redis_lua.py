@@ -25,7 +25,7 @@ The answer is one string of words separated by spaces, so that the client
 parses one bulk reply instead of an array: for an operation ``FLAGS delay
 booking_id now tokens spent``, ``FLAGS`` being four digits (``ok``, ``recharging``,
 ``entered``, ``left``); for ``observe`` ``recharging now tokens rate pending
-backlog booked since``.
+backlog booked since first_in_flight``.
 
 The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
 is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
@@ -748,9 +748,20 @@ local function observe(state)
     end
     recharging = rech and base < cfg.burst
   end
+  -- the smallest id in flight (mirror of _core._first_in_flight)
+  local first = 0
+  local window = cfg.in_flight
+  if window > 0.0 then
+    for _, f in ipairs(state.flight) do
+      if f[2] + window > now and (first == 0 or f[1] < first) then first = f[1] end
+    end
+    for _, e in ipairs(done) do
+      if e[4] == 0.0 and e[2] + window > now and (first == 0 or e[1] < first) then first = e[1] end
+    end
+  end
   return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
     .. string.format('%d', waiting) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
-    .. fmt(state.since)
+    .. fmt(state.since) .. ' ' .. string.format('%d', first)
 end
 
 local function set_rate(state, rate)  -- mirrors _core.set_rate

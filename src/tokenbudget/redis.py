@@ -109,7 +109,7 @@ def _outcome(reply: Any) -> Outcome:
 
 
 def _observation(reply: Any) -> Observation:
-    recharging, time, tokens, rate, pending, backlog, booked, since = reply.split()
+    recharging, time, tokens, rate, pending, backlog, booked, since, first = reply.split()
     return Observation(
         float(time),
         float(tokens),
@@ -119,6 +119,7 @@ def _observation(reply: Any) -> Observation:
         float(backlog),
         float(booked),
         float(since),
+        int(first),
     )
 
 
