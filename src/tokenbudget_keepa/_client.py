@@ -504,7 +504,10 @@ class _Base:
             if self._rate is not None and envelope.refill_rate != self._rate:
                 self._new_rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
-        return tokens, envelope.refill_in, self._new_rate, envelope.timestamp_ms / 1000
+        # A refusal is adopted whatever its stamp (no as_of): "not now" is true now, even
+        # when another answer stamped later (of this process or another) was adopted.
+        as_of = None if status == 429 else envelope.timestamp_ms / 1000
+        return tokens, envelope.refill_in, self._new_rate, as_of
 
     def _synced(self, snapshot: Snapshot) -> None:
         """After a sync: a changed rate, once adopted, is passed no more."""
@@ -749,7 +752,7 @@ _GATE_PAUSE: Final = 0.001
 _GATE_MAX_PAUSE: Final = 0.02
 
 
-_SyncArgs = tuple[float, float, Rate | None, float]
+_SyncArgs = tuple[float, float, Rate | None, float | None]
 
 
 def _own_request_back(
