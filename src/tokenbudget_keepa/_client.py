@@ -60,6 +60,7 @@ from tokenbudget import (
 
 from ._client_endpoints import AsyncEndpoints, Endpoints
 from ._cost import CostModel, RequestKind
+from ._deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
 from ._endpoints import EndpointCall
 from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
@@ -88,7 +89,7 @@ ENV_KEY: Final = "KEEPA_API_KEY"
 DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 #: The most ASINs in one ``/product`` request, without and with ``offers``.
 MAX_ASINS: Final = 100
-MAX_ASINS_WITH_OFFERS: Final = 20
+MAX_ASINS_WITH_OFFERS: Final = 50  # Keepa served 50 ASINs with offers=50 in one request
 #: Keepa adds its refill once a minute.
 REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
@@ -503,7 +504,10 @@ class _Base:
             if self._rate is not None and envelope.refill_rate != self._rate:
                 self._new_rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
-        return tokens, envelope.refill_in, self._new_rate, envelope.timestamp_ms / 1000
+        # A refusal is adopted whatever its stamp (no as_of): "not now" is true now, even
+        # when another answer stamped later (of this process or another) was adopted.
+        as_of = None if status == 429 else envelope.timestamp_ms / 1000
+        return tokens, envelope.refill_in, self._new_rate, as_of
 
     def _synced(self, snapshot: Snapshot) -> None:
         """After a sync: a changed rate, once adopted, is passed no more."""
@@ -748,7 +752,7 @@ _GATE_PAUSE: Final = 0.001
 _GATE_MAX_PAUSE: Final = 0.02
 
 
-_SyncArgs = tuple[float, float, Rate | None, float]
+_SyncArgs = tuple[float, float, Rate | None, float | None]
 
 
 def _own_request_back(
@@ -815,7 +819,9 @@ class KeepaClient(Endpoints, _Base):
         clock: The :class:`~tokenbudget.Clock` of every wait (a
             :class:`~tokenbudget.ManualClock` shared with the emulator
             simulates hours in seconds).
-        timeout: Seconds to wait for an answer.
+        timeout: Seconds one request may take, whole: connecting, sending and
+            reading the answer (a server that trickles its answer a few bytes at a
+            time is cut off at this deadline too, not only a silent one).
         capacity: The default bucket's capacity; ``None``: an hour of refill,
             ``60 x refillRate`` (Keepa's exact cap is not documented).
         refill_step: Seconds between the account's refill steps in the default
@@ -884,7 +890,7 @@ class KeepaClient(Endpoints, _Base):
             base_url=self._base_url,
             timeout=self._timeout,
             follow_redirects=False,  # a redirect would carry the key: see _error_for
-            transport=_KeyTransport(httpx.HTTPTransport(), self._key),
+            transport=_KeyTransport(with_deadlines(httpx.HTTPTransport()), self._key),
         )
 
     def __enter__(self) -> Self:
@@ -934,7 +940,7 @@ class KeepaClient(Endpoints, _Base):
         stock: bool = False,
         only_live_offers: bool = False,
     ) -> list[Product]:
-        """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
+        """Products by ASIN, in as many requests as Keepa's limits need (100; 50 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
@@ -1208,7 +1214,8 @@ class KeepaClient(Endpoints, _Base):
             failure: str | None = None
             sent = False
             try:
-                response = self._http.get(call.path, params=call.params)
+                with attempt_deadline(self._timeout):  # the whole exchange, not each read
+                    response = self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
                 # Only its text leaves this block (redacted): the httpx error holds the
                 # request that carried the key, so it must not become the context of ours.
@@ -1228,9 +1235,10 @@ class KeepaClient(Endpoints, _Base):
                     note=failure,
                 )
                 server_retries += 1
-                if server_retries > self._max_retries:
+                if server_retries > self._max_retries or capped():
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})"
+                        + ("; the caller's time is up" if capped() else ""),
                         endpoint=call.path,
                         attempts=attempt,
                     )
@@ -1584,12 +1592,17 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
             failure: str | None = None
             sent = False
             try:
-                response = await self._http.get(call.path, params=call.params)
+                # One deadline for the whole exchange (a server trickling its answer included).
+                async with asyncio.timeout(attempt_seconds(self._timeout)):
+                    response = await self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
                 # Only its text leaves this block (redacted): the httpx error holds the
                 # request that carried the key, so it must not become the context of ours.
                 failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except TimeoutError:
+                failure = f"TimeoutError: no whole answer within {self._timeout:g} s"
+                sent = True
             except BaseException:
                 await asyncio.shield(self._finish(booking, None, estimate))
                 raise
@@ -1604,9 +1617,10 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                     note=failure,
                 )
                 server_retries += 1
-                if server_retries > self._max_retries:
+                if server_retries > self._max_retries or capped():
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})"
+                        + ("; the caller's time is up" if capped() else ""),
                         endpoint=call.path,
                         attempts=attempt,
                     )
