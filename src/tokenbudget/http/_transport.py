@@ -396,6 +396,7 @@ class TransportCore(Generic[B]):
         """Record that *booking*'s request got no answer (it *reached* the server or not)."""
         with self._lock:
             self._outstanding.pop(booking.seq, None)
+            booking.before = ()
             booking.charged = {
                 name: (booking.costs[name] if reached else 0.0) for name in booking.costs
             }
@@ -475,12 +476,14 @@ class TransportCore(Generic[B]):
             else:
                 booking.done = True
             if booking.seq < self._synced:
+                booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
             # Requests that were on the wire when this one left and are answered (settled)
             # by now may have reached the server after it: its figure may lack them, and the
             # bucket no longer counts them as in flight. Take them off (at worst twice).
             late = [other for other in booking.before if other.done]
+            booking.before = ()  # needed no more: no chain of old bookings is kept alive
             syncs: list[SyncCall] = []
             for name, limit in report.limits.items():
                 bucket = self.buckets.get(name)
