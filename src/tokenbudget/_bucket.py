@@ -106,6 +106,11 @@ class Snapshot:
         adopted: False only in the snapshot a stale :meth:`TokenBucket.sync`
             returns (its *as_of* older than the last one adopted): the sync
             changed nothing, and the snapshot is the bucket as it stands.
+        first_in_flight: The id (``Reservation.booking_id``) of the oldest
+            booking in flight now — admitted, neither settled nor cancelled,
+            within :attr:`BucketConfig.in_flight <tokenbudget.BucketConfig>` —
+            by any process sharing the bucket; 0 when none is. A request that
+            must not overtake earlier ones waits while it is below its own id.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.1.0
@@ -122,6 +127,7 @@ class Snapshot:
     booked: float
     since: float
     adopted: bool = True
+    first_in_flight: int = 0
 
     @property
     def demand(self) -> float | None:
@@ -153,6 +159,7 @@ class Snapshot:
             backlog=obs.backlog,
             booked=obs.booked,
             since=obs.since,
+            first_in_flight=obs.first_in_flight,
         )
 
 
@@ -380,6 +387,8 @@ class _ReservationState:
     booking_id: int
     charged: float
     cancelled: bool = False
+    #: The bucket's spent count at the admission (``Outcome.spent``), for a late settle.
+    spent: float = 0.0
 
     def check_actual(self, actual_cost: float) -> float:
         if self.cancelled:
@@ -434,6 +443,14 @@ class Reservation:
         return self._state.time
 
     @property
+    def booking_id(self) -> int:
+        """The booking's id in its bucket (compare with :attr:`Snapshot.first_in_flight`).
+
+        .. versionadded:: 0.1.0
+        """
+        return self._state.booking_id
+
+    @property
     def cancelled(self) -> bool:
         """Whether :meth:`cancel` returned the cost."""
         return self._state.cancelled
@@ -473,7 +490,7 @@ class Reservation:
         """
         s = self._state
         actual = s.check_actual(actual_cost)
-        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual))  # noqa: SLF001
+        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual, s.spent))  # noqa: SLF001
         s.charged = actual
         self._bucket._report("settled", out, actual)  # noqa: SLF001
 
@@ -496,6 +513,14 @@ class AsyncReservation:
     time = Reservation.time
     cancelled = Reservation.cancelled
 
+    @property
+    def booking_id(self) -> int:
+        """Like :attr:`Reservation.booking_id`.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._state.booking_id
+
     async def cancel(self) -> bool:
         """Like :meth:`Reservation.cancel`."""
         s = self._state
@@ -512,14 +537,16 @@ class AsyncReservation:
         s = self._state
         actual = s.check_actual(actual_cost)
         out = await self._bucket._apply(  # noqa: SLF001
-            Settle(s.booking_id, s.time, s.charged, actual)
+            Settle(s.booking_id, s.time, s.charged, actual, s.spent)
         )
         s.charged = actual
         self._bucket._report("settled", out, actual)  # noqa: SLF001
 
 
 def _booking(out: Outcome, cost: float) -> _ReservationState:
-    return _ReservationState(cost, out.delay, out.time + out.delay, out.booking_id, cost)
+    return _ReservationState(
+        cost, out.delay, out.time + out.delay, out.booking_id, cost, spent=out.spent
+    )
 
 
 class TokenBucket(_Shell):

@@ -96,6 +96,8 @@ class BucketState:
         as_of: The server's timestamp of the last sync adopted with one
             (``sync(as_of=...)``), or None.
         as_of_time: When that sync was adopted (this state's clock).
+        returned: Total cost returned by cancels and by settles that lowered
+            a cost: :attr:`booked` plus this only grows (everything ever spent).
     """
 
     tokens: float
@@ -114,6 +116,7 @@ class BucketState:
     synced_id: int = 0
     as_of: float | None = None
     as_of_time: float = 0.0
+    returned: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -131,6 +134,7 @@ class BucketState:
             "flight": [list(f) for f in self.flight],
             "synced_id": self.synced_id,
             "as_of": None if self.as_of is None else [self.as_of, self.as_of_time],
+            "returned": self.returned,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class BucketState:
             synced_id=int(data.get("synced_id", 0)),  # type: ignore[call-overload]
             as_of=None if as_of is None else float(as_of[0]),
             as_of_time=0.0 if as_of is None else float(as_of[1]),
+            returned=float(data.get("returned", 0.0)),  # type: ignore[arg-type]
         )
 
 
@@ -170,8 +175,11 @@ def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
     """The state of a new bucket holding *tokens* at *now*.
 
     A starting balance below ``min_threshold`` starts in recharge mode,
-    exactly as after a sync.
+    exactly as after a sync. Its booking ids start at ``first_id(now)``; a
+    booking with a smaller id (of a bucket this key held before) counts as in
+    the starting balance, as bookings before a sync count as in its figure.
     """
+    first = first_id(now)
     return BucketState(
         tokens=tokens,
         time=now,
@@ -179,7 +187,29 @@ def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
         rate=config.refill.tokens_per_second,
         anchor=now,
         since=now,
+        next_id=first,
+        synced_id=first,
     )
+
+
+#: Booking ids are exact integers in a double (Lua) below this.
+_ID_LIMIT: Final = 2.0**52
+
+
+def first_id(now: float) -> int:
+    """The first booking id of a bucket created at *now*: its time in microseconds, plus one.
+
+    A bucket's key can be forgotten and created again (an idle Redis key
+    expires, ``SQLiteBackend.delete``); a reservation of the earlier bucket
+    must never name a booking of the new one. Ids count up from the time the
+    state was created, so a new state's ids lie above every id of an earlier
+    one (unless that one booked more than once per microsecond of its life).
+    A time outside (0, 2**52 µs) starts at 1.
+    """
+    micros = now * 1e6
+    if 0.0 < micros < _ID_LIMIT:
+        return math.floor(micros) + 1
+    return 1
 
 
 class Admit(NamedTuple):
@@ -198,12 +228,17 @@ class Cancel(NamedTuple):
 
 
 class Settle(NamedTuple):
-    """Correct the booking *booking_id*, debited *cost*, to its true cost *actual*."""
+    """Correct the booking *booking_id*, debited *cost*, to its true cost *actual*.
+
+    *spent* is ``Outcome.spent`` of the booking's admission (0: unknown,
+    then a late credit is bounded as if everything ever spent came after it).
+    """
 
     booking_id: int
     time: float
     cost: float
     actual: float
+    spent: float = 0.0
 
 
 class Sync(NamedTuple):
@@ -242,6 +277,9 @@ class Outcome(NamedTuple):
         recharging: Whether the bucket is in recharge mode after the operation.
         entered: The operation started recharge mode.
         left: Recharge mode ended before or during the operation.
+        spent: Everything ever spent (booked plus returned) after the
+            operation (a reservation keeps the figure of its admission, for a
+            late :class:`Settle`).
     """
 
     ok: bool
@@ -252,6 +290,7 @@ class Outcome(NamedTuple):
     recharging: bool
     entered: bool
     left: bool
+    spent: float = 0.0
 
 
 class Observation(NamedTuple):
@@ -265,6 +304,8 @@ class Observation(NamedTuple):
     backlog: float
     booked: float
     since: float
+    #: The smallest id of a booking in flight now (``BucketConfig.in_flight``), 0 if none.
+    first_in_flight: int = 0
 
 
 # -- refill ---------------------------------------------------------------------------------
@@ -365,6 +406,53 @@ def _run(
     return balance, t, recharging
 
 
+def _rebook(config: BucketConfig, state: BucketState) -> None:  # noqa: C901 -- mirrors _run
+    """Move pending bookings the base can no longer pay at their times later (after a sync).
+
+    Each pending booking is admitted again, in order, from the base: where
+    the balance at its time (within rounding of the one it was admitted at,
+    as in :func:`_run`) does not cover what it needs, it moves to the time
+    the balance does, exactly as a new booking would; later ones queue
+    behind it (a booking before which an earlier one moved moves to it too,
+    first come, first served). A booking never moves earlier.
+    """
+    balance, t, recharging = state.base_tokens, state.base_time, state.base_recharging
+    cap = config.capacity
+    low = config.min_threshold
+    high = config.burst_threshold
+    rate = state.rate
+    pending = state.pending
+    for i, entry in enumerate(pending):
+        at = entry[1]
+        moved = at < t
+        if moved:
+            at = t
+        elif at > t:
+            balance = balance + refill_between(config, state, t, at)
+            if balance > cap:
+                balance = cap
+            t = at
+        before = entry[4]
+        off = balance - before
+        if off < 0.0:
+            off = -off
+        if not moved and off <= rate * time_tolerance(at) + TOKEN_TOLERANCE * max(1.0, abs(before)):
+            balance = before
+        target = config.required_balance(entry[2])
+        if target > cap:  # a cost settled above max_cost: what the bucket can hold
+            target = cap
+        if recharging and target < high:
+            target = high
+        if not covers(balance, target):
+            at, balance = _time_to_reach(config, state, balance, t, target)
+            t = at
+            moved = True
+        if moved:
+            pending[i] = (entry[0], at, entry[2], entry[3], balance)
+        balance -= entry[2]
+        recharging = not covers(balance, low)
+
+
 def _replay(config: BucketConfig, state: BucketState, now: float) -> bool:
     """Recompute the tail from the base and the pending bookings; True if recharge mode ended.
 
@@ -458,7 +546,17 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     if delay <= tol:
         delay = 0.0
     if delay > request.max_wait + tol:
-        return Outcome(False, delay, 0, now, net_tokens(config, state, now), rech, False, left)
+        return Outcome(
+            False,
+            delay,
+            0,
+            now,
+            net_tokens(config, state, now),
+            rech,
+            False,
+            left,
+            state.booked + state.returned,
+        )
     pending = state.pending
     booking_id = state.next_id
     if delay > 0.0:
@@ -478,7 +576,8 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     state.booked += cost
     state.next_id = booking_id + 1
     tokens = balance if state.time <= now else net_tokens(config, state, now)
-    return Outcome(True, delay, booking_id, now, tokens, entered, entered, left)
+    spent = state.booked + state.returned
+    return Outcome(True, delay, booking_id, now, tokens, entered, entered, left, spent)
 
 
 class Lock(Protocol):
@@ -641,25 +740,27 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
     The later bookings are replayed as a capped server would see them without
     the cancelled one, so nothing is credited that the capacity would have
     cut. A booking a sync took as in the server's figure returns nothing.
-    The booking stops being in flight either way.
+    A pending booking is found by its id (a sync may have moved it later).
+    A cancel that returns nothing changes nothing: the booking stands, and
+    stays in flight (its request may be on the wire).
     """
     left = _advance(config, state, now)
-    tol = time_tolerance(now)
     booking_id = request.booking_id
-    absorbed = _absorbed(state, booking_id)
-    _end_flight(state, booking_id)
-    if request.time < now - tol:
-        return _outcome(config, state, now, ok=False, left=left)
     pending = state.pending
     for i, entry in enumerate(pending):
         if entry[0] == booking_id:
             del pending[i]
             state.booked -= entry[2]
+            state.returned += entry[2]
             left2 = _replay(config, state, now)
             return _outcome(config, state, now, ok=True, left=left or left2)
-    if request.time > now + tol or absorbed:  # cancelled already, or in the server's figure
+    tol = time_tolerance(now)
+    if request.time < now - tol or request.time > now + tol or _absorbed(state, booking_id):
+        # Its time has passed, it was cancelled already, or it is in the server's figure.
         return _outcome(config, state, now, ok=False, left=left)
+    _end_flight(state, booking_id)
     state.booked -= request.cost  # a booking admitted now: its cost returns now
+    state.returned += request.cost
     left2 = _correct_now(config, state, now, request.cost)
     return _outcome(config, state, now, ok=True, left=left or left2)
 
@@ -671,11 +772,20 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     booking whose time has come is corrected now (before the pending ones),
     unless a sync took it as in the server's figure: then only the count of
     booked tokens changes. The booking stops being in flight.
+
+    A lower cost settled after the booking's time credits only what a server
+    that charged the true cost then, and held at most the capacity since,
+    could still hold more: the balance since then was at most the balance now
+    plus everything spent since the admission (``request.spent``), so the
+    credit is at most the capacity minus that (see ``_late_credit``).
     """
     left = _advance(config, state, now)
     booking_id = request.booking_id
     delta = request.actual - request.cost
+    spent_now = state.booked + state.returned
     state.booked += delta
+    if delta < 0.0:
+        state.returned -= delta
     absorbed = _absorbed(state, booking_id)
     _end_flight(state, booking_id)
     was = state.recharging
@@ -686,9 +796,36 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
             left2 = _replay(config, state, now)
             break
     else:
-        left2 = False if absorbed else _correct_now(config, state, now, -delta)
+        if absorbed:
+            left2 = False
+        else:
+            credit = -delta
+            if credit > 0.0:
+                credit = _late_credit(config, state, now, credit, spent_now - request.spent)
+            left2 = _correct_now(config, state, now, credit)
     entered = state.recharging and not was
     return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
+
+
+def _late_credit(
+    config: BucketConfig, state: BucketState, now: float, credit: float, since: float
+) -> float:
+    """What of *credit* a capped server still holds, *since* tokens spent after the booking.
+
+    A server that charged less at the booking's time held that much more
+    since, until the capacity cut it: it holds min(credit, C - peak) more
+    now, peak being the highest balance since. Between operations the
+    balance only rises (refill, credits), so it was at most the balance now
+    plus what was spent since (*since*): that bound of the peak makes the
+    credit never more than the server holds.
+    """
+    b = _base_now(config, state, now)[0] if state.pending else state.tokens
+    if since > 0.0:
+        b += since
+    room = config.capacity - b
+    if room < credit:
+        return room if room > 0.0 else 0.0
+    return credit
 
 
 def _stale(config: BucketConfig, state: BucketState, now: float, as_of: float) -> bool:
@@ -702,14 +839,23 @@ def _stale(config: BucketConfig, state: BucketState, now: float, as_of: float) -
 
 
 def _before_refill(
-    config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float
+    config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float | None
 ) -> float:
-    """*balance* as the model holds it when the server's next refill is *refill_in* away."""
+    """*balance* as the model holds it when the server's next refill is *refill_in* away.
+
+    With a step refill the anchor is the server's next step: the steps it
+    implies before it (between now and the anchor) are not the server's, and
+    are taken off, also by a sync without *refill_in* while the anchor a
+    previous one set still lies ahead.
+    """
     step = config.refill_step
     if step is None:
+        if refill_in is None:
+            return balance
         # The server adds its refill in steps we do not model: never run ahead of it.
         return balance - state.rate * refill_in
-    state.anchor = now + refill_in
+    if refill_in is not None:
+        state.anchor = now + refill_in
     early = -_step_index(state, step, now) - 1  # steps the anchor implies before it
     if early > 0:
         balance -= early * (state.rate * step)
@@ -747,8 +893,7 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     balance = request.tokens
     for f in state.flight:
         balance -= f[2]
-    if request.refill_in is not None:
-        balance = _before_refill(config, state, now, balance, request.refill_in)
+    balance = _before_refill(config, state, now, balance, request.refill_in)
     cap = config.capacity
     if balance > cap:
         balance = cap
@@ -761,6 +906,7 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     state.base_tokens, state.base_time, state.base_recharging = balance, now, recharging
     # Bookings before the first pending one and not in flight are in the server's figure.
     state.synced_id = state.pending[0][0] if state.pending else state.next_id
+    _rebook(config, state)
     _replay(config, state, now)
     after = state.recharging
     return _outcome(
@@ -838,7 +984,33 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
         if now > t:
             base = min(config.capacity, base + refill_between(config, state, t, now))
         recharging = rech and base < config.burst_threshold
-    return Observation(now, b, recharging, state.rate, waiting, backlog, state.booked, state.since)
+    first = _first_in_flight(config, state, now, done)
+    return Observation(
+        now, b, recharging, state.rate, waiting, backlog, state.booked, state.since, first
+    )
+
+
+def _first_in_flight(
+    config: BucketConfig,
+    state: BucketState,
+    now: float,
+    done: list[tuple[int, float, float, float, float]],
+) -> int:
+    """The smallest id of a booking in flight at *now* (0: none), as :func:`_advance` keeps them.
+
+    In flight: the flights within the window, and the pending bookings whose
+    time has come (*done*) that were not settled before it.
+    """
+    window = config.in_flight
+    first = 0
+    if window > 0.0:
+        for f in state.flight:
+            if f[1] + window > now and (first == 0 or f[0] < first):
+                first = f[0]
+        for e in done:
+            if e[3] == 0.0 and e[1] + window > now and (first == 0 or e[0] < first):
+                first = e[0]
+    return first
 
 
 def admits_now(config: BucketConfig, obs: Observation, cost: float) -> bool:
@@ -869,4 +1041,14 @@ def _outcome(
     entered: bool = False,
     left: bool = False,
 ) -> Outcome:
-    return Outcome(ok, 0.0, 0, now, net_tokens(config, state, now), state.recharging, entered, left)
+    return Outcome(
+        ok,
+        0.0,
+        0,
+        now,
+        net_tokens(config, state, now),
+        state.recharging,
+        entered,
+        left,
+        state.booked + state.returned,
+    )

@@ -23,9 +23,9 @@ with ``%.17g``; both round-trip a double exactly. ``inf`` stands for infinity.
 
 The answer is one string of words separated by spaces, so that the client
 parses one bulk reply instead of an array: for an operation ``FLAGS delay
-booking_id now tokens``, ``FLAGS`` being four digits (``ok``, ``recharging``,
+booking_id now tokens spent``, ``FLAGS`` being four digits (``ok``, ``recharging``,
 ``entered``, ``left``); for ``observe`` ``recharging now tokens rate pending
-backlog booked since``.
+backlog booked since first_in_flight``.
 
 The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
 is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
@@ -33,7 +33,8 @@ booking (``id time cost settled before``); ``base`` is ``tokens time recharging`
 (the settled base), ``flight`` three words a booking in flight (``id time
 cost``), ``synced`` the first booking id a sync did not take into the
 server's figure, ``as_of`` the server's timestamp of the last sync adopted
-with one and the time it was adopted (``stamp time``; empty: none).
+with one and the time it was adopted (``stamp time``; empty: none),
+``returned`` the cost returned by cancels and lowering settles.
 
 **Retries.** redis-py sends a command again after a timeout or a dropped
 connection, when the first one may have run already. So every operation
@@ -64,7 +65,7 @@ import hashlib
 from typing import Final
 
 from ._config import BOUNDED, NONE, WHILE_POSITIVE
-from ._core import _EPS, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
+from ._core import _EPS, _ID_LIMIT, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
 
 
 __all__ = ["RETRY_EPILOGUE", "RETRY_PROLOGUE", "SCRIPT", "SCRIPT_SHA1"]
@@ -87,6 +88,7 @@ local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
 local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
 local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
 local PENDING_WIDTH = @PENDING_WIDTH@
+local ID_LIMIT = @ID_LIMIT@
 local FAST_PATH = @FAST_PATH@
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 
@@ -127,15 +129,20 @@ end
 
 -- idle expiry (milliseconds) of a state whose tail is at time, holding tokens --------------
 
-local function ttl_ms(time, tokens, now, capacity, rate, step)
-  -- Idle keys expire once a full refill (after the backlog) would have filled the bucket:
-  -- a bucket recreated then, holding its starting balance, is never ahead of the real one.
+local function ttl_ms(time, tokens, now, capacity, rate, step, window, keep)
+  -- Idle keys expire once a full refill (after the backlog) would have filled the bucket
+  -- and no booking is in flight any more (the window after the last booking's time): a
+  -- bucket recreated then, holding its starting balance, is never ahead of the real one.
+  -- A key holding what the config cannot recreate (keep: a rate adopted by a sync, a step
+  -- anchor set by a sync) keeps the longest expiry.
+  if keep then return string.format('%d', MAX_TTL_MS) end
   local idle = 0.0
   if time > now then idle = time - now end
   if tokens < capacity then
     idle = idle + (capacity - tokens) / rate
     if step ~= nil then idle = idle + step end
   end
+  idle = idle + window
   local ttl = ceil(idle * 1000) + TTL_MARGIN_MS
   if ttl ~= ttl or ttl > MAX_TTL_MS then ttl = MAX_TTL_MS end
   return string.format('%d', ttl)
@@ -157,7 +164,8 @@ if now == nil then
 end
 
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
-                     'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of')
+                     'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of',
+                     'returned')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -168,6 +176,8 @@ local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anch
 if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '')
     and STEP == '' and num(IN_FLIGHT) == 0.0 then
   local t0 = num(v[2])
+  local returned = 0.0
+  if v[14] then returned = num(v[14]) end
   if t0 <= now then
     local capacity, rate = num(CAPACITY), num(v[4])
     local cost, max_wait = num(ARGV[4]), num(ARGV[5])
@@ -194,12 +204,15 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       local entered = not covers(balance, low)
       local booking_id = num(v[6])
       local tokens, time = fmt(balance), fmt(now)
+      local booked = num(v[7]) + cost
       redis.call('HSET', key, 'tokens', tokens, 'time', time, 'recharging', flag(entered),
-                 'next_id', fmt(booking_id + 1), 'booked', fmt(num(v[7]) + cost))
-      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
+                 'next_id', fmt(booking_id + 1), 'booked', fmt(booked))
+      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil, 0.0,
+                                        rate ~= num(RATE)))
       local flags = '1000 0 '
       if entered then flags = '1110 0 ' end
-      return flags .. string.format('%d', booking_id) .. ' ' .. time .. ' ' .. tokens
+      return flags .. string.format('%d', booking_id) .. ' ' .. time .. ' ' .. tokens .. ' '
+        .. fmt(booked + returned)
     end
     local delay = now + (target - balance) / rate - now  -- time_to_reach, continuous
     local tol = time_tolerance(now)
@@ -211,9 +224,11 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       local tokens, time = fmt(balance), fmt(now)
       if moved then redis.call('HSET', key, 'tokens', tokens, 'time', time) end
       if injected or not (balance < capacity) then
-        redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil))
+        redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil, 0.0,
+                                          rate ~= num(RATE)))
       end
-      return '0000 ' .. fmt(delay) .. ' 0 ' .. time .. ' ' .. tokens
+      return '0000 ' .. fmt(delay) .. ' 0 ' .. time .. ' ' .. tokens .. ' '
+        .. fmt(num(v[7]) + returned)
     end
   end
 end
@@ -256,13 +271,22 @@ local function words(text, width)
   return list
 end
 
+local function first_id(t)  -- mirrors _core.first_id
+  local micros = t * 1000000.0
+  if 0.0 < micros and micros < ID_LIMIT then return floor(micros) + 1 end
+  return 1
+end
+
 local function load()
   if not v[1] then
+    local first = first_id(now)
     return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
-            anchor = now, next_id = 1, booked = 0.0, since = now, pending = {},
+            anchor = now, next_id = first, booked = 0.0, since = now, pending = {},
             base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
-            synced_id = 0, as_of = nil, as_of_time = 0.0}, true
+            synced_id = first, as_of = nil, as_of_time = 0.0, returned = 0.0}, true
   end
+  local returned = 0.0
+  if v[14] then returned = num(v[14]) end
   local base = words(v[10], 3)[1]
   if base == nil then base = {num(v[1]), num(v[2]), 0} ; if v[3] == '1' then base[3] = 1 end end
   local synced = 0
@@ -273,7 +297,7 @@ local function load()
           anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
           pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
           base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced,
-          as_of = stamp[1], as_of_time = stamp[2]}, false
+          as_of = stamp[1], as_of_time = stamp[2], returned = returned}, false
 end
 
 local function join(list, width)
@@ -297,9 +321,12 @@ local function save(state)
     'booked', fmt(state.booked), 'since', fmt(state.since),
     'pending', join(state.pending, PENDING_WIDTH),
     'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
-    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp)
-  redis.call('PEXPIRE', key,
-    ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step))
+    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp,
+    'returned', fmt(state.returned))
+  -- a synced step anchor: one that is not the creation time
+  local keep = state.rate ~= cfg.rate or (cfg.step ~= nil and state.anchor ~= state.since)
+  redis.call('PEXPIRE', key, ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate,
+                                    cfg.step, cfg.in_flight, keep))
 end
 
 -- refill (mirrors _core._step_index, refill_between, _time_to_reach, _refill_to, _run,
@@ -376,6 +403,41 @@ local function run(state, balance, t, recharging, entries)
   return balance, t, recharging
 end
 
+local function rebook(state)  -- mirrors _core._rebook
+  local balance, t, recharging = state.base_tokens, state.base_time, state.base_recharging
+  local cap, low, high = cfg.capacity, cfg.min, cfg.burst
+  local rate = state.rate
+  for i, e in ipairs(state.pending) do
+    local at = e[2]
+    local moved = at < t
+    if moved then
+      at = t
+    elseif at > t then
+      balance = balance + refill_between(state, t, at)
+      if balance > cap then balance = cap end
+      t = at
+    end
+    local before = e[5]
+    local off = balance - before
+    if off < 0.0 then off = -off end
+    if not moved and off <= rate * time_tolerance(at)
+        + TOKEN_TOLERANCE * math.max(1.0, math.abs(before)) then
+      balance = before
+    end
+    local target = required_balance(e[3])
+    if target > cap then target = cap end
+    if recharging and target < high then target = high end
+    if not covers(balance, target) then
+      at, balance = time_to_reach(state, balance, t, target)
+      t = at
+      moved = true
+    end
+    if moved then state.pending[i] = {e[1], at, e[3], e[4], balance} end
+    balance = balance - e[3]
+    recharging = not covers(balance, low)
+  end
+end
+
 local function replay(state)
   local was = state.recharging
   if #state.pending > 0 then
@@ -433,13 +495,15 @@ local function base_now(state)
   return b, state.base_recharging and b < cfg.burst
 end
 
-local function outcome(ok, delay, booking_id, tokens, recharging, entered, left)
+local function outcome(ok, delay, booking_id, tokens, recharging, entered, left, spent)
   return flag(ok) .. flag(recharging) .. flag(entered) .. flag(left) .. ' ' .. fmt(delay) .. ' '
-    .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. fmt(tokens)
+    .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. fmt(tokens) .. ' '
+    .. fmt(spent)
 end
 
 local function plain_outcome(state, ok, entered, left)
-  return outcome(ok, 0.0, 0, net_tokens(state), state.recharging, entered, left)
+  return outcome(ok, 0.0, 0, net_tokens(state), state.recharging, entered, left,
+                 state.booked + state.returned)
 end
 
 -- operations (mirror _core.admit, cancel, settle, sync, observe) ----------------------------
@@ -465,7 +529,8 @@ local function admit(state, cost, max_wait)
   local delay = at - now
   if delay <= tol then delay = 0.0 end
   if delay > max_wait + tol then
-    return outcome(false, delay, 0, net_tokens(state), rech, false, left)
+    return outcome(false, delay, 0, net_tokens(state), rech, false, left,
+                   state.booked + state.returned)
   end
   local pending = state.pending
   local booking_id = state.next_id
@@ -489,7 +554,8 @@ local function admit(state, cost, max_wait)
   state.next_id = booking_id + 1
   local tokens
   if state.time <= now then tokens = balance else tokens = net_tokens(state) end
-  return outcome(true, delay, booking_id, tokens, entered, entered, left)
+  return outcome(true, delay, booking_id, tokens, entered, entered, left,
+                 state.booked + state.returned)
 end
 
 local function absorbed(state, booking_id)
@@ -536,33 +602,50 @@ end
 
 local function cancel(state, booking_id, time, cost)
   local left = advance(state)
-  local tol = time_tolerance(now)
-  local is_absorbed = absorbed(state, booking_id)
-  end_flight(state, booking_id)
-  if time < now - tol then
-    return plain_outcome(state, false, false, left)
-  end
   local pending = state.pending
   for i, e in ipairs(pending) do
     if e[1] == booking_id then
       table.remove(pending, i)
       state.booked = state.booked - e[3]
+      state.returned = state.returned + e[3]
       local left2 = replay(state)
       return plain_outcome(state, true, false, left or left2)
     end
   end
-  if time > now + tol or is_absorbed then
+  local tol = time_tolerance(now)
+  if time < now - tol or time > now + tol or absorbed(state, booking_id) then
     return plain_outcome(state, false, false, left)
   end
+  end_flight(state, booking_id)
   state.booked = state.booked - cost
+  state.returned = state.returned + cost
   local left2 = correct_now(state, cost)
   return plain_outcome(state, true, false, left or left2)
 end
 
-local function settle(state, booking_id, time, cost, actual)
+local function late_credit(state, credit, since)  -- mirrors _core._late_credit
+  local b
+  if #state.pending > 0 then
+    local _
+    b, _ = base_now(state)
+  else
+    b = state.tokens
+  end
+  if since > 0.0 then b = b + since end
+  local room = cfg.capacity - b
+  if room < credit then
+    if room > 0.0 then return room end
+    return 0.0
+  end
+  return credit
+end
+
+local function settle(state, booking_id, time, cost, actual, spent)
   local left = advance(state)
   local delta = actual - cost
+  local spent_now = state.booked + state.returned
   state.booked = state.booked + delta
+  if delta < 0.0 then state.returned = state.returned - delta end
   local is_absorbed = absorbed(state, booking_id)
   end_flight(state, booking_id)
   local was = state.recharging
@@ -575,7 +658,13 @@ local function settle(state, booking_id, time, cost, actual)
     end
   end
   if left2 == nil then
-    if is_absorbed then left2 = false else left2 = correct_now(state, -delta) end
+    if is_absorbed then
+      left2 = false
+    else
+      local credit = -delta
+      if credit > 0.0 then credit = late_credit(state, credit, spent_now - spent) end
+      left2 = correct_now(state, credit)
+    end
   end
   local entered = state.recharging and not was
   return plain_outcome(state, true, entered, left or left2)
@@ -602,15 +691,13 @@ local function sync(state, tokens, refill_in, rate, as_of)
   if rate ~= nil then state.rate = rate end
   local balance = tokens
   for _, f in ipairs(state.flight) do balance = balance - f[3] end
-  if refill_in ~= nil then
-    local step = cfg.step
-    if step == nil then
-      balance = balance - state.rate * refill_in
-    else
-      state.anchor = now + refill_in
-      local early = -step_index(state, step, now) - 1
-      if early > 0 then balance = balance - early * (state.rate * step) end
-    end
+  local step = cfg.step
+  if step == nil then
+    if refill_in ~= nil then balance = balance - state.rate * refill_in end
+  else
+    if refill_in ~= nil then state.anchor = now + refill_in end
+    local early = -step_index(state, step, now) - 1
+    if early > 0 then balance = balance - early * (state.rate * step) end
   end
   local cap = cfg.capacity
   if balance > cap then balance = cap end
@@ -628,6 +715,7 @@ local function sync(state, tokens, refill_in, rate, as_of)
   else
     state.synced_id = state.next_id
   end
+  rebook(state)
   replay(state)
   local after = state.recharging
   return plain_outcome(state, true, after and not before, left or (before and not after))
@@ -660,9 +748,20 @@ local function observe(state)
     end
     recharging = rech and base < cfg.burst
   end
+  -- the smallest id in flight (mirror of _core._first_in_flight)
+  local first = 0
+  local window = cfg.in_flight
+  if window > 0.0 then
+    for _, f in ipairs(state.flight) do
+      if f[2] + window > now and (first == 0 or f[1] < first) then first = f[1] end
+    end
+    for _, e in ipairs(done) do
+      if e[4] == 0.0 and e[2] + window > now and (first == 0 or e[1] < first) then first = e[1] end
+    end
+  end
   return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
     .. string.format('%d', waiting) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
-    .. fmt(state.since)
+    .. fmt(state.since) .. ' ' .. string.format('%d', first)
 end
 
 local function set_rate(state, rate)  -- mirrors _core.set_rate
@@ -694,7 +793,7 @@ if op == 'admit' then
 elseif op == 'cancel' then
   result = cancel(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]))
 elseif op == 'settle' then
-  result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]))
+  result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]), num(ARGV[8]))
 elseif op == 'sync' then
   result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[7]))
 elseif op == 'rate' then
@@ -781,6 +880,7 @@ def render(*, fast_path: bool = True) -> str:
         "MAX_TTL_MS": str(MAX_TTL_MS),
         "TTL_MARGIN_MS": str(TTL_MARGIN_MS),
         "PENDING_WIDTH": str(PENDING_WIDTH),
+        "ID_LIMIT": repr(_ID_LIMIT),
     }.items():
         text = text.replace(f"@{name}@", value)
     return text.lstrip()

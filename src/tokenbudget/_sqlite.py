@@ -27,6 +27,19 @@ CREATE TABLE IF NOT EXISTS tokenbudget_buckets (
     state TEXT NOT NULL
 ) WITHOUT ROWID
 """
+#: The next booking id of every deleted bucket: a bucket created again under its key
+#: continues from there, so that no id is ever used twice within a key.
+_IDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokenbudget_booking_ids (
+    key TEXT PRIMARY KEY,
+    next_id INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+_SELECT_IDS = "SELECT next_id FROM tokenbudget_booking_ids WHERE key = ?"
+_UPSERT_IDS = (
+    "INSERT INTO tokenbudget_booking_ids (key, next_id) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET next_id = max(next_id, excluded.next_id)"
+)
 _SELECT = "SELECT state FROM tokenbudget_buckets WHERE key = ?"
 _UPSERT = (
     "INSERT INTO tokenbudget_buckets (key, state) VALUES (?, ?) "
@@ -159,6 +172,7 @@ class SQLiteBackend:
                 raise BackendError(_BACKEND, f"{self._path!r} cannot use WAL mode (got {mode[0]})")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
+            conn.execute(_IDS_SCHEMA)
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc, "cannot prepare the database") from exc
@@ -209,7 +223,14 @@ class SQLiteBackend:
             try:
                 now = self._clock.now()
                 row = conn.execute(_SELECT, (key,)).fetchone()
-                state = _core.new_state(config, initial, now) if row is None else _loads(row[0])
+                if row is None:
+                    state = _core.new_state(config, initial, now)
+                    ids = conn.execute(_SELECT_IDS, (key,)).fetchone()
+                    if ids is not None and int(ids[0]) > state.next_id:
+                        # Deleted before: ids go on from there; older ones are not this bucket's.
+                        state.next_id = state.synced_id = int(ids[0])
+                else:
+                    state = _loads(row[0])
                 result: Outcome | Observation
                 if request is None:
                     result = _core.observe(config, state, now)
@@ -277,13 +298,28 @@ class SQLiteBackend:
         return [str(r[0]) for r in rows]
 
     def delete(self, key: str) -> bool:
-        """Forget the bucket *key*; it starts afresh on next use. Return whether it existed."""
+        """Forget the bucket *key*; it starts afresh on next use. Return whether it existed.
+
+        Only its booking ids are remembered: the bucket created again under
+        *key* numbers its bookings after the deleted one's, so a reservation
+        of the deleted bucket never names a booking of the new one.
+        """
         conn = self._connection()
         try:
-            cur = conn.execute("DELETE FROM tokenbudget_buckets WHERE key = ?", (key,))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_SELECT, (key,)).fetchone()
+                if row is not None:
+                    conn.execute(_UPSERT_IDS, (key, _loads(row[0]).next_id))
+                    conn.execute("DELETE FROM tokenbudget_buckets WHERE key = ?", (key,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise self._error(exc, f"bucket {key!r}") from exc
-        return cur.rowcount > 0
+        return row is not None
 
 
 def _reopen(path: str, clock: Clock, timeout: float) -> SQLiteBackend:

@@ -93,15 +93,23 @@ del _n, _bits, _text
 
 def _outcome(reply: Any) -> Outcome:
     # One bulk string (bytes, or str with decode_responses): float() and int() take both.
-    flags, delay, booking_id, time, tokens = reply.split()
+    flags, delay, booking_id, time, tokens, spent = reply.split()
     ok, recharging, entered, left = _FLAGS[flags]
     return Outcome(
-        ok, float(delay), int(booking_id), float(time), float(tokens), recharging, entered, left
+        ok,
+        float(delay),
+        int(booking_id),
+        float(time),
+        float(tokens),
+        recharging,
+        entered,
+        left,
+        float(spent),
     )
 
 
 def _observation(reply: Any) -> Observation:
-    recharging, time, tokens, rate, pending, backlog, booked, since = reply.split()
+    recharging, time, tokens, rate, pending, backlog, booked, since, first = reply.split()
     return Observation(
         float(time),
         float(tokens),
@@ -111,6 +119,7 @@ def _observation(reply: Any) -> Observation:
         float(backlog),
         float(booked),
         float(since),
+        int(first),
     )
 
 
@@ -126,6 +135,7 @@ def _request_args(request: Request) -> tuple[str, ...]:
             _num(request.time),
             _num(request.cost),
             _num(request.actual),
+            _num(request.spent),
         )
     if type(request) is Sync:
         return (

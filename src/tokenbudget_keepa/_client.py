@@ -34,6 +34,7 @@ import os
 import random
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
@@ -49,6 +50,7 @@ from tokenbudget import (
     Clock,
     DeficitRule,
     Event,
+    MemoryBackend,
     MonotonicClock,
     Rate,
     Reservation,
@@ -58,6 +60,7 @@ from tokenbudget import (
 
 from ._client_endpoints import AsyncEndpoints, Endpoints
 from ._cost import CostModel, RequestKind
+from ._deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
 from ._endpoints import EndpointCall
 from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from ._errors import (
@@ -335,6 +338,9 @@ class _Base:
         #: The client's clock when the newest envelope arrived.
         self._newest_at: float = -math.inf
         self._rate: float | None = None
+        #: A changed refill rate passed with every sync until a sync is adopted (a shared
+        #: bucket ignores a stale sync, and with it its rate).
+        self._new_rate: Rate | None = None
         self._inflight = 0
         #: A request whose cost is not yet learned is on the wire: the others wait for it.
         self._alone = False
@@ -460,8 +466,13 @@ class _Base:
             in_flight=self._in_flight,
         )
 
-    def _sync_args(self, answer: _Answer) -> tuple[float, float, Rate | None] | None:
-        """The arguments of ``bucket.sync`` for the answer's envelope, or None (none, or older)."""
+    def _sync_args(self, answer: _Answer) -> _SyncArgs | None:
+        """The arguments of ``bucket.sync`` for the answer's envelope, or None (none, or older).
+
+        The last one is ``as_of``: the envelope's server time, in seconds, so
+        that a bucket shared by processes ignores an answer overtaken by a
+        newer one another process synced already.
+        """
         envelope = answer.envelope
         if envelope is None:
             return None
@@ -489,12 +500,23 @@ class _Base:
         tokens = envelope.tokens_left
         if status == 429 and tokens > 0:
             tokens = 0.0  # Keepa refuses only at zero or below: it has spent more since
-        rate: Rate | None = None
         if envelope.refill_rate > 0:
             if self._rate is not None and envelope.refill_rate != self._rate:
-                rate = Rate.per_minute(envelope.refill_rate)
+                self._new_rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
-        return tokens, envelope.refill_in, rate
+        # A refusal is adopted whatever its stamp (no as_of): "not now" is true now, even
+        # when another answer stamped later (of this process or another) was adopted.
+        as_of = None if status == 429 else envelope.timestamp_ms / 1000
+        return tokens, envelope.refill_in, self._new_rate, as_of
+
+    def _synced(self, snapshot: Snapshot) -> None:
+        """After a sync: a changed rate, once adopted, is passed no more."""
+        if snapshot.adopted:
+            self._new_rate = None
+
+    def _shared(self, bucket: TokenBucket | AsyncTokenBucket) -> bool:
+        """Whether *bucket* may be shared with other processes (its backend is not memory)."""
+        return type(bucket._backend) is not MemoryBackend  # noqa: SLF001 -- same distribution
 
     @property
     def _in_flight(self) -> float:
@@ -722,6 +744,40 @@ class _Base:
         )
 
 
+#: The longest a request into debt waits for other processes' requests booked before it, in
+#: request timeouts (their in-flight window is three: connect, write, read).
+_GATE_WAIT: Final = 3.0
+#: The first and the longest pause between two looks at a shared bucket's requests in flight.
+_GATE_PAUSE: Final = 0.001
+_GATE_MAX_PAUSE: Final = 0.02
+
+
+_SyncArgs = tuple[float, float, Rate | None, float | None]
+
+
+def _own_request_back(
+    args: _SyncArgs | None,
+    booking: Reservation | AsyncReservation | None,
+    consumed: float,
+    bucket: TokenBucket | AsyncTokenBucket | None,
+    *,
+    shared: bool,
+) -> _SyncArgs | None:
+    """The sync of a shared bucket made before its booking is settled: the count plus its cost.
+
+    The booking is still on the wire when the answer's count is synced (see
+    ``_finish``), so the sync subtracts it at its booked cost; the count
+    already includes what Keepa charged for it (*consumed*), which is added
+    back. The settle that follows charges *consumed* against the booked cost.
+    Only while the bucket keeps bookings in flight; otherwise unchanged.
+    """
+    if args is None or booking is None or bucket is None or not shared:
+        return args
+    if bucket.config.in_flight <= 0:
+        return args
+    return (args[0] + consumed, args[1], args[2], args[3])
+
+
 def _check_bucket(bucket: object, kind: type) -> None:
     if bucket is not None and not isinstance(bucket, kind):
         raise TypeError(f"bucket must be a {kind.__name__}, got {bucket!r}")
@@ -763,7 +819,9 @@ class KeepaClient(Endpoints, _Base):
         clock: The :class:`~tokenbudget.Clock` of every wait (a
             :class:`~tokenbudget.ManualClock` shared with the emulator
             simulates hours in seconds).
-        timeout: Seconds to wait for an answer.
+        timeout: Seconds one request may take, whole: connecting, sending and
+            reading the answer (a server that trickles its answer a few bytes at a
+            time is cut off at this deadline too, not only a silent one).
         capacity: The default bucket's capacity; ``None``: an hour of refill,
             ``60 x refillRate`` (Keepa's exact cap is not documented).
         refill_step: Seconds between the account's refill steps in the default
@@ -832,7 +890,7 @@ class KeepaClient(Endpoints, _Base):
             base_url=self._base_url,
             timeout=self._timeout,
             follow_redirects=False,  # a redirect would carry the key: see _error_for
-            transport=_KeyTransport(httpx.HTTPTransport(), self._key),
+            transport=_KeyTransport(with_deadlines(httpx.HTTPTransport()), self._key),
         )
 
     def __enter__(self) -> Self:
@@ -1028,20 +1086,7 @@ class KeepaClient(Endpoints, _Base):
                 booking = bucket.reserve(cost, timeout=0)
                 waited = 0.0
             except AcquireTimeout:
-                self._wait_for_wire()
-                if not self._status_is_fresh(None):
-                    self._status(max_age=0.0)  # reconcile before a long wait
-                booking = bucket.reserve(cost)
-                waited = booking.delay
-                too_long = self._too_long(endpoint, cost, waited)
-                if too_long is not None:
-                    booking.cancel()
-                    raise too_long from None
-                try:
-                    self._clock.sleep(waited)
-                except BaseException:
-                    booking.cancel()
-                    raise
+                booking, waited = self._wait_and_book(bucket, cost, endpoint)
             else:
                 # The send gate: a request that takes the account into debt goes only once
                 # the requests booked before it are answered (Keepa charges in arrival order:
@@ -1049,6 +1094,7 @@ class KeepaClient(Endpoints, _Base):
                 if _into_debt(bucket.snapshot(), bucket.config):
                     try:
                         self._wait_for_wire()
+                        self._wait_for_others(bucket, booking)
                     except BaseException:
                         booking.cancel()
                         raise
@@ -1057,10 +1103,69 @@ class KeepaClient(Endpoints, _Base):
                 self._alone = self._alone or alone
             return booking, waited
 
+    def _wait_and_book(
+        self, bucket: TokenBucket, cost: float, endpoint: str
+    ) -> tuple[Reservation, float]:
+        """Book *cost* for later and sleep until its time (in :meth:`_book`, holding the gate).
+
+        On a shared bucket, a booking whose refill slowed down while it waited
+        is booked again, and one that takes the account into debt waits for
+        the requests booked before it by any process.
+        """
+        waited = 0.0
+        while True:
+            self._wait_for_wire()
+            if not self._status_is_fresh(None):
+                self._status(max_age=0.0)  # reconcile before a long wait
+            booking = bucket.reserve(cost)
+            too_long = self._too_long(endpoint, cost, booking.delay)
+            if too_long is not None:
+                booking.cancel()
+                raise too_long from None
+            shared = self._shared(bucket)
+            rate = bucket.snapshot().rate if shared else 0.0
+            try:
+                self._clock.sleep(booking.delay)
+                waited += booking.delay
+                if shared:
+                    after = bucket.snapshot()
+                    if after.rate < rate:
+                        # The account's refill slowed down while this booking waited
+                        # (another process synced the new rate): its time was computed
+                        # at the old rate. Give it back and book again.
+                        if not booking.cancel():  # due now: its cost comes back
+                            booking.settle(0.0)
+                        continue
+                    if _into_debt(after, bucket.config):
+                        self._wait_for_others(bucket, booking)
+            except BaseException:
+                booking.cancel()
+                raise
+            break
+        return booking, waited
+
     def _wait_for_wire(self) -> None:
         """Wait until this client's requests on the wire are answered."""
         with self._state:
             self._state.wait_for(lambda: self._inflight == 0)
+
+    def _wait_for_others(self, bucket: TokenBucket, booking: Reservation) -> None:
+        """On a shared bucket, wait until no request booked before *booking* is on the wire.
+
+        Other processes' requests count too: the bucket keeps every process's
+        bookings in flight until they are settled (or their ``in_flight``
+        window ends; a process that died never settles). Polled on real time.
+        """
+        if not self._shared(bucket):
+            return
+        deadline = time.monotonic() + _GATE_WAIT * self._timeout
+        pause = _GATE_PAUSE
+        while True:
+            first = bucket.snapshot().first_in_flight
+            if first == 0 or first >= booking.booking_id or time.monotonic() > deadline:
+                return
+            time.sleep(pause)
+            pause = min(2 * pause, _GATE_MAX_PAUSE)
 
     def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
@@ -1072,10 +1177,22 @@ class KeepaClient(Endpoints, _Base):
                 self._ensure_bucket(envelope)
             with self._state:  # one answer at a time: syncs in the order of the envelopes
                 args = None if answer is None else self._sync_args(answer)
-                if booking is not None:
+                # On a shared bucket the answer's sync goes first, while its booking is still
+                # on the wire: settled first, the booking would leave the wire before the
+                # answer is adopted, and another process's answer stamped earlier (which does
+                # not count it) could be adopted in between. The sync subtracts the booking
+                # as on the wire although the answer's count includes it: the count is given
+                # with its cost added back, and the settle then charges the true cost.
+                shared = self._bucket is not None and self._shared(self._bucket)
+                args = _own_request_back(args, booking, consumed, self._bucket, shared=shared)
+                if booking is not None and not shared:
                     booking.settle(consumed)
                 if args is not None and self._bucket is not None:
-                    self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
+                    self._synced(
+                        self._bucket.sync(args[0], refill_in=args[1], rate=args[2], as_of=args[3])
+                    )
+                if booking is not None and shared:
+                    booking.settle(consumed)
         finally:
             if booking is not None:
                 with self._state:
@@ -1097,7 +1214,8 @@ class KeepaClient(Endpoints, _Base):
             failure: str | None = None
             sent = False
             try:
-                response = self._http.get(call.path, params=call.params)
+                with attempt_deadline(self._timeout):  # the whole exchange, not each read
+                    response = self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
                 # Only its text leaves this block (redacted): the httpx error holds the
                 # request that carried the key, so it must not become the context of ours.
@@ -1117,9 +1235,10 @@ class KeepaClient(Endpoints, _Base):
                     note=failure,
                 )
                 server_retries += 1
-                if server_retries > self._max_retries:
+                if server_retries > self._max_retries or capped():
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})"
+                        + ("; the caller's time is up" if capped() else ""),
                         endpoint=call.path,
                         attempts=attempt,
                     )
@@ -1362,25 +1481,12 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                 booking = await bucket.reserve(cost, timeout=0)
                 waited = 0.0
             except AcquireTimeout:
-                await self._wait_for_wire()
-                if not self._status_is_fresh(None):
-                    await self._status(max_age=0.0)  # reconcile before a long wait
-                booking = await bucket.reserve(cost)
-                # AsyncReservation.delay is Reservation.delay, which mypy cannot see through.
-                waited = booking.delay  # type: ignore[misc]
-                too_long = self._too_long(endpoint, cost, waited)
-                if too_long is not None:
-                    await booking.cancel()
-                    raise too_long from None
-                try:
-                    await self._clock.asleep(waited)
-                except BaseException:
-                    await booking.cancel()
-                    raise
+                booking, waited = await self._wait_and_book(bucket, cost, endpoint)
             else:
                 if _into_debt(await bucket.snapshot(), bucket.config):  # the send gate
                     try:
                         await self._wait_for_wire()
+                        await self._wait_for_others(bucket, booking)
                     except BaseException:
                         await booking.cancel()
                         raise
@@ -1388,11 +1494,59 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
             self._alone = self._alone or alone
             return booking, waited
 
+    async def _wait_and_book(
+        self, bucket: AsyncTokenBucket, cost: float, endpoint: str
+    ) -> tuple[AsyncReservation, float]:
+        """Like :meth:`KeepaClient._wait_and_book`."""
+        waited = 0.0
+        while True:  # as in KeepaClient._book
+            await self._wait_for_wire()
+            if not self._status_is_fresh(None):
+                await self._status(max_age=0.0)  # reconcile before a long wait
+            booking = await bucket.reserve(cost)
+            # AsyncReservation.delay is Reservation.delay, which mypy cannot see through.
+            delay: float = booking.delay  # type: ignore[misc]
+            too_long = self._too_long(endpoint, cost, delay)
+            if too_long is not None:
+                await booking.cancel()
+                raise too_long from None
+            shared = self._shared(bucket)
+            rate = (await bucket.snapshot()).rate if shared else 0.0
+            try:
+                await self._clock.asleep(delay)
+                waited += delay
+                if shared:
+                    after = await bucket.snapshot()
+                    if after.rate < rate:  # the refill slowed down: book again
+                        if not await booking.cancel():
+                            await booking.settle(0.0)
+                        continue
+                    if _into_debt(after, bucket.config):
+                        await self._wait_for_others(bucket, booking)
+            except BaseException:
+                await booking.cancel()
+                raise
+            break
+        return booking, waited
+
     async def _wait_for_wire(self) -> None:
         """Wait until this client's requests on the wire are answered."""
         _, state, _ = self._locks()
         async with state:
             await state.wait_for(lambda: self._inflight == 0)
+
+    async def _wait_for_others(self, bucket: AsyncTokenBucket, booking: AsyncReservation) -> None:
+        """Like :meth:`KeepaClient._wait_for_others`."""
+        if not self._shared(bucket):
+            return
+        deadline = time.monotonic() + _GATE_WAIT * self._timeout
+        pause = _GATE_PAUSE
+        while True:
+            first = (await bucket.snapshot()).first_in_flight
+            if first == 0 or first >= booking.booking_id or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, _GATE_MAX_PAUSE)
 
     async def _finish(
         self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
@@ -1406,10 +1560,18 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                 await self._ensure_bucket(envelope)
             async with init:  # one answer at a time: syncs in the order of the envelopes
                 args = None if answer is None else self._sync_args(answer)
-                if booking is not None:
+                shared = self._bucket is not None and self._shared(self._bucket)
+                args = _own_request_back(args, booking, consumed, self._bucket, shared=shared)
+                if booking is not None and not shared:  # as in KeepaClient._finish
                     await booking.settle(consumed)
                 if args is not None and self._bucket is not None:
-                    await self._bucket.sync(args[0], refill_in=args[1], rate=args[2])
+                    self._synced(
+                        await self._bucket.sync(
+                            args[0], refill_in=args[1], rate=args[2], as_of=args[3]
+                        )
+                    )
+                if booking is not None and shared:
+                    await booking.settle(consumed)
         finally:
             if booking is not None:
                 self._inflight -= 1
@@ -1430,12 +1592,17 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
             failure: str | None = None
             sent = False
             try:
-                response = await self._http.get(call.path, params=call.params)
+                # One deadline for the whole exchange (a server trickling its answer included).
+                async with asyncio.timeout(attempt_seconds(self._timeout)):
+                    response = await self._http.get(call.path, params=call.params)
             except httpx.RequestError as exc:
                 # Only its text leaves this block (redacted): the httpx error holds the
                 # request that carried the key, so it must not become the context of ours.
                 failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except TimeoutError:
+                failure = f"TimeoutError: no whole answer within {self._timeout:g} s"
+                sent = True
             except BaseException:
                 await asyncio.shield(self._finish(booking, None, estimate))
                 raise
@@ -1450,9 +1617,10 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                     note=failure,
                 )
                 server_retries += 1
-                if server_retries > self._max_retries:
+                if server_retries > self._max_retries or capped():
                     raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})",
+                        f"{call.path}: no answer after {attempt} attempts ({failure})"
+                        + ("; the caller's time is up" if capped() else ""),
                         endpoint=call.path,
                         attempts=attempt,
                     )

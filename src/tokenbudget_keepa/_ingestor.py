@@ -55,6 +55,7 @@ from tokenbudget import (
 
 from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
 from ._cost import RequestKind
+from ._deadline import deadline_cap
 from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
 from ._filters import (
     Filter,
@@ -1004,8 +1005,13 @@ class _Run:
     def _client_call(self, what: str, call: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
+            left = self.deadline - self.ing._clock.now()
+            # With a time budget, a request on the wire (a server trickling its answer, say)
+            # ends with the budget too, not only with the client's own timeout.
+            cap = deadline_cap(left) if 0 < left < math.inf else contextlib.nullcontext()
             try:
-                return call()
+                with cap:
+                    return call()
             except (KeepaAuthError, KeepaRequestError) as e:
                 raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
             except CostExceedsCapacity as e:

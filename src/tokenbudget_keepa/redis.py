@@ -25,30 +25,22 @@ nothing half-done is left behind (each operation is one command or script).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import threading
-import time
 import urllib.parse
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+import attrs
+
 from tokenbudget import (
-    AcquireTimeout,
-    BackendError,
     BucketConfig,
     Clock,
     MonotonicClock,
-    Rate,
-    Reservation,
-    Snapshot,
     TokenBucket,
 )
 
-from ._client import _into_debt
 from ._lease import HolderProcess, check_key, check_ttl, new_token
 from ._watermark import StoreError, Watermark
 
@@ -341,11 +333,6 @@ class RedisLease(_RedisBase):
         """Nothing to close: the client belongs to the caller."""
 
 
-def _this_process() -> str:
-    me = HolderProcess.current()
-    return json.dumps([me.pid, me.host, me.boot_id, me.started])
-
-
 def _holder_of(text: str) -> HolderProcess:
     """A booking's process (an unreadable record: one never judged gone)."""
     try:
@@ -372,141 +359,49 @@ def _check_key(key: object) -> str:
 
 # -- a Keepa account's bucket shared by several processes --------------------------------------
 
-#: KEYS: the in-flight set, the settle counter, the booking counter, the holders. ARGV: the
-#: booking's id and cost ("id:cost"), its due time, its process. Its member (the booking's
-#: number first, so that members sort in booking order) and the count of settles.
-_BOOK: Final = """
-local seq = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], 86400)
-local member = string.format('%020d', seq) .. ':' .. ARGV[1]
-redis.call('ZADD', KEYS[1], ARGV[2], member)
-redis.call('EXPIRE', KEYS[1], 86400)
-redis.call('HSET', KEYS[4], member, ARGV[3])
-redis.call('EXPIRE', KEYS[4], 86400)
-return {member, redis.call('GET', KEYS[2]) or '0'}
-"""
-
-#: KEYS: the in-flight set, the settle counter, the holders. ARGV: member. The new count of
-#: settles.
-_SETTLE: Final = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-local n = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], 86400)
-return n
-"""
-
-#: KEYS: the in-flight set, the settle counter. ARGV: now ('' for Redis TIME), horizon,
-#: lookahead. The tokens booked, not settled and due by now + lookahead (after forgetting
-#: those older than the horizon: their process died), and the count of settles.
-_VIEW: Final = """
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
-local due = 0
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[3]))) do
-  due = due + tonumber(string.match(member, ':([^:]*)$'))
-end
-return {tostring(due), redis.call('GET', KEYS[2]) or '0'}
-"""
-
-#: KEYS: the in-flight set, the holders. ARGV: a member and its due time. The bookings on
-#: the wire booked before it (members sort in booking order) and due by its time, each
-#: followed by its process.
-_EARLIER: Final = """
-local found = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
-  if member ~= ARGV[1] then
-    local score = tonumber(redis.call('ZSCORE', KEYS[1], member))
-    if score < tonumber(ARGV[2]) or member < ARGV[1] then
-      table.insert(found, member)
-      table.insert(found, redis.call('HGET', KEYS[2], member) or '')
-    end
-  end
-end
-return found
-"""
-
-#: KEYS: the mutex. ARGV: its owner. Deletes it iff the owner holds it.
-_UNLOCK: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-#: Seconds after which a booking still not settled is taken for one of a dead process.
+#: The in-flight window given to a configuration without one: a request on the wire longer
+#: than this (seconds) is taken for one of a dead process.
 _FLIGHT_HORIZON: Final = 300.0
-#: Bookings due this soon count as on the wire already (one may be sent while a sync runs).
-_LOOKAHEAD: Final = 1.0
-#: The longest a booking or a sync waits for another process's (milliseconds-long) turn.
-_MUTEX_WAIT: Final = 10.0
-#: The longest a request that takes the balance below the threshold waits for the requests
-#: booked before it to leave the wire (then it goes anyway: their process may be gone).
-_GATE_WAIT: Final = 60.0
-
-
-class _Marks(threading.local):
-    """What one thread saw of the account: the settle count at its last booking, and after."""
-
-    def __init__(self) -> None:
-        self.booked_at: int | None = None
-        self.settled_clean: int | None = None
-        self.settled: bool = False
-        self.unsent: _TrackedReservation | None = None
 
 
 class RedisAccountBucket(TokenBucket):
-    """The bucket of one Keepa account shared by processes and hosts, never ahead of the server.
+    """The bucket of one Keepa account shared by processes and hosts: a plain Redis bucket.
 
-    A ``KeepaClient`` corrects its bucket from every
-    answer's ``tokensLeft``. In one process that is exact. With several
-    processes on one bucket it is not: an answer says nothing of the requests
-    other processes had sent that the server charged after answering, and an
-    answer may arrive after others that are newer. Adopting such a count puts
-    the bucket ahead of the account, and a request meets an HTTP 429.
+    A :class:`~tokenbudget.TokenBucket` on a
+    :class:`~tokenbudget.redis.RedisBackend` whose configuration keeps
+    bookings in flight (``BucketConfig.in_flight``; a configuration without
+    a window gets five minutes). That is all a shared account needs now: the
+    core keeps every process's requests on the wire in the bucket's state (a
+    sync subtracts them from the server's count), the Keepa clients pass the
+    server's timestamp of each answer (``sync(as_of=...)``, so an answer
+    overtaken by a newer one that another process synced already changes
+    nothing), and a request that takes the account into debt waits until the
+    requests booked before it, by any process, are answered. Sync and asyncio
+    clients share it alike: build an :class:`~tokenbudget.AsyncTokenBucket`
+    the same way for an ``AsyncKeepaClient``.
 
-    This bucket (a :class:`~tokenbudget.TokenBucket` on a
-    :class:`~tokenbudget.redis.RedisBackend`) keeps, beside the bucket's
-    hash, the bookings that are due and not yet settled (the requests on the
-    wire, of every process) and a count of settled requests. It adopts a
-    reported count (:meth:`sync`) only when the count is exact: no request of
-    any process is on the wire and none was settled since the request whose
-    answer it is was booked; or when nothing was ever booked on the bucket
-    (a new one: the server's count is the only truth there is); or, lowered
-    by what is on the wire, when the count is zero or below (a refusal).
-    Otherwise the bucket's own model stands: the refill as configured,
-    anchored by the last adopted ``refillIn``, minus every booking, corrected
-    to each request's true cost when it is settled.
+    Kept for compatibility: ``TokenBucket(config, backend=RedisBackend(client,
+    prefix=prefix), key=key, tokens=0)`` with an ``in_flight`` window is the
+    same bucket.
 
     Args:
         config: The account's configuration (the same in every process).
         client: A sync :class:`redis.Redis` client.
         key: The bucket's key (one per account).
-        prefix: Put before the bucket's Redis keys.
+        prefix: Put before the bucket's Redis key.
         tokens: The balance of a bucket that does not exist yet (``0``: wait
             for the server's count).
         clock: The bucket's clock; ``None``: time from Redis ``TIME``, waits
             on the monotonic clock.
 
     .. versionadded:: 0.1.0
+
+    .. versionchanged:: 0.1.0
+       A plain Redis bucket: no records of its own in Redis, no mutex, one
+       round trip per operation.
     """
 
-    __slots__ = (
-        "_flight",
-        "_holders",
-        "_marks",
-        "_mutex",
-        "_owned",
-        "_redis",
-        "_scripts",
-        "_seq",
-        "_settles",
-        "_time_source",
-    )
+    __slots__ = ("_owned", "_redis")
 
     def __init__(
         self,
@@ -518,242 +413,25 @@ class RedisAccountBucket(TokenBucket):
         tokens: float = 0,
         clock: Clock | None = None,
     ) -> None:
+        if isinstance(config, BucketConfig) and config.in_flight <= 0:
+            config = attrs.evolve(config, in_flight=_FLIGHT_HORIZON)
         backend = RedisBackend(client, prefix=prefix, clock=clock)
         super().__init__(config, backend=backend, key=key, tokens=tokens, clock=clock)
-        base = backend.redis_key(key)
         self._redis = client
         self._owned = False
-        self._flight = f"{base}:inflight"
-        self._settles = f"{base}:settles"
-        self._mutex = f"{base}:mutex"
-        self._seq = f"{base}:bookings"
-        self._holders = f"{base}:holders"
-        self._time_source = clock
-        self._marks = _Marks()
-        self._scripts = {
-            name: client.register_script(src)
-            for name, src in (("book", _BOOK), ("settle", _SETTLE), ("view", _VIEW))
-        }
-        self._scripts["unlock"] = client.register_script(_UNLOCK)
-        self._scripts["earlier"] = client.register_script(_EARLIER)
 
     def close(self) -> None:
         """Close the Redis client if the bucket opened it (:func:`bucket_from_url`)."""
         if self._owned:
             self._redis.close()
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """A few milliseconds alone on the account: no booking comes between a view and a sync."""
-        owner = uuid.uuid4().hex
-        deadline = time.monotonic() + _MUTEX_WAIT
-        pause = 0.0005
-        try:
-            while not self._redis.set(self._mutex, owner, nx=True, px=2000):
-                if time.monotonic() > deadline:
-                    raise BackendError("redis", f"the account's mutex {self._mutex!r} stayed held")
-                time.sleep(pause)
-                pause = min(pause * 2, 0.01)
-        except RedisError as exc:
-            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-        try:
-            yield
-        finally:
-            with contextlib.suppress(RedisError):  # it expires by itself
-                self._scripts["unlock"](keys=[self._mutex], args=[owner])
-
-    def _call(self, name: str, *args: Any) -> Any:
-        keys = [self._flight, self._settles]
-        if name == "settle":
-            keys.append(self._holders)
-        try:
-            return self._scripts[name](keys=keys, args=list(args))
-        except RedisError as exc:
-            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-
-    def reserve(self, cost: float = 1, *, timeout: float | None = None) -> Reservation:
-        """Like :meth:`~tokenbudget.TokenBucket.reserve`; the booking is tracked until settled.
-
-        A booking due at once that takes the balance below the minimum
-        threshold (a request the account runs into debt) returns only once
-        the requests booked before it have left the wire: sent first, it could
-        overtake them and leave them to meet an empty account.
-        """
-        marks = self._marks
-        marks.settled = False
-        marks.settled_clean = None
-        marks.unsent = None
-        try:
-            with self._turn():
-                booking = super().reserve(cost, timeout=timeout)
-                try:
-                    member_raw, count = self._scripts["book"](
-                        keys=[self._flight, self._settles, self._seq, self._holders],
-                        args=[
-                            f"{uuid.uuid4().hex}:{float(booking.cost)!r}",
-                            repr(float(booking.time)),
-                            _this_process(),
-                        ],
-                    )
-                    member = member_raw.decode() if isinstance(member_raw, bytes) else member_raw
-                    marks.booked_at = int(count)
-                    into_debt = _into_debt(self.snapshot(), self.config)
-                except RedisError as exc:
-                    booking.cancel()
-                    raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-                except BaseException:
-                    booking.cancel()
-                    raise
-        except AcquireTimeout:
-            # A status request may follow (the client reconciles before a long wait).
-            try:
-                marks.booked_at = int(self._redis.get(self._settles) or 0)
-            except RedisError as exc:
-                raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-            raise
-        tracked = _TrackedReservation(self, booking, member, into_debt=into_debt)
-        if booking.delay > 0:
-            marks.unsent = tracked  # checked when the client's wait is over (before_send)
-        elif into_debt:
-            self._wait_for_earlier(tracked)
-        return tracked
-
-    def before_send(self) -> None:
-        """Called by the client's clock after it waited for this thread's booking.
-
-        A booking that takes the account into debt waits, then, for the
-        requests booked before it to leave the wire (see :meth:`reserve`).
-        """
-        tracked, self._marks.unsent = self._marks.unsent, None
-        if tracked is not None and tracked.into_debt and not tracked.cancelled:
-            self._wait_for_earlier(tracked)
-
-    def _wait_for_earlier(self, tracked: _TrackedReservation) -> None:
-        deadline = time.monotonic() + _GATE_WAIT
-        pause = 0.001
-        args = [tracked.member, repr(float(tracked.time))]
-        while time.monotonic() < deadline:
-            try:
-                found = self._scripts["earlier"](keys=[self._flight, self._holders], args=args)
-                waiting = []
-                for member, holder in zip(found[::2], found[1::2], strict=True):
-                    if _holder_of(_text(holder)).is_gone():
-                        self._forget(_text(member))  # its process died: it never answers
-                    else:
-                        waiting.append(member)
-            except RedisError as exc:
-                raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-            if not waiting:
-                return
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
-
     def client_clock(self, clock: Clock | None = None) -> Clock:
-        """The clock to give the ``KeepaClient`` that spends from this bucket.
+        """The clock to give the ``KeepaClient`` that spends from this bucket: *clock* itself.
 
-        It waits on *clock* (default: the monotonic clock) and, after the
-        client's wait for a booking, holds a request that takes the account
-        into debt until the requests booked before it have left the wire.
+        Kept for compatibility: the client's own send gate now waits for other
+        processes' requests (default: the monotonic clock).
         """
-        return _SendGate(MonotonicClock() if clock is None else clock, self)
-
-    def _settled(self, member: str) -> None:
-        count = int(self._call("settle", member))
-        marks = self._marks
-        marks.settled = True
-        clean = marks.booked_at is not None and count == marks.booked_at + 1
-        marks.settled_clean = count if clean else None
-
-    def _forget(self, member: str) -> None:
-        try:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.zrem(self._flight, member)
-            pipe.hdel(self._holders, member)
-            pipe.execute()
-        except RedisError as exc:
-            raise BackendError("redis", f"{type(exc).__name__}: {exc}") from None
-
-    def sync(
-        self,
-        tokens: float,
-        *,
-        refill_in: float | None = None,
-        rate: Rate | None = None,
-        as_of: float | None = None,
-    ) -> Snapshot:
-        """Adopt the server's count where it is exact (see the class); else keep the model."""
-        marks = self._marks
-        own, clean, booked_at = marks.settled, marks.settled_clean, marks.booked_at
-        marks.settled, marks.settled_clean, marks.booked_at = False, None, None
-        with self._turn():
-            now = "" if self._time_source is None else repr(float(self._time_source.now()))
-            due_text, count_text = self._call("view", now, repr(_FLIGHT_HORIZON), repr(_LOOKAHEAD))
-            due, count = float(due_text), int(count_text)
-            exact = due == 0 and (count == clean if own else count == booked_at)
-            if exact:
-                return super().sync(tokens, refill_in=refill_in, rate=rate, as_of=as_of)
-            snap = self.snapshot()
-            if snap.booked == 0 and snap.pending == 0 and due == 0:
-                return super().sync(
-                    tokens, refill_in=refill_in, rate=rate, as_of=as_of
-                )  # a new bucket
-            if tokens <= 0 and snap.pending == 0:
-                # Refused (or in debt): never above the server's count, less what is on the wire.
-                return super().sync(
-                    min(float(tokens) - due, snap.tokens), refill_in=refill_in, as_of=as_of
-                )
-            return snap
-
-
-class _TrackedReservation(Reservation):
-    """A booking of a :class:`RedisAccountBucket`: off the wire once settled or cancelled."""
-
-    __slots__ = ("into_debt", "member")
-
-    def __init__(
-        self, bucket: RedisAccountBucket, booking: Reservation, member: str, *, into_debt: bool
-    ) -> None:
-        super().__init__(bucket, booking._state)  # noqa: SLF001 -- the same booking, tracked
-        self.member = member
-        self.into_debt = into_debt
-
-    def settle(self, actual_cost: float) -> None:
-        """Like :meth:`Reservation.settle`; the request is then off the wire."""
-        super().settle(actual_cost)
-        bucket = self._bucket
-        assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
-        bucket._settled(self.member)  # noqa: SLF001
-
-    def cancel(self) -> bool:
-        """Like :meth:`Reservation.cancel`; the booking is forgotten (no request follows)."""
-        ok = super().cancel()
-        bucket = self._bucket
-        assert isinstance(bucket, RedisAccountBucket)  # noqa: S101
-        bucket._forget(self.member)  # noqa: SLF001
-        return ok
-
-
-class _SendGate:
-    """A client's clock: waits on its base clock, then lets the bucket hold a request in debt."""
-
-    __slots__ = ("_base", "_bucket")
-
-    def __init__(self, base: Clock, bucket: RedisAccountBucket) -> None:
-        self._base = base
-        self._bucket = bucket
-
-    def __repr__(self) -> str:
-        return f"<send gate on {self._base!r}>"
-
-    def now(self) -> float:
-        return self._base.now()
-
-    def sleep(self, seconds: float) -> None:
-        self._base.sleep(seconds)
-        self._bucket.before_send()
-
-    async def asleep(self, seconds: float) -> None:
-        await self._base.asleep(seconds)
+        return MonotonicClock() if clock is None else clock
 
 
 def account_name(api_key: str | None = None) -> str:

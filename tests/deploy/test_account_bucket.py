@@ -1,4 +1,8 @@
-"""RedisAccountBucket: one Keepa account's bucket shared by processes, never ahead of the server."""
+"""RedisAccountBucket: a plain Redis bucket with bookings in flight, shared by processes.
+
+Every process's requests on the wire live in the bucket's state; a sync stamped older than
+the last one adopted (an answer overtaken by a newer one) changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -47,74 +51,76 @@ def test_a_new_bucket_adopts_the_servers_count(make):
     """Nothing booked yet: the first reported count is the balance."""
     bucket = make()
     assert bucket.snapshot().tokens == 0
-    assert bucket.sync(300, refill_in=0.5).tokens == 300
+    assert bucket.sync(300, refill_in=0.5, as_of=1.0).tokens == 300
 
 
-def test_an_exact_count_is_adopted_even_when_higher(make):
-    """A count answered while nothing else was on the wire replaces the model, up or down."""
+def test_it_is_a_plain_redis_bucket_with_a_window(make):
+    """No records of its own: one hash, bookings in flight for five minutes by default."""
+    from tokenbudget.redis import RedisBackend
+
     bucket = make()
-    bucket.sync(100, refill_in=0.5)
-    booking = bucket.reserve(10)
-    booking.settle(10)
-    assert bucket.sync(150, refill_in=0.5).tokens == 150
+    assert type(bucket._backend) is RedisBackend
+    assert bucket.config.in_flight == 300
+    assert bucket.client_clock() is not None
 
 
-def test_a_count_missing_another_process_request_is_not_adopted(make):
-    """While another process's request is on the wire, a higher count is not adopted."""
+def test_a_count_missing_another_process_request_is_lowered_by_it(make):
+    """While another process's request is on the wire, the count is adopted less its cost."""
     one, two = make(), make()
-    one.sync(100, refill_in=0.5)
+    one.sync(100, refill_in=0.5, as_of=1.0)
     on_the_wire = two.reserve(30)  # process two sent a request the server has not charged yet
+    assert one.snapshot().first_in_flight == on_the_wire.booking_id
     booking = one.reserve(10)
     booking.settle(10)
-    snap = one.sync(90, refill_in=0.5)  # the server's count, without two's 30
+    snap = one.sync(90, refill_in=0.5, as_of=2.0)  # the server's count, without two's 30
     assert snap.tokens == 60
     on_the_wire.settle(30)
-    assert two.sync(60, refill_in=0.5).tokens == 60
+    assert one.snapshot().first_in_flight == 0
+    assert two.sync(60, refill_in=0.5, as_of=3.0).tokens == 60
 
 
 def test_a_late_answer_is_not_adopted(make):
-    """An answer older than another process's settled request cannot raise the balance."""
+    """An answer stamped before one another process synced changes nothing."""
     one, two = make(), make()
-    one.sync(100, refill_in=0.5)
+    one.sync(100, refill_in=0.5, as_of=1.0)
     first = one.reserve(10)
     second = two.reserve(10)
     second.settle(10)
-    assert two.sync(80, refill_in=0.5).tokens == 80  # two's answer came first, charged both
+    # Two's answer charged both; one's request still counts as on the wire (conservative).
+    assert two.sync(80, refill_in=0.5, as_of=3.0).tokens == 70
     first.settle(10)
-    assert one.sync(90, refill_in=0.5).tokens == 80  # one's answer predates two's charge
+    late = one.sync(90, refill_in=0.5, as_of=2.0)  # one's answer predates two's
+    assert not late.adopted
+    assert late.tokens == 70
 
 
 def test_a_refusal_lowers_the_bucket_by_what_is_on_the_wire(make):
-    """A count of zero or below is adopted, less the requests still on the wire."""
+    """A count of zero is adopted, less the requests still on the wire."""
     one, two = make(), make()
-    one.sync(100, refill_in=0.5)
+    one.sync(100, refill_in=0.5, as_of=1.0)
     two.reserve(20)
     booking = one.reserve(10)
     booking.settle(0)  # refused: a 429 costs nothing
-    assert one.sync(0, refill_in=0.5).tokens == -20
+    assert one.sync(0, refill_in=0.5, as_of=2.0).tokens == -20
 
 
-def test_a_cancelled_booking_is_off_the_wire(make):
-    """Cancelling a booking forgets it: the next exact count is adopted."""
-    bucket = make()
-    bucket.sync(0, refill_in=0.5)
-    waiting = bucket.reserve(10)
-    assert waiting.delay > 0
-    assert waiting.cancel()
-    booking = bucket.reserve(1, timeout=math.inf)
-    booking.cancel()
-    assert bucket.snapshot().pending == 0
-
-
-def test_a_dead_process_booking_is_forgotten_after_the_horizon(make, clock):
+def test_a_dead_process_booking_is_forgotten_after_the_window(make, clock):
     """A booking never settled (its process died) stops counting after five minutes."""
     one, two = make(), make()
-    one.sync(100, refill_in=0.5)
+    one.sync(100, refill_in=0.5, as_of=1.0)
     two.reserve(30)  # then process two is killed
     clock.advance(301)
+    assert one.snapshot().first_in_flight == 0
     booking = one.reserve(10)
     booking.settle(10)
-    assert one.sync(500, refill_in=0.5).tokens == 500
+    assert one.sync(500, refill_in=0.5, as_of=400.0).tokens == 500
+
+
+def test_a_changed_rate_holds_for_every_process(make):
+    """The rate one process adopts from an answer is the rate of the others' buckets too."""
+    one, two = make(), make()
+    one.sync(100, refill_in=0.5, rate=Rate.per_minute(5), as_of=1.0)
+    assert two.snapshot().rate == Rate.per_minute(5).tokens_per_second
 
 
 def test_bucket_from_url_models_the_account_under_a_digest_of_its_key(redis_server, redis_prefix):
@@ -128,6 +134,7 @@ def test_bucket_from_url_models_the_account_under_a_digest_of_its_key(redis_serv
         )
         try:
             assert bucket.config.refill == Rate.per_minute(20)
+            assert bucket.config.in_flight > 0
             assert bucket.key == f"keepa:{account_name('s3cret-key')}"
             assert "s3cret" not in bucket.key
             assert bucket.sync(300, refill_in=1).tokens == 300
@@ -141,54 +148,3 @@ def test_bucket_from_url_refuses_other_urls():
 
     with pytest.raises(ValueError, match="postgresql://x"):
         bucket_from_url("postgresql://x", api_key="k")
-
-
-def test_a_request_into_debt_waits_for_the_earlier_ones_on_the_wire(make):
-    """A booking that takes the balance below the threshold is not sent before earlier ones."""
-    import threading
-
-    one, two = make(), make()
-    one.sync(15, refill_in=0.5)
-    earlier = one.reserve(10)  # process one's request is on the wire
-    returned = threading.Event()
-
-    def book_into_debt():
-        two.reserve(100)  # 5 left: the account runs it into debt
-        returned.set()
-
-    thread = threading.Thread(target=book_into_debt)
-    thread.start()
-    assert not returned.wait(0.2)  # sent first, it would leave one's request a 429
-    earlier.settle(10)
-    assert returned.wait(5)
-    thread.join()
-
-
-def test_a_request_that_stays_in_credit_is_not_held(make):
-    """Bookings that leave the balance above the threshold go at once, whatever is on the wire."""
-    one, two = make(), make()
-    one.sync(100, refill_in=0.5)
-    one.reserve(10)
-    booking = two.reserve(10)
-    assert booking.delay == 0
-    assert not booking.into_debt
-
-
-def test_a_dead_process_booking_does_not_hold_a_request_into_debt(make, redis_client, redis_prefix):
-    """An earlier booking whose process died never answers: the request into debt goes on."""
-    import json
-    import subprocess
-    import sys
-
-    from tokenbudget_keepa._lease import HolderProcess
-
-    one, two = make(), make()
-    one.sync(15, refill_in=0.5)
-    earlier = one.reserve(10)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    me = HolderProcess.current()
-    record = json.dumps([int(dead.stdout), me.host, me.boot_id, None])
-    redis_client.hset(f"{redis_prefix}acct:holders", earlier.member, record)  # then it died
-    two.reserve(100)  # returns at once instead of after the gate's minute
-    assert redis_client.zscore(f"{redis_prefix}acct:inflight", earlier.member) is None

@@ -45,6 +45,7 @@ class Booking:
     booking_id: int
     time: float
     charged: float
+    spent: float
     cancelled: bool = False
 
 
@@ -157,7 +158,7 @@ class Scenario:
     def admit(self, cost: float, max_wait: float) -> None:
         out = self.check(Admit(cost, max_wait))
         if out.ok:
-            self.bookings.append(Booking(out.booking_id, out.time + out.delay, cost))
+            self.bookings.append(Booking(out.booking_id, out.time + out.delay, cost, out.spent))
 
     def booking(self, index: int) -> Booking | None:
         """A booking the shell would still send to the backend (not cancelled)."""
@@ -180,7 +181,7 @@ class Scenario:
         elif kind == "cancel" and (b := self.booking(op[1])) is not None:
             b.cancelled = self.check(Cancel(b.booking_id, b.time, b.charged)).ok
         elif kind == "settle" and (b := self.booking(op[1])) is not None:
-            self.check(Settle(b.booking_id, b.time, b.charged, op[2]))
+            self.check(Settle(b.booking_id, b.time, b.charged, op[2], b.spent))
             b.charged = op[2]
         elif kind == "sync":
             self.check(Sync(op[1], op[2], op[3], op[4] if len(op) > 4 else None))

@@ -96,9 +96,10 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
         b"flight",
         b"synced",
         b"as_of",
+        b"returned",
     }
     booking_id, time, cost, settled, _before = fields[b"pending"].split()
-    assert (int(booking_id), float(cost), float(settled)) == (2, 10.0, 0.0)
+    assert (int(booking_id), float(cost), float(settled)) == (1000 * 10**6 + 2, 10.0, 0.0)
     assert float(time) == pytest.approx(1000.0 + 10 / (5 / 60))
 
 

@@ -409,12 +409,14 @@ def test_sync_replays_pending_bookings_with_the_capacity_cap():
     assert bucket.reserve(10).delay == pytest.approx(20.0)
 
 
-def test_sync_replays_recharge_mode_through_pending_bookings():
-    """A sync below min_threshold keeps recharge mode through a booking that no longer reaches B."""
+def test_sync_moves_a_booking_that_no_longer_reaches_b():
+    """Issue 18: a sync below min_threshold moves a booking that no longer reaches B to when it
+    does (the server would refuse it earlier); the next request queues behind it."""
     bucket = bucket_of(incident(), tokens=0)
     assert bucket.reserve(10).delay == pytest.approx(480.0)  # waits for B = 40
-    bucket.sync(-25)  # at t=480 the balance is 15: still recharging, 5 after the booking
-    assert bucket.reserve(1).delay == pytest.approx(480 + (40 - 5) * 12)
+    snap = bucket.sync(-25)  # at t=480 the balance would be 15: moved to (40 + 25) * 12
+    assert snap.backlog == pytest.approx(780.0)
+    assert bucket.reserve(1).delay == pytest.approx(780.0)  # 30 left: no more recharge mode
 
 
 def test_sync_assumes_past_bookings_are_in_the_figure():

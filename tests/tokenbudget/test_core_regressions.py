@@ -248,12 +248,13 @@ def test_in_flight_bookings_of_other_processes_are_subtracted():
     assert one.sync(70).tokens == pytest.approx(10.0)  # the server counted one request of two
 
 
-def test_cancel_ends_in_flight_without_credit_after_the_booking_time():
-    """Defect 8a: cancelling after the booking's time returns nothing but ends its in-flight status."""
+def test_a_late_cancel_keeps_the_booking_in_flight():
+    """Issue 18, defect 3: a cancel after the booking's time returns nothing and changes nothing:
+    the booking stands, and a sync still subtracts it while it may be on the wire."""
     config = BucketConfig(300, Rate.per_second(1e-9), in_flight=60)
     clock = ManualClock()
     bucket = TokenBucket(config, clock=clock, tokens=100)
     reservation = bucket.reserve(50)
     clock.advance(1)
     assert reservation.cancel() is False
-    assert bucket.sync(100).tokens == pytest.approx(100.0)
+    assert bucket.sync(100).tokens == pytest.approx(50.0)

@@ -188,6 +188,7 @@ def test_no_over_spend_against_a_capped_server(config, start, origin, steps):  #
     # Each event: time, order decided, kind, debit, and the cost admitted (or the refill_in).
     events: list[list] = []
     handles: list[tuple[object, list]] = []
+    raises: list[tuple[float, int]] = []  # (from when, order) of settles that raised a cost
     for order, op in enumerate(steps):
         kind = op[0]
         now = clock.now()
@@ -215,8 +216,13 @@ def test_no_over_spend_against_a_capped_server(config, start, origin, steps):  #
             synced_since = any(
                 e[2] == "sync" and event[0] <= e[0] + time_tolerance(e[0]) for e in events
             )
-            if event[0] > now + time_tolerance(now):
-                event[3] = actual  # pending: its own debit is corrected
+            if actual > charged:  # a correction upward: later bookings keep their times (SPEC)
+                raises.append((max(event[0], now), order))
+            if event[0] > now + time_tolerance(now) or actual < charged:
+                # Pending: its own debit is corrected. Lower: the server charged the true cost
+                # at the booking's time (and held at most C since), so the bucket may credit
+                # only what that server holds more now (issue 18, defect 2).
+                event[3] = actual
             elif not synced_since:  # (a sync since took its true cost from the server)
                 events.append([now, order, "correct", actual - charged])
             reservation.settle(actual)  # type: ignore[attr-defined]
@@ -236,6 +242,8 @@ def test_no_over_spend_against_a_capped_server(config, start, origin, steps):  #
         # A booking keeps its time through a later sync (SPEC), even one that shows the server
         # cannot pay it then; the check is on the admissions decided since the last sync.
         resynced = any(order > decided and at < when for at, order in syncs)
+        # Likewise a settle that raised an earlier booking's cost after this one was decided.
+        resynced = resynced or any(order > decided and at <= when for at, order in raises)
         if kind == "admit" and not resynced:  # on the cost admitted; its debit may be settled
             need = config.required_balance(event[4])
             slack = 4 * r * time_tolerance(when) + _tol(need, config.capacity, server.balance)

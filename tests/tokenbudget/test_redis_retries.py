@@ -19,7 +19,7 @@ import pytest
 from tests.deploy._workers import skip_if_heavy_skipped
 from tests.tokenbudget import _retry_worker
 from tests.tokenbudget._fault_proxy import FAULTS, FaultProxy
-from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
+from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket, _core
 
 
 redis = pytest.importorskip("redis")
@@ -46,19 +46,21 @@ def test_the_same_operation_twice_is_answered_once(redis_client, redis_prefix):
     first = _call(redis_client, key, "admit", "1000.0", "60.0", "inf", lane + "1")
     again = _call(redis_client, key, "admit", "1000.5", "60.0", "inf", lane + "1")
     assert again == first  # the recorded reply, not a second booking
-    flags, _delay, booking_id, _time, tokens = first.split()
-    assert (flags, booking_id, float(tokens)) == (b"1000", b"1", 40.0)
-    settle = ("settle", "1001.0", "1", "1000.0", "60.0", "20.0", lane + "2")
+    flags, _delay, booking_id, _time, tokens, _spent = first.split()
+    first_id = 1000 * 10**6 + 1  # ids count from the bucket's creation time in microseconds
+    assert (flags, int(booking_id), float(tokens)) == (b"1000", first_id, 40.0)
+    # settle: booking id, time, cost, actual, the spent count at its admission
+    settle = ("settle", "1001.0", str(first_id), "1000.0", "60.0", "20.0", "60.0", lane + "2")
     assert _call(redis_client, key, *settle) == _call(redis_client, key, *settle)
     sync = ("sync", "1002.0", "50.0", "", "", "", lane + "3")  # tokens, refill_in, rate, as_of
     assert _call(redis_client, key, *sync) == _call(redis_client, key, *sync)
     fields = redis_client.hgetall(key)
     assert float(fields[b"booked"]) == 20.0  # booked 60 once, settled to 20 once
-    assert int(fields[b"next_id"]) == 2
+    assert int(fields[b"next_id"]) == first_id + 1
     # Without an operation id (a call by hand), a call is applied as it comes.
     _call(redis_client, key, "admit", "1003.0", "1.0", "inf")
     _call(redis_client, key, "admit", "1003.0", "1.0", "inf")
-    assert int(redis_client.hget(key, "next_id")) == 4
+    assert int(redis_client.hget(key, "next_id")) == first_id + 3
 
 
 def test_a_late_duplicate_is_refused(redis_client, redis_prefix):
@@ -68,7 +70,7 @@ def test_a_late_duplicate_is_refused(redis_client, redis_prefix):
     _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "2")
     with pytest.raises(redis.ResponseError, match="late duplicate"):
         _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "1")
-    assert int(redis_client.hget(key, "next_id")) == 3
+    assert int(redis_client.hget(key, "next_id")) == 1000 * 10**6 + 3
 
 
 def test_records_of_idle_lanes_are_removed_when_a_lane_appears(redis_client, redis_prefix):
@@ -116,8 +118,9 @@ def _check(logs: list[Any], redis_client: Any, redis_key: str) -> None:
     fields = redis_client.hgetall(redis_key)
     # No booking lost or doubled: the booked total and the count of booking ids agree.
     assert float(fields[b"booked"]) == booked
-    assert int(fields[b"next_id"]) - 1 == len(admissions)
     ids = [i for _, _, i in admissions if i]
+    first = _core.first_id(float(fields[b"since"]))  # ids count from the creation time
+    assert int(fields[b"next_id"]) - first == len(admissions)
     assert len(ids) == len(set(ids))
     # No over-admission: a capped server charged each admission at its time never goes
     # deeper than the deficit allows after an admission.

@@ -34,6 +34,7 @@ they must agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hypothesis import note, settings
@@ -82,6 +83,10 @@ class Booking:
     ended: bool = False
     #: The balance it waited for (exactly reached at its time), if it waited.
     reached: float | None = None
+    #: Everything spent (admissions and raising settles) up to its admission, itself included.
+    spent: float = 0.0
+    #: The bucket's id of the booking (reservations only).
+    booking_id: int | None = None
 
 
 @dataclass
@@ -118,6 +123,11 @@ class Model:
     #: The server stamp of the last sync adopted with one, and when it was adopted.
     as_of: float | None = None
     as_of_time: float = 0.0
+    #: Every admission's cost and every raising settle's difference, so far (never falls).
+    spent: float = 0.0
+    #: The bucket's time of a pending booking, by id: where the model's decision to move a
+    #: booking after a sync is within its tolerance, it follows the bucket.
+    peek: Callable[[int], float | None] | None = None
 
     @classmethod
     def of(cls, config: BucketConfig, tokens: float, origin: float = 0.0) -> Model:
@@ -254,7 +264,7 @@ class Model:
         and the balance it waits for (None if it does not wait)."""
         tail = self.tail_time(now)
         balance, recharging = self.replay(tail)
-        target = self.required(cost)
+        target = min(self.required(cost), self.capacity)  # (a cost settled above max_cost)
         if recharging:
             target = max(target, self.burst)
         if balance >= target:
@@ -270,7 +280,8 @@ class Model:
 
     def book(self, time: float, cost: float, reached: float | None = None) -> Booking:
         """Add an admission; guarantee 2: at its time it leaves at least -max_deficit."""
-        booking = Booking(time, cost, self._next_seq(), reached=reached)
+        self.spent += cost
+        booking = Booking(time, cost, self._next_seq(), reached=reached, spent=self.spent)
         self.bookings.append(booking)
         if self.window > 0:
             self.everything.append(booking)
@@ -306,11 +317,22 @@ class Model:
 
         A booking a sync took into the server's figure (no longer in the
         model's list) is not corrected: the server's figure has its true cost.
+        A lower cost settled after the booking's time credits at most what a
+        server that charged it then could still hold more: the capacity minus
+        the highest balance since, which was at most the balance now plus
+        everything spent since the admission.
         """
+        delta = actual - charged
+        spent_now = self.spent
+        self.spent += max(delta, 0.0)
         if booking.time > now + ttol(now):
             booking.cost = actual  # still pending: its debit is corrected
         elif not self.absorbed(booking, now):
-            self.corrections.append(Correction(now, actual - charged, self._next_seq(), booking))
+            if delta < 0:
+                balance, _ = self.replay(now)
+                peak = balance + max(0.0, spent_now - booking.spent)
+                delta = -min(-delta, max(0.0, self.capacity - peak))
+            self.corrections.append(Correction(now, delta, self._next_seq(), booking))
         booking.ended = True
 
     def stale(self, now: float, as_of: float | None) -> bool:
@@ -323,7 +345,7 @@ class Model:
             and now - self.as_of_time <= self.window
         )
 
-    def sync(
+    def sync(  # noqa: C901 -- the model's sync, written out
         self,
         now: float,
         tokens: float,
@@ -349,8 +371,9 @@ class Model:
                 balance -= self.rate * refill_in  # never run ahead of the server
             else:
                 self.anchor = now + refill_in
-                early = -self.index(now) - 1  # steps before the server's next one: none
-                balance -= max(0, early) * self.rate * self.step
+        if self.step is not None:  # steps before the server's next one (the anchor): none
+            early = -self.index(now) - 1
+            balance -= max(0, early) * self.rate * self.step
         balance = min(self.capacity, balance)
         if balance < self.minimum:
             recharging = True
@@ -359,8 +382,32 @@ class Model:
         self.origin_time, self.origin_balance, self.origin_recharging = now, balance, recharging
         for booking in pending:
             booking.reached = None  # it keeps its time, not the balance it waited for
-        self.bookings = pending
+        self.bookings = []
         self.corrections = []
+        # A booking the synced balance cannot pay at its time moves to when it can (never
+        # earlier), exactly as a new booking would be placed; later ones queue behind it.
+        # A booking behind one that moved moves to it (first come, first served).
+        last = now
+        for booking in sorted(pending, key=lambda b: (b.time, b.seq)):
+            if booking.time < last:
+                booking.time, booking.reached = last, None
+            balance, recharging = self.replay(booking.time)  # the earlier ones only
+            target = min(self.required(booking.cost), self.capacity)
+            if recharging:
+                target = max(target, self.burst)
+            short = target - balance
+            if (
+                0 < short <= self.snap(booking.time, target)
+                and self.peek is not None
+                and booking.booking_id is not None
+            ):  # within tolerance: follow the bucket
+                time = self.peek(booking.booking_id)
+                if time is not None and time > booking.time:
+                    short = math.inf
+            if short > self.snap(booking.time, target):
+                booking.time, booking.reached = self.booking_time(booking.time, booking.cost)
+            last = booking.time
+            self.bookings.append(booking)
 
 
 @dataclass
@@ -392,6 +439,12 @@ class BucketMachine(RuleBasedStateMachine):
         self.clock = ManualClock(origin)
         self.bucket = TokenBucket(config, clock=self.clock, tokens=tokens)
         self.model = Model.of(config, tokens, origin)
+        self.model.peek = self.peek
+
+    def peek(self, booking_id: int) -> float | None:
+        """The bucket's time of the pending booking *booking_id* (None: not pending)."""
+        state = self.bucket._backend._states[self.bucket.key]  # type: ignore[attr-defined]
+        return next((e[1] for e in state.pending if e[0] == booking_id), None)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -468,7 +521,9 @@ class BucketMachine(RuleBasedStateMachine):
         reservation = self.bucket.reserve(cost)
         note(f"reserve({cost!r}) -> delay {reservation.delay!r} (model {at - self.now!r})")
         assert abs(reservation.time - at) <= self.time_tol(cost, at)
-        return Handle(reservation, self.model.book(reservation.time, cost, reached), cost)
+        booking = self.model.book(reservation.time, cost, reached)
+        booking.booking_id = reservation._state.booking_id
+        return Handle(reservation, booking, cost)
 
     @rule(handle=reservations)
     def cancel(self, handle):
@@ -478,7 +533,8 @@ class BucketMachine(RuleBasedStateMachine):
         ok = handle.reservation.cancel()
         note(f"cancel(booking at {booking.time!r}, cost {booking.cost!r}) at {self.now!r} -> {ok}")
         absorbed = self.model.absorbed(booking, self.now)
-        booking.ended = True  # a cancel ends the booking's flight, whatever it returns
+        if ok:
+            booking.ended = True  # a cancel that returns nothing changes nothing (defect 3)
         if gone or absorbed:
             assert ok is False
             return

@@ -24,7 +24,7 @@ from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
 from ._report import QuotaReport
-from ._transport import SHOULD_RETRY, Booking, Decision, Follow, TransportCore
+from ._transport import SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
 
 
 __all__ = ["AsyncEngine", "SyncEngine"]
@@ -36,6 +36,18 @@ _STREAM_CAP: Final = 8 * 1024 * 1024
 #: Answers read whole before they are returned, to follow their body: JSON up to this size.
 _READ_CAP: Final = 16 * 1024 * 1024
 _DEFAULT_CLOCK: Final = MonotonicClock()
+
+
+def _sync(bucket: TokenBucket, call: SyncCall) -> None:
+    """``bucket.sync(...)`` without the snapshot it returns (one backend call fewer)."""
+    req = bucket._sync_request(call.tokens, call.refill_in, call.rate, call.as_of)  # noqa: SLF001
+    bucket._synced(req, bucket._apply(req))  # noqa: SLF001
+
+
+async def _async_sync(bucket: AsyncTokenBucket, call: SyncCall) -> None:
+    """``await bucket.sync(...)`` without the snapshot it returns."""
+    req = bucket._sync_request(call.tokens, call.refill_in, call.rate, call.as_of)  # noqa: SLF001
+    bucket._synced(req, await bucket._apply(req))  # noqa: SLF001
 
 
 def _request_body(request: Any) -> bytes | None:
@@ -221,7 +233,11 @@ class _Engine:
 
     def _estimate(self, request: Any) -> dict[str, float]:
         return self.core.costs(
-            request, request.method, str(request.url), request.headers, _request_body(request)
+            request,
+            request.method,
+            str(request.url),
+            request.headers,
+            _request_body(request),
         )
 
     def _rebuild(self, request: Any, response: Any, raw: bytes) -> Any:
@@ -309,7 +325,7 @@ class SyncEngine(_Engine):
             for name, cost in follow.settles:
                 booking.reservations[name].settle(cost)
             for call in follow.syncs:
-                buckets[call.name].sync(call.tokens, **call.kwargs())
+                _sync(buckets[call.name], call)
 
     def _settle_due(self, now: float | None = None) -> None:
         """Settle the answered bookings whose wait is over (see ``SETTLE_AFTER``)."""
@@ -471,7 +487,7 @@ class AsyncEngine(_Engine):
             await booking.reservations[name].settle(cost)
         buckets = self.core.buckets
         for call in follow.syncs:
-            await buckets[call.name].sync(call.tokens, **call.kwargs())
+            await _async_sync(buckets[call.name], call)
 
     async def _apply_locked(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
         async with self._lock():

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ._dialect import finish
+from ._graphql import Field, operations
 from ._llm import dig
 from ._message import (
     MESSAGE_CHARS,
@@ -45,6 +46,46 @@ _SECONDARY: Final = ("secondary rate limit", "abuse detection")
 _PRIMARY: Final = ("api rate limit exceeded", "rate limit exceeded")
 
 
+#: The most nodes one connection returns (GitHub's cap on ``first`` / ``last``).
+MAX_PAGE: Final = 100
+
+
+def _requests(fields: tuple[Field, ...], times: int) -> int:
+    """GitHub's count of the requests a selection needs, each connection at full pages."""
+    total = 0
+    for field in fields:
+        if field.children is None or field.spread:
+            continue
+        if field.size is not None:
+            total += times + _requests(field.children, times * field.size)
+        else:
+            total += _requests(field.children, times)
+    return total
+
+
+def query_points(query: str, variables: Mapping[str, object] | None = None) -> int | None:
+    """GitHub's primary-limit points of a GraphQL query, from its text, or None.
+
+    >>> from tokenbudget.http._github import query_points
+    >>> query_points(
+    ...     "{ viewer { repositories(first: 100) { nodes { issues(first: 50) {"
+    ...     " nodes { labels(first: 60) { nodes { name } } } } } } } }"
+    ... )
+    51
+
+    GitHub's documented rule: add up the requests each connection needs
+    (assuming every ``first`` / ``last`` is filled: one for the top connection,
+    then one per parent node), divide by 100, round; at least 1.
+
+    .. versionadded:: 0.1.0
+    """
+    found = operations(query, variables, page_cap=MAX_PAGE)
+    if found is None:
+        return None
+    total = sum(_requests(op.fields, 1) for op in found)
+    return max(1, int(total / 100 + 0.5))
+
+
 def _resource_of(path: str) -> str:
     if path.startswith("/search/code"):
         return "code_search"
@@ -78,10 +119,11 @@ class GitHubDialect:
     a minute, as GitHub advises; for an exhausted
     primary limit, its reset. A 403 that is none of these is no quota answer.
 
-    The estimate books one point on the request's resource: a GraphQL query
-    costs at least one point (GitHub's own lower bound, the cost of most
-    queries without large connections); the answer's ``rateLimit.cost``, or
-    the next answer's headers, correct it.
+    The estimate books one point on the request's resource; a GraphQL query
+    its points by GitHub's documented rule, read from its text (the requests
+    its connections need at full pages, divided by 100, at least 1), or 1
+    when the text cannot be read. The answer's ``rateLimit.cost``, or the next
+    answer's headers, correct it.
 
     .. versionadded:: 0.1.0
     """
@@ -189,6 +231,14 @@ class GitHubDialect:
         return None, text, None
 
     def estimate(self, request: RequestInfo, limits: Mapping[str, Limit]) -> Mapping[str, float]:
-        """One point on the resource the request's path names."""
+        """One point on the resource the path names; a GraphQL query's points by GitHub's rule."""
         del limits
-        return {_resource_of(request.path): 1.0}
+        resource = _resource_of(request.path)
+        if resource != "graphql":
+            return {resource: 1.0}
+        body = request.json()
+        query, variables = dig(body, "query"), dig(body, "variables")
+        points = None
+        if isinstance(query, str):
+            points = query_points(query, variables if isinstance(variables, Mapping) else None)
+        return {resource: float(points or 1)}

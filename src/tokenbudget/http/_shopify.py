@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ._dialect import finish
+from ._graphql import Field, operations
 from ._llm import dig
 from ._message import MESSAGE_CHARS, RequestInfo, ResponseInfo, finite, warn_malformed
 from ._report import Kind, Limit, QuotaReport
@@ -21,112 +22,24 @@ DEFAULT_QUERY_COST: Final = 100
 #: What Shopify charges a mutation on top of its selection.
 MUTATION_COST: Final = 10
 _CALL_LIMIT = re.compile(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*")
-_TOKEN = re.compile(
-    r'"""(?:.|\n)*?"""|"(?:[^"\\\n]|\\.)*"|\.\.\.|\$?[_A-Za-z][_0-9A-Za-z]*|-?[0-9]+(?:\.[0-9]+)?'
-    r"|[{}()\[\]:=@!,|&]"
-)
-_MAX_QUERY: Final = 100_000
 #: The most nodes one connection returns (Shopify's cap on ``first`` / ``last``).
 MAX_PAGE: Final = 250
-#: The deepest selection read; deeper queries are not read (Shopify refuses them too).
-_MAX_DEPTH: Final = 64
 
 
-def _tokens(query: str) -> list[str]:
-    query = re.sub(r"#[^\n]*", "", query)
-    return [tok for tok in _TOKEN.findall(query) if tok != ","]
-
-
-def _skip_group(tokens: list[str], i: int, open_: str, close: str) -> int:
-    depth = 0
-    while True:
-        if tokens[i] == open_:
-            depth += 1
-        elif tokens[i] == close:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-
-
-def _arguments(
-    tokens: list[str], i: int, variables: Mapping[str, object]
-) -> tuple[int | None, int]:
-    size = None
-    end = _skip_group(tokens, i, "(", ")")
-    for j in range(i + 1, end - 2):
-        if tokens[j] in {"first", "last"} and tokens[j + 1] == ":":
-            value = tokens[j + 2]
-            number = finite(variables.get(value[1:])) if value.startswith("$") else None
-            if number is None and value.lstrip("-").isdigit():
-                number = float(value)
-            if number is not None and number > 0:
-                size = max(size or 0, int(min(number, MAX_PAGE)))
-    return size, end
-
-
-def _skip_directives(tokens: list[str], i: int) -> int:
-    while tokens[i] == "@":
-        i += 2
-        if tokens[i] == "(":
-            i = _skip_group(tokens, i, "(", ")")
-    return i
-
-
-def _fragment(
-    tokens: list[str], i: int, variables: Mapping[str, object], depth: int
-) -> tuple[int, int]:
-    """A fragment at ``tokens[i] == "..."``: inline (``on Type``) or a spread (one object)."""
-    i += 1
+def _cost(fields: tuple[Field, ...]) -> int:
     total = 0
-    if tokens[i] == "on":
-        i += 2
-    elif tokens[i] not in {"{", "@"}:
-        i += 1
-        total += 1
-    i = _skip_directives(tokens, i)
-    if tokens[i] == "{":
-        sub, i = _selection(tokens, i, variables, depth + 1)
-        total += sub
-    return total, i
-
-
-def _selection(
-    tokens: list[str], i: int, variables: Mapping[str, object], depth: int = 0
-) -> tuple[int, int]:
-    """The cost of the selection set opening at ``tokens[i] == "{"``, and the index after it.
-
-    Raises:
-        IndexError: The query ends inside the selection, or nests too deep.
-    """
-    if depth > _MAX_DEPTH:
-        raise IndexError("too deep")
-    i += 1
-    total = 0
-    while tokens[i] != "}":
-        if tokens[i] == "...":
-            sub, i = _fragment(tokens, i, variables, depth)
-            total += sub
-            continue
-        name = tokens[i]
-        i += 1
-        if tokens[i] == ":":  # an alias
-            name = tokens[i + 1]
-            i += 2
-        size = None
-        if tokens[i] == "(":
-            size, i = _arguments(tokens, i, variables)
-        i = _skip_directives(tokens, i)
-        if tokens[i] != "{":
+    for field in fields:
+        if field.spread:
+            total += 1
+        elif field.children is None:
             continue  # a scalar: free
-        sub, i = _selection(tokens, i, variables, depth + 1)
-        if name == "edges":
-            total += sub
-        elif size is not None:
-            total += 2 + size * max(sub, 1)
+        elif field.name == "edges":
+            total += _cost(field.children)
+        elif field.size is not None:
+            total += 2 + field.size * max(_cost(field.children), 1)
         else:
-            total += 1 + sub
-    return total, i + 1
+            total += 1 + _cost(field.children)
+    return total
 
 
 def query_cost(query: str, variables: Mapping[str, object] | None = None) -> int | None:
@@ -145,26 +58,10 @@ def query_cost(query: str, variables: Mapping[str, object] | None = None) -> int
 
     .. versionadded:: 0.1.0
     """
-    if len(query) > _MAX_QUERY:
+    found = operations(query, variables, page_cap=MAX_PAGE)
+    if found is None:
         return None
-    tokens = _tokens(query)
-    variables = variables or {}
-    total = 0
-    i = 0
-    try:
-        while i < len(tokens):
-            if tokens[i] == "fragment":  # definitions: their spreads are counted where used
-                while tokens[i] != "{":
-                    i += 1
-                i = _skip_group(tokens, i, "{", "}")
-                continue
-            extra = MUTATION_COST if tokens[i] == "mutation" else 0
-            while tokens[i] != "{":
-                i = _skip_group(tokens, i, "(", ")") if tokens[i] == "(" else i + 1
-            cost, i = _selection(tokens, i, variables)
-            total += cost + extra
-    except IndexError:
-        return None
+    total = sum(_cost(op.fields) + (MUTATION_COST if op.kind == "mutation" else 0) for op in found)
     return max(total, 1)
 
 

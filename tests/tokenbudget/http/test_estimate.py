@@ -103,6 +103,21 @@ def test_groq_and_mistral_book_like_openai():
     assert costs["tokens-minute"] == prompt_tokens(json.loads(body)) + 10
 
 
+def test_github_graphql_points_by_githubs_rule():
+    """GitHub's documented example: 1 + 100 + 100 x 50 requests = 5101, so 51 points."""
+    query = (
+        "query { viewer { login repositories(first: 100) { edges { node { id"
+        " issues(first: 50) { edges { node { id labels(first: 60) { edges { node { id name }"
+        " } } } } } } } } } }"
+    )
+    url = "https://api.github.com/graphql"
+    assert estimate("github", "POST", url, {}, {"query": query}) == {"graphql": 51.0}
+    assert estimate("github", "POST", url, {}, {"query": "{ viewer { login } }"}) == {
+        "graphql": 1.0
+    }
+    assert estimate("github", "POST", url, {}, {"query": "{ broken"}) == {"graphql": 1.0}
+
+
 @pytest.mark.parametrize(
     ("url", "resource"),
     [

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.shared_data import quota_sections, sample_headers
 from tokenbudget.http import DIALECTS, Limit, QuotaReport, ResponseInfo, dialect, estimate
+from tokenbudget.http._github import query_points
 from tokenbudget.http._openai import go_duration
 from tokenbudget.http._sf import SFError, parse_dictionary, parse_list
 from tokenbudget.http._shopify import query_cost
@@ -266,11 +267,14 @@ def test_query_cost_never_raises(query):
     """Any query text has a cost >= 1, or None."""
     cost = query_cost(query, {"x": 5})
     assert cost is None or cost >= 1
+    points = query_points(query, {"x": 5})
+    assert points is None or points >= 1
 
 
 def test_deep_query_is_not_read():
     """A query nested deeper than Shopify allows is not read (no RecursionError)."""
     assert query_cost("{a" * 5000 + "}" * 5000) is None
+    assert query_points("{a" * 5000 + "}" * 5000) is None
 
 
 SAMPLE_FILES = {

@@ -1,0 +1,234 @@
+"""Issue 18: the core's reproducers (defects 2, 3, 6, 7, and syncs that lower the balance).
+
+Each runs on every backend the defect concerns (memory, SQLite, Redis with an
+injected ManualClock), so that the Lua twin is held to the same rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenbudget import (
+    BucketConfig,
+    DeficitRule,
+    ManualClock,
+    MemoryBackend,
+    Rate,
+    SQLiteBackend,
+    TokenBucket,
+)
+
+
+MakeBackend = Callable[[ManualClock], Any]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeBackend]:
+    """A factory of one backend kind, bound to a clock."""
+    kind = request.param
+    if kind == "memory":
+        yield lambda _clock: MemoryBackend()
+    elif kind == "sqlite":
+        opened: list[SQLiteBackend] = []
+
+        def sqlite(clock: ManualClock) -> SQLiteBackend:
+            opened.append(SQLiteBackend(tmp_path / "b.db", clock=clock))
+            return opened[-1]
+
+        yield sqlite
+        for backend in opened:
+            backend.close()
+    else:
+        client = request.getfixturevalue("redis_client")
+        prefix = request.getfixturevalue("redis_prefix")
+        from tokenbudget.redis import RedisBackend
+
+        yield lambda clock: RedisBackend(client, prefix=prefix, clock=clock)
+
+
+def _bucket(
+    make_backend: MakeBackend, config: BucketConfig, tokens: float, origin: float = 1.7e9
+) -> tuple[TokenBucket, ManualClock]:
+    clock = ManualClock(origin)
+    backend = make_backend(clock)
+    bucket = TokenBucket(config, clock=clock, tokens=tokens, backend=backend, key=uuid.uuid4().hex)
+    return bucket, clock
+
+
+# -- defect 3 ---------------------------------------------------------------------------------
+
+
+def test_late_cancel_keeps_the_booking_in_flight(make_backend):
+    """Defect 3: in_flight=30, reserve(60), 1 s later cancel() -> False; sync(100) gives 40."""
+    config = BucketConfig(100, Rate.per_second(1e-6), in_flight=30)
+    bucket, clock = _bucket(make_backend, config, 100)
+    reservation = bucket.reserve(60)
+    clock.advance(1)
+    assert reservation.cancel() is False
+    assert bucket.sync(100).tokens == pytest.approx(40.0, abs=1e-3)
+    assert bucket.try_acquire(100) is False
+
+
+# -- defect 2 ---------------------------------------------------------------------------------
+
+
+def _keepa() -> BucketConfig:
+    return BucketConfig(
+        300,
+        Rate.per_minute(5),
+        burst_threshold=40,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(),
+    )
+
+
+def test_late_settle_credits_only_what_a_capped_server_holds(make_backend):
+    """Defect 2: estimate 100, true cost 1, settled 20 minutes later after a spend of 250.
+
+    The server charged 1, sat at its capacity (300) meanwhile and then served
+    the 250: it holds 50. Crediting the 99 would leave the bucket at 149.
+    """
+    bucket, clock = _bucket(make_backend, _keepa(), 300)
+    reservation = bucket.reserve(100)  # admitted now: 200 left
+    clock.advance(1200)  # +100: back at 300 (the server, at 299, capped too)
+    assert bucket.try_acquire(250)
+    reservation.settle(1)
+    assert bucket.snapshot().tokens == pytest.approx(50.0)
+    assert bucket.try_acquire(99) is True  # the server holds 50: 99 leaves -49, still admitted
+    assert bucket.snapshot().tokens == pytest.approx(-49.0)
+
+
+def test_late_settle_with_nothing_spent_since_is_credited_up_to_the_cap(make_backend):
+    """Defect 2, the other side: no spend since the booking: the credit is capped only now."""
+    bucket, clock = _bucket(make_backend, _keepa(), 300)
+    reservation = bucket.reserve(100)  # 200
+    clock.advance(600)  # 250 (the server: 299 + 50, capped at 300)
+    reservation.settle(1)
+    assert bucket.snapshot().tokens == pytest.approx(300.0)
+
+
+def test_prompt_settle_credits_the_whole_difference(make_backend):
+    """A settle at once (nothing spent since, room below the cap) credits all of it."""
+    bucket, _ = _bucket(make_backend, _keepa(), 150)
+    reservation = bucket.reserve(100)
+    reservation.settle(1)
+    assert bucket.snapshot().tokens == pytest.approx(149.0)
+
+
+# -- syncs that lower the balance move pending bookings ------------------------------------------
+
+
+def test_a_sync_that_lowers_the_balance_moves_pending_bookings(make_backend):
+    """Issue 18, Also: none() bucket, reserve(100), sync(-50): the booking moves so that the
+    balance at its time pays it (it would sit at -50 after its debit)."""
+    config = BucketConfig(300, Rate.per_minute(5), deficit=DeficitRule.none())
+    bucket, clock = _bucket(make_backend, config, 0)
+    first = bucket.reserve(100)
+    assert first.delay == pytest.approx(1200.0)
+    snap = bucket.sync(-50)  # below m: recharge mode, the booking waits for B = 300
+    assert snap.backlog == pytest.approx(4200.0)  # (300 + 50) / (5 / 60)
+    clock.advance(snap.backlog)
+    assert bucket.snapshot().tokens == pytest.approx(200.0)  # never below m = 0
+    assert first.cancel() is False  # its (new) time has come
+
+
+def test_a_sync_that_lowers_the_rate_moves_pending_bookings(make_backend):
+    """A lower rate: the booking moves to when the slower refill pays it."""
+    config = BucketConfig(300, Rate.per_minute(5), deficit=DeficitRule.none())
+    bucket, _ = _bucket(make_backend, config, 0)
+    assert bucket.reserve(100).delay == pytest.approx(1200.0)
+    snap = bucket.sync(0, rate=Rate.per_minute(2.5))
+    assert snap.backlog == pytest.approx(2400.0)
+
+
+def test_a_sync_that_raises_the_balance_moves_nothing(make_backend):
+    """Bookings never move earlier: a higher figure keeps their times."""
+    config = BucketConfig(300, Rate.per_minute(5), deficit=DeficitRule.none())
+    bucket, _ = _bucket(make_backend, config, 0)
+    assert bucket.reserve(100).delay == pytest.approx(1200.0)
+    assert bucket.sync(200).backlog == pytest.approx(1200.0)
+
+
+def test_a_moved_booking_can_still_be_cancelled(make_backend):
+    """A booking a sync moved later is found by its id: cancelling it before its new time works."""
+    config = BucketConfig(300, Rate.per_minute(5), deficit=DeficitRule.none())
+    bucket, clock = _bucket(make_backend, config, 0)
+    reservation = bucket.reserve(100)
+    bucket.sync(-50)
+    clock.advance(1500)  # past its old time (1200), before its new one (4200)
+    assert reservation.cancel() is True
+
+
+# -- defect 7: booking ids never reused within a key -------------------------------------------
+
+
+def test_ids_continue_after_sqlite_delete(tmp_path):
+    """Defect 7: SQLiteBackend.delete() then the same key at the same instant: fresh ids."""
+    clock = ManualClock(1.7e9)
+    backend = SQLiteBackend(tmp_path / "b.db", clock=clock)
+    config = BucketConfig(10, Rate.per_second(1))
+    old = TokenBucket(config, clock=clock, backend=backend, key="k").reserve(5)
+    assert backend.delete("k")
+    new_bucket = TokenBucket(config, clock=clock, backend=backend, key="k", tokens=5)
+    new = new_bucket.reserve(5)
+    assert new._state.booking_id > old._state.booking_id
+    old.settle(0)  # a late settle of the old booking rewrites nothing of the new one
+    assert new_bucket.snapshot().pending == 0
+    assert new_bucket.try_acquire(5) is False  # 5 - 5 = 0 left; no credit from the old one
+    backend.close()
+
+
+@pytest.mark.redis
+def test_ids_continue_after_a_redis_key_expires(redis_client, redis_prefix):
+    """Defect 7: a Redis key that expired (deleted here) and is created again: ids go on."""
+    from tokenbudget.redis import RedisBackend
+
+    clock = ManualClock(1.7e9)
+    backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket = TokenBucket(config, clock=clock, backend=backend, key="k", tokens=0)
+    old = bucket.reserve(5)
+    clock.advance(20)
+    redis_client.delete(backend.redis_key("k"))  # what the idle expiry does
+    new = bucket.reserve(15 - 5)  # a new bucket at 0: waits 10 s
+    assert new._state.booking_id > old._state.booking_id
+    old.settle(0)
+    assert bucket.snapshot().pending == 1  # the new booking still waits, untouched
+    assert bucket.snapshot().backlog == pytest.approx(10.0)
+
+
+# -- defect 6: what a Redis key's expiry keeps --------------------------------------------------
+
+
+@pytest.mark.redis
+def test_redis_expiry_covers_the_in_flight_window(redis_client, redis_prefix):
+    """Defect 6: a key never expires while a booking may still be in flight."""
+    from tokenbudget.redis import RedisBackend
+
+    backend = RedisBackend(redis_client, prefix=redis_prefix)  # the server's TIME
+    config = BucketConfig(10, Rate.per_second(1), in_flight=30)
+    bucket = TokenBucket(config, backend=backend, key="k")
+    assert bucket.try_acquire(5)
+    assert redis_client.pttl(backend.redis_key("k")) >= 30_000  # 5 s of refill + 30 s
+
+
+@pytest.mark.redis
+def test_redis_expiry_keeps_an_adopted_rate(redis_client, redis_prefix):
+    """Defect 6: a key holding a rate adopted by sync(rate=) keeps it (never idles out)."""
+    from tokenbudget._redis_lua import MAX_TTL_MS
+    from tokenbudget.redis import RedisBackend
+
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    config = BucketConfig(10, Rate.per_second(10))
+    bucket = TokenBucket(config, backend=backend, key="k")
+    bucket.sync(10, rate=Rate.per_second(1))
+    assert redis_client.pttl(backend.redis_key("k")) > MAX_TTL_MS - 60_000
+    assert bucket.try_acquire(5)  # the fast path keeps it too
+    assert redis_client.pttl(backend.redis_key("k")) > MAX_TTL_MS - 60_000
+    bucket.sync(10, rate=Rate.per_second(10))  # back to the config's: idles out again
+    assert redis_client.pttl(backend.redis_key("k")) < 60_000
