@@ -89,7 +89,7 @@ ENV_KEY: Final = "KEEPA_API_KEY"
 DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 #: The most ASINs in one ``/product`` request, without and with ``offers``.
 MAX_ASINS: Final = 100
-MAX_ASINS_WITH_OFFERS: Final = 20
+MAX_ASINS_WITH_OFFERS: Final = 50  # Keepa served 50 ASINs with offers=50 in one request
 #: Keepa adds its refill once a minute.
 REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
@@ -940,7 +940,7 @@ class KeepaClient(Endpoints, _Base):
         stock: bool = False,
         only_live_offers: bool = False,
     ) -> list[Product]:
-        """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
+        """Products by ASIN, in as many requests as Keepa's limits need (100; 50 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).

@@ -202,7 +202,7 @@ def test_asins_with_offers_are_batched_and_the_model_learns():
     size = MAX_ASINS_WITH_OFFERS
     asins = [f"B0{i:08d}" for i in range(2 * size + 10)]
     stamp = 1_758_325_044_347
-    assert MAX_ASINS == 100
+    assert (MAX_ASINS, MAX_ASINS_WITH_OFFERS) == (100, 50)  # Keepa served 50 with offers=50
     with ReplayServer() as server:
         token = dict(realdata("token_bodies.json")[0])
         server.queue("/token", 200, {**token, "timestamp": stamp, "tokensLeft": 1000})
