@@ -72,6 +72,7 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
+from ._exchange import BackOff, Done, Exchange, GiveUp, Resend
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
 from ._redaction import keep_key_out_of_logs
@@ -89,7 +90,7 @@ ENV_KEY: Final = "KEEPA_API_KEY"
 DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 #: The most ASINs in one ``/product`` request, without and with ``offers``.
 MAX_ASINS: Final = 100
-MAX_ASINS_WITH_OFFERS: Final = 20
+MAX_ASINS_WITH_OFFERS: Final = 50  # Keepa served 50 ASINs with offers=50 in one request
 #: Keepa adds its refill once a minute.
 REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
@@ -718,6 +719,51 @@ class _Base:
         units = call.units if products is None else products
         self._cost.observe(call.kind, units, env.tokens_consumed)
 
+    # -- the retry loop's decisions (both clients; no I/O) -------------------------------------
+
+    def _exchange(self, call: _Call) -> Exchange:
+        """The retry state of one call: its booking and its retry budgets."""
+        return Exchange(
+            self._max_retries,
+            self._max_token_retries,
+            estimate=self._estimate(call),
+            alone=call.kind is not None and not self._cost.is_known(call.kind),
+        )
+
+    def _after_no_answer(
+        self, exchange: Exchange, call: _Call, failure: str, waited: float
+    ) -> BackOff:
+        """Log a try that got no answer; the backoff before the next, or raise (retries spent)."""
+        self._log(
+            call,
+            estimate=exchange.estimate,
+            answer=None,
+            waited=waited,
+            attempt=exchange.attempt,
+            note=failure,
+        )
+        decision = exchange.no_answer()
+        if isinstance(decision, GiveUp) or capped():
+            raise KeepaTransportError(
+                f"{call.path}: no answer after {exchange.attempt} attempts ({failure})"
+                + ("; the caller's time is up" if capped() else ""),
+                endpoint=call.path,
+                attempts=exchange.attempt,
+            )
+        return decision
+
+    def _after_answer(
+        self, exchange: Exchange, call: _Call, answer: _Answer, waited: float
+    ) -> Done | Resend | BackOff:
+        """Log an answer; what to do next, or raise the error of a final one."""
+        self._log(
+            call, estimate=exchange.estimate, answer=answer, waited=waited, attempt=exchange.attempt
+        )
+        decision = exchange.answered(answer.status, envelope=answer.envelope is not None)
+        if isinstance(decision, GiveUp):
+            raise self._error_for(call, answer, exchange.attempt)
+        return decision
+
     def _log(
         self,
         call: _Call,
@@ -940,7 +986,7 @@ class KeepaClient(Endpoints, _Base):
         stock: bool = False,
         only_live_offers: bool = False,
     ) -> list[Product]:
-        """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
+        """Products by ASIN, in as many requests as Keepa's limits need (100; 50 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
@@ -1200,19 +1246,17 @@ class KeepaClient(Endpoints, _Base):
                     self._alone = self._alone and self._inflight > 0
                     self._state.notify_all()
 
-    def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
-        """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
-        estimate = self._estimate(call)
-        alone = call.kind is not None and not self._cost.is_known(call.kind)
-        token_retries = server_retries = attempt = 0
+    def _send(self, call: _Call) -> _Answer:
+        """Send *call* within the budget, retrying as :class:`Exchange` decides; a 200 answer."""
+        exchange = self._exchange(call)
         while True:
-            attempt += 1
+            exchange.start()
             booking: Reservation | None = None
             waited = 0.0
-            if estimate > 0:
-                booking, waited = self._book(estimate, call.path, alone=alone)
+            if exchange.estimate > 0:
+                booking, waited = self._book(exchange.estimate, call.path, alone=exchange.alone)
             failure: str | None = None
-            sent = False
+            sent = True
             try:
                 with attempt_deadline(self._timeout):  # the whole exchange, not each read
                     response = self._http.get(call.path, params=call.params)
@@ -1222,45 +1266,24 @@ class KeepaClient(Endpoints, _Base):
                 failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
             except BaseException:
-                self._finish(booking, None, estimate)
+                self._finish(booking, None, exchange.estimate)
                 raise
             if failure is not None:
-                self._finish(booking, None, estimate if sent else 0.0)
-                self._log(
-                    call,
-                    estimate=estimate,
-                    answer=None,
-                    waited=waited,
-                    attempt=attempt,
-                    note=failure,
-                )
-                server_retries += 1
-                if server_retries > self._max_retries or capped():
-                    raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})"
-                        + ("; the caller's time is up" if capped() else ""),
-                        endpoint=call.path,
-                        attempts=attempt,
-                    )
-                self._back_off(server_retries)
+                self._finish(booking, None, exchange.estimate if sent else 0.0)
+                self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
                 continue
             answer = self._read(response)
-            self._finish(booking, answer, self._consumed(answer, estimate, call))
-            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
-            if answer.status == 200:
+            self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
+            decision = self._after_answer(exchange, call, answer, waited)
+            if isinstance(decision, Done):
                 return answer
-            if answer.status == 429 and token_retries < self._max_token_retries:
-                token_retries += 1
-                if answer.envelope is None and self._bucket is not None:
-                    self._bucket.sync(0.0)  # no envelope: the balance is at most zero
-                if booking is None:  # nothing booked (/token): no booking waits for the refill
-                    self._wait_refill(call, answer, attempt)
+            if isinstance(decision, BackOff):
+                self._back_off(decision.retry)
                 continue
-            if answer.status >= 500 and server_retries < self._max_retries:
-                server_retries += 1
-                self._back_off(server_retries)
-                continue
-            raise self._error_for(call, answer, attempt)
+            if decision.unknown_balance and self._bucket is not None:
+                self._bucket.sync(0.0)  # no envelope: the balance is at most zero
+            if booking is None:  # nothing booked (/token): no booking waits for the refill
+                self._wait_refill(call, answer, exchange.attempt)
 
 
 # -- the async client --------------------------------------------------------------------------
@@ -1580,17 +1603,18 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
-        estimate = self._estimate(call)
-        alone = call.kind is not None and not self._cost.is_known(call.kind)
-        token_retries = server_retries = attempt = 0
+        """Like :meth:`KeepaClient._send`."""
+        exchange = self._exchange(call)
         while True:
-            attempt += 1
+            exchange.start()
             booking: AsyncReservation | None = None
             waited = 0.0
-            if estimate > 0:
-                booking, waited = await self._book(estimate, call.path, alone=alone)
+            if exchange.estimate > 0:
+                booking, waited = await self._book(
+                    exchange.estimate, call.path, alone=exchange.alone
+                )
             failure: str | None = None
-            sent = False
+            sent = True
             try:
                 # One deadline for the whole exchange (a server trickling its answer included).
                 async with asyncio.timeout(attempt_seconds(self._timeout)):
@@ -1602,44 +1626,22 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
             except TimeoutError:
                 failure = f"TimeoutError: no whole answer within {self._timeout:g} s"
-                sent = True
             except BaseException:
-                await asyncio.shield(self._finish(booking, None, estimate))
+                await asyncio.shield(self._finish(booking, None, exchange.estimate))
                 raise
             if failure is not None:
-                await self._finish(booking, None, estimate if sent else 0.0)
-                self._log(
-                    call,
-                    estimate=estimate,
-                    answer=None,
-                    waited=waited,
-                    attempt=attempt,
-                    note=failure,
-                )
-                server_retries += 1
-                if server_retries > self._max_retries or capped():
-                    raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})"
-                        + ("; the caller's time is up" if capped() else ""),
-                        endpoint=call.path,
-                        attempts=attempt,
-                    )
-                await self._back_off(server_retries)
+                await self._finish(booking, None, exchange.estimate if sent else 0.0)
+                await self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
                 continue
             answer = self._read(response)
-            await self._finish(booking, answer, self._consumed(answer, estimate, call))
-            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
-            if answer.status == 200:
+            await self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
+            decision = self._after_answer(exchange, call, answer, waited)
+            if isinstance(decision, Done):
                 return answer
-            if answer.status == 429 and token_retries < self._max_token_retries:
-                token_retries += 1
-                if answer.envelope is None and self._bucket is not None:
-                    await self._bucket.sync(0.0)
-                if booking is None:  # as in KeepaClient._send
-                    await self._wait_refill(call, answer, attempt)
+            if isinstance(decision, BackOff):
+                await self._back_off(decision.retry)
                 continue
-            if answer.status >= 500 and server_retries < self._max_retries:
-                server_retries += 1
-                await self._back_off(server_retries)
-                continue
-            raise self._error_for(call, answer, attempt)
+            if decision.unknown_balance and self._bucket is not None:
+                await self._bucket.sync(0.0)
+            if booking is None:  # as in KeepaClient._send
+                await self._wait_refill(call, answer, exchange.attempt)

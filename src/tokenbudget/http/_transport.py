@@ -10,7 +10,8 @@ without doing any I/O; the adapters only carry the decisions out:
    booking's time. Before any answer has reported a limit, the transport has
    no bucket for it: the first request costing it goes out alone and the
    others costing it wait for its answer (``TransportCore.to_probe``), so
-   that none goes out unbooked alongside it.
+   that none goes out unbooked alongside it; the same for a fixed window that
+   no answer synced for a whole window (its phase may have moved).
 2. **Send**, through the inner transport.
 3. **Follow.** ``TransportCore.report`` reads the answer in the dialect
    (:func:`tokenbudget.http.parse`); ``TransportCore.follow`` lists the
@@ -20,8 +21,17 @@ without doing any I/O; the adapters only carry the decisions out:
    answer's ``Date``). Settling first marks the bookings as counted by the
    server, so that the sync does not subtract them as still in flight. A
    bucket is created for a limit the first time an answer reports it (unless
-   the user gave the buckets). An answer to a request sent before the request
-   of the latest answer synced is older news: it settles, but does not sync.
+   the user gave the buckets): refilled continuously, or in one step per window
+   when the limit comes back later than a continuous refill would bring it
+   back (a fixed window). Answers overtake each other; within one transport
+   the send order sorts them out: an answer to a request sent before the
+   request of the latest answer synced is older news (it settles, but does not
+   sync), and a sync takes off the requests that were still out when its own
+   request left and are answered by now (the server may have counted them
+   after it). Across processes the core's ``as_of`` orders answers of
+   different ``Date`` seconds; within one second, an answered request stays in
+   flight for ``SETTLE_AFTER`` seconds on a shared backend before it is
+   settled, so that another process's older answer does not give it back.
    A streamed answer follows its headers when they arrive (settling each
    booking at its booked cost) and settles the true cost when the stream ends;
    an abandoned stream stays settled at its booking.
@@ -396,6 +406,7 @@ class TransportCore(Generic[B]):
         """Record that *booking*'s request got no answer (it *reached* the server or not)."""
         with self._lock:
             self._outstanding.pop(booking.seq, None)
+            booking.before = ()
             booking.charged = {
                 name: (booking.costs[name] if reached else 0.0) for name in booking.costs
             }
@@ -475,12 +486,14 @@ class TransportCore(Generic[B]):
             else:
                 booking.done = True
             if booking.seq < self._synced:
+                booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
             # Requests that were on the wire when this one left and are answered (settled)
             # by now may have reached the server after it: its figure may lack them, and the
             # bucket no longer counts them as in flight. Take them off (at worst twice).
             late = [other for other in booking.before if other.done]
+            booking.before = ()  # needed no more: no chain of old bookings is kept alive
             syncs: list[SyncCall] = []
             for name, limit in report.limits.items():
                 bucket = self.buckets.get(name)
