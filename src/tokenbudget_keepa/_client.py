@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Self, TypeVar
+from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -83,6 +83,7 @@ __all__ = ["AsyncKeepaClient", "KeepaClient"]
 
 EventHook = Callable[[Event], None]
 T = TypeVar("T")
+BucketT = TypeVar("BucketT", TokenBucket, AsyncTokenBucket)
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -278,26 +279,34 @@ class _Answer:
 # -- what both clients share -------------------------------------------------------------------
 
 
-class _Base:
-    """Arguments, request building, answer classification and bookkeeping (no I/O)."""
+class _Base(Generic[BucketT]):
+    """Arguments, request building, answer classification and bookkeeping (no I/O).
+
+    Both clients take its arguments; each opens its own locks and HTTP client
+    (:meth:`_open`) and checks that *bucket* is of its kind (:attr:`_BUCKET`).
+    """
+
+    _BUCKET: ClassVar[type[TokenBucket | AsyncTokenBucket]]
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | None = None,
         *,
-        base_url: str,
-        domain: int,
-        clock: Clock | None,
-        timeout: float,
-        capacity: float | None,
-        refill_step: float,
-        max_retries: int,
-        max_token_retries: int,
-        backoff: float,
-        max_backoff: float,
-        status_interval: float,
-        on_event: EventHook | None,
+        base_url: str = DEFAULT_BASE_URL,
+        domain: int = 1,
+        bucket: BucketT | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        capacity: float | None = None,
+        refill_step: float = REFILL_STEP,
+        max_retries: int = 4,
+        max_token_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        status_interval: float = 60.0,
+        on_event: EventHook | None = None,
     ) -> None:
+        _check_bucket(bucket, self._BUCKET)
         if api_key is None:
             api_key = os.environ.get(ENV_KEY)
             if not api_key:
@@ -345,6 +354,12 @@ class _Base:
         self._inflight = 0
         #: A request whose cost is not yet learned is on the wire: the others wait for it.
         self._alone = False
+        self._bucket: BucketT | None = bucket
+        self._open()
+
+    def _open(self) -> None:  # pragma: no cover -- each client opens its own
+        """Create the client's locks and HTTP client (called last by ``__init__``)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return (
@@ -841,7 +856,7 @@ def _transport_note(exc: httpx.RequestError, key: str) -> str:
 # -- the sync client ---------------------------------------------------------------------------
 
 
-class KeepaClient(Endpoints, _Base):
+class KeepaClient(Endpoints, _Base[TokenBucket]):
     """A Keepa API client that keeps the account's token budget (it never needs an HTTP 429).
 
     Every request is booked on :attr:`bucket` before it is sent, at its
@@ -893,41 +908,9 @@ class KeepaClient(Endpoints, _Base):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        domain: int = 1,
-        bucket: TokenBucket | None = None,
-        clock: Clock | None = None,
-        timeout: float = 30.0,
-        capacity: float | None = None,
-        refill_step: float = REFILL_STEP,
-        max_retries: int = 4,
-        max_token_retries: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        status_interval: float = 60.0,
-        on_event: EventHook | None = None,
-    ) -> None:
-        _check_bucket(bucket, TokenBucket)
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            domain=domain,
-            clock=clock,
-            timeout=timeout,
-            capacity=capacity,
-            refill_step=refill_step,
-            max_retries=max_retries,
-            max_token_retries=max_token_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            status_interval=status_interval,
-            on_event=on_event,
-        )
-        self._bucket = bucket
+    _BUCKET = TokenBucket
+
+    def _open(self) -> None:
         self._gate = threading.Lock()
         self._gate_owner: int | None = None  # the thread holding the gate
         self._state = threading.Condition()
@@ -1289,7 +1272,7 @@ class KeepaClient(Endpoints, _Base):
 # -- the async client --------------------------------------------------------------------------
 
 
-class AsyncKeepaClient(AsyncEndpoints, _Base):
+class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
     """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
 
     Takes the same arguments; *bucket* is an :class:`~tokenbudget.AsyncTokenBucket`.
@@ -1300,41 +1283,9 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        domain: int = 1,
-        bucket: AsyncTokenBucket | None = None,
-        clock: Clock | None = None,
-        timeout: float = 30.0,
-        capacity: float | None = None,
-        refill_step: float = REFILL_STEP,
-        max_retries: int = 4,
-        max_token_retries: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        status_interval: float = 60.0,
-        on_event: EventHook | None = None,
-    ) -> None:
-        _check_bucket(bucket, AsyncTokenBucket)
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            domain=domain,
-            clock=clock,
-            timeout=timeout,
-            capacity=capacity,
-            refill_step=refill_step,
-            max_retries=max_retries,
-            max_token_retries=max_token_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            status_interval=status_interval,
-            on_event=on_event,
-        )
-        self._bucket = bucket
+    _BUCKET = AsyncTokenBucket
+
+    def _open(self) -> None:
         # Created lazily, inside the event loop that uses them.
         self._gate_lock: asyncio.Lock | None = None
         self._gate_owner: asyncio.Task[Any] | None = None  # the task holding the gate

@@ -4,7 +4,10 @@ The emulator is a real HTTP server on a free loopback port that answers
 ``/token``, ``/product`` and ``/deal`` the way Keepa does: the same response
 envelope on every answer (errors and HTTP 429 included), Keepa's token
 accounting on an injectable clock, deterministic seeded products and a deal
-stream that moves with the clock. Point your code (or
+stream that moves with the clock. The rest of Keepa's API (``/query``,
+``/bestsellers``, ``/category``, ``/search``, ``/seller``, ``/lightningdeal``) is
+answered with Keepa's documented costs and shapes over the same catalog (see
+``_emulator_endpoints``). Point your code (or
 ``tokenbudget_keepa.KeepaClient``) at :attr:`KeepaEmulator.url` and
 read what happened from :meth:`KeepaEmulator.stats`.
 

@@ -169,6 +169,8 @@ class Booking(Generic[R]):
         before: The attempts still unanswered when this one was sent.
         charged: Once answered, what it is settled at per limit name (0 if refused).
         done: Whether its bookings are settled (no longer in flight for the buckets).
+        answered: Its place in the order of answers (-1 until answered).
+        sent_after: How many answers had been followed when it was sent.
     """
 
     costs: Mapping[str, float]
@@ -177,6 +179,8 @@ class Booking(Generic[R]):
     before: tuple[Booking[Any], ...] = ()
     charged: dict[str, float] | None = None
     done: bool = False
+    answered: int = -1
+    sent_after: int = 0
 
     def spent(self, name: str) -> float:
         """What this attempt spends of limit *name* (its booking until it is answered)."""
@@ -303,6 +307,8 @@ class TransportCore(Generic[B]):
         self.unreported: set[str] = set()
         #: When each limit's bucket was last synced (the transport's clock).
         self._synced_at: dict[str, float] = {}
+        #: Answers followed so far.
+        self._answers = 0
         #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
         self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
         shared = (backend is not None and type(backend) is not MemoryBackend) or any(
@@ -400,6 +406,7 @@ class TransportCore(Generic[B]):
             self._sent += 1
             booking.seq = self._sent
             booking.before = tuple(self._outstanding.values())
+            booking.sent_after = self._answers
             self._outstanding[booking.seq] = booking
 
     def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
@@ -478,6 +485,8 @@ class TransportCore(Generic[B]):
                 for name, cost in booking.costs.items()
             }
             booking.charged = charged
+            booking.answered = self._answers
+            self._answers += 1
             self._outstanding.pop(booking.seq, None)
             settles = tuple((name, charged[name]) for name in booking.reservations)
             if self.settle_after > 0 and not refused and settles:
@@ -493,6 +502,14 @@ class TransportCore(Generic[B]):
             # by now may have reached the server after it: its figure may lack them, and the
             # bucket no longer counts them as in flight. Take them off (at worst twice).
             late = [other for other in booking.before if other.done]
+            # This process's answered requests whose settles wait (SETTLE_AFTER) still count
+            # as in flight for the bucket; this one and those answered before it left are in
+            # the server's figure for sure (it counted them before it counted this one).
+            counted = [
+                other
+                for _, other, _ in self._deferred
+                if not other.done and (other is booking or 0 <= other.answered < booking.sent_after)
+            ]
             booking.before = ()  # needed no more: no chain of old bookings is kept alive
             syncs: list[SyncCall] = []
             for name, limit in report.limits.items():
@@ -504,6 +521,7 @@ class TransportCore(Generic[B]):
                 stepped = bucket.config.refill_step is not None
                 refill_in = limit.reset if stepped or slower_than_continuous(limit) else None
                 tokens = limit.remaining - sum(other.spent(name) for other in late)
+                tokens += sum(other.spent(name) for other in counted if name in other.reservations)
                 syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
                 self._synced_at[name] = now
             return Follow(settles, tuple(syncs))
@@ -523,6 +541,11 @@ class TransportCore(Generic[B]):
                 booking.charged.update(settles)
             booking.done = True
             return Follow(tuple(settles.items()))
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting settle is due (the transport's clock), or None."""
+        with self._lock:
+            return min((entry[0] for entry in self._deferred), default=None)
 
     def due(self, now: float) -> list[tuple[Booking[Any], Follow]]:
         """The waiting settles due at *now* (all of them with ``now=math.inf``)."""
