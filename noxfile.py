@@ -359,7 +359,7 @@ def _parents(module: str) -> list[str]:
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks against peer libraries (not part of the default run)."""
-    session.install("-e", ".[redis,keepa]")
+    session.install("-e", ".[redis,keepa,httpx,httpx2]")
     # One peer at a time: a peer that fails to install is reported by the run, not fatal.
     for line in Path("benchmarks/requirements.txt").read_text().splitlines():
         requirement = line.split("#", 1)[0].strip()

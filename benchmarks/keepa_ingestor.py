@@ -3,7 +3,7 @@
 The ingestor runs once a simulated minute (a beat, each run with the minute as
 its time budget) against a KeepaEmulator on a ManualClock, on accounts of 5,
 20 and 250 tokens a minute that start drained, with every deal enriched with
-``offers=20`` (about 12 tokens a product) and more deals arriving than any of
+``offers=20`` (about 6 to 7 tokens a product, as real batches) and more deals arriving than any of
 these accounts can enrich, so the refill is the only limit. The physical limit
 is ``(refill - paging) / item cost`` items an hour, with the paging and the
 per-item cost the emulator really charged; the share is the ingestor's items

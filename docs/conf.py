@@ -94,6 +94,9 @@ nitpick_ignore = [
     # The transports' `cost` annotation: a private alias of Callable[[request], Mapping],
     # which the constructor's docstring describes.
     ("py:class", "CostFunction"),
+    # The Keepa clients' shared constructor types *bucket* by the client (TokenBucket for
+    # KeepaClient, AsyncTokenBucket for AsyncKeepaClient); the reference's signatures name them.
+    ("py:class", "BucketT"),
 ]
 
 

@@ -62,7 +62,9 @@ __all__ = [
     "AnthropicServer",
     "FastClock",
     "GitHubServer",
+    "GroqServer",
     "IETFServer",
+    "MistralServer",
     "OpenAIServer",
     "QuotaServer",
     "Reply",
@@ -453,6 +455,9 @@ class OpenAIServer(_LLMServer):
     ``retry-after`` in whole seconds.
     """
 
+    #: The window of the requests limit, in seconds (Groq's is a day).
+    request_window = 60.0
+
     def __init__(
         self,
         *,
@@ -465,7 +470,10 @@ class OpenAIServer(_LLMServer):
     ) -> None:
         super().__init__(spend_cap=spend_cap, clock=clock, epoch=epoch, seed=seed)
         now = self.now()
-        self.quotas = {"requests": _Continuous(rpm, 60, now), "tokens": _Continuous(tpm, 60, now)}
+        self.quotas = {
+            "requests": _Continuous(rpm, self.request_window, now),
+            "tokens": _Continuous(tpm, 60, now),
+        }
 
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -575,6 +583,95 @@ class OpenAIServer(_LLMServer):
                 "usage": usage,
             },
         )
+
+
+class GroqServer(OpenAIServer):
+    """Groq's chat completions: OpenAI's protocol and headers, requests per *day* (``rpm``
+    is then the day's requests), tokens per minute."""
+
+    request_window = 86400.0
+
+
+class MistralServer(_LLMServer):
+    """Mistral's chat completions with its tokens-per-minute and requests-per-10-seconds limits.
+
+    ``POST /v1/chat/completions``: a request books one request and ``prompt + max_tokens``
+    tokens on arrival, and is settled to the tokens it really used when it is answered; the
+    answer reports the balances after that (``x-ratelimit-remaining-tokens-minute``,
+    ``x-ratelimit-remaining-req-10-second``, and the month's tokens) and the request's
+    cost (``x-ratelimit-tokens-query-cost``). Both limits refill continuously. A request that
+    does not fit is refused with HTTP 429 (wait).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens_per_minute: float = 10_000,
+        requests_per_10s: float = 5,
+        tokens_per_month: float = 10**9,
+        clock: _Clock | None = None,
+        epoch: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(clock=clock, epoch=epoch, seed=seed)
+        now = self.now()
+        self.quotas = {
+            "tokens-minute": _Continuous(tokens_per_minute, 60, now),
+            "req-10-second": _Continuous(requests_per_10s, 10, now),
+            "tokens-month": _Continuous(tokens_per_month, 30 * 86400, now),
+        }
+
+    def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, quota in self.quotas.items():
+            headers[f"x-ratelimit-limit-{name}"] = _num(quota.limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(quota.balance)))
+        return headers
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: Any, now: float
+    ) -> Reply:
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            return _json(404, {}, {"object": "error", "message": f"no route {path}"})
+        self._refill(now)
+        prompt = count_tokens(_prompt_text(body))
+        max_tokens = int(body.get("max_tokens") or 1024)
+        costs = {
+            "req-10-second": 1.0,
+            "tokens-minute": float(prompt + max_tokens),
+            "tokens-month": float(prompt + max_tokens),
+        }
+        for name, cost in costs.items():
+            if not self.quotas[name].fits(cost):
+                self.refuse("wait", f"{name}: {cost:g} > {self.quotas[name].balance:.3f}")
+                return _json(
+                    429,
+                    self._headers(),
+                    {"object": "error", "message": "Requests rate limit exceeded",
+                     "type": "rate_limited", "code": "1300"},
+                )  # fmt: skip
+        for name, cost in costs.items():
+            self.quotas[name].balance -= cost
+        completion = self._completion(max_tokens)
+        unused = float(max_tokens - completion)
+        self._give_back({"tokens-minute": unused, "tokens-month": unused})
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        answer_headers = {
+            **self._headers(),
+            "x-ratelimit-tokens-query-cost": str(prompt + completion),
+        }
+        return _json(
+            200,
+            answer_headers,
+            {"id": "cmpl-1", "object": "chat.completion", "model": body.get("model", "m"),
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                          "finish_reason": "stop"}],
+             "usage": usage},
+        )  # fmt: skip
 
 
 class AnthropicServer(_LLMServer):

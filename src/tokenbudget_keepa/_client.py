@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Self, TypeVar
+from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -72,6 +72,7 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
+from ._exchange import BackOff, Done, Exchange, GiveUp, Resend
 from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
 from ._query import DealQuery
 from ._redaction import keep_key_out_of_logs
@@ -82,6 +83,7 @@ __all__ = ["AsyncKeepaClient", "KeepaClient"]
 
 EventHook = Callable[[Event], None]
 T = TypeVar("T")
+BucketT = TypeVar("BucketT", TokenBucket, AsyncTokenBucket)
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -89,7 +91,7 @@ ENV_KEY: Final = "KEEPA_API_KEY"
 DEFAULT_BASE_URL: Final = "https://api.keepa.com"
 #: The most ASINs in one ``/product`` request, without and with ``offers``.
 MAX_ASINS: Final = 100
-MAX_ASINS_WITH_OFFERS: Final = 20
+MAX_ASINS_WITH_OFFERS: Final = 50  # Keepa served 50 ASINs with offers=50 in one request
 #: Keepa adds its refill once a minute.
 REFILL_STEP: Final = 60.0
 #: Without a configured capacity the bucket holds an hour of refill (Keepa's cap is uncertain).
@@ -277,26 +279,34 @@ class _Answer:
 # -- what both clients share -------------------------------------------------------------------
 
 
-class _Base:
-    """Arguments, request building, answer classification and bookkeeping (no I/O)."""
+class _Base(Generic[BucketT]):
+    """Arguments, request building, answer classification and bookkeeping (no I/O).
+
+    Both clients take its arguments; each opens its own locks and HTTP client
+    (:meth:`_open`) and checks that *bucket* is of its kind (:attr:`_BUCKET`).
+    """
+
+    _BUCKET: ClassVar[type[TokenBucket | AsyncTokenBucket]]
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | None = None,
         *,
-        base_url: str,
-        domain: int,
-        clock: Clock | None,
-        timeout: float,
-        capacity: float | None,
-        refill_step: float,
-        max_retries: int,
-        max_token_retries: int,
-        backoff: float,
-        max_backoff: float,
-        status_interval: float,
-        on_event: EventHook | None,
+        base_url: str = DEFAULT_BASE_URL,
+        domain: int = 1,
+        bucket: BucketT | None = None,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        capacity: float | None = None,
+        refill_step: float = REFILL_STEP,
+        max_retries: int = 4,
+        max_token_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        status_interval: float = 60.0,
+        on_event: EventHook | None = None,
     ) -> None:
+        _check_bucket(bucket, self._BUCKET)
         if api_key is None:
             api_key = os.environ.get(ENV_KEY)
             if not api_key:
@@ -344,6 +354,12 @@ class _Base:
         self._inflight = 0
         #: A request whose cost is not yet learned is on the wire: the others wait for it.
         self._alone = False
+        self._bucket: BucketT | None = bucket
+        self._open()
+
+    def _open(self) -> None:  # pragma: no cover -- each client opens its own
+        """Create the client's locks and HTTP client (called last by ``__init__``)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return (
@@ -504,7 +520,10 @@ class _Base:
             if self._rate is not None and envelope.refill_rate != self._rate:
                 self._new_rate = Rate.per_minute(envelope.refill_rate)
             self._rate = envelope.refill_rate
-        return tokens, envelope.refill_in, self._new_rate, envelope.timestamp_ms / 1000
+        # A refusal is adopted whatever its stamp (no as_of): "not now" is true now, even
+        # when another answer stamped later (of this process or another) was adopted.
+        as_of = None if status == 429 else envelope.timestamp_ms / 1000
+        return tokens, envelope.refill_in, self._new_rate, as_of
 
     def _synced(self, snapshot: Snapshot) -> None:
         """After a sync: a changed rate, once adopted, is passed no more."""
@@ -715,6 +734,51 @@ class _Base:
         units = call.units if products is None else products
         self._cost.observe(call.kind, units, env.tokens_consumed)
 
+    # -- the retry loop's decisions (both clients; no I/O) -------------------------------------
+
+    def _exchange(self, call: _Call) -> Exchange:
+        """The retry state of one call: its booking and its retry budgets."""
+        return Exchange(
+            self._max_retries,
+            self._max_token_retries,
+            estimate=self._estimate(call),
+            alone=call.kind is not None and not self._cost.is_known(call.kind),
+        )
+
+    def _after_no_answer(
+        self, exchange: Exchange, call: _Call, failure: str, waited: float
+    ) -> BackOff:
+        """Log a try that got no answer; the backoff before the next, or raise (retries spent)."""
+        self._log(
+            call,
+            estimate=exchange.estimate,
+            answer=None,
+            waited=waited,
+            attempt=exchange.attempt,
+            note=failure,
+        )
+        decision = exchange.no_answer()
+        if isinstance(decision, GiveUp) or capped():
+            raise KeepaTransportError(
+                f"{call.path}: no answer after {exchange.attempt} attempts ({failure})"
+                + ("; the caller's time is up" if capped() else ""),
+                endpoint=call.path,
+                attempts=exchange.attempt,
+            )
+        return decision
+
+    def _after_answer(
+        self, exchange: Exchange, call: _Call, answer: _Answer, waited: float
+    ) -> Done | Resend | BackOff:
+        """Log an answer; what to do next, or raise the error of a final one."""
+        self._log(
+            call, estimate=exchange.estimate, answer=answer, waited=waited, attempt=exchange.attempt
+        )
+        decision = exchange.answered(answer.status, envelope=answer.envelope is not None)
+        if isinstance(decision, GiveUp):
+            raise self._error_for(call, answer, exchange.attempt)
+        return decision
+
     def _log(
         self,
         call: _Call,
@@ -749,7 +813,7 @@ _GATE_PAUSE: Final = 0.001
 _GATE_MAX_PAUSE: Final = 0.02
 
 
-_SyncArgs = tuple[float, float, Rate | None, float]
+_SyncArgs = tuple[float, float, Rate | None, float | None]
 
 
 def _own_request_back(
@@ -792,7 +856,7 @@ def _transport_note(exc: httpx.RequestError, key: str) -> str:
 # -- the sync client ---------------------------------------------------------------------------
 
 
-class KeepaClient(Endpoints, _Base):
+class KeepaClient(Endpoints, _Base[TokenBucket]):
     """A Keepa API client that keeps the account's token budget (it never needs an HTTP 429).
 
     Every request is booked on :attr:`bucket` before it is sent, at its
@@ -844,41 +908,9 @@ class KeepaClient(Endpoints, _Base):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        domain: int = 1,
-        bucket: TokenBucket | None = None,
-        clock: Clock | None = None,
-        timeout: float = 30.0,
-        capacity: float | None = None,
-        refill_step: float = REFILL_STEP,
-        max_retries: int = 4,
-        max_token_retries: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        status_interval: float = 60.0,
-        on_event: EventHook | None = None,
-    ) -> None:
-        _check_bucket(bucket, TokenBucket)
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            domain=domain,
-            clock=clock,
-            timeout=timeout,
-            capacity=capacity,
-            refill_step=refill_step,
-            max_retries=max_retries,
-            max_token_retries=max_token_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            status_interval=status_interval,
-            on_event=on_event,
-        )
-        self._bucket = bucket
+    _BUCKET = TokenBucket
+
+    def _open(self) -> None:
         self._gate = threading.Lock()
         self._gate_owner: int | None = None  # the thread holding the gate
         self._state = threading.Condition()
@@ -937,7 +969,7 @@ class KeepaClient(Endpoints, _Base):
         stock: bool = False,
         only_live_offers: bool = False,
     ) -> list[Product]:
-        """Products by ASIN, in as many requests as Keepa's limits need (100; 20 with offers).
+        """Products by ASIN, in as many requests as Keepa's limits need (100; 50 with offers).
 
         Args:
             asins: One ASIN or an iterable of them (duplicates asked once).
@@ -1197,19 +1229,17 @@ class KeepaClient(Endpoints, _Base):
                     self._alone = self._alone and self._inflight > 0
                     self._state.notify_all()
 
-    def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- the retry loop, in one place
-        """Send *call* within the budget, retrying as the error tree says; a 200 answer."""
-        estimate = self._estimate(call)
-        alone = call.kind is not None and not self._cost.is_known(call.kind)
-        token_retries = server_retries = attempt = 0
+    def _send(self, call: _Call) -> _Answer:
+        """Send *call* within the budget, retrying as :class:`Exchange` decides; a 200 answer."""
+        exchange = self._exchange(call)
         while True:
-            attempt += 1
+            exchange.start()
             booking: Reservation | None = None
             waited = 0.0
-            if estimate > 0:
-                booking, waited = self._book(estimate, call.path, alone=alone)
+            if exchange.estimate > 0:
+                booking, waited = self._book(exchange.estimate, call.path, alone=exchange.alone)
             failure: str | None = None
-            sent = False
+            sent = True
             try:
                 with attempt_deadline(self._timeout):  # the whole exchange, not each read
                     response = self._http.get(call.path, params=call.params)
@@ -1219,51 +1249,30 @@ class KeepaClient(Endpoints, _Base):
                 failure = _transport_note(exc, self._key)
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
             except BaseException:
-                self._finish(booking, None, estimate)
+                self._finish(booking, None, exchange.estimate)
                 raise
             if failure is not None:
-                self._finish(booking, None, estimate if sent else 0.0)
-                self._log(
-                    call,
-                    estimate=estimate,
-                    answer=None,
-                    waited=waited,
-                    attempt=attempt,
-                    note=failure,
-                )
-                server_retries += 1
-                if server_retries > self._max_retries or capped():
-                    raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})"
-                        + ("; the caller's time is up" if capped() else ""),
-                        endpoint=call.path,
-                        attempts=attempt,
-                    )
-                self._back_off(server_retries)
+                self._finish(booking, None, exchange.estimate if sent else 0.0)
+                self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
                 continue
             answer = self._read(response)
-            self._finish(booking, answer, self._consumed(answer, estimate, call))
-            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
-            if answer.status == 200:
+            self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
+            decision = self._after_answer(exchange, call, answer, waited)
+            if isinstance(decision, Done):
                 return answer
-            if answer.status == 429 and token_retries < self._max_token_retries:
-                token_retries += 1
-                if answer.envelope is None and self._bucket is not None:
-                    self._bucket.sync(0.0)  # no envelope: the balance is at most zero
-                if booking is None:  # nothing booked (/token): no booking waits for the refill
-                    self._wait_refill(call, answer, attempt)
+            if isinstance(decision, BackOff):
+                self._back_off(decision.retry)
                 continue
-            if answer.status >= 500 and server_retries < self._max_retries:
-                server_retries += 1
-                self._back_off(server_retries)
-                continue
-            raise self._error_for(call, answer, attempt)
+            if decision.unknown_balance and self._bucket is not None:
+                self._bucket.sync(0.0)  # no envelope: the balance is at most zero
+            if booking is None:  # nothing booked (/token): no booking waits for the refill
+                self._wait_refill(call, answer, exchange.attempt)
 
 
 # -- the async client --------------------------------------------------------------------------
 
 
-class AsyncKeepaClient(AsyncEndpoints, _Base):
+class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
     """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
 
     Takes the same arguments; *bucket* is an :class:`~tokenbudget.AsyncTokenBucket`.
@@ -1274,41 +1283,9 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        domain: int = 1,
-        bucket: AsyncTokenBucket | None = None,
-        clock: Clock | None = None,
-        timeout: float = 30.0,
-        capacity: float | None = None,
-        refill_step: float = REFILL_STEP,
-        max_retries: int = 4,
-        max_token_retries: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        status_interval: float = 60.0,
-        on_event: EventHook | None = None,
-    ) -> None:
-        _check_bucket(bucket, AsyncTokenBucket)
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            domain=domain,
-            clock=clock,
-            timeout=timeout,
-            capacity=capacity,
-            refill_step=refill_step,
-            max_retries=max_retries,
-            max_token_retries=max_token_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            status_interval=status_interval,
-            on_event=on_event,
-        )
-        self._bucket = bucket
+    _BUCKET = AsyncTokenBucket
+
+    def _open(self) -> None:
         # Created lazily, inside the event loop that uses them.
         self._gate_lock: asyncio.Lock | None = None
         self._gate_owner: asyncio.Task[Any] | None = None  # the task holding the gate
@@ -1577,17 +1554,18 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                     state.notify_all()
 
     async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
-        estimate = self._estimate(call)
-        alone = call.kind is not None and not self._cost.is_known(call.kind)
-        token_retries = server_retries = attempt = 0
+        """Like :meth:`KeepaClient._send`."""
+        exchange = self._exchange(call)
         while True:
-            attempt += 1
+            exchange.start()
             booking: AsyncReservation | None = None
             waited = 0.0
-            if estimate > 0:
-                booking, waited = await self._book(estimate, call.path, alone=alone)
+            if exchange.estimate > 0:
+                booking, waited = await self._book(
+                    exchange.estimate, call.path, alone=exchange.alone
+                )
             failure: str | None = None
-            sent = False
+            sent = True
             try:
                 # One deadline for the whole exchange (a server trickling its answer included).
                 async with asyncio.timeout(attempt_seconds(self._timeout)):
@@ -1599,44 +1577,22 @@ class AsyncKeepaClient(AsyncEndpoints, _Base):
                 sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
             except TimeoutError:
                 failure = f"TimeoutError: no whole answer within {self._timeout:g} s"
-                sent = True
             except BaseException:
-                await asyncio.shield(self._finish(booking, None, estimate))
+                await asyncio.shield(self._finish(booking, None, exchange.estimate))
                 raise
             if failure is not None:
-                await self._finish(booking, None, estimate if sent else 0.0)
-                self._log(
-                    call,
-                    estimate=estimate,
-                    answer=None,
-                    waited=waited,
-                    attempt=attempt,
-                    note=failure,
-                )
-                server_retries += 1
-                if server_retries > self._max_retries or capped():
-                    raise KeepaTransportError(
-                        f"{call.path}: no answer after {attempt} attempts ({failure})"
-                        + ("; the caller's time is up" if capped() else ""),
-                        endpoint=call.path,
-                        attempts=attempt,
-                    )
-                await self._back_off(server_retries)
+                await self._finish(booking, None, exchange.estimate if sent else 0.0)
+                await self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
                 continue
             answer = self._read(response)
-            await self._finish(booking, answer, self._consumed(answer, estimate, call))
-            self._log(call, estimate=estimate, answer=answer, waited=waited, attempt=attempt)
-            if answer.status == 200:
+            await self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
+            decision = self._after_answer(exchange, call, answer, waited)
+            if isinstance(decision, Done):
                 return answer
-            if answer.status == 429 and token_retries < self._max_token_retries:
-                token_retries += 1
-                if answer.envelope is None and self._bucket is not None:
-                    await self._bucket.sync(0.0)
-                if booking is None:  # as in KeepaClient._send
-                    await self._wait_refill(call, answer, attempt)
+            if isinstance(decision, BackOff):
+                await self._back_off(decision.retry)
                 continue
-            if answer.status >= 500 and server_retries < self._max_retries:
-                server_retries += 1
-                await self._back_off(server_retries)
-                continue
-            raise self._error_for(call, answer, attempt)
+            if decision.unknown_balance and self._bucket is not None:
+                await self._bucket.sync(0.0)
+            if booking is None:  # as in KeepaClient._send
+                await self._wait_refill(call, answer, exchange.attempt)

@@ -133,6 +133,8 @@ class Traits:
     no_data: tuple[int, ...] = ()
     #: Minutes before a deal update that its prices without a change have held.
     held_for: int = 0
+    #: Keepa could not place it in a root category: its deals say ``rootCat`` 2**63 - 1.
+    root_unknown: bool = False
 
 
 #: Live offer counts and how often products have them: most have fewer than 10, as real
@@ -284,6 +286,7 @@ class Catalog:
                 t for t, bit in enumerate(f"{more.getrandbits(68):068b}"[::2]) if bit == "1"
             ),
             held_for=_below(more, 1, 200_000),
+            root_unknown=more.random() < 0.005,
         )
 
 
@@ -462,7 +465,7 @@ def deal_json(
     deal: dict[str, Any] = {
         "asin": asin,
         "title": traits.title,
-        "rootCat": traits.root_category,
+        "rootCat": UNKNOWN_CATEGORY if traits.root_unknown else traits.root_category,
         "categories": [traits.categories[1]],
         **rows,
         "creationDate": created + 2 if traits.created_late and created == minute else created,
@@ -1200,6 +1203,9 @@ def product_json(
                 minute=minute,
                 stock=bool(options.get("stock")) and fresh.stock,
             )
+    if offers is not None and order is not None and options.get("only-live-offers"):
+        offers = [offers[i] for i in order]  # the live ones only, cheapest first
+        order = list(range(len(offers)))
     live = len(order) if order is not None else 0
     stats = None
     if options.get("stats"):

@@ -108,7 +108,7 @@ ENRICH_OPTIONS = (
 )
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
-_PRODUCTS_PER_REQUEST_WITH_OFFERS = 20
+_PRODUCTS_PER_REQUEST_WITH_OFFERS = 50  # as the client sends them
 
 
 def _minute_of(timestamp: dt.datetime) -> int:

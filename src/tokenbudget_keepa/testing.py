@@ -4,7 +4,10 @@ The emulator is a real HTTP server on a free loopback port that answers
 ``/token``, ``/product`` and ``/deal`` the way Keepa does: the same response
 envelope on every answer (errors and HTTP 429 included), Keepa's token
 accounting on an injectable clock, deterministic seeded products and a deal
-stream that moves with the clock. Point your code (or
+stream that moves with the clock. The rest of Keepa's API (``/query``,
+``/bestsellers``, ``/category``, ``/search``, ``/seller``, ``/lightningdeal``) is
+answered with Keepa's documented costs and shapes over the same catalog (see
+``_emulator_endpoints``). Point your code (or
 ``tokenbudget_keepa.KeepaClient``) at :attr:`KeepaEmulator.url` and
 read what happened from :meth:`KeepaEmulator.stats`.
 
@@ -302,7 +305,8 @@ class KeepaEmulator:
     integer >= -1; anything else is a 400. Products of the catalog are answered
     in the order asked, unknown ones left out, shaped as Keepa's product objects:
     every key of a real one, ``null`` where there is no data (``stats`` without
-    ``stats``, ``csv`` with ``history=0``, ``offers`` without ``offers``). Their
+    ``stats``, ``csv`` with ``history=0``, ``offers`` without ``offers``); with
+    ``only-live-offers=1``, ``offers`` holds the live offers only. Their
     current prices follow their latest deal update; ``stats.buyBoxPrice`` is -1
     but with ``buybox=1`` or ``offers``, as Keepa's.
 
@@ -329,7 +333,8 @@ class KeepaEmulator:
     the sales-rank drops, warehouse condition, lightning times and
     ``dateIntervalIndex``. ``delta`` (``avg - current``) and ``deltaPercent`` are
     positive for a price drop and 0 where data is missing; a few deals are
-    created two minutes after their ``lastUpdate``, as real ones.
+    created two minutes after their ``lastUpdate``, and a few have Keepa's
+    unknown root category (``rootCat`` 2**63 - 1), as real ones.
 
     *Selection.* Read as Keepa reads it: ``null`` is an absent field, integers
     may be written as strings (``"domainId": "1"``), a range's upper bound -1 is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -27,6 +28,11 @@ class ReplayServer:
         self._lock = threading.Lock()
         #: The requests received: ``(path, {name: value})``, ``key`` left out.
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: Seconds each answer to a path is held before it is written (default none).
+        self.hold: dict[str, float] = {}
+        #: The most requests that were being answered at once.
+        self.max_active = 0
+        self._active = 0
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +43,17 @@ class ReplayServer:
                     replay.requests.append((parts.path, query))
                     queue = replay._answers.get(parts.path)
                     status, body = queue.popleft() if queue else (500, b"nothing queued")
+                    replay._active += 1
+                    replay.max_active = max(replay.max_active, replay._active)
+                    hold = replay.hold.get(parts.path, 0.0)
+                try:
+                    time.sleep(hold)
+                    self._answer(status, body)
+                finally:
+                    with replay._lock:
+                        replay._active -= 1
+
+            def _answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

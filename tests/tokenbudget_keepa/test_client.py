@@ -121,13 +121,13 @@ def test_request_above_the_capacity_runs_as_keepa_would(client, keepa):
 
 
 def test_products_are_chunked_to_keepas_limits(make_client, make_emulator):
-    """250 ASINs take 3 requests (100 each); 20 with offers one (50 with offers: test_cost.py)."""
+    """250 ASINs take 3 requests (100 each); 110 with offers take 3 (50, 50, 10)."""
     big = make_emulator(api_key=SECRET, refill_per_min=10_000)
     client = make_client(base_url=big.url)
     assert len(client.products(big.catalog_asins(250))) == 250
     assert big.stats().count("product") == 3
-    assert len(client.products(big.catalog_asins(20), offers=20)) == 20
-    assert big.stats().count("product") == 4
+    assert len(client.products(big.catalog_asins(110), offers=20)) == 110
+    assert big.stats().count("product") == 6
 
 
 def test_products_are_typed(client, keepa):

@@ -202,7 +202,7 @@ def test_asins_with_offers_are_batched_and_the_model_learns():
     size = MAX_ASINS_WITH_OFFERS
     asins = [f"B0{i:08d}" for i in range(2 * size + 10)]
     stamp = 1_758_325_044_347
-    assert MAX_ASINS == 100
+    assert (MAX_ASINS, MAX_ASINS_WITH_OFFERS) == (100, 50)  # Keepa served 50 with offers=50
     with ReplayServer() as server:
         token = dict(realdata("token_bodies.json")[0])
         server.queue("/token", 200, {**token, "timestamp": stamp, "tokensLeft": 1000})
@@ -238,6 +238,40 @@ def test_asins_with_offers_are_batched_and_the_model_learns():
         "stock": "1",
         "only_live_offers": "1",
     }
+
+
+def test_a_kind_not_learned_yet_goes_alone():
+    """Two threads ask for an offers batch of a kind not learned yet: the second is sent only
+    once the first is answered (its true cost may be far above the first estimate, and sent
+    at once the second could meet a 429); once learned, it is booked as any other."""
+    import threading
+
+    stamp = 1_758_325_044_347
+    with ReplayServer() as server:
+        token = dict(realdata("token_bodies.json")[0])
+        server.queue("/token", 200, {**token, "timestamp": stamp, "tokensLeft": 1000})
+        for n in range(4):
+            asins = [f"B0{n:04d}{i:04d}" for i in range(10)]
+            server.queue("/product", 200, _answer(asins, 300, stamp + n + 1))
+        server.hold["/product"] = 0.3
+        clock = ManualClock(1_758_325_000.0)
+        with KeepaClient(SECRET, base_url=server.url, clock=clock) as client:
+            client.token_status()
+
+            def batch(n: int) -> None:
+                client.products([f"B0{n:04d}{i:04d}" for i in range(10)], offers=100)
+
+            def both(first: int) -> None:
+                threads = [threading.Thread(target=batch, args=(first + i,)) for i in range(2)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+
+            both(0)
+            assert server.max_active == 1  # not learned: one at a time
+            both(2)
+    assert server.count("/product") == 4
 
 
 def test_stock_and_only_live_offers_are_checked_and_sent_only_when_asked():

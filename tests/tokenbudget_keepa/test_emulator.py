@@ -596,9 +596,10 @@ def test_wrong_or_missing_key_gets_402(emulator, http, key):
     assert emulator.tokens_left == 300
 
 
-def test_custom_api_key(make_emulator, http):
+def test_custom_api_key(make_emulator, http, api_keys):
     """The emulator accepts exactly its api_key."""
     emulator = make_emulator(api_key="abc")
+    api_keys.clear()  # this test puts the key in the URL itself (plain httpx logs it)
     assert emulator.api_key == "abc"
     assert get(http, emulator, "token", key="abc").status_code == 200
     assert get(http, emulator, "token").status_code == 402
@@ -1251,3 +1252,29 @@ def test_no_deal_cache_by_default(emulator, http, manual_clock):
     manual_clock.advance(300)
     later = deal(http, emulator).json()
     assert later["deals"] != first["deals"]
+
+
+def test_some_deals_have_an_unknown_root_category(make_emulator, http):
+    """Keepa's "?" root (2**63 - 1) appears, listed first among the page's categories."""
+    emulator = make_emulator(history_minutes=24 * 60)
+    body = deal(http, emulator, {"priceTypes": [1], "dateRange": 0}).json()["deals"]
+    unknown = 2**63 - 1
+    assert body["categoryIds"][0] == unknown
+    assert body["categoryNames"][0] == "?"
+    truth = emulator.deals_between(0, emulator.now_minute(), {"priceTypes": [1]})
+    share = sum(d["rootCat"] == unknown for d in truth) / len(truth)
+    assert 0 < share < 0.02
+
+
+def test_only_live_offers_leaves_out_the_offers_gone(emulator, http):
+    """only-live-offers=1: offers holds the live ones only, liveOffersOrder indexes them all."""
+    asins = emulator.catalog_asins(20)
+    full = product(http, emulator, asins, offers=20).json()["products"]
+    live = get(
+        http, emulator, "product", asin=",".join(asins), domain=1, offers=20,
+        **{"only-live-offers": 1},
+    ).json()["products"]  # fmt: skip
+    assert any(len(p["offers"]) > len(p["liveOffersOrder"]) for p in full)
+    for before, after in zip(full, live, strict=True):
+        assert after["offers"] == [before["offers"][i] for i in before["liveOffersOrder"]]
+        assert after["liveOffersOrder"] == list(range(len(after["offers"])))

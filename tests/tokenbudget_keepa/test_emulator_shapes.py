@@ -383,3 +383,48 @@ def test_every_real_deal_page_cost_five(http: Any, keepa: KeepaEmulator) -> None
         selection = json.dumps({"priceTypes": [2], "page": page})
         body = http.get(f"{keepa.url}/deal", params={"key": KEY, "selection": selection}).json()
         assert body["tokensConsumed"] == 5
+
+
+# -- the project's models read the emulator's bodies as they read real ones ---------------
+
+
+def test_the_models_read_emulated_deals_as_real_ones(http: Any, keepa: KeepaEmulator) -> None:
+    """Every accessor of Deal works on the emulator's deals and agrees with the raw JSON."""
+    from tokenbudget_keepa import Deal, PriceType
+
+    for raw in emulated_deals(http, keepa, pages=1):
+        deal = Deal.from_raw(raw)
+        assert deal.image == "".join(map(chr, raw["image"]))
+        assert deal.price(PriceType.NEW) == (raw["current"][1] if raw["current"][1] >= 0 else None)
+        for price_type in (PriceType.NEW, PriceType.USED):
+            if raw["current"][price_type] >= 0 and raw["avg"][0][price_type] > 0:
+                assert deal.drop_percent(price_type, 0) == raw["deltaPercent"][0][price_type]
+            deal.current_since(price_type)
+            deal.last_change(price_type)
+        assert deal.back_in_stock == {PriceType(i) for i, b in enumerate(raw["backInStock"]) if b}
+        assert (deal.warehouse_condition is None) == (raw["warehouseCondition"] == 0)
+        assert deal.sales_rank_drops(30) == (
+            raw["salesRankDrops30"] if raw["salesRankDrops30"] >= 0 else None
+        )
+        assert deal.date_interval_index == 0
+        assert deal.parent_asin is None
+        assert deal.min_rating is None
+
+
+def test_the_models_read_emulated_products_as_real_ones(http: Any, keepa: KeepaEmulator) -> None:
+    """Product's histories, stats and offers read the emulator's products without surprise."""
+    from tokenbudget_keepa import PriceType, Product
+
+    for raw in emulated_products(http, keepa, 10):
+        product = Product.from_raw(raw)
+        assert len(product.live_offers) == len(raw["liveOffersOrder"])
+        assert len(product.offers) == len(raw["offers"])
+        histories = product.histories
+        for price_type, history in histories.items():
+            assert len(history) * (3 if price_type.with_shipping else 2) == len(
+                raw["csv"][price_type]
+            )
+        assert product.price(PriceType.NEW) == (
+            raw["stats"]["current"][1] if raw["stats"]["current"][1] >= 0 else None
+        )
+        assert product.stats is not None

@@ -278,6 +278,10 @@ class SyncEngine(_Engine):
         #: other threads (a settle between another answer's reading and its sync would
         #: escape both the bucket's in-flight records and the transport's own count).
         self._following = threading.RLock()
+        #: The thread that settles answered bookings when their wait is over (shared backends).
+        self._settler: threading.Thread | None = None
+        self._settling = threading.Condition()
+        self._closed = False
 
     def _enter(self, costs: dict[str, float]) -> frozenset[str]:
         """Wait while a request is out alone on a limit this one costs.
@@ -404,6 +408,8 @@ class SyncEngine(_Engine):
             with self._following:
                 self._settle_due(now)
                 self._apply(booking, core.follow(booking, report, final=how != "stream", now=now))
+            if core.settle_after:
+                self._wake_settler()
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _sync_stream(self.module)
                 tap = self._tap(booking, response, url)
@@ -415,8 +421,40 @@ class SyncEngine(_Engine):
             raise
         return response, report
 
+    def _wake_settler(self) -> None:
+        """Make sure a thread settles the waiting bookings when due, even if no request comes."""
+        with self._settling:
+            if self._settler is None and not self._closed:
+                self._settler = threading.Thread(
+                    target=self._settle_loop, name="tokenbudget-http-settler", daemon=True
+                )
+                self._settler.start()
+            self._settling.notify_all()
+
+    def _settle_loop(self) -> None:
+        while True:
+            with self._settling:
+                if self._closed:
+                    return
+                due = self.core.next_due()
+                if due is None:
+                    self._settling.wait()
+                    continue
+                wait = due - self._now()
+                if wait > 0:
+                    # Real seconds; the transport's clock may run otherwise (a test's): look again.
+                    self._settling.wait(min(wait, 1.0))
+                    continue
+            try:
+                self._settle_due()
+            except Exception:
+                log.exception("tokenbudget.http: settling answered bookings failed")
+
     def close(self) -> None:
         """Settle what waits, close the inner transport."""
+        with self._settling:
+            self._closed = True
+            self._settling.notify_all()
         try:
             self._settle_due(math.inf)
         finally:
@@ -574,6 +612,9 @@ class AsyncEngine(_Engine):
                 await self._settle_due(now)
                 follow = core.follow(booking, report, final=how != "stream", now=now)
                 await self._apply(booking, follow)
+            if core.settle_after:
+                # Settled when due, even if no request comes (a task of this loop).
+                asyncio.get_running_loop().call_later(core.settle_after, self._settle_later)
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _async_stream(self.module)
                 tap = self._tap(booking, response, url)
@@ -585,9 +626,25 @@ class AsyncEngine(_Engine):
             raise
         return response, report
 
+    def _settle_later(self) -> None:
+        task = asyncio.ensure_future(self._settle_due_locked())
+        _SETTLING.add(task)
+        task.add_done_callback(_SETTLING.discard)
+
+    async def _settle_due_locked(self) -> None:
+        try:
+            async with self._lock():
+                await self._settle_due()
+        except Exception:
+            log.exception("tokenbudget.http: settling answered bookings failed")
+
     async def aclose(self) -> None:
         """Settle what waits, close the inner transport."""
         try:
             await self._settle_due(math.inf)
         finally:
             await self.inner.aclose()
+
+
+#: Settle tasks started by timers, kept until done (the loop keeps only weak references).
+_SETTLING: set[asyncio.Future[None]] = set()

@@ -10,7 +10,8 @@ without doing any I/O; the adapters only carry the decisions out:
    booking's time. Before any answer has reported a limit, the transport has
    no bucket for it: the first request costing it goes out alone and the
    others costing it wait for its answer (``TransportCore.to_probe``), so
-   that none goes out unbooked alongside it.
+   that none goes out unbooked alongside it; the same for a fixed window that
+   no answer synced for a whole window (its phase may have moved).
 2. **Send**, through the inner transport.
 3. **Follow.** ``TransportCore.report`` reads the answer in the dialect
    (:func:`tokenbudget.http.parse`); ``TransportCore.follow`` lists the
@@ -20,8 +21,17 @@ without doing any I/O; the adapters only carry the decisions out:
    answer's ``Date``). Settling first marks the bookings as counted by the
    server, so that the sync does not subtract them as still in flight. A
    bucket is created for a limit the first time an answer reports it (unless
-   the user gave the buckets). An answer to a request sent before the request
-   of the latest answer synced is older news: it settles, but does not sync.
+   the user gave the buckets): refilled continuously, or in one step per window
+   when the limit comes back later than a continuous refill would bring it
+   back (a fixed window). Answers overtake each other; within one transport
+   the send order sorts them out: an answer to a request sent before the
+   request of the latest answer synced is older news (it settles, but does not
+   sync), and a sync takes off the requests that were still out when its own
+   request left and are answered by now (the server may have counted them
+   after it). Across processes the core's ``as_of`` orders answers of
+   different ``Date`` seconds; within one second, an answered request stays in
+   flight for ``SETTLE_AFTER`` seconds on a shared backend before it is
+   settled, so that another process's older answer does not give it back.
    A streamed answer follows its headers when they arrive (settling each
    booking at its booked cost) and settles the true cost when the stream ends;
    an abandoned stream stays settled at its booking.
@@ -159,6 +169,8 @@ class Booking(Generic[R]):
         before: The attempts still unanswered when this one was sent.
         charged: Once answered, what it is settled at per limit name (0 if refused).
         done: Whether its bookings are settled (no longer in flight for the buckets).
+        answered: Its place in the order of answers (-1 until answered).
+        sent_after: How many answers had been followed when it was sent.
     """
 
     costs: Mapping[str, float]
@@ -167,6 +179,8 @@ class Booking(Generic[R]):
     before: tuple[Booking[Any], ...] = ()
     charged: dict[str, float] | None = None
     done: bool = False
+    answered: int = -1
+    sent_after: int = 0
 
     def spent(self, name: str) -> float:
         """What this attempt spends of limit *name* (its booking until it is answered)."""
@@ -293,6 +307,8 @@ class TransportCore(Generic[B]):
         self.unreported: set[str] = set()
         #: When each limit's bucket was last synced (the transport's clock).
         self._synced_at: dict[str, float] = {}
+        #: Answers followed so far.
+        self._answers = 0
         #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
         self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
         shared = (backend is not None and type(backend) is not MemoryBackend) or any(
@@ -390,12 +406,14 @@ class TransportCore(Generic[B]):
             self._sent += 1
             booking.seq = self._sent
             booking.before = tuple(self._outstanding.values())
+            booking.sent_after = self._answers
             self._outstanding[booking.seq] = booking
 
     def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
         """Record that *booking*'s request got no answer (it *reached* the server or not)."""
         with self._lock:
             self._outstanding.pop(booking.seq, None)
+            booking.before = ()
             booking.charged = {
                 name: (booking.costs[name] if reached else 0.0) for name in booking.costs
             }
@@ -467,6 +485,8 @@ class TransportCore(Generic[B]):
                 for name, cost in booking.costs.items()
             }
             booking.charged = charged
+            booking.answered = self._answers
+            self._answers += 1
             self._outstanding.pop(booking.seq, None)
             settles = tuple((name, charged[name]) for name in booking.reservations)
             if self.settle_after > 0 and not refused and settles:
@@ -475,12 +495,22 @@ class TransportCore(Generic[B]):
             else:
                 booking.done = True
             if booking.seq < self._synced:
+                booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
             # Requests that were on the wire when this one left and are answered (settled)
             # by now may have reached the server after it: its figure may lack them, and the
             # bucket no longer counts them as in flight. Take them off (at worst twice).
             late = [other for other in booking.before if other.done]
+            # This process's answered requests whose settles wait (SETTLE_AFTER) still count
+            # as in flight for the bucket; this one and those answered before it left are in
+            # the server's figure for sure (it counted them before it counted this one).
+            counted = [
+                other
+                for _, other, _ in self._deferred
+                if not other.done and (other is booking or 0 <= other.answered < booking.sent_after)
+            ]
+            booking.before = ()  # needed no more: no chain of old bookings is kept alive
             syncs: list[SyncCall] = []
             for name, limit in report.limits.items():
                 bucket = self.buckets.get(name)
@@ -491,6 +521,7 @@ class TransportCore(Generic[B]):
                 stepped = bucket.config.refill_step is not None
                 refill_in = limit.reset if stepped or slower_than_continuous(limit) else None
                 tokens = limit.remaining - sum(other.spent(name) for other in late)
+                tokens += sum(other.spent(name) for other in counted if name in other.reservations)
                 syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
                 self._synced_at[name] = now
             return Follow(settles, tuple(syncs))
@@ -510,6 +541,11 @@ class TransportCore(Generic[B]):
                 booking.charged.update(settles)
             booking.done = True
             return Follow(tuple(settles.items()))
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting settle is due (the transport's clock), or None."""
+        with self._lock:
+            return min((entry[0] for entry in self._deferred), default=None)
 
     def due(self, now: float) -> list[tuple[Booking[Any], Follow]]:
         """The waiting settles due at *now* (all of them with ``now=math.inf``)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenbudget.http import estimate, parse
 from tokenbudget.http._message import http_date, rfc3339
@@ -67,7 +70,48 @@ def test_go_durations(text, seconds):
     assert go_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "12", "1d", "ms", "-1s", "1.2.3s", "1 s"])
+def go_string(ns: int) -> str:
+    """*ns* nanoseconds as Go's ``time.Duration.String`` writes them (what OpenAI and Groq send)."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        unit, size = next(
+            (u, s) for u, s in (("ms", 10**6), ("\u00b5s", 10**3), ("ns", 1)) if ns >= s
+        )
+        whole, rest = divmod(ns, size)
+        digits = len(str(size)) - 1
+        fraction = str(rest).rjust(digits, "0").rstrip("0") if rest else ""
+        return f"{whole}{'.' + fraction if fraction else ''}{unit}"
+    seconds, rest = divmod(ns, 10**9)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    fraction = str(rest).rjust(9, "0").rstrip("0") if rest else ""
+    head = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
+    return f"{head}{seconds}{'.' + fraction if fraction else ''}s"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("167.523205ms", 0.167523205),
+        ("989.416\u00b5s", 0.000989416),
+        ("2h35m55.691208792s", 9355.691208792),
+        ("1h2m3.5s", 3723.5),
+        ("0s", 0.0),
+    ],
+)
+def test_go_durations_are_read_exactly(text, seconds):
+    """A duration is the float nearest its exact value, not a rounding or two off it."""
+    assert go_duration(text) == seconds
+
+
+@given(st.integers(0, 10**15) | st.integers(0, 10**9))
+def test_every_go_duration_is_read_exactly(ns):
+    """Whatever Go writes for a duration, it reads back as the float nearest its seconds."""
+    assert go_duration(go_string(ns)) == float(Fraction(ns, 10**9))
+
+
+@pytest.mark.parametrize("text", ["", "12", "1d", "ms", "-1s", "1.2.3s", "1 s", ".s", "1..s"])
 def test_bad_go_durations(text):
     """Not durations: None."""
     assert go_duration(text) is None

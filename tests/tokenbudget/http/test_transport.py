@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -22,7 +24,8 @@ from tokenbudget import (
     SQLiteBackend,
     TokenBucket,
 )
-from tokenbudget.http import QuotaExhausted, RateLimited, RequestTooLarge
+from tokenbudget.http import QuotaExhausted, QuotaReport, RateLimited, RequestTooLarge
+from tokenbudget.http._transport import Booking, TransportCore
 
 from ._dialect_fixture import LoopbackDialect, body, quota_headers
 
@@ -518,3 +521,21 @@ def test_on_a_shared_backend_an_answer_stays_in_flight_a_while(flavour, tmp_path
         late.join(5)
         # The server has 8 left: never more (A's own booking still counts for a second: 7).
         assert one.buckets["requests"].snapshot().tokens <= 8 + 0.01
+
+
+def test_answered_bookings_are_not_kept_alive_by_later_ones():
+    """Each booking remembers the requests out when it left only until its answer: under
+    steady overlapping traffic, old bookings are freed (regression: an unbounded chain)."""
+    core = TransportCore(LoopbackDialect(), bucket_type=TokenBucket)
+    freed: list[weakref.ref[Booking[Any]]] = []
+    previous: Booking[Any] = Booking({"requests": 1.0})
+    core.sent(previous)
+    for _ in range(50):
+        booking: Booking[Any] = Booking({"requests": 1.0})
+        core.sent(booking)  # the previous request is still out: it is in booking.before
+        core.follow(previous, QuotaReport())
+        freed.append(weakref.ref(previous))
+        previous = booking
+    del booking
+    gc.collect()
+    assert sum(ref() is not None for ref in freed) <= 1

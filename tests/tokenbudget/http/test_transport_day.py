@@ -23,7 +23,9 @@ from tests.deploy._workers import skip_if_heavy_skipped
 from tests.http_servers import (
     AnthropicServer,
     GitHubServer,
+    GroqServer,
     IETFServer,
+    MistralServer,
     OpenAIServer,
     QuotaServer,
     SharedManualClock,
@@ -58,6 +60,13 @@ def openai_request(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.3:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    return {"method": "POST", "url": "/v1/chat/completions", "json": body}
+
+
+def mistral_request(rng: random.Random) -> dict[str, Any]:
+    body = {**openai_request(rng)["json"], "model": "mistral-small-latest"}
+    body.pop("stream", None)
+    body.pop("stream_options", None)
     return {"method": "POST", "url": "/v1/chat/completions", "json": body}
 
 
@@ -171,6 +180,26 @@ DAYS = [
         None,
         3,
         id="openai",
+        marks=needs_dialect("openai"),
+    ),
+    pytest.param(
+        lambda clock: GroqServer(rpm=200, tpm=6_000, clock=clock, epoch=EPOCH),
+        "groq",
+        openai_request,
+        None,
+        3,
+        id="groq",
+        marks=needs_dialect("openai"),
+    ),
+    pytest.param(
+        lambda clock: MistralServer(
+            tokens_per_minute=6_000, requests_per_10s=2, clock=clock, epoch=EPOCH
+        ),
+        "mistral",
+        mistral_request,
+        None,
+        1,
+        id="mistral",
         marks=needs_dialect("openai"),
     ),
     pytest.param(

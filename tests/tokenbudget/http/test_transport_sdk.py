@@ -161,3 +161,28 @@ def test_under_the_sdk_a_terminal_refusal_is_not_retried():
             )
         client.close()
     assert server.requests == 1
+
+
+@needs_dialect("anthropic")
+def test_under_the_anthropic_sdk_a_spend_cap_is_not_retried():
+    """The spend cap's 429 goes back to the Anthropic SDK marked not to retry: one request.
+
+    The SDK retries exceptions raised inside its transport: the transport must answer.
+    """
+    clock = ManualClock()
+    with AnthropicServer(spend_cap=0, clock=clock, epoch=EPOCH) as server:
+        transport = QuotaTransport("anthropic", retries=0, clock=clock)
+        client = anthropic.Anthropic(
+            api_key="sk-ant-test",
+            base_url=server.url,
+            http_client=httpx2.Client(transport=transport),
+            max_retries=2,
+        )
+        with pytest.raises(anthropic.RateLimitError):
+            client.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=5,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        client.close()
+    assert server.requests == 1
