@@ -301,3 +301,24 @@ def test_ietf_intermediate_l_parameter_and_malformed_member():
     )
     limit = report.limits["default"]
     assert (limit.limit, limit.remaining, limit.reset, limit.window) == (100, 0, None, 10)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+            ("RateLimit-Limit", "100"),
+            ("RateLimit-Remaining", "10"),
+            ("RateLimit-Reset", "3"),
+        ],
+        [
+            ("RateLimit", "limit=100, remaining=10, reset=3"),
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+        ],
+    ],
+)
+def test_ietf_older_drafts_twice_report_the_lower_remaining(fields):
+    """Two current states of the older drafts (-07 and -06, or -07 twice): never the higher one."""
+    limit = parse("ietf", fields).limits["default"]
+    assert (limit.limit, limit.remaining, limit.reset) == (100, 10, 5)
