@@ -88,6 +88,15 @@ class MemoryBackend:
         finally:
             lock.release()
 
+    def apply_many(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, requests: list[Request]
+    ) -> list[Outcome]:
+        """Apply *requests* in order, at one time, under one hold of the lock (nothing between)."""
+        with self._lock:
+            now = clock.now()
+            state = self._state(key, config, now, initial)
+            return [_core.apply(config, state, now, request) for request in requests]
+
     def admitter(
         self, key: str, config: BucketConfig, now: Callable[[], float], initial: float
     ) -> Callable[[float], bool]:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import ClassVar, Literal
@@ -14,7 +15,7 @@ from typing import ClassVar, Literal
 import attrs
 
 from ._backend import Backend, MemoryBackend
-from ._clock import Clock, MonotonicClock
+from ._clock import Clock, MonotonicClock, WallClock
 from ._config import BucketConfig, Rate, real_number
 from ._core import (
     Admit,
@@ -472,6 +473,7 @@ class Reservation:
         if out.ok:
             s.cancelled = True
             self._bucket._report("cancelled", out, s.charged)  # noqa: SLF001
+            _move_up(self._bucket, s.booking_id)
         return out.ok
 
     def settle(self, actual_cost: float) -> None:
@@ -530,6 +532,7 @@ class AsyncReservation:
         if out.ok:
             s.cancelled = True
             self._bucket._report("cancelled", out, s.charged)  # noqa: SLF001
+            _move_up(self._bucket, s.booking_id)
         return out.ok
 
     async def settle(self, actual_cost: float) -> None:
@@ -547,6 +550,81 @@ def _booking(out: Outcome, cost: float) -> _ReservationState:
     return _ReservationState(
         cost, out.delay, out.time + out.delay, out.booking_id, cost, spent=out.spent
     )
+
+
+class _Sleeper:
+    """An ``acquire`` waiting on a memory bucket with a real clock: it can be woken early."""
+
+    __slots__ = ("state", "wake")
+
+    def __init__(self, state: _ReservationState, wake: Callable[[], None]) -> None:
+        self.state = state
+        self.wake = wake
+
+
+#: The waiting ``acquire`` calls of each memory bucket, by (id of the backend, key).
+_SLEEPERS: dict[tuple[int, str], list[_Sleeper]] = {}
+_SLEEPERS_LOCK = threading.Lock()
+
+
+def _wakeable(shell: _Shell) -> bool:
+    """Whether the bucket's waits can be cut short: a memory backend and a real clock."""
+    return type(shell._backend) is MemoryBackend and type(shell._clock) in (  # noqa: SLF001
+        MonotonicClock,
+        WallClock,
+    )
+
+
+def _sleepers(shell: _Shell) -> list[_Sleeper]:
+    where = (id(shell._backend), shell._key)  # noqa: SLF001
+    return _SLEEPERS.setdefault(where, [])
+
+
+def _forget_sleeper(shell: _Shell, sleeper: _Sleeper) -> None:
+    where = (id(shell._backend), shell._key)  # noqa: SLF001
+    with _SLEEPERS_LOCK:
+        group = _SLEEPERS.get(where)
+        if group is not None and sleeper in group:
+            group.remove(sleeper)
+            if not group:
+                del _SLEEPERS[where]
+
+
+def _move_up(shell: _Shell, cancelled: int) -> None:
+    """After booking *cancelled* was given back, let the ``acquire`` calls behind it go earlier.
+
+    Only on a memory bucket with a real clock, and only when every booking
+    still pending is a waiting ``acquire`` of this process (a reservation's
+    holder sleeps its own delay and would not learn of a new time): those
+    behind the cancelled one are given back, last first, and booked again in
+    their order, all under one hold of the backend's lock; each is woken to
+    sleep until its new time, which is never later than its old one.
+    """
+    backend = shell._backend  # noqa: SLF001
+    if not isinstance(backend, MemoryBackend):
+        return
+    with _SLEEPERS_LOCK:
+        group = list(_sleepers(shell))
+    if not group:
+        return
+    config, clock, key, initial = shell._config, shell._clock, shell._key, shell._initial  # noqa: SLF001
+    obs = backend.observe(key, config, clock, initial)
+    waiting = [s for s in group if s.state.time > obs.time]
+    behind = sorted((s for s in waiting if s.state.booking_id > cancelled), key=_booking_order)
+    if not behind or obs.pending != len(waiting):
+        return
+    requests: list[Request] = [
+        Cancel(s.state.booking_id, s.state.time, s.state.charged) for s in reversed(behind)
+    ]
+    requests += [Admit(s.state.cost, math.inf) for s in behind]
+    outs = backend.apply_many(key, config, clock, initial, requests)
+    for sleeper, out in zip(behind, outs[len(behind) :], strict=True):
+        sleeper.state = _booking(out, sleeper.state.cost)
+        sleeper.wake()
+
+
+def _booking_order(sleeper: _Sleeper) -> int:
+    return sleeper.state.booking_id
 
 
 class TokenBucket(_Shell):
@@ -655,6 +733,16 @@ class TokenBucket(_Shell):
         still propagates: the failure is logged at WARNING on the
         ``tokenbudget`` logger and chained to it as its ``__context__``.
 
+        On a memory bucket with a real clock (:class:`MonotonicClock`,
+        :class:`WallClock`), a waiting ``acquire`` goes earlier when a booking
+        ahead of it is cancelled (an interrupted ``acquire``, a
+        :meth:`Reservation.cancel`): the waiting calls behind it are booked
+        again, in their order, at times never later than before — unless a
+        booking is pending whose holder sleeps its own delay (a
+        :meth:`reserve`), which would not learn a new time. On a shared
+        backend, or with another clock, every booking keeps its time: a waiter
+        goes at its time, later than it could have, never earlier.
+
         Raises:
             AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
             ValueError: *cost* is not > 0, or *timeout* is negative or NaN.
@@ -668,6 +756,8 @@ class TokenBucket(_Shell):
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
         if out.delay > 0.0:
+            if _wakeable(self):
+                return self._wait(out, float(cost))
             try:
                 self._clock.sleep(out.delay)
             except BaseException as exc:  # KeyboardInterrupt, a failing clock: nobody will spend it
@@ -677,6 +767,33 @@ class TokenBucket(_Shell):
                     _undo_failed(exc, failure, self._key, float(cost))
                 raise
         return out.delay
+
+    def _wait(self, out: Outcome, cost: float) -> float:
+        """Sleep until the booking's time (a cancel of an earlier booking may bring it forward)."""
+        event = threading.Event()
+        sleeper = _Sleeper(_booking(out, cost), event.set)
+        with _SLEEPERS_LOCK:
+            _sleepers(self).append(sleeper)
+        try:
+            while True:
+                remaining = sleeper.state.time - self._clock.now()
+                if remaining <= 0.0:
+                    break
+                event.wait(remaining)
+                event.clear()
+        except BaseException as exc:  # KeyboardInterrupt: nobody will spend it
+            _forget_sleeper(self, sleeper)
+            try:
+                _undo(Reservation(self, sleeper.state))
+            except Exception as failure:  # noqa: BLE001 -- the interrupt goes on, not this
+                _undo_failed(exc, failure, self._key, cost)
+            raise
+        _forget_sleeper(self, sleeper)
+        return (
+            out.delay
+            if sleeper.state.time == out.time + out.delay
+            else sleeper.state.time - out.time
+        )
 
     def sync(
         self,
@@ -934,12 +1051,47 @@ class AsyncTokenBucket(_Shell):
             await self._give_back(out, float(cost), cancelled)
             raise cancelled
         if out.delay > 0.0:
+            if _wakeable(self):
+                return await self._wait(out, float(cost))
             try:
                 await self._clock.asleep(out.delay)
             except BaseException as exc:
                 await self._give_back(out, float(cost), exc)
                 raise
         return out.delay
+
+    async def _wait(self, out: Outcome, cost: float) -> float:
+        """Like :meth:`TokenBucket._wait`, on the event loop."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        sleeper = _Sleeper(_booking(out, cost), wake)
+        with _SLEEPERS_LOCK:
+            _sleepers(self).append(sleeper)
+        try:
+            while True:
+                remaining = sleeper.state.time - self._clock.now()
+                if remaining <= 0.0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+                event.clear()
+        except BaseException as exc:
+            _forget_sleeper(self, sleeper)
+            try:
+                await _aundo(AsyncReservation(self, sleeper.state))
+            except Exception as failure:  # noqa: BLE001 -- exc goes on, not this
+                _undo_failed(exc, failure, self._key, cost)
+            raise
+        _forget_sleeper(self, sleeper)
+        return (
+            out.delay
+            if sleeper.state.time == out.time + out.delay
+            else sleeper.state.time - out.time
+        )
 
     async def _give_back(self, out: Outcome, cost: float, exc: BaseException) -> None:
         """Undo a booking while *exc* propagates; a failure of the undo is logged and chained."""

@@ -15,18 +15,22 @@ from ._report import Kind, Limit, QuotaReport
 
 __all__ = ["GroqDialect", "OpenAIDialect", "go_duration"]
 
-#: Unit -> (multiplier, divisor): dividing by 1000 keeps "9ms" exactly 0.009.
+#: Unit -> nanoseconds. A duration is summed exactly in integers (units of
+#: 1e-29 s: nanoseconds times 20 fractional digits) and divided once, so that
+#: "167.523205ms" is the float nearest 0.167523205, not one rounding off it.
 _UNITS: Final = {
-    "ns": (1.0, 1e9),
-    "us": (1.0, 1e6),
-    "\u00b5s": (1.0, 1e6),
-    "\u03bcs": (1.0, 1e6),
-    "ms": (1.0, 1e3),
-    "s": (1.0, 1.0),
-    "m": (60.0, 1.0),
-    "h": (3600.0, 1.0),
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
 }
-_PART = re.compile(r"([0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_FRACTION_DIGITS: Final = 20
+_SCALE: Final = 10 ** (9 + _FRACTION_DIGITS)
+_PART = re.compile(r"([0-9]{0,20})(?:\.([0-9]{0,20}))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
 
 def go_duration(text: str) -> float | None:
@@ -45,15 +49,19 @@ def go_duration(text: str) -> float | None:
         return 0.0
     if not text or len(text) > 100:
         return None
-    total, pos = 0.0, 0
+    total, pos = 0, 0
     while pos < len(text):
         match = _PART.match(text, pos)
         if match is None:
             return None
-        multiplier, divisor = _UNITS[match.group(2)]
-        total += float(match.group(1)) * multiplier / divisor
+        whole, fraction, unit = match.groups()
+        fraction = fraction or ""
+        if not whole and not fraction:
+            return None  # a unit without a number ("ms", ".s")
+        digits = int(whole + fraction)
+        total += digits * _UNITS[unit] * 10 ** (_FRACTION_DIGITS - len(fraction))
         pos = match.end()
-    return total
+    return total / _SCALE  # int / int: the float nearest the exact sum
 
 
 _TERMINAL_CODES: Final = frozenset(

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tokenbudget.http import estimate, parse
+from tokenbudget.http import Limit, estimate, parse
 from tokenbudget.http._message import http_date, rfc3339
 from tokenbudget.http._openai import go_duration
-from tokenbudget.http._sf import InnerList, Item, SFError, Token, parse_dictionary, parse_list
+from tokenbudget.http._sf import (
+    InnerList,
+    Item,
+    Malformed,
+    SFError,
+    Token,
+    parse_dictionary,
+    parse_list,
+)
 
 
 def test_sf_list_of_items_with_parameters():
@@ -43,10 +54,37 @@ def test_sf_lenient_keeps_the_good_members():
     """Lenient parsing drops a bad member and keeps its neighbours; keys in any case."""
     bad = []
     got = parse_list(
-        '"a";Q=1, "b";q==2, "c" ; q = 3', lenient=True, on_error=lambda m, e: bad.append(m)
+        '"a";Q=1, "b";q==2, "c" ; q = 3, "d" "e"',
+        lenient=True,
+        on_error=lambda m, e: bad.append(m),
     )
-    assert got == [Item("a", {"q": 1}), Item("c", {"q": 3})]
-    assert bad == ['"b";q==2']
+    assert got == [Item("a", {"q": 1}), Item("b", {"q": Malformed("=2")}), Item("c", {"q": 3})]
+    assert bad == ['"d" "e"']
+
+
+@pytest.mark.parametrize(
+    "extension",
+    ["x=1.12345", "x=1234567890123456", 'x="\u00fc;y"', "x=(1 2)", "pk=:ab c:", "x=1e3", "x="],
+)
+def test_ietf_a_bad_parameter_value_loses_only_that_parameter(extension):
+    """An extension parameter whose value is no SF value keeps its policy and state."""
+    report = parse(
+        "ietf",
+        [
+            ("RateLimit-Policy", f'"a";q=10;{extension};w=60, "b";q=5;w=1'),
+            ("RateLimit", f'"a";r=3;{extension};t=7'),
+        ],
+    )
+    assert report.limits["a"] == Limit(10, 3, 7, window=60)
+    assert report.limits["b"] == Limit(5, None, None, window=1)
+
+
+def test_ietf_a_malformed_known_parameter_is_ignored_with_a_warning(caplog):
+    """t=2.5000 (four decimals) is no SF Decimal: t is dropped with a warning, r kept."""
+    with caplog.at_level(logging.WARNING, logger="tokenbudget.http"):
+        report = parse("ietf", {"RateLimit": '"a";r=3;t=2.5000'})
+    assert report.limits["a"] == Limit(None, 3, None)
+    assert "RateLimit parameter t" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -67,7 +105,48 @@ def test_go_durations(text, seconds):
     assert go_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "12", "1d", "ms", "-1s", "1.2.3s", "1 s"])
+def go_string(ns: int) -> str:
+    """*ns* nanoseconds as Go's ``time.Duration.String`` writes them (what OpenAI and Groq send)."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        unit, size = next(
+            (u, s) for u, s in (("ms", 10**6), ("\u00b5s", 10**3), ("ns", 1)) if ns >= s
+        )
+        whole, rest = divmod(ns, size)
+        digits = len(str(size)) - 1
+        fraction = str(rest).rjust(digits, "0").rstrip("0") if rest else ""
+        return f"{whole}{'.' + fraction if fraction else ''}{unit}"
+    seconds, rest = divmod(ns, 10**9)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    fraction = str(rest).rjust(9, "0").rstrip("0") if rest else ""
+    head = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
+    return f"{head}{seconds}{'.' + fraction if fraction else ''}s"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("167.523205ms", 0.167523205),
+        ("989.416\u00b5s", 0.000989416),
+        ("2h35m55.691208792s", 9355.691208792),
+        ("1h2m3.5s", 3723.5),
+        ("0s", 0.0),
+    ],
+)
+def test_go_durations_are_read_exactly(text, seconds):
+    """A duration is the float nearest its exact value, not a rounding or two off it."""
+    assert go_duration(text) == seconds
+
+
+@given(st.integers(0, 10**15) | st.integers(0, 10**9))
+def test_every_go_duration_is_read_exactly(ns):
+    """Whatever Go writes for a duration, it reads back as the float nearest its seconds."""
+    assert go_duration(go_string(ns)) == float(Fraction(ns, 10**9))
+
+
+@pytest.mark.parametrize("text", ["", "12", "1d", "ms", "-1s", "1.2.3s", "1 s", ".s", "1..s"])
 def test_bad_go_durations(text):
     """Not durations: None."""
     assert go_duration(text) is None
@@ -222,3 +301,24 @@ def test_ietf_intermediate_l_parameter_and_malformed_member():
     )
     limit = report.limits["default"]
     assert (limit.limit, limit.remaining, limit.reset, limit.window) == (100, 0, None, 10)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+            ("RateLimit-Limit", "100"),
+            ("RateLimit-Remaining", "10"),
+            ("RateLimit-Reset", "3"),
+        ],
+        [
+            ("RateLimit", "limit=100, remaining=10, reset=3"),
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+        ],
+    ],
+)
+def test_ietf_older_drafts_twice_report_the_lower_remaining(fields):
+    """Two current states of the older drafts (-07 and -06, or -07 twice): never the higher one."""
+    limit = parse("ietf", fields).limits["default"]
+    assert (limit.limit, limit.remaining, limit.reset) == (100, 10, 5)
