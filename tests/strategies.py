@@ -78,3 +78,14 @@ def starting_balances(config: BucketConfig) -> st.SearchStrategy[float]:
 def as_of_stamps() -> st.SearchStrategy[float | None]:
     """Server stamps for ``sync(as_of=)``: none, close ones (equal, older: stale), far-future."""
     return st.one_of(st.none(), st.sampled_from([0.0, 1.0, 1.5, 2.0, 1e12]), _floats(0.0, 3.0))
+
+
+def clock_steps() -> st.SearchStrategy[float]:
+    """How a real clock jumps (an NTP correction, a resumed VM): back or forward, small or large."""
+    magnitudes = st.sampled_from([1e-7, 1e-3, 0.5, 60.0, 3600.0]) | _floats(0.0, 7200.0)
+    return st.tuples(st.sampled_from([-1.0, 1.0]), magnitudes).map(lambda p: p[0] * p[1])
+
+
+def step_clock(clock: object, seconds: float) -> None:
+    """Move a ManualClock by *seconds*, backwards too (a clock that steps)."""
+    clock._now += seconds  # type: ignore[attr-defined]

@@ -98,6 +98,10 @@ class BucketState:
         as_of_time: When that sync was adopted (this state's clock).
         returned: Total cost returned by cancels and by settles that lowered
             a cost: :attr:`booked` plus this only grows (everything ever spent).
+        origin: The backend time (absolute) of offset 0: every other time of
+            the state (:attr:`time`, :attr:`anchor`, :attr:`since`, the
+            bookings', :attr:`seen`) is an offset from it (see ``clock_in``).
+        seen: The offset of the latest clock reading.
     """
 
     tokens: float
@@ -117,6 +121,8 @@ class BucketState:
     as_of: float | None = None
     as_of_time: float = 0.0
     returned: float = 0.0
+    origin: float = 0.0
+    seen: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -135,6 +141,8 @@ class BucketState:
             "synced_id": self.synced_id,
             "as_of": None if self.as_of is None else [self.as_of, self.as_of_time],
             "returned": self.returned,
+            "origin": self.origin,
+            "seen": self.seen,
         }
 
     @classmethod
@@ -168,6 +176,8 @@ class BucketState:
             as_of=None if as_of is None else float(as_of[0]),
             as_of_time=0.0 if as_of is None else float(as_of[1]),
             returned=float(data.get("returned", 0.0)),  # type: ignore[arg-type]
+            origin=float(data.get("origin", 0.0)),  # type: ignore[arg-type]
+            seen=float(data.get("seen", 0.0)),  # type: ignore[arg-type]
         )
 
 
@@ -182,14 +192,87 @@ def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
     first = first_id(now)
     return BucketState(
         tokens=tokens,
-        time=now,
+        time=0.0,
         recharging=tokens < config.min_threshold,
         rate=config.refill.tokens_per_second,
-        anchor=now,
-        since=now,
+        anchor=0.0,
+        since=0.0,
         next_id=first,
         synced_id=first,
+        origin=now,
     )
+
+
+#: Offsets beyond this (about six days) move the origin forward (see ``clock_in``).
+REANCHOR: Final = 2.0**19
+
+
+def clock_in(state: BucketState, now: float) -> float:
+    """The offset of the clock reading *now* (absolute) in *state*; the state's times follow it.
+
+    Times are kept as offsets from the bucket's own origin, so the rules work
+    with numbers near zero whatever the clock's magnitude (a wall clock reads
+    1.7e9 s, where doubles are 2.4e-7 s apart): a booking's time, a wait, a
+    step keep the precision the rules need, and the time tolerance stays
+    1e-9 s. Two things move the origin:
+
+    * a clock that steps back (an NTP correction, a resumed VM; the SQLite
+      backend's wall clock and Redis ``TIME`` both do): a reading earlier
+      than the latest one counts as no time elapsed, as Go's ``x/time/rate``
+      does, and the origin moves back with the clock, so the state never lies
+      in the future of the clock that reads it (it neither freezes nor
+      admits more);
+    * offsets beyond :data:`REANCHOR`: the origin moves forward to now and
+      every time of the state moves back by as much.
+    """
+    t = now - state.origin
+    if t < state.seen:  # the clock stepped back: no time elapsed
+        state.origin = now - state.seen
+        t = state.seen
+    elif t > REANCHOR:
+        _reanchor(state, t)
+        t = state.seen
+    state.seen = t
+    return t
+
+
+def clock_tolerance(state: BucketState, t: float) -> float:
+    """The tolerance comparing the clock's reading (offset *t*) with the state's times.
+
+    Times the state computes (bookings, steps, waits) are offsets, exact to
+    1e-9 s; but the clock is read as an absolute double, which at 1.7e9 s
+    (a wall clock, Redis ``TIME``) cannot tell apart instants 2.4e-7 s apart.
+    Comparing a reading with a booking's time (has it come?) allows for that
+    rounding: :func:`time_tolerance` of the reading's magnitude. It never
+    accumulates: what is decided is recorded at its exact offset.
+    """
+    return time_tolerance(abs(state.origin) + abs(t))
+
+
+def _reanchor(state: BucketState, t: float) -> None:
+    """Move the origin forward to about *now* (offset *t*); every time moves back by as much."""
+    origin = state.origin + t
+    shift = origin - state.origin
+    state.origin = origin
+    state.time -= shift
+    state.anchor -= shift
+    state.since -= shift
+    state.base_time -= shift
+    state.as_of_time -= shift
+    state.seen = t - shift
+    state.pending = [(e[0], e[1] - shift, e[2], e[3], e[4]) for e in state.pending]
+    state.flight = [(f[0], f[1] - shift, f[2]) for f in state.flight]
+
+
+def stepped_back(state: BucketState, now: float) -> bool:
+    """Whether the clock reads *now* (absolute) earlier than the state's latest reading."""
+    return now - state.origin < state.seen
+
+
+def reading(state: BucketState, now: float) -> float:
+    """``clock_in`` without changing the state (for a read)."""
+    t = now - state.origin
+    return t if t >= state.seen else state.seen
 
 
 #: Booking ids are exact integers in a double (Lua) below this.
@@ -314,7 +397,8 @@ class Observation(NamedTuple):
 def _step_index(state: BucketState, step: float, t: float) -> int:
     """The index of the last refill step at or before *t* (steps are ``anchor + k * step``)."""
     a = state.anchor
-    return math.floor((t - a + time_tolerance(abs(t) + abs(a))) / step)
+    # Within the clock's rounding (clock_tolerance) of a step, the step has come.
+    return math.floor((t - a + time_tolerance(abs(state.origin) + abs(t) + abs(a))) / step)
 
 
 def refill_between(config: BucketConfig, state: BucketState, t0: float, t1: float) -> float:
@@ -480,8 +564,8 @@ def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
     recharge mode ended.
     """
     pending = state.pending
-    if pending and pending[0][1] <= now + time_tolerance(now):
-        limit = now + time_tolerance(now)
+    limit = now + clock_tolerance(state, now)
+    if pending and pending[0][1] <= limit:
         i = 0
         while i < len(pending) and pending[i][1] <= limit:
             i += 1
@@ -541,7 +625,7 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
             balance = target
     else:
         at, balance = _time_to_reach(config, state, balance, t0, target)
-    tol = time_tolerance(now)
+    tol = clock_tolerance(state, now)
     delay = at - now
     if delay <= tol:
         delay = 0.0
@@ -628,7 +712,7 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
                 t = now()
                 if state is None:
                     state = state_of(t)
-                return admit(config, state, t, Admit(cost, 0.0)).ok
+                return apply(config, state, t, Admit(cost, 0.0)).ok
             finally:
                 release()
 
@@ -641,19 +725,23 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     floor = m if code == WHILE_POSITIVE else -math.inf
     tol0 = TIME_TOLERANCE
     ulps = TIME_ULPS
+    reanchor = REANCHOR
     token_tol = TOKEN_TOLERANCE
     m_tol = TOKEN_TOLERANCE * max(1.0, abs(m))  # covers(balance, m), inlined
 
-    def admit_now(cost: float) -> bool:  # noqa: C901, PLR0912 -- one frame on purpose
+    def admit_now(cost: float) -> bool:  # noqa: C901 -- one frame on purpose
         nonlocal state
         acquire()
         try:
-            t = now()
+            clock = now()
             if state is None:
-                state = state_of(t)
-            t0 = state.time
-            if state.recharging or t0 > t or state.pending:
-                return admit(config, state, t, Admit(cost, 0.0)).ok
+                state = state_of(clock)
+            origin = state.origin
+            t = clock - origin  # clock_in: the offset (a step back goes to apply)
+            t0 = state.time  # >= state.seen: t >= t0 is no step back
+            if state.recharging or t0 > t or state.pending or t > reanchor:
+                return apply(config, state, clock, Admit(cost, 0.0)).ok
+            state.seen = t
             balance = state.tokens
             rate = state.rate
             if t > t0:  # _advance, continuous refill
@@ -670,9 +758,7 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
                 if target - balance > token_tol * scale:
                     state.tokens = balance  # like admit: the refill up to now is applied anyway
                     state.time = t
-                    tol = t * ulps  # time_tolerance(t), inlined
-                    if tol < 0.0:
-                        tol = -tol
+                    tol = (abs(origin) + abs(t)) * ulps  # clock_tolerance(state, t), inlined
                     if tol < tol0:
                         tol = tol0
                     if t + (target - balance) / rate - t > tol:
@@ -754,7 +840,7 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
             state.returned += entry[2]
             left2 = _replay(config, state, now)
             return _outcome(config, state, now, ok=True, left=left or left2)
-    tol = time_tolerance(now)
+    tol = clock_tolerance(state, now)
     if request.time < now - tol or request.time > now + tol or _absorbed(state, booking_id):
         # Its time has passed, it was cancelled already, or it is in the server's figure.
         return _outcome(config, state, now, ok=False, left=left)
@@ -947,22 +1033,35 @@ def set_rate(config: BucketConfig, state: BucketState, now: float, request: SetR
 
 
 def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:
-    """Apply any request to *state* at *now*."""
+    """Apply any request to *state* at the backend time *now* (absolute; see ``clock_in``).
+
+    The operations below take the offset; the outcome's time is *now*.
+    """
+    t = clock_in(state, now)
     if type(request) is Admit:
-        return admit(config, state, now, request)
-    if type(request) is Cancel:
-        return cancel(config, state, now, request)
-    if type(request) is Settle:
-        return settle(config, state, now, request)
-    if type(request) is Sync:
-        return sync(config, state, now, request)
-    if type(request) is SetRate:
-        return set_rate(config, state, now, request)
-    raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+        out = admit(config, state, t, request)
+    elif type(request) is Cancel:
+        out = cancel(config, state, t, request._replace(time=request.time - state.origin))
+    elif type(request) is Settle:
+        out = settle(config, state, t, request)
+    elif type(request) is Sync:
+        out = sync(config, state, t, request)
+    elif type(request) is SetRate:
+        out = set_rate(config, state, t, request)
+    else:  # pragma: no cover
+        raise TypeError(f"unknown request {request!r}")
+    return out._replace(time=now)
 
 
 def observe(config: BucketConfig, state: BucketState, now: float) -> Observation:
-    """Read the state at *now* without changing it."""
+    """Read the state at the backend time *now* (absolute) without changing it.
+
+    Except after the clock stepped back: then the state follows the clock
+    first (``clock_in``), and the backend stores it, so that the reads
+    that follow see time pass again.
+    """
+    clock = now
+    now = clock_in(state, now) if stepped_back(state, now) else reading(state, now)
     tail = state.time
     if now >= tail:
         b = min(config.capacity, state.tokens + refill_between(config, state, tail, now))
@@ -972,7 +1071,7 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
         b = state.tokens - refill_between(config, state, now, tail)
         recharging = state.recharging
         backlog = tail - now
-    limit = now + time_tolerance(now)
+    limit = now + clock_tolerance(state, now)
     pending = state.pending
     done = [entry for entry in pending if entry[1] <= limit]
     waiting = len(pending) - len(done)
@@ -985,8 +1084,9 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
             base = min(config.capacity, base + refill_between(config, state, t, now))
         recharging = rech and base < config.burst_threshold
     first = _first_in_flight(config, state, now, done)
+    since = state.origin + state.since
     return Observation(
-        now, b, recharging, state.rate, waiting, backlog, state.booked, state.since, first
+        clock, b, recharging, state.rate, waiting, backlog, state.booked, since, first
     )
 
 

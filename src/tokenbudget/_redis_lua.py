@@ -65,7 +65,7 @@ import hashlib
 from typing import Final
 
 from ._config import BOUNDED, NONE, WHILE_POSITIVE
-from ._core import _EPS, _ID_LIMIT, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
+from ._core import _EPS, _ID_LIMIT, REANCHOR, TIME_TOLERANCE, TIME_ULPS, TOKEN_TOLERANCE
 
 
 __all__ = ["RETRY_EPILOGUE", "RETRY_PROLOGUE", "SCRIPT", "SCRIPT_SHA1"]
@@ -88,6 +88,7 @@ local TOKEN_TOLERANCE = @TOKEN_TOLERANCE@
 local NONE, WHILE_POSITIVE, BOUNDED = @NONE@, @WHILE_POSITIVE@, @BOUNDED@
 local MAX_TTL_MS, TTL_MARGIN_MS = @MAX_TTL_MS@, @TTL_MARGIN_MS@
 local PENDING_WIDTH = @PENDING_WIDTH@
+local REANCHOR = @REANCHOR@
 local ID_LIMIT = @ID_LIMIT@
 local FAST_PATH = @FAST_PATH@
 local floor, ceil, huge = math.floor, math.ceil, math.huge
@@ -163,9 +164,15 @@ if now == nil then
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 
+local clock = now  -- the backend time (absolute), as answers carry it
+
+local function clock_tolerance(state)  -- mirrors _core.clock_tolerance (now: the offset)
+  return time_tolerance(math.abs(state.origin) + math.abs(now))
+end
+
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
                      'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of',
-                     'returned')
+                     'returned', 'origin', 'seen')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -178,13 +185,16 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
   local t0 = num(v[2])
   local returned = 0.0
   if v[14] then returned = num(v[14]) end
-  if t0 <= now then
+  local origin = 0.0
+  if v[15] then origin = num(v[15]) end
+  local t = now - origin  -- clock_in: the offset (a step back, t0 > t, takes the general path)
+  if t0 <= t and t <= REANCHOR then
     local capacity, rate = num(CAPACITY), num(v[4])
     local cost, max_wait = num(ARGV[4]), num(ARGV[5])
     local balance = num(v[1])
-    local moved = now > t0
+    local moved = t > t0
     if moved then  -- advance: not recharging, so recharge mode cannot end
-      local b = balance + rate * (now - t0)
+      local b = balance + rate * (t - t0)
       if b < capacity then balance = b else balance = capacity end
     end
     -- required_balance; recharge mode is off, so no burst threshold to wait for
@@ -203,31 +213,32 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       balance = balance - cost
       local entered = not covers(balance, low)
       local booking_id = num(v[6])
-      local tokens, time = fmt(balance), fmt(now)
+      local tokens, time = fmt(balance), fmt(t)
       local booked = num(v[7]) + cost
-      redis.call('HSET', key, 'tokens', tokens, 'time', time, 'recharging', flag(entered),
-                 'next_id', fmt(booking_id + 1), 'booked', fmt(booked))
-      redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil, 0.0,
+      redis.call('HSET', key, 'tokens', tokens, 'time', time, 'seen', time,
+                 'recharging', flag(entered), 'next_id', fmt(booking_id + 1),
+                 'booked', fmt(booked))
+      redis.call('PEXPIRE', key, ttl_ms(t, balance, t, capacity, rate, nil, 0.0,
                                         rate ~= num(RATE)))
       local flags = '1000 0 '
       if entered then flags = '1110 0 ' end
-      return flags .. string.format('%d', booking_id) .. ' ' .. time .. ' ' .. tokens .. ' '
-        .. fmt(booked + returned)
+      return flags .. string.format('%d', booking_id) .. ' ' .. fmt(clock) .. ' ' .. tokens
+        .. ' ' .. fmt(booked + returned)
     end
-    local delay = now + (target - balance) / rate - now  -- time_to_reach, continuous
-    local tol = time_tolerance(now)
+    local delay = t + (target - balance) / rate - t  -- time_to_reach, continuous
+    local tol = time_tolerance(math.abs(origin) + math.abs(t))  -- clock_tolerance
     if delay > tol and delay > max_wait + tol then
       -- refused: only the refill up to now is stored. The key's expiry stays: the time the
       -- bucket will be full again (the tail plus (capacity - tokens) / rate) has not moved,
       -- since nothing was taken and the refill did not reach the capacity. Only an injected
       -- clock, which is not the server's, sets it again (from the server's time), as save does.
-      local tokens, time = fmt(balance), fmt(now)
-      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', time) end
+      local tokens, time = fmt(balance), fmt(t)
+      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', time, 'seen', time) end
       if injected or not (balance < capacity) then
-        redis.call('PEXPIRE', key, ttl_ms(now, balance, now, capacity, rate, nil, 0.0,
+        redis.call('PEXPIRE', key, ttl_ms(t, balance, t, capacity, rate, nil, 0.0,
                                           rate ~= num(RATE)))
       end
-      return '0000 ' .. fmt(delay) .. ' 0 ' .. time .. ' ' .. tokens .. ' '
+      return '0000 ' .. fmt(delay) .. ' 0 ' .. fmt(clock) .. ' ' .. tokens .. ' '
         .. fmt(num(v[7]) + returned)
     end
   end
@@ -280,11 +291,15 @@ end
 local function load()
   if not v[1] then
     local first = first_id(now)
-    return {tokens = initial, time = now, recharging = initial < cfg.min, rate = cfg.rate,
-            anchor = now, next_id = first, booked = 0.0, since = now, pending = {},
+    return {tokens = initial, time = 0.0, recharging = initial < cfg.min, rate = cfg.rate,
+            anchor = 0.0, next_id = first, booked = 0.0, since = 0.0, pending = {},
             base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
-            synced_id = first, as_of = nil, as_of_time = 0.0, returned = 0.0}, true
+            synced_id = first, as_of = nil, as_of_time = 0.0, returned = 0.0,
+            origin = now, seen = 0.0}, true
   end
+  local origin, seen = 0.0, 0.0
+  if v[15] then origin = num(v[15]) end
+  if v[16] then seen = num(v[16]) end
   local returned = 0.0
   if v[14] then returned = num(v[14]) end
   local base = words(v[10], 3)[1]
@@ -297,7 +312,41 @@ local function load()
           anchor = num(v[5]), next_id = num(v[6]), booked = num(v[7]), since = num(v[8]),
           pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
           base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced,
-          as_of = stamp[1], as_of_time = stamp[2], returned = returned}, false
+          as_of = stamp[1], as_of_time = stamp[2], returned = returned,
+          origin = origin, seen = seen}, false
+end
+
+local function reanchor(state, t)  -- mirrors _core._reanchor
+  local origin = state.origin + t
+  local shift = origin - state.origin
+  state.origin = origin
+  state.time = state.time - shift
+  state.anchor = state.anchor - shift
+  state.since = state.since - shift
+  state.base_time = state.base_time - shift
+  state.as_of_time = state.as_of_time - shift
+  state.seen = t - shift
+  for _, e in ipairs(state.pending) do e[2] = e[2] - shift end
+  for _, f in ipairs(state.flight) do f[2] = f[2] - shift end
+end
+
+local function clock_in(state)  -- mirrors _core.clock_in: the offset of now
+  local t = now - state.origin
+  if t < state.seen then
+    state.origin = now - state.seen
+    t = state.seen
+  elseif t > REANCHOR then
+    reanchor(state, t)
+    t = state.seen
+  end
+  state.seen = t
+  return t
+end
+
+local function reading(state)  -- mirrors _core.reading
+  local t = now - state.origin
+  if t >= state.seen then return t end
+  return state.seen
 end
 
 local function join(list, width)
@@ -322,7 +371,7 @@ local function save(state)
     'pending', join(state.pending, PENDING_WIDTH),
     'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
     'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp,
-    'returned', fmt(state.returned))
+    'returned', fmt(state.returned), 'origin', fmt(state.origin), 'seen', fmt(state.seen))
   -- a synced step anchor: one that is not the creation time
   local keep = state.rate ~= cfg.rate or (cfg.step ~= nil and state.anchor ~= state.since)
   redis.call('PEXPIRE', key, ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate,
@@ -334,7 +383,8 @@ end
 
 local function step_index(state, step, t)
   local a = state.anchor
-  return floor((t - a + time_tolerance(math.abs(t) + math.abs(a))) / step)
+  return floor((t - a + time_tolerance(math.abs(state.origin) + math.abs(t) + math.abs(a)))
+    / step)
 end
 
 local function refill_between(state, t0, t1)
@@ -454,8 +504,8 @@ end
 
 local function advance(state)
   local pending = state.pending
-  if #pending > 0 and pending[1][2] <= now + time_tolerance(now) then
-    local limit = now + time_tolerance(now)
+  local limit = now + clock_tolerance(state)
+  if #pending > 0 and pending[1][2] <= limit then
     local done, kept = {}, {}
     for _, e in ipairs(pending) do
       if #kept == 0 and e[2] <= limit then done[#done + 1] = e else kept[#kept + 1] = e end
@@ -497,7 +547,7 @@ end
 
 local function outcome(ok, delay, booking_id, tokens, recharging, entered, left, spent)
   return flag(ok) .. flag(recharging) .. flag(entered) .. flag(left) .. ' ' .. fmt(delay) .. ' '
-    .. string.format('%d', booking_id) .. ' ' .. fmt(now) .. ' ' .. fmt(tokens) .. ' '
+    .. string.format('%d', booking_id) .. ' ' .. fmt(clock) .. ' ' .. fmt(tokens) .. ' '
     .. fmt(spent)
 end
 
@@ -525,7 +575,7 @@ local function admit(state, cost, max_wait)
   else
     at, balance = time_to_reach(state, balance, t0, target)
   end
-  local tol = time_tolerance(now)
+  local tol = clock_tolerance(state)
   local delay = at - now
   if delay <= tol then delay = 0.0 end
   if delay > max_wait + tol then
@@ -612,7 +662,7 @@ local function cancel(state, booking_id, time, cost)
       return plain_outcome(state, true, false, left or left2)
     end
   end
-  local tol = time_tolerance(now)
+  local tol = clock_tolerance(state)
   if time < now - tol or time > now + tol or absorbed(state, booking_id) then
     return plain_outcome(state, false, false, left)
   end
@@ -733,7 +783,7 @@ local function observe(state)
     recharging = state.recharging
     backlog = tail - now
   end
-  local limit = now + time_tolerance(now)
+  local limit = now + clock_tolerance(state)
   local done = {}
   for _, e in ipairs(state.pending) do
     if e[2] <= limit then done[#done + 1] = e end
@@ -759,9 +809,9 @@ local function observe(state)
       if e[4] == 0.0 and e[2] + window > now and (first == 0 or e[1] < first) then first = e[1] end
     end
   end
-  return flag(recharging) .. ' ' .. fmt(now) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
+  return flag(recharging) .. ' ' .. fmt(clock) .. ' ' .. fmt(b) .. ' ' .. fmt(state.rate) .. ' '
     .. string.format('%d', waiting) .. ' ' .. fmt(backlog) .. ' ' .. fmt(state.booked) .. ' '
-    .. fmt(state.since) .. ' ' .. string.format('%d', first)
+    .. fmt(state.origin + state.since) .. ' ' .. string.format('%d', first)
 end
 
 local function set_rate(state, rate)  -- mirrors _core.set_rate
@@ -783,15 +833,18 @@ end
 
 local state, created = load()
 if op == 'observe' then
+  local stepped = now - state.origin < state.seen  -- mirrors _core.observe
+  if stepped then now = clock_in(state) else now = reading(state) end
   local result = observe(state)
-  if created then save(state) end
+  if created or stepped then save(state) end
   return result
 end
+now = clock_in(state)  -- from here on, now is the offset (mirrors _core.apply)
 local result
 if op == 'admit' then
   result = admit(state, num(ARGV[4]), num(ARGV[5]))
 elseif op == 'cancel' then
-  result = cancel(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]))
+  result = cancel(state, num(ARGV[4]), num(ARGV[5]) - state.origin, num(ARGV[6]))
 elseif op == 'settle' then
   result = settle(state, num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7]), num(ARGV[8]))
 elseif op == 'sync' then
@@ -881,6 +934,7 @@ def render(*, fast_path: bool = True) -> str:
         "TTL_MARGIN_MS": str(TTL_MARGIN_MS),
         "PENDING_WIDTH": str(PENDING_WIDTH),
         "ID_LIMIT": repr(_ID_LIMIT),
+        "REANCHOR": repr(REANCHOR),
     }.items():
         text = text.replace(f"@{name}@", value)
     return text.lstrip()

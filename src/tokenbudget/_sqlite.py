@@ -218,7 +218,9 @@ class SQLiteBackend:
                 # A read of an existing bucket needs no write lock (WAL readers never wait).
                 row = conn.execute(_SELECT, (key,)).fetchone()
                 if row is not None:
-                    return _core.observe(config, _loads(row[0]), self._clock.now())
+                    state, now = _loads(row[0]), self._clock.now()
+                    if not _core.stepped_back(state, now):  # (else the state is stored moved)
+                        return _core.observe(config, state, now)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 now = self._clock.now()

@@ -285,6 +285,8 @@ class DealQuery:
             must_not_have_amazon_offer, has_reviews, filter_erotic,
             single_variation, is_range_enabled, is_filter_enabled: Keepa's flags.
         title_search: ``titleSearch``, words the title must all contain.
+        category_search: ``categorySearch``, a str field of the official Java
+            ``DealRequest`` (undocumented there: a category name to search for).
         material, type, manufacturer, brand, product_group, model, color, size,
             unit_type, scent, item_form, pattern, style, item_type_keyword,
             target_audience_keyword, edition, format, author, binding, languages,
@@ -353,6 +355,7 @@ class DealQuery:
     is_prime_exclusive: bool | None = _flag()
     must_have_amazon_offer: bool | None = _flag()
     must_not_have_amazon_offer: bool | None = _flag()
+    category_search: str | None = attrs.field(default=None, kw_only=True, validator=_check_text)
     material: tuple[str, ...] | None = _attribute()
     type: tuple[str, ...] | None = _attribute()
     manufacturer: tuple[str, ...] | None = _attribute()

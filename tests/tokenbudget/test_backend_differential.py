@@ -26,7 +26,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import as_of_stamps, clock_origins, configs, costs, starting_balances
+from tests.strategies import (
+    as_of_stamps,
+    clock_origins,
+    clock_steps,
+    configs,
+    costs,
+    starting_balances,
+    step_clock,
+)
 from tokenbudget import BucketConfig, ManualClock, MemoryBackend, SQLiteBackend, _core
 from tokenbudget._core import (
     Admit,
@@ -63,6 +71,7 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
         dts.append(st.sampled_from([step, step / 2, step * 3]))
     return st.one_of(
         st.tuples(st.just("advance"), st.one_of(dts)),
+        st.tuples(st.just("step"), clock_steps()),
         st.tuples(st.just("try"), costs(config)),
         st.tuples(st.just("reserve"), costs(config)),
         st.tuples(st.just("acquire"), costs(config), _floats(0.0, span)),
@@ -171,6 +180,9 @@ class Scenario:
         kind = op[0]
         if kind == "advance":
             self.clock.advance(op[1])
+            return
+        if kind == "step":  # the clock steps back or forward (a wall clock, Redis TIME)
+            step_clock(self.clock, op[1])
             return
         if kind == "try":
             self.admit(op[1], 0.0)

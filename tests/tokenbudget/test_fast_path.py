@@ -20,7 +20,7 @@ from tokenbudget import (
     Rate,
     TokenBucket,
 )
-from tokenbudget._core import Admit, BucketState, admit, admitter, new_state
+from tokenbudget._core import Admit, BucketState, admitter, apply, new_state
 
 
 def _copy(state: BucketState) -> BucketState:
@@ -41,7 +41,7 @@ def histories(
     state = new_state(config, draw(starting_balances(config)), now)
     for _ in range(draw(st.integers(0, 4))):
         now += draw(st.sampled_from([0.0, 1e-10, draw(st.floats(0.0, 1e3))]))
-        admit(
+        apply(
             config, state, now, Admit(draw(costs(config)), draw(st.sampled_from([0.0, math.inf])))
         )
     steps = draw(
@@ -64,7 +64,7 @@ def test_admitter_matches_admit(history):
     for step, cost in steps:
         clock.advance(step)
         now = clock.now()
-        assert decide(cost) == admit(config, ref_state, now, Admit(cost, 0.0)).ok
+        assert decide(cost) == apply(config, ref_state, now, Admit(cost, 0.0)).ok
         assert fast_state.to_dict() == ref_state.to_dict()
 
 
@@ -123,7 +123,7 @@ def test_admitter_matches_admit_at_the_tolerance(shortfall, capacity, rate, rule
     fast_state = new_state(config, start, 0.0)
     ref_state = new_state(config, start, 0.0)
     decide = _admitter(config, fast_state, ManualClock())
-    assert decide(cost) == admit(config, ref_state, 0.0, Admit(cost, 0.0)).ok
+    assert decide(cost) == apply(config, ref_state, 0.0, Admit(cost, 0.0)).ok
     assert fast_state.to_dict() == ref_state.to_dict()
 
 

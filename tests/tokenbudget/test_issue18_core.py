@@ -232,3 +232,77 @@ def test_redis_expiry_keeps_an_adopted_rate(redis_client, redis_prefix):
     assert redis_client.pttl(backend.redis_key("k")) > MAX_TTL_MS - 60_000
     bucket.sync(10, rate=Rate.per_second(10))  # back to the config's: idles out again
     assert redis_client.pttl(backend.redis_key("k")) < 60_000
+
+
+# -- defects 1 and 4: clocks that step back, wall-clock magnitudes -------------------------------
+
+
+def _step(clock: ManualClock, seconds: float) -> None:
+    clock._now += seconds  # a wall clock (SQLite) or Redis TIME stepping (NTP, a resumed VM)
+
+
+def test_a_clock_stepping_back_neither_freezes_nor_over_admits(make_backend):
+    """Defect 1: at 1.7e9, try_acquire(), the clock 3600 s back: 9 of 10 tokens, admitted now.
+
+    A backward step counts as no time elapsed (Go's TestLimiterJumpBackwards).
+    """
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket, clock = _bucket(make_backend, config, 10)
+    assert bucket.try_acquire(1)
+    _step(clock, -3600)
+    snap = bucket.snapshot()
+    assert snap.tokens == pytest.approx(9.0)
+    assert bucket.reserve(1).delay == 0.0
+    assert bucket.try_acquire(8)
+    assert bucket.try_acquire(1) is False  # no time elapsed: nothing refilled
+    clock.advance(1.0)  # time goes on from the new reading
+    assert bucket.snapshot().tokens == pytest.approx(1.0)
+
+
+def test_a_clock_stepping_back_keeps_the_waits_of_pending_bookings(make_backend):
+    """Defect 1: a booking due in 5 s is still due in 5 s after the clock steps back an hour."""
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket, clock = _bucket(make_backend, config, 0)
+    assert bucket.reserve(5).delay == pytest.approx(5.0)
+    _step(clock, -3600)
+    snap = bucket.snapshot()
+    assert (snap.pending, snap.backlog) == (1, pytest.approx(5.0))
+    clock.advance(5.0)
+    assert bucket.snapshot().pending == 0
+    assert bucket.reserve(1).delay == pytest.approx(1.0)
+
+
+def test_a_clock_stepping_forward_counts_as_time(make_backend):
+    """A forward step is time elapsed (the refill it implies, capped at the capacity)."""
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket, clock = _bucket(make_backend, config, 0)
+    bucket.snapshot()  # the bucket exists (SQLite and Redis create it at its first operation)
+    _step(clock, 3600)
+    assert bucket.snapshot().tokens == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("origin", [0.0, 1.7e9])
+def test_small_waits_are_not_shortened_at_wall_clock_time(origin):
+    """Defect 4: origin 1.7e9, 1e6 tokens/s, acquire(1) back to back: never more than the refill.
+
+    Booking times were absolute doubles, rounded to 2.4e-7 s at 1.7e9: each
+    1e-6 s wait lost 4.9 % to rounding. Offsets from the bucket's origin keep
+    them exact.
+    """
+    config = BucketConfig(10, Rate.per_second(1e6))
+    clock = ManualClock(origin)
+    bucket = TokenBucket(config, clock=clock, tokens=0)
+    start = clock.now()
+    n = 20_000
+    for _ in range(n):
+        bucket.acquire(1)
+    elapsed = clock.now() - start
+    tolerance = _core_clock_tolerance(origin)
+    assert n <= 1e6 * (elapsed + tolerance) + 1  # the refill, plus one tolerance's worth
+    assert n >= 1e6 * elapsed * 0.999  # and no wait lengthened either
+
+
+def _core_clock_tolerance(origin: float) -> float:
+    from tokenbudget._core import time_tolerance
+
+    return time_tolerance(origin)

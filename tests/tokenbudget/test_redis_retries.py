@@ -119,7 +119,7 @@ def _check(logs: list[Any], redis_client: Any, redis_key: str) -> None:
     # No booking lost or doubled: the booked total and the count of booking ids agree.
     assert float(fields[b"booked"]) == booked
     ids = [i for _, _, i in admissions if i]
-    first = _core.first_id(float(fields[b"since"]))  # ids count from the creation time
+    first = _core.first_id(float(fields[b"origin"]))  # ids count from the creation time
     assert int(fields[b"next_id"]) - first == len(admissions)
     assert len(ids) == len(set(ids))
     # No over-admission: a capped server charged each admission at its time never goes

@@ -20,6 +20,7 @@ from tokenbudget import ManualClock
 from tokenbudget_keepa import KeepaClient
 from tokenbudget_keepa._client import MAX_ASINS, MAX_ASINS_WITH_OFFERS
 from tokenbudget_keepa._cost import WINDOW, CostModel, RequestKind
+from tokenbudget_keepa._endpoints import seller_calls
 
 from ._client_fixtures import SECRET
 from ._replay_server import ReplayServer
@@ -90,6 +91,16 @@ def test_first_booking_is_an_upper_bound_of_every_real_cost():
     assert len(observations["deal_pages"]) == 48  # the 49th /deal answer was the 429
     for o in observations["deal_pages"]:
         assert CostModel().estimate(RequestKind.deal(), 1) == o["tokensConsumed"] == 5
+
+
+def test_seller_bookings_bound_every_real_seller_cost():
+    """Each real ``/seller`` request (100 ids or fewer) is booked above its cost, within 1.5x."""
+    observations = realdata("cost_observations.json")["seller"]
+    assert len(observations) == 40
+    for o in observations:
+        ids = [f"A{i:012d}" for i in range(o["sellers"])]
+        (call,) = seller_calls(1, ids)
+        assert o["tokensConsumed"] <= call.bound <= 1.5 * o["tokensConsumed"], (o, call.bound)
 
 
 def test_first_booking_is_within_1_5x_wherever_an_upper_bound_can_be():

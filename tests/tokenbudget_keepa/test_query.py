@@ -78,6 +78,7 @@ KEEPA_DEAL_FIELDS = [
     "websiteDisplayGroup",
     "websiteDisplayGroupName",
     "salesRankDisplayGroup",
+    "categorySearch",
     "isHighest",
     "isRisers",
 ]
@@ -162,6 +163,19 @@ def test_every_field_of_keepas_deal_request_is_typed():
         "isRisers": False,
         "brand": ["acme"],
     }
+
+
+def test_category_search_of_the_java_deal_request_is_typed():
+    """``categorySearch`` (a str in the official Java ``DealRequest``) is typed, checked, sent."""
+    query = DealQuery.from_mapping({"priceTypes": [0], "categorySearch": "toys"})
+    assert (query.category_search, query.extra) == ("toys", {})
+    assert query.to_selection() == {"priceTypes": [0], "page": 0, "categorySearch": "toys"}
+    assert (
+        "categorySearch"
+        not in DealQuery.from_mapping({"priceTypes": [0], "categorySearch": None}).to_selection()
+    )
+    with pytest.raises(TypeError, match="category_search"):
+        DealQuery.from_mapping({"priceTypes": [0], "categorySearch": 5})
 
 
 # -- the normalisation -------------------------------------------------------------------------

@@ -69,6 +69,17 @@ def _merge(old: Limit | None, new: Limit) -> Limit:
     )
 
 
+_State = tuple[float | None, float | None, float | None]
+
+
+def _lower_state(old: _State | None, new: _State) -> _State:
+    """Two states of an older draft in one answer: lower limit and remaining, later reset."""
+    if old is None:
+        return new
+    merged = _merge(Limit(*old), Limit(*new))
+    return merged.limit, merged.remaining, merged.reset
+
+
 class IETFDialect:
     """The IETF RateLimit header fields (draft -10, and the older generations still in use).
 
@@ -93,13 +104,13 @@ class IETFDialect:
         state: tuple[float | None, float | None, float | None] | None = None
         for raw in response.headers.get_all("ratelimit"):
             if _DICTIONARY_FORM.match(raw):
-                state = self._dictionary_state(raw)
+                state = _lower_state(state, self._dictionary_state(raw))
                 continue
             for member in self._members(raw, "RateLimit"):
                 self._state(member, limits)
         old = self._old_fields(response, limits, unnamed)
         if old is not None:
-            state = old if state is None else state
+            state = _lower_state(state, old)
         if state is not None:
             self._name_state(state, limits, unnamed)
         return finish(response, self.name, limits)

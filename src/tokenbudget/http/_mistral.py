@@ -40,8 +40,9 @@ class MistralDialect:
     every token limit.
 
     2024: ``ratelimitbysize-limit`` / ``-remaining`` / ``-reset`` (delta
-    seconds) and ``x-ratelimitbysize-*-minute`` are the ``"tokens-minute"``
-    limit, ``x-ratelimitbysize-*-day`` the ``"tokens-day"`` one;
+    seconds to the end of a fixed minute: ``step=60``) and
+    ``x-ratelimitbysize-*-minute`` are the ``"tokens-minute"`` limit,
+    ``x-ratelimitbysize-*-day`` the ``"tokens-day"`` one;
     ``ratelimitbysize-query-cost`` the cost (in the real captures it is what
     the server took from the balance, not the body's ``usage``).
 
@@ -123,12 +124,16 @@ class MistralDialect:
             else:
                 windows.setdefault("tokens-minute", 60.0)
                 units.setdefault("tokens-minute", "tokens")
+        # The 2024 reset counts down a fixed minute (42 s, then 22 s, after spending 1,027 of
+        # 500,000 tokens: a continuous refill would be whole again in 0.12 s), so that limit
+        # comes back in one step at its reset; a continuous one would run ahead of the server.
         return {
             name: Limit(
                 figures.get(name, {}).get("limit"),
                 figures.get(name, {}).get("remaining"),
                 reset if name == "tokens-minute" else None,
                 window=window,
+                step=window if name == "tokens-minute" and reset is not None else None,
                 unit=units[name],
             )
             for name, window in windows.items()

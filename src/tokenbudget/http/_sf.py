@@ -9,8 +9,9 @@ Display String (``%"..."``).
 Strict parsing follows the RFC's algorithms. :func:`parse_list` and
 :func:`parse_dictionary` take ``lenient=True`` (what the RateLimit draft asks
 of a recipient): a member that does not parse is dropped, and the members
-around it are kept; keys are matched case-insensitively; whitespace around
-``;`` and ``=`` is skipped.
+around it are kept; a parameter's value that does not parse is kept as
+:class:`Malformed` (the member and its other parameters are kept); keys are
+matched case-insensitively; whitespace around ``;`` and ``=`` is skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "BareItem",
     "InnerList",
     "Item",
+    "Malformed",
     "SFError",
     "Token",
     "parse_dictionary",
@@ -53,8 +55,21 @@ class DisplayString:
     value: str
 
 
+@attrs.frozen
+class Malformed:
+    """A parameter's value that does not parse (lenient parsing only), as written.
+
+    Lenient parsing keeps the member and its other parameters; a reader that
+    wants this parameter sees a value of no type it reads and ignores it.
+    """
+
+    text: str
+
+
 BareItem: TypeAlias = "int | float | str | Token | bytes | bool | DisplayString"
-Params: TypeAlias = dict[str, "int | float | str | Token | bytes | bool | DisplayString"]
+Params: TypeAlias = dict[
+    str, "int | float | str | Token | bytes | bool | DisplayString | Malformed"
+]
 
 
 @attrs.frozen
@@ -167,15 +182,43 @@ class _Parser:
             else:
                 self.skip_sp()
             key = self.key()
-            value: int | float | str | bytes | bool | DisplayString = True
+            value: int | float | str | bytes | bool | DisplayString | Malformed = True
             if self.lenient:
                 self.skip_ows()
             if self.peek() == "=":
                 self.pos += 1
                 if self.lenient:
                     self.skip_ows()
-                value = self.bare_item()
+                    value = self.lenient_value()
+                else:
+                    value = self.bare_item()
             params[key] = value
+
+    def lenient_value(self) -> int | float | str | bytes | bool | DisplayString | Malformed:
+        """A parameter's value; one that does not parse is skipped up to the next ``;`` or ``,``."""
+        start = self.pos
+        try:
+            value: int | float | str | bytes | bool | DisplayString = self.bare_item()
+            if self.peek() in {"", ";", ",", " ", "\t", ")"}:
+                return value
+        except SFError:
+            pass
+        self.pos, quoted, escaped = start, False, False
+        while not self.done():
+            char = self.peek()
+            if quoted:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    quoted = False
+            elif char == '"':
+                quoted = True
+            elif char in {";", ","}:
+                break
+            self.pos += 1
+        return Malformed(self.text[start : self.pos].rstrip(" \t"))
 
     def key(self) -> str:
         start = self.pos

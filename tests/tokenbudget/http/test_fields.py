@@ -10,10 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenbudget.http import estimate, parse
+from tokenbudget.http import Limit, estimate, parse
 from tokenbudget.http._message import http_date, rfc3339
 from tokenbudget.http._openai import go_duration
-from tokenbudget.http._sf import InnerList, Item, SFError, Token, parse_dictionary, parse_list
+from tokenbudget.http._sf import (
+    InnerList,
+    Item,
+    Malformed,
+    SFError,
+    Token,
+    parse_dictionary,
+    parse_list,
+)
 
 
 def test_sf_list_of_items_with_parameters():
@@ -46,10 +54,37 @@ def test_sf_lenient_keeps_the_good_members():
     """Lenient parsing drops a bad member and keeps its neighbours; keys in any case."""
     bad = []
     got = parse_list(
-        '"a";Q=1, "b";q==2, "c" ; q = 3', lenient=True, on_error=lambda m, e: bad.append(m)
+        '"a";Q=1, "b";q==2, "c" ; q = 3, "d" "e"',
+        lenient=True,
+        on_error=lambda m, e: bad.append(m),
     )
-    assert got == [Item("a", {"q": 1}), Item("c", {"q": 3})]
-    assert bad == ['"b";q==2']
+    assert got == [Item("a", {"q": 1}), Item("b", {"q": Malformed("=2")}), Item("c", {"q": 3})]
+    assert bad == ['"d" "e"']
+
+
+@pytest.mark.parametrize(
+    "extension",
+    ["x=1.12345", "x=1234567890123456", 'x="\u00fc;y"', "x=(1 2)", "pk=:ab c:", "x=1e3", "x="],
+)
+def test_ietf_a_bad_parameter_value_loses_only_that_parameter(extension):
+    """An extension parameter whose value is no SF value keeps its policy and state."""
+    report = parse(
+        "ietf",
+        [
+            ("RateLimit-Policy", f'"a";q=10;{extension};w=60, "b";q=5;w=1'),
+            ("RateLimit", f'"a";r=3;{extension};t=7'),
+        ],
+    )
+    assert report.limits["a"] == Limit(10, 3, 7, window=60)
+    assert report.limits["b"] == Limit(5, None, None, window=1)
+
+
+def test_ietf_a_malformed_known_parameter_is_ignored_with_a_warning(caplog):
+    """t=2.5000 (four decimals) is no SF Decimal: t is dropped with a warning, r kept."""
+    with caplog.at_level(logging.WARNING, logger="tokenbudget.http"):
+        report = parse("ietf", {"RateLimit": '"a";r=3;t=2.5000'})
+    assert report.limits["a"] == Limit(None, 3, None)
+    assert "RateLimit parameter t" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -266,3 +301,44 @@ def test_ietf_intermediate_l_parameter_and_malformed_member():
     )
     limit = report.limits["default"]
     assert (limit.limit, limit.remaining, limit.reset, limit.window) == (100, 0, None, 10)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+            ("RateLimit-Limit", "100"),
+            ("RateLimit-Remaining", "10"),
+            ("RateLimit-Reset", "3"),
+        ],
+        [
+            ("RateLimit", "limit=100, remaining=10, reset=3"),
+            ("RateLimit", "limit=100, remaining=50, reset=5"),
+        ],
+    ],
+)
+def test_ietf_older_drafts_twice_report_the_lower_remaining(fields):
+    """Two current states of the older drafts (-07 and -06, or -07 twice): never the higher one."""
+    limit = parse("ietf", fields).limits["default"]
+    assert (limit.limit, limit.remaining, limit.reset) == (100, 10, 5)
+
+
+def test_mistral_2024_minute_is_a_fixed_window():
+    """ratelimitbysize-reset counts down a fixed minute: the limit comes back in one step.
+
+    The real capture (1,027 of 500,000 tokens spent, reset 42 s) is no continuous
+    refill, which would be whole again in 0.12 s: read as one, a bucket would run
+    ahead of the server.
+    """
+    report = parse(
+        "mistral",
+        {
+            "ratelimitbysize-limit": "500000",
+            "ratelimitbysize-remaining": "498973",
+            "ratelimitbysize-reset": "42",
+        },
+    )
+    assert report.limits["tokens-minute"] == Limit(
+        500000, 498973, 42, window=60, step=60, unit="tokens"
+    )
