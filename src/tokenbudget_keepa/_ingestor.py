@@ -784,6 +784,10 @@ class _Run:
                 f"one product with {dict(ing._enrich or {})} costs up to {ing._sizer.item_cost:g} "
                 f"tokens, but this account never admits more than {config.max_cost:g} at once",
             ) from e
+        # Keepa runs a batch whatever its debt, so the sizer alone would take the largest
+        # request: on a low-rate account one 50-product batch is over an hour of refill with
+        # nothing stored. A batch costs at most half the bucket (half an hour of Keepa's).
+        size = min(size, max(1, math.floor(config.capacity / 2 / item)) if item > 0 else size)
         size = max(1, min(size, survivors))
         remaining = self.deadline - ing._clock.now()
         if math.isinf(remaining):

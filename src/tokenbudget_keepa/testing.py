@@ -252,6 +252,30 @@ def _int_parameter(
     return value
 
 
+def _stats_parameter(query: Mapping[str, str]) -> int:
+    """``stats``: days, or Keepa's date range ``FROM,TO`` (``yyyy-mm-dd`` or Unix ms), in days."""
+    raw = query.get("stats")
+    if raw is None or "," not in raw:
+        value = _int_parameter(query, "stats", low=1, high=100_000, default=0)
+        assert value is not None  # noqa: S101 (a default is given)
+        return value
+    ends: list[datetime] = []
+    for part in raw.split(","):
+        text = part.strip()
+        try:
+            if text.isascii() and text.isdigit():
+                ends.append(datetime.fromtimestamp(int(text) / 1000, tz=UTC))
+            else:
+                ends.append(datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC))
+        except (ValueError, OverflowError, OSError):
+            raise _Reply(
+                400, f"parameter stats must be days or a date range, got {raw!r}"
+            ) from None
+    if len(ends) != 2 or ends[0] > ends[1]:
+        raise _Reply(400, f"parameter stats must be days or FROM,TO with FROM <= TO, got {raw!r}")
+    return max(1, math.ceil((ends[1] - ends[0]) / timedelta(days=1)))
+
+
 class KeepaEmulator:
     """A Keepa API server on ``127.0.0.1`` for tests, with Keepa's token accounting.
 
@@ -300,8 +324,9 @@ class KeepaEmulator:
     *Product requests.* ``asin`` (comma-separated, at most 100, with ``offers``
     too) and ``domain`` are required; ``offers`` must be 20..100, ``buybox``,
     ``history`` (default 1), ``rating``, ``stock``, ``historical-variations`` and
-    ``only-live-offers`` 0 or 1, ``stats`` and ``days`` a positive integer (Keepa
-    also takes a date range for ``stats``: the emulator does not), ``update`` an
+    ``only-live-offers`` 0 or 1, ``stats`` and ``days`` a positive integer (``stats``
+    also Keepa's date range ``FROM,TO``, dates ``yyyy-mm-dd`` or Unix milliseconds,
+    read as its number of days), ``update`` an
     integer >= -1; anything else is a 400. Products of the catalog are answered
     in the order asked, unknown ones left out, shaped as Keepa's product objects:
     every key of a real one, ``null`` where there is no data (``stats`` without
@@ -987,8 +1012,8 @@ class KeepaEmulator:
             raise _Reply(400, f"parameter domain must be a Keepa domain id, got {domain!r}")
         options: dict[str, int] = {"domain": domain}
         offers = _int_parameter(query, "offers", low=20, high=100)
+        options["stats"] = _stats_parameter(query)
         for name, low, high, default in (
-            ("stats", 1, 100_000, 0),
             ("buybox", 0, 1, 0),
             ("history", 0, 1, 1),
             ("rating", 0, 1, 0),

@@ -356,7 +356,7 @@ def test_a_dropped_connection_is_replaced(redis_client, redis_prefix, clock):
 
 
 def _use_in_child(backend, queue) -> None:  # pragma: no cover -- runs in the forked child
-    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), backend=backend, key="fork")
+    bucket = TokenBucket(BucketConfig(10, Rate(1, 3600)), backend=backend, key="fork")
     queue.put([bucket.try_acquire(1) for _ in range(3)])
 
 
@@ -365,7 +365,10 @@ def test_a_forked_child_takes_its_own_connection(redis_client, redis_prefix):
     import multiprocessing
 
     backend = RedisBackend(redis_client, prefix=redis_prefix)
-    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), backend=backend, key="fork")
+    # One token an hour: the balance checked at the end does not depend on how long the
+    # child took (Redis TIME is real time; a loaded machine took over 0.1 s).
+    config = BucketConfig(10, Rate(1, 3600))
+    bucket = TokenBucket(config, backend=backend, key="fork")
     assert bucket.try_acquire(1)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()

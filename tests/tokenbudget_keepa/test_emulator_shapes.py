@@ -315,6 +315,36 @@ def test_real_selections_are_accepted(
     assert response.json()["tokensConsumed"] == 5
 
 
+@pytest.mark.parametrize(
+    ("stats", "status"),
+    [
+        ("2025-08-20,2025-09-19", 200),  # Keepa's documented date range: yyyy-mm-dd
+        ("1755648000000,1758240000000", 200),  # or Unix epoch milliseconds
+        ("180", 200),
+        ("2025-09-19,2025-08-20", 400),  # backwards
+        ("2025-09-19", 400),
+        ("2025-13-01,2025-12-31", 400),
+        ("a,b", 400),
+    ],
+)
+def test_stats_takes_a_date_range_as_keepa_does(
+    http: Any, keepa: KeepaEmulator, stats: str, status: int
+) -> None:
+    """``stats=FROM,TO`` (dates or epoch ms) is accepted as Keepa documents; nonsense is a 400."""
+    deals = http.get(
+        f"{keepa.url}/deal", params={"key": KEY, "selection": json.dumps({"priceTypes": [1]})}
+    ).json()["deals"]["dr"]
+    response = http.get(
+        f"{keepa.url}/product",
+        params={"key": KEY, "domain": 1, "asin": deals[0]["asin"], "stats": stats},
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["products"][0]["stats"] is not None
+    else:
+        assert "stats" in response.json()["error"]["details"]
+
+
 def test_open_upper_bounds_and_strings_are_read_as_keepa_does(
     http: Any, keepa: KeepaEmulator
 ) -> None:

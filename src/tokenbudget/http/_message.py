@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -79,6 +80,31 @@ def _pairs_of(headers: object) -> Iterable[object]:
     )
 
 
+def _httpx_fields(headers: object) -> dict[str, list[str]] | None:
+    """The fields of an ``httpx.Headers`` / ``httpx2.Headers``, read at once; else None.
+
+    Both keep ``(raw name, lowercased name, value)`` bytes triples; reading them
+    directly skips the pair list ``.raw`` builds per call and the checks that
+    pairs of unknown origin need.
+    """
+    triples = getattr(headers, "_list", None)
+    if type(triples) is not list or not callable(getattr(headers, "multi_items", None)):
+        return None
+    fields: dict[str, list[str]] = {}
+    try:
+        for _, low, raw_value in triples:
+            name = low.decode("latin-1").strip().lower()
+            value = raw_value.decode("latin-1").strip()
+            known = fields.get(name)
+            if known is None:
+                fields[name] = [value]
+            else:
+                known.append(value)
+    except (TypeError, ValueError, AttributeError):
+        return None  # not the layout expected: the general path decides
+    return fields
+
+
 class HeaderFields(Mapping[str, str]):
     """Immutable, case-insensitive HTTP header fields; a name may repeat.
 
@@ -106,11 +132,12 @@ class HeaderFields(Mapping[str, str]):
     __slots__ = ("_fields",)
 
     def __init__(self, headers: HeadersLike = ()) -> None:
-        if isinstance(headers, HeaderFields):
-            self._fields: dict[str, list[str]] = headers._fields
+        quick = headers._fields if isinstance(headers, HeaderFields) else _httpx_fields(headers)
+        if quick is not None:
+            self._fields: dict[str, list[str]] = quick
             return
-        pairs = _pairs_of(headers)
         fields: dict[str, list[str]] = {}
+        pairs = _pairs_of(headers)
         for pair in pairs:
             if type(pair) is not tuple and type(pair) is not list:
                 raise TypeError(f"a header must be a (name, value) pair, got {quote(pair)}")
@@ -363,8 +390,12 @@ _MONTHS: Final = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def http_date(text: str) -> float | None:
-    """An HTTP date (IMF-fixdate, RFC 850 or asctime) in Unix seconds, or None."""
+    """An HTTP date (IMF-fixdate, RFC 850 or asctime) in Unix seconds, or None.
+
+    Cached: a server's answers share their ``Date`` for a whole second.
+    """
     if not text or len(text) > 64:
         return None
     fixdate = _IMF_FIXDATE.fullmatch(text)

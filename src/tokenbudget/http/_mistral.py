@@ -40,8 +40,9 @@ class MistralDialect:
     every token limit.
 
     2024: ``ratelimitbysize-limit`` / ``-remaining`` / ``-reset`` (delta
-    seconds) and ``x-ratelimitbysize-*-minute`` are the ``"tokens-minute"``
-    limit, ``x-ratelimitbysize-*-day`` the ``"tokens-day"`` one;
+    seconds to the end of a fixed minute: ``step=60``) and
+    ``x-ratelimitbysize-*-minute`` are the ``"tokens-minute"`` limit,
+    ``x-ratelimitbysize-*-day`` the ``"tokens-day"`` one;
     ``ratelimitbysize-query-cost`` the cost (in the real captures it is what
     the server took from the balance, not the body's ``usage``).
 
@@ -107,12 +108,12 @@ class MistralDialect:
                 unit, name, window = "tokens", f"tokens-{span}", _SECONDS[span]
             if window <= 0:
                 continue
-            self._figure(figures, name, part, field, headers[field])
+            self._figure(figures, name, part, field, headers.get_all(field))
             windows[name], units[name] = window, unit
         for part in ("limit", "remaining"):
             field = f"ratelimitbysize-{part}"
             if field in headers:
-                self._figure(figures, "tokens-minute", part, field, headers[field])
+                self._figure(figures, "tokens-minute", part, field, headers.get_all(field))
                 windows["tokens-minute"], units["tokens-minute"] = 60.0, "tokens"
         reset = None
         raw = headers.get("ratelimitbysize-reset")
@@ -123,26 +124,39 @@ class MistralDialect:
             else:
                 windows.setdefault("tokens-minute", 60.0)
                 units.setdefault("tokens-minute", "tokens")
+        # The 2024 reset counts down a fixed minute (42 s, then 22 s, after spending 1,027 of
+        # 500,000 tokens: a continuous refill would be whole again in 0.12 s), so that limit
+        # comes back in one step at its reset; a continuous one would run ahead of the server.
         return {
             name: Limit(
                 figures.get(name, {}).get("limit"),
                 figures.get(name, {}).get("remaining"),
                 reset if name == "tokens-minute" else None,
                 window=window,
+                step=window if name == "tokens-minute" and reset is not None else None,
                 unit=units[name],
             )
             for name, window in windows.items()
         }
 
     def _figure(
-        self, figures: dict[str, dict[str, float]], name: str, part: str, field: str, raw: str
+        self,
+        figures: dict[str, dict[str, float]],
+        name: str,
+        part: str,
+        field: str,
+        raws: tuple[str, ...],
     ) -> None:
-        value = decimal(raw)
-        if value is None:
-            warn_malformed(self.name, field, raw)
+        # A repeated field, and the same limit named by both header generations, count at
+        # their lowest: a bucket must never run ahead of any figure the server sent. One bad
+        # value makes the whole field malformed (as a field joined with ", " is elsewhere).
+        values = [decimal(raw) for raw in raws]
+        if not values or any(value is None for value in values):
+            warn_malformed(self.name, field, ", ".join(raws))
             return
+        lowest = min(value for value in values if value is not None)
         known = figures.setdefault(name, {}).get(part)
-        figures[name][part] = value if known is None else min(known, value)
+        figures[name][part] = lowest if known is None else min(known, lowest)
 
     def estimate(self, request: RequestInfo, limits: Mapping[str, Limit]) -> Mapping[str, float]:
         """One request on each request limit; prompt plus output on each token limit."""

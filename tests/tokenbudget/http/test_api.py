@@ -114,6 +114,22 @@ def test_repeated_fields_stay_apart_from_httpx_headers():
     assert HeaderFields(headers).get_all("ratelimit-policy") == ('"a";q=1', '"b";q=2')
 
 
+@pytest.mark.parametrize("module", [httpx, httpx2])
+def test_httpx_headers_read_as_pairs_would_be(module):
+    """The quick read of httpx/httpx2 Headers gives what their (name, value) pairs give."""
+    pairs = [
+        ("RateLimit-Policy", '"a";q=1'),
+        ("X-Odd", " padded "),
+        ("ratelimit-policy", '"b";q=2'),
+        ("Date", "Sun, 06 Dec 2026 09:00:00 GMT"),
+        ("X-Latin", "caf\xe9".encode("latin-1")),
+    ]
+    quick = HeaderFields(module.Headers(pairs))
+    general = HeaderFields(list(module.Headers(pairs).multi_items()))
+    assert list(quick.items()) == list(general.items())
+    assert quick.get_all("RATELIMIT-POLICY") == ('"a";q=1', '"b";q=2')
+
+
 @pytest.mark.parametrize("headers", ["retry-after: 1", b"x", 42, [("a",)], [(1, "x")]])
 def test_bad_headers_are_a_type_error(headers):
     """Headers that are no mapping or pairs of str/bytes raise TypeError naming them."""

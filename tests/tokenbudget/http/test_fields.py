@@ -322,3 +322,23 @@ def test_ietf_older_drafts_twice_report_the_lower_remaining(fields):
     """Two current states of the older drafts (-07 and -06, or -07 twice): never the higher one."""
     limit = parse("ietf", fields).limits["default"]
     assert (limit.limit, limit.remaining, limit.reset) == (100, 10, 5)
+
+
+def test_mistral_2024_minute_is_a_fixed_window():
+    """ratelimitbysize-reset counts down a fixed minute: the limit comes back in one step.
+
+    The real capture (1,027 of 500,000 tokens spent, reset 42 s) is no continuous
+    refill, which would be whole again in 0.12 s: read as one, a bucket would run
+    ahead of the server.
+    """
+    report = parse(
+        "mistral",
+        {
+            "ratelimitbysize-limit": "500000",
+            "ratelimitbysize-remaining": "498973",
+            "ratelimitbysize-reset": "42",
+        },
+    )
+    assert report.limits["tokens-minute"] == Limit(
+        500000, 498973, 42, window=60, step=60, unit="tokens"
+    )

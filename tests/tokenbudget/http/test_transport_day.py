@@ -282,6 +282,26 @@ COMPETED = [
         marks=needs_dialect("openai"),
     ),
     pytest.param(
+        lambda clock: GroqServer(rpm=200, tpm=6_000, clock=clock, epoch=EPOCH),
+        "groq",
+        openai_request,
+        None,
+        {"requests": 2, "tokens": 6_000},
+        id="groq",
+        marks=needs_dialect("openai"),
+    ),
+    pytest.param(
+        lambda clock: MistralServer(
+            tokens_per_minute=6_000, requests_per_10s=2, clock=clock, epoch=EPOCH
+        ),
+        "mistral",
+        mistral_request,
+        None,
+        {"req-10-second": 1, "tokens-minute": 6_000},
+        id="mistral",
+        marks=needs_dialect("openai"),
+    ),
+    pytest.param(
         lambda clock: GitHubServer(core=8, search=2, graphql=40, clock=clock, epoch=EPOCH),
         "github",
         github_request,
