@@ -497,7 +497,7 @@ class _Base(Generic[BucketT]):
         # arrives more than a request can take after that one was adopted: then the newest
         # one's stamp was wrong (far in the future), and it must not blind the client.
         overtaken = not envelope.newer_than(self._newest) and (
-            self._clock.now() - self._newest_at <= self._in_flight
+            self._clock.now() - self._newest_at <= self._wire_window
         )
         if not overtaken:
             self._newest = envelope
@@ -533,6 +533,19 @@ class _Base(Generic[BucketT]):
     def _shared(self, bucket: TokenBucket | AsyncTokenBucket) -> bool:
         """Whether *bucket* may be shared with other processes (its backend is not memory)."""
         return type(bucket._backend) is not MemoryBackend  # noqa: SLF001 -- same distribution
+
+    @property
+    def _wire_window(self) -> float:
+        """How long an answer may be on its way: the bucket's ``in_flight``, at least ours.
+
+        A bucket of the user's (shared through Redis, on a fast test clock) may say a
+        request stays on the wire longer than three timeouts: an answer overtaken within
+        that window is stale, never adopted.
+        """
+        bucket = self._bucket
+        if bucket is None:
+            return self._in_flight
+        return max(self._in_flight, bucket.config.in_flight)
 
     @property
     def _in_flight(self) -> float:
