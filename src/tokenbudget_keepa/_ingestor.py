@@ -108,6 +108,8 @@ ENRICH_OPTIONS = (
 )
 #: The most ASINs one ``/product`` request takes (with ``offers``: 20).
 _PRODUCTS_PER_REQUEST = 100
+#: Seconds a request started within a run's time budget may still take past its end.
+REQUEST_GRACE = 2.0
 _PRODUCTS_PER_REQUEST_WITH_OFFERS = 50  # as the client sends them
 
 
@@ -1009,10 +1011,12 @@ class _Run:
     def _client_call(self, what: str, call: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
-            left = self.deadline - self.ing._clock.now()
             # With a time budget, a request on the wire (a server trickling its answer, say)
-            # ends with the budget too, not only with the client's own timeout.
-            cap = deadline_cap(left) if 0 < left < math.inf else contextlib.nullcontext()
+            # ends with the budget too, not only with the client's own timeout. The budget
+            # bounds waits (SPEC): a request started in time gets REQUEST_GRACE to finish.
+            left = self.deadline - self.ing._clock.now()
+            capping = 0 < left < math.inf
+            cap = deadline_cap(max(left, REQUEST_GRACE)) if capping else contextlib.nullcontext()
             try:
                 with cap:
                     return call()
