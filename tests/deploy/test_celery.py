@@ -147,10 +147,15 @@ def test_ingest_task_and_another_task_share_the_account(celery_env, postgres_url
         stats = emulator.stats()
     assert stats.throttled == 0
     assert spent["requests"] > 0
+    assert sum(r["accepted"] for r in reports) > 0, reports
     for report in reports:
         assert report["stopped"] in {"time_budget", "caught_up"}, report
-        assert report["accepted"] > 0, report
         before = mark(report["watermark_before"])
+        if report["stopped"] == "caught_up" and report["deals_seen"] == 0:
+            # Nothing new since the run before (runs follow each other within seconds).
+            assert before is None or mark(report["watermark_after"]) >= before, report
+            continue
+        assert report["accepted"] > 0, report
         assert before is None or mark(report["watermark_after"]) > before
     asins = stored_asins(postgres_url)
     assert len(asins) == len(set(asins)) == sum(r["accepted"] for r in reports)
