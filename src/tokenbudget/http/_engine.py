@@ -23,6 +23,7 @@ from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation,
 from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
+from ._message import HeaderFields
 from ._report import QuotaReport
 from ._transport import SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
 
@@ -59,17 +60,17 @@ def _request_body(request: Any) -> bytes | None:
     return content if isinstance(content, bytes) and content else None
 
 
-def _how_to_read(response: Any) -> str:
-    """How to follow *response*: ``"stream"``, ``"read"`` or ``"headers"``.
+def _how_to_read(headers: HeaderFields) -> str:
+    """How to follow an answer with these *headers*: ``"stream"``, ``"read"`` or ``"headers"``.
 
     Server-sent events are followed as they end; a JSON body (or a small one)
     is read whole first; any other body says nothing of the quota, or is too
     large to hold: its headers are all there is to follow.
     """
-    kind = response.headers.get("content-type", "").lower()
+    kind = (headers.get("content-type") or "").lower()
     if "text/event-stream" in kind:
         return "stream"
-    length = response.headers.get("content-length")
+    length = headers.get("content-length")
     if length is not None:
         try:
             size = int(length)
@@ -83,9 +84,9 @@ def _how_to_read(response: Any) -> str:
     return "read" if "json" in kind else "headers"
 
 
-def _decoded(module: ModuleType, headers: Any, raw: bytes) -> bytes:
+def _decoded(module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields) -> bytes:
     """The body as the client will see it (``Content-Encoding`` undone)."""
-    if not raw or "content-encoding" not in headers:
+    if not raw or "content-encoding" not in fields:
         return raw
     try:
         return bytes(module.Response(200, headers=headers, content=raw).content)
@@ -231,31 +232,21 @@ class _Engine:
             return float(bucket.clock.now())
         return _DEFAULT_CLOCK.now()
 
-    def _estimate(self, request: Any) -> dict[str, float]:
+    def _estimate(self, request: Any, url: str) -> dict[str, float]:
         return self.core.costs(
             request,
             request.method,
-            str(request.url),
+            url,
             request.headers,
             _request_body(request),
         )
 
-    def _rebuild(self, request: Any, response: Any, raw: bytes) -> Any:
-        """A fresh answer holding the body that was read (raw, as the client decodes it)."""
-        return self.module.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=self.module.ByteStream(raw),
-            extensions=response.extensions,
-            request=request,
-        )
-
-    def _tap(self, booking: Booking[Any], response: Any, url: str) -> _Tap:
+    def _tap(self, booking: Booking[Any], response: Any, fields: HeaderFields, url: str) -> _Tap:
         core = self.core
         status, headers = response.status_code, response.headers
 
         def on_end(body: bytes) -> Follow:
-            report = core.report(status, headers, _decoded(self.module, headers, body), url)
+            report = core.report(status, fields, _decoded(self.module, headers, body, fields), url)
             return core.settle_stream(booking, report)
 
         return _Tap(on_end)
@@ -341,12 +332,13 @@ class SyncEngine(_Engine):
     def handle(self, request: Any) -> Any:
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
         core = self.core
-        costs = self._estimate(request)
         url = str(request.url)
+        costs = self._estimate(request, url)
         attempt = 0
         while True:
             attempt += 1
-            self._settle_due()
+            if core.settle_after:
+                self._settle_due()
             probe = self._enter(costs)
             answered = False
             booking: Booking[Reservation] = Booking(costs)
@@ -395,24 +387,28 @@ class SyncEngine(_Engine):
             self._apply(booking, Follow(tuple((n, booking.costs[n]) for n in booking.reservations)))
             raise
         try:
-            how = _how_to_read(response)
+            fields = HeaderFields(response.headers)
+            how = _how_to_read(fields)
             if how == "read":
-                raw = b"".join(response.stream)
-                response.stream.close()
-                body = _decoded(self.module, response.headers, raw)
-                response = self._rebuild(request, response, raw)
+                stream = response.stream
+                raw = b"".join(stream)
+                stream.close()
+                body = _decoded(self.module, response.headers, raw, fields)
+                # The client reads the body that was read, raw, as it would have.
+                response.stream = self.module.ByteStream(raw)
             else:
                 body = None
-            report = core.report(response.status_code, response.headers, body, url)
+            report = core.report(response.status_code, fields, body, url)
             now = self._now()
             with self._following:
-                self._settle_due(now)
+                if core.settle_after:
+                    self._settle_due(now)
                 self._apply(booking, core.follow(booking, report, final=how != "stream", now=now))
             if core.settle_after:
                 self._wake_settler()
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _sync_stream(self.module)
-                tap = self._tap(booking, response, url)
+                tap = self._tap(booking, response, fields, url)
                 response.stream = stream_type(
                     response.stream, tap, lambda follow: self._apply(booking, follow)
                 )
@@ -541,13 +537,14 @@ class AsyncEngine(_Engine):
     async def handle(self, request: Any) -> Any:
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
-        costs = self._estimate(request)
         url = str(request.url)
+        costs = self._estimate(request, url)
         attempt = 0
         while True:
             attempt += 1
-            async with self._lock():
-                await self._settle_due()
+            if core.settle_after:
+                async with self._lock():
+                    await self._settle_due()
             probe = await self._enter(costs)
             answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
@@ -598,18 +595,22 @@ class AsyncEngine(_Engine):
             )
             raise
         try:
-            how = _how_to_read(response)
+            fields = HeaderFields(response.headers)
+            how = _how_to_read(fields)
             if how == "read":
-                raw = b"".join([chunk async for chunk in response.stream])
-                await response.stream.aclose()
-                body = _decoded(self.module, response.headers, raw)
-                response = self._rebuild(request, response, raw)
+                stream = response.stream
+                raw = b"".join([chunk async for chunk in stream])
+                await stream.aclose()
+                body = _decoded(self.module, response.headers, raw, fields)
+                # The client reads the body that was read, raw, as it would have.
+                response.stream = self.module.ByteStream(raw)
             else:
                 body = None
-            report = core.report(response.status_code, response.headers, body, url)
+            report = core.report(response.status_code, fields, body, url)
             now = self._now()
             async with self._lock():
-                await self._settle_due(now)
+                if core.settle_after:
+                    await self._settle_due(now)
                 follow = core.follow(booking, report, final=how != "stream", now=now)
                 await self._apply(booking, follow)
             if core.settle_after:
@@ -617,7 +618,7 @@ class AsyncEngine(_Engine):
                 asyncio.get_running_loop().call_later(core.settle_after, self._settle_later)
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _async_stream(self.module)
-                tap = self._tap(booking, response, url)
+                tap = self._tap(booking, response, fields, url)
                 response.stream = stream_type(
                     response.stream, tap, lambda follow: self._apply_locked(booking, follow)
                 )

@@ -67,6 +67,37 @@ def _text_tokens(text: str) -> int:
 def _walk(value: object, depth: int = 0) -> int:  # noqa: PLR0911 -- one return per JSON type
     if depth > _MAX_DEPTH:
         return MEDIA_TOKENS
+    kind = type(value)
+    # What json.loads makes, by exact type first: the usual case, with the cheapest checks.
+    if kind is str:
+        text: str = value  # type: ignore[assignment]
+        if text.startswith("data:"):
+            return MEDIA_TOKENS
+        return -(-len(text) // 4) if text.isascii() else _text_tokens(text)
+    if kind is dict:
+        mapping: dict[object, object] = value  # type: ignore[assignment]
+        media = mapping.get("type")
+        if type(media) is str and media in _MEDIA_TYPES:
+            return MEDIA_TOKENS
+        total = 0
+        for key, item in mapping.items():
+            total += (
+                -(-len(key) // 4) if type(key) is str and key.isascii() else _text_tokens(str(key))
+            )
+            total += _walk(item, depth + 1)
+        return total
+    if kind is list:
+        total = 0
+        for item in value:  # type: ignore[attr-defined]
+            total += _walk(item, depth + 1)
+        return total
+    return _walk_other(value, depth)
+
+
+def _walk_other(value: object, depth: int) -> int:  # noqa: PLR0911 -- one return per JSON type
+    """:func:`_walk` of anything but an exact ``str``, ``dict`` or ``list``."""
+    if depth > _MAX_DEPTH:
+        return MEDIA_TOKENS
     if isinstance(value, str):
         if value.startswith("data:"):
             return MEDIA_TOKENS

@@ -209,10 +209,18 @@ def _decode_json(body: bytes | str) -> object | None:
 
 
 class _Message:
-    __slots__ = ("_json", "_raw", "headers")
+    __slots__ = ("_headers", "_json", "_raw", "_source")
 
     def __init__(self, headers: HeadersLike, body: object) -> None:
-        self.headers: HeaderFields = HeaderFields(headers)
+        self._headers: HeaderFields | None
+        self._source: HeadersLike | None = None
+        if type(getattr(headers, "_list", None)) is list and callable(
+            getattr(headers, "multi_items", None)
+        ):
+            # httpx's or httpx2's Headers: read on first use (a cost estimate rarely needs them).
+            self._headers, self._source = None, headers
+        else:
+            self._headers = HeaderFields(headers)
         self._raw: bytes | str | None
         self._json: object
         if body is None or isinstance(body, (bytes, str)):
@@ -221,6 +229,15 @@ class _Message:
             self._raw, self._json = bytes(body), _UNSET
         else:  # already decoded JSON
             self._raw, self._json = None, body
+
+    @property
+    def headers(self) -> HeaderFields:
+        """The headers (see :class:`HeaderFields`)."""
+        fields = self._headers
+        if fields is None:
+            fields = self._headers = HeaderFields(self._source)  # type: ignore[arg-type]
+            self._source = None
+        return fields
 
     @property
     def body(self) -> bytes | str | None:
@@ -369,6 +386,8 @@ _SIGNED = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?")
 def decimal(text: str) -> float | None:
     """A non-negative decimal number (``"42"``, ``"2.0"``), or None when *text* is not one."""
     text = text.strip()
+    if len(text) <= 20 and text.isdigit() and text.isascii():  # the usual case, no regex
+        return float(text)
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import attrs
 
@@ -196,9 +196,11 @@ class Booking(Generic[R]):
         return max(delays, default=0.0)
 
 
-@attrs.frozen
-class SyncCall:
-    """One ``bucket.sync(tokens, refill_in=..., rate=..., as_of=...)`` to make."""
+class SyncCall(NamedTuple):
+    """One ``bucket.sync(tokens, refill_in=..., rate=..., as_of=...)`` to make.
+
+    A named tuple rather than an attrs class: one or two are made per answer.
+    """
 
     name: str
     tokens: float
@@ -206,17 +208,15 @@ class SyncCall:
     rate: Rate | None = None
     as_of: float | None = None
 
-    def kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of the sync."""
-        return {"refill_in": self.refill_in, "rate": self.rate, "as_of": self.as_of}
 
-
-@attrs.frozen
-class Follow:
+class Follow(NamedTuple):
     """What an answer asks of the buckets, in order: settle these bookings, then sync these."""
 
     settles: tuple[tuple[str, float], ...] = ()
     syncs: tuple[SyncCall, ...] = ()
+
+
+_NOTHING: Final = Follow()
 
 
 @attrs.frozen
@@ -236,6 +236,20 @@ class Decision:
 
 _RETURN: Final = Decision("return")
 _RETRY: Final = Decision("retry")
+
+
+def _charged(costs: Mapping[str, float], report: QuotaReport, *, final: bool) -> dict[str, float]:
+    """What an answered request is settled at per limit: nothing if refused, else its true cost.
+
+    The true cost where the answer reports it (*final*: not the headers of a stream whose
+    body is still to come), else its booking.
+    """
+    if report.kind is not None:
+        return dict.fromkeys(costs, 0.0)
+    if final and report.cost:
+        true_cost = report.cost
+        return {name: true_cost.get(name, cost) for name, cost in costs.items()}
+    return dict(costs)
 
 
 def _check_retries(retries: object) -> int:
@@ -476,19 +490,17 @@ class TransportCore(Generic[B]):
             now: The transport's clock now.
         """
         with self._lock:
-            if report.limits:
-                self.limits = report.limits
-            self.create(report)
+            limits = report.limits
+            if limits:
+                self.limits = limits
+                if self.own_buckets and not limits.keys() <= self.buckets.keys():
+                    self.create(report)
             refused = report.kind is not None
-            charged = {
-                name: 0.0 if refused else (report.cost.get(name, cost) if final else cost)
-                for name, cost in booking.costs.items()
-            }
-            booking.charged = charged
+            booking.charged = charged = _charged(booking.costs, report, final=final)
             booking.answered = self._answers
             self._answers += 1
             self._outstanding.pop(booking.seq, None)
-            settles = tuple((name, charged[name]) for name in booking.reservations)
+            settles = tuple([(name, charged[name]) for name in booking.reservations])
             if self.settle_after > 0 and not refused and settles:
                 self._deferred.append((now + self.settle_after, booking, settles))
                 settles = ()
@@ -501,30 +513,55 @@ class TransportCore(Generic[B]):
             # Requests that were on the wire when this one left and are answered (settled)
             # by now may have reached the server after it: its figure may lack them, and the
             # bucket no longer counts them as in flight. Take them off (at worst twice).
-            late = [other for other in booking.before if other.done]
+            late = [other for other in booking.before if other.done] if booking.before else []
             # This process's answered requests whose settles wait (SETTLE_AFTER) still count
             # as in flight for the bucket; this one and those answered before it left are in
             # the server's figure for sure (it counted them before it counted this one).
-            counted = [
-                other
-                for _, other, _ in self._deferred
-                if not other.done and (other is booking or 0 <= other.answered < booking.sent_after)
-            ]
+            counted = (
+                [
+                    other
+                    for _, other, _ in self._deferred
+                    if not other.done
+                    and (other is booking or 0 <= other.answered < booking.sent_after)
+                ]
+                if self._deferred
+                else []
+            )
             booking.before = ()  # needed no more: no chain of old bookings is kept alive
-            syncs: list[SyncCall] = []
-            for name, limit in report.limits.items():
-                bucket = self.buckets.get(name)
-                if bucket is None or limit.remaining is None:
-                    continue
-                # A stepped bucket anchors its steps at the reset; a continuous one counts
-                # on no refill before a reset later than its own refill would make it whole.
-                stepped = bucket.config.refill_step is not None
-                refill_in = limit.reset if stepped or slower_than_continuous(limit) else None
-                tokens = limit.remaining - sum(other.spent(name) for other in late)
+            if not limits:
+                return Follow(settles)
+            return Follow(settles, self._syncs(report, late, counted, now))
+
+    def _syncs(
+        self,
+        report: QuotaReport,
+        late: list[Booking[Any]],
+        counted: list[Booking[Any]],
+        now: float,
+    ) -> tuple[SyncCall, ...]:
+        """The syncs of an answer (see :meth:`follow`); the caller holds the lock."""
+        syncs: list[SyncCall] = []
+        buckets = self.buckets
+        as_of = report.as_of
+        for name, limit in report.limits.items():
+            bucket = buckets.get(name)
+            remaining = limit.remaining
+            if bucket is None or remaining is None:
+                continue
+            # A stepped bucket anchors its steps at the reset; a continuous one counts
+            # on no refill before a reset later than its own refill would make it whole.
+            if bucket.config.refill_step is not None or slower_than_continuous(limit):
+                refill_in = limit.reset
+            else:
+                refill_in = None
+            tokens = remaining
+            if late:
+                tokens -= sum(other.spent(name) for other in late)
+            if counted:
                 tokens += sum(other.spent(name) for other in counted if name in other.reservations)
-                syncs.append(SyncCall(name, tokens, refill_in, None, report.as_of))
-                self._synced_at[name] = now
-            return Follow(settles, tuple(syncs))
+            syncs.append(SyncCall(name, tokens, refill_in, None, as_of))
+            self._synced_at[name] = now
+        return tuple(syncs)
 
     def settle_stream(self, booking: Booking[Any], report: QuotaReport) -> Follow:
         """The settles when a streamed answer ends: the true costs it reported.
