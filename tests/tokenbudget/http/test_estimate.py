@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenbudget.http import (
     AnthropicDialect,
@@ -170,3 +173,45 @@ def test_bad_default_max_tokens():
         OpenAIDialect(default_max_tokens=-1)
     with pytest.raises(TypeError, match=r"1\.5"):
         AnthropicDialect(default_max_tokens=1.5)  # type: ignore[arg-type]
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.sampled_from(["data:image/png;base64,AA", "image", "file", "\u6f22\u5b57 ok"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["type", "messages"]), inner, max_size=4
+        )
+    ),
+    max_leaves=25,
+)
+
+
+def _generic(value: object) -> object:
+    """*value* rebuilt from mapping and sequence types other than dict and list."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _generic(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_generic(item) for item in value)
+    return value
+
+
+@given(_JSON)
+def test_the_estimate_of_decoded_json_is_that_of_any_mapping_and_sequence(value):
+    """The fast walk of json.loads' dicts and lists counts as the generic walk of other types."""
+    assert prompt_tokens({"messages": [value]}) == prompt_tokens(_generic({"messages": [value]}))
+    assert prompt_tokens(value) == prompt_tokens(_generic(value))
+
+
+def test_the_estimate_of_nesting_past_the_depth_limit_counts_it_as_media():
+    """Beyond 64 levels a value counts MEDIA_TOKENS, for dicts and lists as for other types."""
+    deep: object = "x"
+    for _ in range(70):
+        deep = [{"k": deep}]
+    assert prompt_tokens(deep) == prompt_tokens(_generic(deep))
+    assert prompt_tokens(deep) >= MEDIA_TOKENS
