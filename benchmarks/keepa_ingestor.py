@@ -26,7 +26,7 @@ SELECTION = {"domainId": 1, "priceTypes": [1], "dateRange": 0}
 def _one(rate: int, hours: float) -> dict:
     from tokenbudget import ManualClock
     from tokenbudget_keepa import KeepaClient, MemoryDealSink, MemoryWatermarkStore, SmartIngestor
-    from tokenbudget_keepa._beats import run_beats
+    from tokenbudget_keepa._ingestor.beats import run_beats
     from tokenbudget_keepa.testing import KeepaEmulator
 
     clock = ManualClock()

@@ -62,9 +62,9 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Sequence"),
     # tokenbudget_keepa's typed results, named in the filters' signatures, until the Keepa
     # client's reference documents them (then `_public_alias` below resolves them).
-    ("py:class", "tokenbudget_keepa._model.Deal"),
-    ("py:class", "tokenbudget_keepa._model.Product"),
-    ("py:class", "tokenbudget_keepa._model.PriceType"),
+    ("py:class", "tokenbudget_keepa._client.models.products.Deal"),
+    ("py:class", "tokenbudget_keepa._client.models.products.Product"),
+    ("py:class", "tokenbudget_keepa._client.models.products.PriceType"),
     ("py:class", "datetime.datetime"),
     # The emulator's `start: datetime` as autodoc renders it from the class signature.
     ("py:class", "datetime"),
@@ -144,12 +144,23 @@ def _public_alias(
     target = str(node.get("reftarget", ""))
     module = str(node.get("py:module") or "")
     full = target if target.startswith("tokenbudget") else f"{module}.{target}"
-    public = ".".join(part for part in full.split(".") if part and not part.startswith("_"))
-    if public == target or not public.startswith("tokenbudget"):
+    parts = [part for part in full.split(".") if part]
+    private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
+    if private is None or not parts[0].startswith("tokenbudget"):
         return None
-    return env.get_domain("py").resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
-    )
+    # The private modules may nest (``pkg._sub.module.Name``): try the public package with
+    # each tail of the name, the shortest module path first.
+    domain = env.get_domain("py")
+    for start in range(private + 1, len(parts)):
+        public = ".".join(parts[:private] + parts[start:])
+        if public == target:
+            continue
+        found = domain.resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
+        )
+        if found is not None:
+            return found
+    return None
 
 
 def setup(app: Sphinx) -> None:

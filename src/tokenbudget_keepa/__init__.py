@@ -12,8 +12,8 @@ an HTTP 429), typed results, and an emulator of the API to test against.
 
 from __future__ import annotations
 
-from ._client import AsyncKeepaClient, KeepaClient
-from ._errors import (
+from ._client.clients import AsyncKeepaClient, KeepaClient
+from ._client.errors import (
     KeepaAuthError,
     KeepaError,
     KeepaProtocolError,
@@ -22,7 +22,20 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._filters import (
+from ._client.models.finder import FinderQuery
+from ._client.models.history import History, HistoryPoint
+from ._client.models.keepa_time import (
+    KEEPA_EPOCH,
+    datetime_to_keepa_minutes,
+    keepa_minutes_to_datetime,
+)
+from ._client.models.offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
+from ._client.models.price_type import PriceType, PriceUnit
+from ._client.models.products import Deal, DealPage, Product, TokenStatus
+from ._client.models.query import DealQuery
+from ._client.models.results import Category, FinderPage, LightningDeal, Seller
+from ._client.models.stats import Extreme, ProductStats
+from ._ingestor.filters import (
     DEFAULT_STATS_DAYS,
     Categories,
     Filter,
@@ -42,22 +55,13 @@ from ._filters import (
     order_filters,
     peek_all,
 )
-from ._finder import FinderQuery
-from ._history import History, HistoryPoint
-from ._ingestor import SmartIngestor
-from ._lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
-from ._model import Deal, DealPage, Product, TokenStatus
-from ._offers import BuyBoxHolder, Offer, OfferCondition, UsedBuyBoxHolder
-from ._price_type import PriceType, PriceUnit
-from ._query import DealQuery
-from ._report import IngestEvent, IngestReport
-from ._results import Category, FinderPage, LightningDeal, Seller
-from ._sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
-from ._sqlite_db import SCHEMA_VERSION, migrate_sqlite
-from ._stats import Extreme, ProductStats
-from ._stores import MemoryWatermarkStore, SQLiteWatermarkStore
-from ._time import KEEPA_EPOCH, datetime_to_keepa_minutes, keepa_minutes_to_datetime
-from ._watermark import (
+from ._ingestor.ingestor import SmartIngestor
+from ._ingestor.lease import HolderProcess, Lease, LeaseHeld, MemoryLease, SQLiteLease
+from ._ingestor.report import IngestEvent, IngestReport
+from ._ingestor.sinks import AcceptedDeal, DealSink, MemoryDealSink, SQLiteDealSink
+from ._ingestor.sqlite_db import SCHEMA_VERSION, migrate_sqlite
+from ._ingestor.stores import MemoryWatermarkStore, SQLiteWatermarkStore
+from ._ingestor.watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
     SchemaMismatch,

@@ -23,8 +23,8 @@ import attrs
 
 
 if TYPE_CHECKING:
-    from ._report import IngestReport
-    from ._storage import Storage
+    from ._ingestor.report import IngestReport
+    from ._ingestor.storage import Storage
 
 
 PROG: Final = "tokenbudget-keepa"
@@ -271,8 +271,8 @@ def _report_out(report: IngestReport, *, as_json: bool) -> None:
 
 
 def _open_storage(target: str) -> Storage:
-    from ._storage import UnknownStorage, open_storage
-    from ._watermark import SchemaMismatch, StoreError
+    from ._ingestor.storage import UnknownStorage, open_storage
+    from ._ingestor.watermark import SchemaMismatch, StoreError
 
     try:
         return open_storage(target)
@@ -310,7 +310,7 @@ def _open_bucket(url: str | None, *, base_url: str, domain: int, clock: Any = No
 
 
 def _client(args: argparse.Namespace, *, clock: Any = None) -> Any:
-    from ._client import KeepaClient
+    from ._client.clients import KeepaClient
 
     if not os.environ.get("KEEPA_API_KEY"):
         raise _BadInputError("KEEPA_API_KEY is not set: export your Keepa API key in it")
@@ -406,7 +406,7 @@ def _filters_of(where: str, spec: dict[str, Any]) -> Any:
         return ()
     import importlib
 
-    module = importlib.import_module("tokenbudget_keepa._filters")
+    module = importlib.import_module("tokenbudget_keepa._ingestor.filters")
     try:
         return tuple(module.filters_from_mapping(spec))
     except (TypeError, ValueError) as e:
@@ -414,7 +414,7 @@ def _filters_of(where: str, spec: dict[str, Any]) -> Any:
 
 
 def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
-    from ._ingestor import check_enrich
+    from ._ingestor.ingestor import check_enrich
 
     bad = ", ".join(repr(k) for k in sorted(set(spec) - set(ENRICH_KEYS)))
     if bad:
@@ -430,7 +430,7 @@ def _enrich_of(where: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def load_query(path: str) -> Query:
     """Read and validate an ``ingest --query`` file; the error names what is wrong."""
-    from ._query import DealQuery
+    from ._client.models.query import DealQuery
 
     where = f"--query {path}"
     document = _read_document(path)
@@ -450,7 +450,7 @@ def load_query(path: str) -> Query:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from ._ingestor import SmartIngestor, stop_on_signals
+    from ._ingestor.ingestor import SmartIngestor, stop_on_signals
 
     query = load_query(args.query)
     key = args.key or query.key
@@ -499,7 +499,7 @@ def _finish(report: IngestReport) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._errors import KeepaError
+    from ._client.errors import KeepaError
 
     client = _client(args)
     with client:
@@ -537,7 +537,7 @@ def _minute_text(minute: int) -> str:
 
 
 def _watermark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ._storage import redact_url
+    from ._ingestor.storage import redact_url
 
     if args.action is None:
         parser.print_help(sys.stderr)
@@ -766,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _redacted(text: str, args: argparse.Namespace) -> str:
     """*text* with the passwords of the ``--store`` and ``--bucket`` URLs replaced by ``***``."""
-    from ._storage import redact_url, url_secrets
+    from ._ingestor.storage import redact_url, url_secrets
 
     for url in (getattr(args, "store", None), getattr(args, "bucket", None)):
         if not isinstance(url, str):

@@ -12,10 +12,10 @@ from typing import Any
 
 import attrs
 
-from ._beats import BeatRun, run_beats
-from ._filters import Filter, MinDrop, SalesRank
-from ._report import IngestReport
-from ._storage import Storage
+from ._ingestor.beats import BeatRun, run_beats
+from ._ingestor.filters import Filter, MinDrop, SalesRank
+from ._ingestor.report import IngestReport
+from ._ingestor.storage import Storage
 
 
 __all__ = ["DEMO_ENRICH", "DEMO_KEY", "DEMO_SELECTION", "DemoResult", "demo_filters", "run_demo"]
@@ -57,8 +57,8 @@ def run_demo(
     """Run the demo into *storage*: the ingestor once a simulated minute for *hours*."""
     from tokenbudget import ManualClock
 
-    from ._client import KeepaClient
-    from ._ingestor import SmartIngestor, stop_on_signals
+    from ._client.clients import KeepaClient
+    from ._ingestor.ingestor import SmartIngestor, stop_on_signals
     from .testing import KeepaEmulator
 
     clock = ManualClock()

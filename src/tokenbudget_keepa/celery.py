@@ -56,7 +56,7 @@ import attrs
 
 from tokenbudget import BackendError, BucketConfig, Clock, TokenBucket, TokenBudgetError
 
-from ._watermark import StoreError
+from ._ingestor.watermark import StoreError
 from .redis import RedisAccountBucket, account_name, probe_config, redis_client
 
 
@@ -249,7 +249,7 @@ class KeepaAccount:
         budget with the ingestor; close it after use (``with account.client()
         as keepa: ...``).
         """
-        from ._client import KeepaClient
+        from ._client.clients import KeepaClient
 
         bucket = self.bucket()
         assert isinstance(bucket, RedisAccountBucket)  # noqa: S101 -- built by bucket()
@@ -272,7 +272,7 @@ class KeepaAccount:
 
 
 def _open_storage(store: str) -> Any:
-    from ._storage import open_storage
+    from ._ingestor.storage import open_storage
 
     return open_storage(store)
 
@@ -411,7 +411,7 @@ class _IngestJob:
             raise
 
     def run(self) -> dict[str, Any]:
-        from ._ingestor import SmartIngestor
+        from ._ingestor.ingestor import SmartIngestor
 
         opened = self.storage()
         with self.account.client() as client:

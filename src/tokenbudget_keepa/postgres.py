@@ -35,9 +35,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final, Self
 
-from ._lease import HolderProcess, check_key, check_ttl, new_token
-from ._sinks import AcceptedDeal, _columns, _latest
-from ._watermark import SchemaMismatch, StoreError, Watermark
+from ._ingestor.lease import HolderProcess, check_key, check_ttl, new_token
+from ._ingestor.sinks import AcceptedDeal, _columns, _latest
+from ._ingestor.watermark import SchemaMismatch, StoreError, Watermark
 
 
 try:
@@ -720,7 +720,7 @@ class PostgresBacklog(_OnDatabase):
 
     def load(self, key: str) -> Any:
         """The sweep of *key* (a ``Sweep``), or ``None`` (also when it cannot be read)."""
-        from ._backlog import Sweep
+        from ._ingestor.backlog import Sweep
 
         with self._db.transaction() as conn:
             row = conn.execute(
@@ -771,7 +771,7 @@ def open_storage(url: str) -> Any:
 
     .. versionadded:: 0.1.0
     """
-    from ._storage import Storage
+    from ._ingestor.storage import Storage
 
     db = PostgresDatabase(url, migrate=True)
     return Storage(

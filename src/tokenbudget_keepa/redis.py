@@ -41,8 +41,8 @@ from tokenbudget import (
     TokenBucket,
 )
 
-from ._lease import HolderProcess, check_key, check_ttl, new_token
-from ._watermark import StoreError, Watermark
+from ._ingestor.lease import HolderProcess, check_key, check_ttl, new_token
+from ._ingestor.watermark import StoreError, Watermark
 
 
 try:
@@ -476,7 +476,7 @@ def probe_config(
 
     .. versionadded:: 0.1.0
     """
-    from ._client import KeepaClient
+    from ._client.clients import KeepaClient
 
     with KeepaClient(api_key, base_url=base_url, domain=domain) as probe:
         return probe.bucket.config

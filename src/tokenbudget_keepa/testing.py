@@ -41,8 +41,9 @@ import attrs
 
 from tokenbudget import Clock, MonotonicClock
 
-from ._emulator_account import Account
-from ._emulator_data import (
+from ._client.models.keepa_time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
+from ._emulator.account import Account
+from ._emulator.data import (
     CATEGORIES,
     DOMAINS,
     UNKNOWN_CATEGORY,
@@ -54,12 +55,11 @@ from ._emulator_data import (
     parse_selection,
     product_json,
 )
-from ._emulator_endpoints import ENDPOINTS as _MORE_ENDPOINTS
-from ._emulator_endpoints import KNOWN_PARAMETERS as _MORE_PARAMETERS
-from ._emulator_endpoints import POST_ENDPOINTS as _MORE_POST
-from ._emulator_endpoints import EndpointRefusal, serve_endpoint
-from ._emulator_recordings import Recordings
-from ._time import KEEPA_EPOCH_UNIX_MINUTES, datetime_to_keepa_minutes
+from ._emulator.endpoints import ENDPOINTS as _MORE_ENDPOINTS
+from ._emulator.endpoints import KNOWN_PARAMETERS as _MORE_PARAMETERS
+from ._emulator.endpoints import POST_ENDPOINTS as _MORE_POST
+from ._emulator.endpoints import EndpointRefusal, serve_endpoint
+from ._emulator.recordings import Recordings
 
 
 __all__ = ["DEFAULT_START", "EmulatorStats", "Fault", "KeepaEmulator", "Recordings"]

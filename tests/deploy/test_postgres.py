@@ -13,7 +13,7 @@ import pytest
 from tests.deploy.conftest import postgres_required
 from tokenbudget import TokenBudgetError
 from tokenbudget_keepa import AcceptedDeal, SchemaMismatch, StoreError, Watermark
-from tokenbudget_keepa._lease import HolderProcess
+from tokenbudget_keepa._ingestor.lease import HolderProcess
 
 
 if not postgres_required():
@@ -366,7 +366,7 @@ def test_bad_ttl_is_refused(db):
 def test_open_storage_opens_every_part_on_one_migrated_database(postgres_url):
     """--store postgresql://: store, sink, lease and backlog on one pool; the store commits for
     the sink; close() closes the pool."""
-    from tokenbudget_keepa._storage import open_storage
+    from tokenbudget_keepa._ingestor.storage import open_storage
 
     storage = open_storage(postgres_url)
     try:
@@ -381,8 +381,8 @@ def test_open_storage_opens_every_part_on_one_migrated_database(postgres_url):
 
 def test_backlog_keeps_a_sweep_between_runs(db):
     """The ingestor's sweep in progress round-trips through PostgreSQL, per key."""
-    from tokenbudget_keepa._backlog import Sweep
-    from tokenbudget_keepa._model import Deal
+    from tokenbudget_keepa._client.models.products import Deal
+    from tokenbudget_keepa._ingestor.backlog import Sweep
 
     backlog = db.backlog()
     raw = {"asin": "B000000001", "lastUpdate": 7_000_000, "title": "Kettle"}

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tokenbudget_keepa._lease import HolderProcess
-from tokenbudget_keepa._watermark import Watermark
+from tokenbudget_keepa._ingestor.lease import HolderProcess
+from tokenbudget_keepa._ingestor.watermark import Watermark
 
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (tokenbudget[redis])")

@@ -69,10 +69,14 @@ def test_requests_admitted_now_travel_together(make_emulator, manual_clock):
     async def main() -> int:
         async with client_of(keepa, manual_clock) as client:
             await client.token_status()
-            keepa.inject(*[Fault.slow(0.6)] * 5, endpoint="deal")
+            keepa.inject(*[Fault.slow(3.0)] * 5, endpoint="deal")
             tasks = [asyncio.create_task(client.deals(QUERY)) for _ in range(5)]
-            await asyncio.sleep(0.3)  # every request has arrived; no answer has left yet
-            arrived = keepa.stats().count("deal")
+            # Every request arrives while no answer has left yet (each is held 3 s; the
+            # loop gives a loaded machine 2.5 s for the five to arrive).
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 2.5
+            while (arrived := keepa.stats().count("deal")) < 5 and loop.time() < until:  # noqa: ASYNC110 -- polls a server in another thread
+                await asyncio.sleep(0.05)
             assert not any(t.done() for t in tasks)
             await asyncio.gather(*tasks)
             return arrived

@@ -28,8 +28,8 @@ from tokenbudget_keepa import (
     Product,
     Seller,
 )
-from tokenbudget_keepa._client import _Answer
-from tokenbudget_keepa._endpoints import finder_call
+from tokenbudget_keepa._client.clients import _Answer
+from tokenbudget_keepa._client.endpoints import finder_call
 from tokenbudget_keepa.testing import Fault, KeepaEmulator
 
 from ._client_fixtures import SECRET

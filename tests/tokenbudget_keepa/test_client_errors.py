@@ -23,8 +23,8 @@ from tokenbudget_keepa import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from tokenbudget_keepa._client import MAX_WAIT, _Answer, _Call
-from tokenbudget_keepa._envelope import Envelope
+from tokenbudget_keepa._client.clients import MAX_WAIT, _Answer, _Call
+from tokenbudget_keepa._client.envelope import Envelope
 from tokenbudget_keepa.testing import Fault
 
 from ._client_fixtures import SECRET, assert_no_key

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from tests.shared_data import realdata
 from tokenbudget import ManualClock
 from tokenbudget_keepa import KeepaClient
-from tokenbudget_keepa._client import MAX_ASINS, MAX_ASINS_WITH_OFFERS
-from tokenbudget_keepa._cost import WINDOW, CostModel, RequestKind
-from tokenbudget_keepa._endpoints import seller_calls
+from tokenbudget_keepa._client.clients import MAX_ASINS, MAX_ASINS_WITH_OFFERS
+from tokenbudget_keepa._client.cost import WINDOW, CostModel, RequestKind
+from tokenbudget_keepa._client.endpoints import seller_calls
 
 from ._client_fixtures import SECRET
 from ._replay_server import ReplayServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenbudget_keepa._emulator_account import Account
+from tokenbudget_keepa._emulator.account import Account
 
 
 class NaiveAccount:

@@ -21,7 +21,7 @@ from tokenbudget_keepa import (
     LightningDeal,
     Seller,
 )
-from tokenbudget_keepa._endpoints import (
+from tokenbudget_keepa._client.endpoints import (
     best_sellers_call,
     category_calls,
     category_search_call,

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenbudget_keepa import KeepaProtocolError
-from tokenbudget_keepa._envelope import Envelope, decode_body, parse_envelope, parse_error
+from tokenbudget_keepa._client.envelope import Envelope, decode_body, parse_envelope, parse_error
 
 
 GOOD = {

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenbudget_keepa._exchange import BackOff, Done, Exchange, GiveUp, Resend
+from tokenbudget_keepa._client.exchange import BackOff, Done, Exchange, GiveUp, Resend
 
 
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 405, 302, 418])

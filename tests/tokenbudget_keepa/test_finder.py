@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenbudget_keepa import FinderQuery
-from tokenbudget_keepa._finder import FINDER_PRICE_TYPES, finder_field_kind
+from tokenbudget_keepa._client.models.finder import FINDER_PRICE_TYPES, finder_field_kind
 
 
 def test_keepa_documentation_example_round_trips() -> None:

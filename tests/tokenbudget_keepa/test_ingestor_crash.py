@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 # Imported here, before any fork, so that a forked run starts working at once.
-from tokenbudget_keepa import _cli, _ingestor, _storage  # noqa: F401
+from tokenbudget_keepa import _cli  # noqa: F401
 from tokenbudget_keepa._cli import main
+from tokenbudget_keepa._ingestor import ingestor, storage  # noqa: F401
 
 
 HERE = Path(__file__).parent

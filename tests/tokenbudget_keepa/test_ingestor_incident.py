@@ -15,7 +15,7 @@ import pytest
 
 from tokenbudget import BucketConfig, DeficitRule, ManualClock, Rate, TokenBucket
 from tokenbudget_keepa import KeepaClient, MemoryDealSink, MemoryWatermarkStore, SmartIngestor
-from tokenbudget_keepa._beats import BeatRun, run_beats
+from tokenbudget_keepa._ingestor.beats import BeatRun, run_beats
 from tokenbudget_keepa.testing import KeepaEmulator
 
 

@@ -27,7 +27,7 @@ from tokenbudget_keepa import (
     TokenStatus,
     Watermark,
 )
-from tokenbudget_keepa._ingestor import SmartIngestor
+from tokenbudget_keepa._ingestor.ingestor import SmartIngestor
 
 
 START_MINUTE = 8_000_000  # Keepa minutes of the double's clock time 0

@@ -20,8 +20,8 @@ from tokenbudget_keepa import (
     datetime_to_keepa_minutes,
     keepa_minutes_to_datetime,
 )
-from tokenbudget_keepa._offers import BuyBoxHolder, OfferCondition, UsedBuyBoxHolder
-from tokenbudget_keepa._stats import Extreme
+from tokenbudget_keepa._client.models.offers import BuyBoxHolder, OfferCondition, UsedBuyBoxHolder
+from tokenbudget_keepa._client.models.stats import Extreme
 
 
 UTC = dt.UTC

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenbudget_keepa import Deal, History, PriceType, Product
-from tokenbudget_keepa._offers import Offer, OfferCondition
-from tokenbudget_keepa._stats import ProductStats
+from tokenbudget_keepa._client.models.offers import Offer, OfferCondition
+from tokenbudget_keepa._client.models.stats import ProductStats
 
 
 UTC = dt.UTC

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.shared_data import realdata, realdata_names
 from tokenbudget_keepa import DealQuery, KeepaClient, PriceType
-from tokenbudget_keepa._query import DEAL_DOMAINS, DEAL_PRICE_TYPES
+from tokenbudget_keepa._client.models.query import DEAL_DOMAINS, DEAL_PRICE_TYPES
 
 
 #: Every field of Keepa's deal request: the official Java client's ``DealRequest`` (all of
@@ -147,7 +147,7 @@ def test_real_selections_are_there():
 
 def test_every_field_of_keepas_deal_request_is_typed():
     """No field of Keepa's deal request lands in 'extra': each has a typed attribute."""
-    from tokenbudget_keepa._query import _CAMEL_TO_FIELD
+    from tokenbudget_keepa._client.models.query import _CAMEL_TO_FIELD
 
     assert set(KEEPA_DEAL_FIELDS) <= set(_CAMEL_TO_FIELD)
     for field in KEEPA_DEAL_FIELDS[3:]:  # after page, domainId, priceTypes
@@ -401,7 +401,7 @@ def test_every_real_selection_drives_the_smart_ingestor(name):
     """The ingestor takes each real selection as it is: its domain is the client's, its key
     does not depend on how the numbers were written, and it owns page and sortType."""
     from tokenbudget_keepa import MemoryDealSink, MemoryWatermarkStore, SmartIngestor
-    from tokenbudget_keepa._ingestor import default_key
+    from tokenbudget_keepa._ingestor.ingestor import default_key
 
     real = realdata(name)
     with KeepaClient("k" * 64, base_url="http://127.0.0.1:9") as client:

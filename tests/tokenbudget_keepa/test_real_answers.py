@@ -25,8 +25,8 @@ from tokenbudget_keepa import (
     KeepaTokenError,
     TokenStatus,
 )
-from tokenbudget_keepa._client import _Call
-from tokenbudget_keepa._envelope import Envelope, parse_envelope
+from tokenbudget_keepa._client.clients import _Call
+from tokenbudget_keepa._client.envelope import Envelope, parse_envelope
 
 from ._client_fixtures import SECRET, assert_no_key
 from ._replay_server import ReplayServer

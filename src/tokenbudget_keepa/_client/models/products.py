@@ -17,17 +17,19 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from ._errors import KeepaProtocolError
-from ._history import History
-from ._json import as_int as _int
-from ._json import as_str, per_type, positive, type_value
-from ._json import int_rows as _int_rows
-from ._json import ints as _ints
-from ._json import item as _index
-from ._json import mapping as _mapping
-from ._json import non_negative as _known
-from ._json import price_index as _price_index
-from ._offers import (
+from tokenbudget_keepa._client.errors import KeepaProtocolError
+
+from .history import History
+from .json_read import as_int as _int
+from .json_read import as_str, per_type, positive, type_value
+from .json_read import int_rows as _int_rows
+from .json_read import ints as _ints
+from .json_read import item as _index
+from .json_read import mapping as _mapping
+from .json_read import non_negative as _known
+from .json_read import price_index as _price_index
+from .keepa_time import keepa_minutes_to_datetime
+from .offers import (
     BuyBoxHolder,
     Offer,
     OfferCondition,
@@ -36,10 +38,9 @@ from ._offers import (
     offer_condition,
     used_buy_box_history,
 )
-from ._price_type import PriceType
-from ._query import DealQuery
-from ._stats import ProductStats
-from ._time import keepa_minutes_to_datetime
+from .price_type import PriceType
+from .query import DealQuery
+from .stats import ProductStats
 
 
 __all__ = [

@@ -19,9 +19,9 @@ from urllib.parse import unquote
 
 import attrs
 
-from ._backlog import Backlog
-from ._sinks import DealSink
-from ._watermark import WatermarkStore
+from .backlog import Backlog
+from .sinks import DealSink
+from .watermark import WatermarkStore
 
 
 __all__ = ["STORAGE_SCHEMES", "Storage", "UnknownStorage", "open_storage"]
@@ -71,10 +71,10 @@ class Storage:
 
 
 def _open_sqlite(path: str) -> Storage:
-    from ._backlog import SQLiteBacklog
-    from ._lease import SQLiteLease
-    from ._sinks import SQLiteDealSink
-    from ._stores import SQLiteWatermarkStore
+    from .backlog import SQLiteBacklog
+    from .lease import SQLiteLease
+    from .sinks import SQLiteDealSink
+    from .stores import SQLiteWatermarkStore
 
     if Path(path).is_dir():
         raise UnknownStorage(f"{path!r} is a directory; --store takes a file (or a URL)")

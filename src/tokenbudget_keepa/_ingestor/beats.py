@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._report import IngestReport
+from .report import IngestReport
 
 
 if TYPE_CHECKING:
     from tokenbudget import ManualClock
 
-    from ._ingestor import SmartIngestor
+    from .ingestor import SmartIngestor
 
 
 __all__ = ["BeatRun", "run_beats"]

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._sqlite_db import SQLiteFile, utc_now_text
+from .sqlite_db import SQLiteFile, utc_now_text
 
 
 __all__ = ["AcceptedDeal", "DealSink", "MemoryDealSink", "SQLiteDealSink"]

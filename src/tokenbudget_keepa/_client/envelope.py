@@ -26,8 +26,8 @@ import attrs
 from tokenbudget.http import _keepa_envelope as _shared
 from tokenbudget.http._keepa_envelope import ErrorInfo, parse_error
 
-from ._errors import KeepaProtocolError
-from ._model import TokenStatus
+from .errors import KeepaProtocolError
+from .models.products import TokenStatus
 
 
 __all__ = ["Envelope", "ErrorInfo", "decode_body", "parse_envelope", "parse_error"]

@@ -52,12 +52,15 @@ from tokenbudget import (
     Clock,
     CostExceedsCapacity,
 )
+from tokenbudget_keepa._client.cost import RequestKind
+from tokenbudget_keepa._client.deadline import deadline_cap
+from tokenbudget_keepa._client.errors import KeepaAuthError, KeepaError, KeepaRequestError
+from tokenbudget_keepa._client.models.products import Deal, Product
+from tokenbudget_keepa._client.models.query import DealQuery
+from tokenbudget_keepa._client.spending import tally
 
-from ._backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
-from ._cost import RequestKind
-from ._deadline import deadline_cap
-from ._errors import KeepaAuthError, KeepaError, KeepaRequestError
-from ._filters import (
+from .backlog import Backlog, Entry, MemoryBacklog, Sweep, disorder_of
+from .filters import (
     Filter,
     accepted_deal,
     as_filters,
@@ -65,12 +68,9 @@ from ._filters import (
     enrich_for,
     order_filters,
 )
-from ._model import Deal, Product
-from ._query import DealQuery
-from ._report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
-from ._sinks import AcceptedDeal, DealSink
-from ._spending import tally
-from ._watermark import (
+from .report import IngestEvent, IngestEventHook, IngestEventKind, IngestReport, StopReason
+from .sinks import AcceptedDeal, DealSink
+from .watermark import (
     DEFAULT_FUTURE_TOLERANCE_MINUTES,
     DEFAULT_LOOKBACK_MINUTES,
     StoreError,
@@ -82,8 +82,9 @@ from ._watermark import (
 
 
 if TYPE_CHECKING:
-    from ._client import KeepaClient
-    from ._lease import Lease
+    from tokenbudget_keepa._client.clients import KeepaClient
+
+    from .lease import Lease
 
 
 __all__ = ["SmartIngestor", "default_key"]
@@ -153,7 +154,7 @@ def product_cost_bound(enrich: Mapping[str, Any]) -> float:
 
 def check_enrich(enrich: Mapping[str, Any]) -> None:
     """Check *enrich* as ``products()`` will, before the run spends anything."""
-    from ._client import product_params
+    from tokenbudget_keepa._client.clients import product_params
 
     unknown = sorted(set(enrich) - set(ENRICH_OPTIONS), key=str)
     if unknown:

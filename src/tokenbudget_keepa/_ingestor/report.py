@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._watermark import Watermark
+from .watermark import Watermark
 
 
 __all__ = ["IngestEvent", "IngestEventKind", "IngestReport", "StopReason"]

@@ -1,4 +1,4 @@
-"""Watermark stores: memory and SQLite (see :mod:`tokenbudget_keepa._watermark`)."""
+"""Watermark stores: memory and SQLite (see :mod:`tokenbudget_keepa._ingestor.watermark`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from ._sinks import AcceptedDeal, SQLiteDealSink, upsert_rows
-from ._sqlite_db import SQLiteFile, utc_now_text
-from ._watermark import Watermark
+from .sinks import AcceptedDeal, SQLiteDealSink, upsert_rows
+from .sqlite_db import SQLiteFile, utc_now_text
+from .watermark import Watermark
 
 
 __all__ = ["MemoryWatermarkStore", "SQLiteWatermarkStore"]

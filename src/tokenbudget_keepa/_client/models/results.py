@@ -14,8 +14,9 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import KeepaProtocolError
-from ._json import as_bool, as_int, as_str, ints, non_negative
+from tokenbudget_keepa._client.errors import KeepaProtocolError
+
+from .json_read import as_bool, as_int, as_str, ints, non_negative
 
 
 __all__ = ["LIGHTNING_DEAL_STATES", "Category", "FinderPage", "LightningDeal", "Seller"]

@@ -29,7 +29,7 @@ import attrs
 from tokenbudget import Clock, MonotonicClock, WallClock
 from tokenbudget.exceptions import TokenBudgetError
 
-from ._sqlite_db import SQLiteFile
+from .sqlite_db import SQLiteFile
 
 
 __all__ = ["HolderProcess", "Lease", "LeaseHeld", "MemoryLease", "SQLiteLease"]

@@ -18,10 +18,19 @@ from typing import Any, Final
 
 import attrs
 
-from ._json import as_bool, as_int, as_str, item, non_negative, per_type, price_index, type_value
-from ._offers import OfferCondition, offer_condition
-from ._price_type import PriceType
-from ._time import keepa_minutes_to_datetime
+from .json_read import (
+    as_bool,
+    as_int,
+    as_str,
+    item,
+    non_negative,
+    per_type,
+    price_index,
+    type_value,
+)
+from .keepa_time import keepa_minutes_to_datetime
+from .offers import OfferCondition, offer_condition
+from .price_type import PriceType
 
 
 __all__ = ["Extreme", "ProductStats"]

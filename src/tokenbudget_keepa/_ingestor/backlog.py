@@ -39,8 +39,9 @@ from typing import Any, Protocol
 
 import attrs
 
-from ._model import Deal
-from ._watermark import StoreError
+from tokenbudget_keepa._client.models.products import Deal
+
+from .watermark import StoreError
 
 
 __all__ = ["Backlog", "MemoryBacklog", "SQLiteBacklog", "Sweep"]

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import attrs
 
-from ._json import as_int, non_negative
-from ._price_type import PriceType
-from ._time import datetime_to_keepa_minutes, keepa_minutes_to_datetime
+from .json_read import as_int, non_negative
+from .keepa_time import datetime_to_keepa_minutes, keepa_minutes_to_datetime
+from .price_type import PriceType
 
 
 __all__ = ["History", "HistoryPoint"]

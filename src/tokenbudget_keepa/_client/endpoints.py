@@ -38,10 +38,10 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from ._errors import KeepaProtocolError
-from ._finder import FinderQuery
-from ._model import Product
-from ._results import LIGHTNING_DEAL_STATES, Category, FinderPage, LightningDeal, Seller
+from .errors import KeepaProtocolError
+from .models.finder import FinderQuery
+from .models.products import Product
+from .models.results import LIGHTNING_DEAL_STATES, Category, FinderPage, LightningDeal, Seller
 
 
 __all__ = [

@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from ._emulator_data import CATEGORIES, Catalog, Traits
+from .data import CATEGORIES, Catalog, Traits
 
 
 __all__ = [

@@ -58,12 +58,12 @@ from tokenbudget import (
     TokenBucket,
 )
 
-from ._client_endpoints import AsyncEndpoints, Endpoints
-from ._cost import CostModel, RequestKind
-from ._deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
-from ._endpoints import EndpointCall
-from ._envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
-from ._errors import (
+from .cost import CostModel, RequestKind
+from .deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
+from .endpoint_methods import AsyncEndpoints, Endpoints
+from .endpoints import EndpointCall
+from .envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
+from .errors import (
     KeepaAuthError,
     KeepaError,
     KeepaProtocolError,
@@ -72,11 +72,11 @@ from ._errors import (
     KeepaTokenError,
     KeepaTransportError,
 )
-from ._exchange import BackOff, Done, Exchange, GiveUp, Resend
-from ._model import DOMAINS, Deal, DealPage, Product, TokenStatus
-from ._query import DealQuery
-from ._redaction import keep_key_out_of_logs
-from ._spending import count_spent
+from .exchange import BackOff, Done, Exchange, GiveUp, Resend
+from .models.products import DOMAINS, Deal, DealPage, Product, TokenStatus
+from .models.query import DealQuery
+from .redaction import keep_key_out_of_logs
+from .spending import count_spent
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]

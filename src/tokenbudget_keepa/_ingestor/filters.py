@@ -30,8 +30,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from ._model import Deal, PriceType, Product
-from ._sinks import AcceptedDeal
+from tokenbudget_keepa._client.models.products import Deal, PriceType, Product
+
+from .sinks import AcceptedDeal
 
 
 __all__ = [

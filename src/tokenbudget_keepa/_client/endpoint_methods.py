@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from ._endpoints import (
+from .endpoints import (
     SEARCH_MAX_PAGE,
     SEARCH_PAGE_SIZE,
     EndpointCall,
@@ -26,9 +26,9 @@ from ._endpoints import (
     search_call,
     seller_calls,
 )
-from ._finder import FINDER_MAX_RESULTS, FinderQuery
-from ._model import Product
-from ._results import Category, FinderPage, LightningDeal, Seller
+from .models.finder import FINDER_MAX_RESULTS, FinderQuery
+from .models.products import Product
+from .models.results import Category, FinderPage, LightningDeal, Seller
 
 
 __all__ = ["AsyncEndpoints", "Endpoints"]

@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, Self
 
-from ._watermark import SchemaMismatch, StoreError
+from .watermark import SchemaMismatch, StoreError
 
 
 __all__ = ["SCHEMA_VERSION", "migrate_sqlite"]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._price_type import PriceType
+from .price_type import PriceType
 
 
 def as_int(value: object) -> int | None:

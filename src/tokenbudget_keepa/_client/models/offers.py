@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from ._history import History
-from ._json import as_bool, as_int, as_str, non_negative, positive
-from ._time import keepa_minutes_to_datetime
+from .history import History
+from .json_read import as_bool, as_int, as_str, non_negative, positive
+from .keepa_time import keepa_minutes_to_datetime
 
 
 __all__ = ["BuyBoxHolder", "Offer", "OfferCondition", "UsedBuyBoxHolder"]
