@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from peers import PEERS, Handle, Peer, close_quietly, describe_error
+from peers import PEERS, PING_FLOOR, Handle, Peer, close_quietly, describe_error
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def redis_worker(
     """One process of the Redis run: waits for *start_at*, then attempts until the deadline."""
     try:
         counter = _count_round_trips()
-        peer = next(p for p in PEERS if p.name == peer_name)
+        peer = next(p for p in [*PEERS, PING_FLOOR] if p.name == peer_name)
         handle = peer.redis(url, key, *CONTENDED)  # type: ignore[misc]
         sent_before = counter[0]
         attempts = admitted = 0
@@ -341,15 +341,35 @@ def _commandstats(client) -> dict[str, int]:
     return {
         name.removeprefix("cmdstat_"): value["calls"]
         for name, value in stats.items()
-        if not name.startswith(("cmdstat_info", "cmdstat_config"))
+        if not name.startswith(("cmdstat_info", "cmdstat_scan", "cmdstat_del"))
     }
 
 
-def _redis_run(p: Peer, url: str, processes: int, seconds: float, client) -> dict:
+def _delete_keys(client, tag: str) -> int:
+    """Delete the keys whose names contain *tag* (this run's own), and nothing else.
+
+    The database may be shared with other work: the benchmark never flushes it.
+    Every library under test puts the key it is given into its own key names.
+    """
+    deleted = 0
+    batch: list[bytes] = []
+    for name in client.scan_iter(match=f"*{tag}*", count=500):
+        batch.append(name)
+        if len(batch) >= 500:
+            deleted += client.delete(*batch)
+            batch.clear()
+    if batch:
+        deleted += client.delete(*batch)
+    return deleted
+
+
+def _redis_run(p: Peer, url: str, processes: int, seconds: float, client, tag: str) -> dict:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    key = f"bench-{uuid.uuid4().hex[:12]}"
-    client.config_resetstat()
+    key = f"{tag}-{uuid.uuid4().hex[:12]}"
+    # Deltas, not CONFIG RESETSTAT: the server's statistics belong to everyone using it
+    # (and whatever they run meanwhile is counted too: see the report's note).
+    before = _commandstats(client)
     start_at = time.time() + 1.5  # the spawned interpreters import in the meantime
     procs = [
         ctx.Process(target=redis_worker, args=(p.name, url, key, start_at, seconds, queue))
@@ -367,7 +387,9 @@ def _redis_run(p: Peer, url: str, processes: int, seconds: float, client) -> dic
         proc.join(5)
         if proc.is_alive():
             proc.terminate()
-    stats = _commandstats(client)
+    after = _commandstats(client)
+    stats = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
+    _delete_keys(client, key)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         return {"error": errors[0]}
@@ -390,15 +412,35 @@ def _redis_run(p: Peer, url: str, processes: int, seconds: float, client) -> dic
 
 
 def redis_section(budget: Budget, url: str, names: list[str] | None = None) -> dict:
-    """Each peer's Redis backend, 1 and 4 processes, on C=1000, r=1000/s."""
+    """Each peer's Redis backend, 1 and 4 processes, on C=1000, r=1000/s; and the PING floor.
+
+    The floor is ``PING`` through the same client in the same harness: one round
+    trip with no work on either side, the most any Redis limiter could reach.
+    Each repetition runs the floor right before the libraries, so that
+    tokenbudget's ratio to it can be taken repetition by repetition.
+    Every key is named after this run's tag and deleted after its run (and once
+    more at the end): the database may be shared, it is never flushed.
+    """
     try:
         import redis
 
         client = redis.Redis.from_url(url, socket_connect_timeout=2)
         server = client.info("server")["redis_version"]
-        client.flushdb()
     except Exception as exc:
         return {"error": f"Redis not available at {url}: {describe_error(exc)}", "rows": []}
+    tag = f"tbbench-{uuid.uuid4().hex[:8]}"
+    try:
+        return _redis_rows(budget, url, names, client, server, tag)
+    finally:
+        try:
+            _delete_keys(client, tag)
+        finally:
+            client.close()
+
+
+def _redis_rows(
+    budget: Budget, url: str, names: list[str] | None, client, server: str, tag: str
+) -> dict:
     rows = []
     for p in _peers(names):
         if not p.contention:
@@ -412,27 +454,49 @@ def redis_section(budget: Budget, url: str, names: list[str] | None = None) -> d
             row["error"] = why
             continue
         try:
-            p.redis(url, "probe", *CONTENDED).close()  # importable, constructible?
+            p.redis(url, f"{tag}-probe", *CONTENDED).close()  # importable, constructible?
         except Exception as exc:
             row["error"] = describe_error(exc)
             continue
+    floor: dict = {"peer": PING_FLOOR.name}
     # Interleaved repetitions: the server is shared, its load comes and goes.
     runs: dict[tuple[str, int], list[dict]] = {}
     for _ in range(budget.redis_reps):
-        for row in rows:
-            if "error" in row:
-                continue
-            peer = next(p for p in PEERS if p.name == row["peer"])
+        for peer in [
+            PING_FLOOR,
+            *(p for p in PEERS if any(r["peer"] == p.name and "error" not in r for r in rows)),
+        ]:
             for processes in (1, 4):
-                run = _redis_run(peer, url, processes, budget.contention_seconds, client)
+                run = _redis_run(peer, url, processes, budget.contention_seconds, client, tag)
                 runs.setdefault((peer.name, processes), []).append(run)
-                client.flushdb()
-    for row in rows:
+    for row in [*rows, floor]:
         for processes in (1, 4):
             done = runs.get((row["peer"], processes))
             if done:
                 row[f"p{processes}"] = _redis_summary(done)
-    return {"server": server, "url": url, "reps": budget.redis_reps, "rows": rows}
+    ours = next((r for r in rows if r.get("ours")), None)
+    vs_floor: dict = {}
+    for processes in (1, 4):
+        mine = runs.get((ours["peer"], processes), []) if ours else []
+        base = runs.get((PING_FLOOR.name, processes), [])
+        pairs = [
+            a["ops_per_s"] / b["ops_per_s"]
+            for a, b in zip(mine, base, strict=False)
+            if "error" not in a and "error" not in b
+        ]
+        if pairs:
+            vs_floor[f"p{processes}"] = {
+                "paired_ratio": statistics.median(pairs),
+                "pairs": pairs,
+            }
+    return {
+        "server": server,
+        "url": url,
+        "reps": budget.redis_reps,
+        "rows": rows,
+        "floor": floor,
+        "vs_floor": vs_floor,
+    }
 
 
 def _redis_summary(runs: list[dict]) -> dict:

@@ -393,6 +393,29 @@ PEERS: list[Peer] = [
 ]
 
 
+# -- the floor: one round trip that does no work -------------------------------------------
+
+
+def ping_redis(url: str, _key: str, _capacity: int, _rate: float) -> Handle:
+    """``PING`` through the same client: the round trip every Redis limiter pays, and nothing more.
+
+    The key, capacity and rate are unused: no key is read or written.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url)
+    ping = client.ping
+
+    def attempt(_cost: int) -> bool:
+        return ping()
+
+    return Handle(attempt, client.close)
+
+
+#: Not a library: the Redis section's floor (see ``measure.redis_section``).
+PING_FLOOR = Peer("PING (the floor)", "redis", weighted=False, redis=ping_redis)
+
+
 def close_quietly(handle: Handle | AsyncHandle) -> None:
     with contextlib.suppress(Exception):
         handle.close()

@@ -138,7 +138,47 @@ def ratios(results: dict) -> dict:
             if best and _ops(ours)
             else None
         )
+        floor = _ops((red.get("floor") or {}).get(procs))
+        paired = (red.get("vs_floor") or {}).get(procs, {}).get("paired_ratio")
+        out[f"redis_{procs}_vs_ping"] = (
+            {
+                "ours": _ops(ours),
+                "best_peer": "PING (the floor)",
+                "best": floor,
+                "ratio": _ops(ours) / floor,
+                "paired_ratio": paired,
+                "round_trips_per_op": (ours or {}).get("round_trips_per_op"),
+            }
+            if floor and _ops(ours)
+            else None
+        )
     return out
+
+
+def _floor_lines(red: dict) -> list[str]:
+    """The PING floor and tokenbudget's ratio to it."""
+    floor = red.get("floor") or {}
+    ours = next((r for r in red.get("rows", []) if r.get("ours")), None)
+    parts = []
+    for procs, label in (("p1", "One process"), ("p4", "four processes")):
+        base = floor.get(procs) or {}
+        mine = (ours or {}).get(procs) or {}
+        if "ops_per_s" not in base or "ops_per_s" not in mine:
+            continue
+        paired = (red.get("vs_floor") or {}).get(procs, {}).get("paired_ratio")
+        parts.append(
+            f"{label}, PING {_n(base['ops_per_s'])} ops/s, tokenbudget "
+            f"{mine['ops_per_s'] / base['ops_per_s']:.2f}x of it"
+            + (f" (each repetition's pair, median: {paired:.2f}x)" if paired is not None else "")
+            + f", {mine['round_trips_per_op']:.2f} round trips per operation"
+        )
+    if not parts:
+        return []
+    return [
+        "The floor: `PING` through the same client and harness, one round trip that does "
+        "no work. " + "; ".join(parts) + ".",
+        "",
+    ]
 
 
 def markdown(results: dict) -> str:
@@ -308,9 +348,12 @@ def markdown(results: dict) -> str:
                 (
                     "Round trips: requests redis-py sent (a script call or a pipeline is one). "
                     "Scripts and commands: `INFO commandstats` on the server, per operation: "
-                    "EVAL/EVALSHA calls, and all calls including those a Lua script makes."
+                    "EVAL/EVALSHA calls, and all calls including those a Lua script makes "
+                    "(the server's counts over the run, so other clients of a shared server "
+                    "add to them)."
                 ),
                 "",
+                *_floor_lines(red),
             ]
     rows = results.get("probe")
     if rows is not None:

@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("TOKENBUDGET_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-        help="a Redis database the benchmark may flush (default: DB 14 on localhost)",
+        help=(
+            "a Redis database for the benchmark (default: DB 14 on localhost); it deletes "
+            "only the keys it created, never the others"
+        ),
     )
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument(
