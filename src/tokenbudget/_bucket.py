@@ -44,6 +44,11 @@ log = logging.getLogger("tokenbudget")
 #: Bound once: the hot path asks it on every call (the logger caches the answer).
 _debug_enabled = log.isEnabledFor
 _DEBUG = logging.DEBUG
+#: The logger's own cache of ``isEnabledFor`` (level -> bool, emptied in place whenever a
+#: level or ``logging.disable`` changes), read first by the hot path: a cached False
+#: saves it a Python call; anything else (True, not cached, no such cache) asks
+#: ``isEnabledFor`` itself, so the answer is always the logger's.
+_debug_cached: Callable[[int], bool | None] = getattr(log, "_cache", {}).get
 
 EventKind = Literal[
     "admitted",
@@ -315,14 +320,14 @@ class _Shell:
         the refill up to now. None: take the full, checked path.
         """
         fast = self._fast_admit
-        if fast is None or _debug_enabled(_DEBUG):
+        if fast is None or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)):
             return None
         kind: object = type(cost)
-        if kind is float:
-            if 0.0 < cost <= self._fast_max:
-                return fast(cost)
-        elif kind is int and 0 < cost <= self._fast_max:  # compared as an int: 10**400 too
-            return fast(float(cost))
+        if kind is int:
+            if 0 < cost <= self._fast_max:  # compared as an int: 10**400 too
+                return fast(cost + 0.0)  # float(cost), without the call
+        elif kind is float and 0.0 < cost <= self._fast_max:
+            return fast(cost)
         return None
 
     def _sync_request(
@@ -672,20 +677,21 @@ class TokenBucket(_Shell):
             CostExceedsCapacity: *cost* can never be admitted.
         """
         fast = self._fast_admit
-        if fast is not None and not _debug_enabled(_DEBUG):
+        if fast is not None and (_debug_cached(_DEBUG) is False or not _debug_enabled(_DEBUG)):
             # Nobody listens for the decision (no hook, DEBUG logging off): no
             # request or outcome objects. This is _fast_decision written inline,
             # the call saved on the benchmarked path. A plain int or float in (0, max_cost]
             # needs no more checks (NaN fails the comparison) and is passed on
-            # as a float, as check_cost would; anything else takes the checked
+            # as a float, as check_cost would (``cost + 0.0`` converts an int
+            # exactly as ``float(cost)`` does); anything else takes the checked
             # path below. An int is compared before it is converted, so that
             # one too large for a float (10**400) takes the checked path too.
             kind: object = type(cost)
-            if kind is float:
-                if 0.0 < cost <= self._fast_max:
-                    return fast(cost)
-            elif kind is int and 0 < cost <= self._fast_max:
-                return fast(float(cost))
+            if kind is int:
+                if 0 < cost <= self._fast_max:
+                    return fast(cost + 0.0)
+            elif kind is float and 0.0 < cost <= self._fast_max:
+                return fast(cost)
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 
@@ -103,6 +104,48 @@ def test_try_acquire_checks_unusual_costs():
     with pytest.raises(ValueError, match="> 0"):
         bucket.try_acquire(0)
     assert bucket.snapshot().tokens == 8.0
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_debug_logging_switched_on_after_the_hot_path_ran_is_seen_at_once():
+    """The hot path reads the logger's cached answer first: a level set later counts at once.
+
+    With DEBUG off the first calls take the hot path (the logger then caches
+    False for DEBUG); DEBUG switched on (which empties the cache), the next
+    call of either bucket is logged; switched off again, nothing is. (Levels
+    are set by hand: pytest's caplog asks the logger itself, filling its cache.)
+    """
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket = TokenBucket(config, clock=ManualClock())
+    abucket = AsyncTokenBucket(config, clock=ManualClock())
+    logger = logging.getLogger("tokenbudget")
+    records = _Records()
+    level = logger.level
+    logger.addHandler(records)
+    try:
+        logger.setLevel(logging.INFO)
+        assert bucket.try_acquire(1)
+        assert asyncio.run(abucket.try_acquire(1))
+        logger.setLevel(logging.DEBUG)
+        assert bucket.try_acquire(2)
+        assert asyncio.run(abucket.try_acquire(2.0))
+        logger.setLevel(logging.INFO)
+        assert bucket.try_acquire(3)
+        assert asyncio.run(abucket.try_acquire(3))
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+    assert [m.split(" ")[:2] for m in records.messages] == [["admitted", "key=default"]] * 2
+    assert all(" cost=2 " in m for m in records.messages)
+    assert bucket.snapshot().tokens == asyncio.run(abucket.snapshot()).tokens == 4.0
 
 
 @pytest.mark.parametrize("shortfall", [0.0, 1e-13, 1e-10, 2e-9, 5e-8, 1e-7, 3e-7, 1e-6])
