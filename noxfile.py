@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import nox
+import nox.command
 import nox.virtualenv
 import packaging.version
 
@@ -91,16 +92,35 @@ def _group(name: str) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
 
-    The hard search of the ``ci`` profile and the multi-process deployment tests (Celery
-    workers, server restarts) run once, on the default Python; the other Pythons run every
-    test with the default profile, which keeps the whole CI run within its time.
+    Two phases: every test but the ``heavy`` ones in parallel worker processes
+    (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: one a CPU), then the
+    ``heavy`` ones alone (Celery workers, days on several processes, kills: they
+    start processes of their own and run on the wall clock). Those and the hard
+    search of the ``ci`` profile run once, on the default Python; the other
+    Pythons run every other test with the default profile. Arguments after
+    ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
     """
     session.install("-e", ".[redis,keepa,plot,postgres,celery,httpx,httpx2]", *_group("tests"))
     env: dict[str, str] = {}
     if session.python != DEFAULT_PYTHON:
         env["TOKENBUDGET_SKIP_HEAVY"] = "1"
         env["HYPOTHESIS_PROFILE"] = os.environ.get("HYPOTHESIS_PROFILE", "default")
-    session.run("pytest", *session.posargs, env=env)
+    if session.posargs:
+        session.run("pytest", *session.posargs, env=env)
+        return
+    workers = os.environ.get("TOKENBUDGET_TEST_WORKERS", "auto")
+    phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
+    if session.python == DEFAULT_PYTHON:
+        phases.append(("the heavy tests, alone", ["-m", "heavy"]))
+    failed = []
+    for name, args in phases:
+        session.log(f"tests: {name}")
+        try:
+            session.run("pytest", *args, env=env)
+        except nox.command.CommandFailed:
+            failed.append(name)  # the next phase still runs: one run shows every failure
+    if failed:
+        session.error(f"tests failed in {' and '.join(failed)}")
 
 
 VALKEY_BINARY = """

@@ -23,11 +23,10 @@ def heavy_tests_skipped() -> bool:
     return bool(os.environ.get("TOKENBUDGET_SKIP_HEAVY"))
 
 
-skip_if_heavy_skipped = pytest.mark.skipif(
-    heavy_tests_skipped(),
-    reason="multi-process deployment tests run on the noxfile's default Python only "
-    "(TOKENBUDGET_SKIP_HEAVY is set)",
-)
+#: Marks a multi-process or wall-clock-timed test (see the ``heavy`` marker): the noxfile
+#: runs these alone, after the others, and on its default Python only (tests/conftest.py
+#: skips them when TOKENBUDGET_SKIP_HEAVY is set).
+skip_if_heavy_skipped = pytest.mark.heavy
 
 
 class Worker:

@@ -303,6 +303,7 @@ def test_unknown_schema_version_fails_every_run_without_losing_work(
             p.close()
 
 
+@skip_if_heavy_skipped  # a 3 s time budget on the wall clock
 def test_the_command_ingests_into_postgres_on_a_shared_bucket(
     redis_server, redis_prefix, postgres_url, tmp_path
 ):
