@@ -680,8 +680,9 @@ class AnthropicServer(_LLMServer):
     ``POST /v1/messages``: a request books one request, its input tokens (counted by
     :func:`count_tokens`) and ``max_tokens`` output tokens on arrival; the output tokens it
     did not use are given back when it ends. The headers report each limit with its
-    remaining units (the token figures rounded down to *round_to*, default 1: Anthropic
-    rounds to thousands) and an RFC 3339 reset (when the limit is whole again).
+    remaining units (the token figures rounded down to *round_to*, default 1; or, as
+    Anthropic does, to the nearest multiple of *nearest_to*: 1,000, which may report up to
+    500 more than is left) and an RFC 3339 reset (when the limit is whole again).
 
     Refusals (HTTP 429, ``rate_limit_error``): the spend cap (terminal, no ``retry-after``)
     once ``spend_cap`` tokens are spent; a request whose input or output alone exceeds its
@@ -696,6 +697,7 @@ class AnthropicServer(_LLMServer):
         itpm: float = 20_000,
         otpm: float = 8_000,
         round_to: int = 1,
+        nearest_to: int | None = None,
         spend_cap: float | None = None,
         clock: _Clock | None = None,
         epoch: float | None = None,
@@ -704,6 +706,7 @@ class AnthropicServer(_LLMServer):
         super().__init__(spend_cap=spend_cap, clock=clock, epoch=epoch, seed=seed)
         now = self.now()
         self.round_to = round_to
+        self.nearest_to = nearest_to
         self.quotas = {
             "requests": _Continuous(rpm, 60, now),
             "input-tokens": _Continuous(itpm, 60, now),
@@ -715,6 +718,9 @@ class AnthropicServer(_LLMServer):
         for name, quota in self.quotas.items():
             step = 1 if name == "requests" else self.round_to
             remaining = max(0, math.floor(quota.balance / step) * step)
+            if self.nearest_to is not None and name != "requests":  # the real API's rounding
+                near = self.nearest_to
+                remaining = max(0, math.floor(quota.balance / near + 0.5) * near)
             prefix = f"anthropic-ratelimit-{name}"
             headers[f"{prefix}-limit"] = f"{_num(quota.limit)}"
             headers[f"{prefix}-remaining"] = str(remaining)

@@ -23,6 +23,8 @@ __all__ = ["AnthropicDialect"]
 
 #: The limits, each a minute's allowance refilled continuously.
 LIMITS: Final = ("requests", "tokens", "input-tokens", "output-tokens")
+#: Anthropic rounds its token figures to the nearest thousand: the truth may be 500 below.
+TOKEN_ROUNDING: Final = 1000.0
 _SPEND_CAP_CODES: Final = frozenset({"enforced_spend_limit_reached"})
 
 
@@ -31,8 +33,11 @@ class AnthropicDialect:
 
     Each limit is a minute's allowance (``window=60``), refilled continuously.
     Resets are RFC 3339 instants measured against the answer's ``Date``; one
-    before it (most real answers) means now. The token figures are rounded to
-    the nearest thousand by the API and reported as sent. The cost is the
+    before it (most real answers) means now. The API rounds the token figures
+    to the nearest thousand: a token limit's ``remaining`` is reported as sent,
+    with ``rounding=1000`` when it is a multiple of a thousand, so that a bucket
+    following it counts on 500 fewer (:attr:`~tokenbudget.http.Limit.least_remaining`)
+    and never runs ahead of the server. The cost is the
     answer's ``usage`` (in the JSON body, or the ``message_start`` and
     ``message_delta`` events of a stream): ``input-tokens`` counts
     ``input_tokens + cache_creation_input_tokens`` (cache reads do not count
@@ -77,7 +82,16 @@ class AnthropicDialect:
             if figures == [None, None] and reset is None:
                 continue
             unit = "requests" if limit_name == "requests" else "tokens"
-            limits[limit_name] = Limit(figures[0], figures[1], reset, window=60.0, unit=unit)
+            remaining = figures[1]
+            rounded = unit == "tokens" and remaining is not None and remaining % TOKEN_ROUNDING == 0
+            limits[limit_name] = Limit(
+                figures[0],
+                remaining,
+                reset,
+                window=60.0,
+                unit=unit,
+                rounding=TOKEN_ROUNDING if rounded else None,
+            )
         kind, message = self._refusal(response)
         return finish(
             response, self.name, limits, cost=self._usage(response), kind=kind, message=message

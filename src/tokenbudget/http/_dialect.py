@@ -131,8 +131,9 @@ def parse(
     ...     "x-ratelimit-remaining-tokens": "29937",
     ...     "x-ratelimit-reset-tokens": "126ms",
     ... })
-    >>> report.limits["tokens"]
-    Limit(limit=30000.0, remaining=29937.0, reset=0.126, window=60.0, step=None, unit='tokens')
+    >>> report.limits["tokens"]  # doctest: +NORMALIZE_WHITESPACE
+    Limit(limit=30000.0, remaining=29937.0, reset=0.126, window=60.0, step=None, unit='tokens',
+          rounding=None)
 
     Args:
         dialect: A built-in dialect's name (:data:`DIALECTS`) or a :class:`Dialect`.

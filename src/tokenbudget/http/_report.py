@@ -44,6 +44,7 @@ _LIMIT_FIELDS: Final = (
     ("reset", 0.0),
     ("window", 0.0),
     ("step", 0.0),
+    ("rounding", 0.0),
 )
 
 
@@ -69,6 +70,10 @@ class Limit:
             (GitHub's window: 3,600; Keepa: 60).
         unit: What the limit counts (``"requests"``, ``"tokens"``, ``"points"``,
             or an IETF ``qu`` such as ``"content-bytes"``).
+        rounding: None when *remaining* is exact; else the server rounds it to the
+            nearest multiple of this many units (Anthropic's token figures: 1,000),
+            so that what is truly left may be up to half of it less
+            (:attr:`least_remaining`).
 
     A bucket mirroring the limit is ``BucketConfig(limit, Rate(limit, window),
     refill_step=step)``.
@@ -82,6 +87,7 @@ class Limit:
     window: float | None = attrs.field(default=None, kw_only=True)
     step: float | None = attrs.field(default=None, kw_only=True)
     unit: str = attrs.field(default="requests", kw_only=True)
+    rounding: float | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         for name, minimum in _LIMIT_FIELDS:
@@ -94,8 +100,29 @@ class Limit:
             if value is not None and math.isinf(value) and name != "limit":
                 raise ValueError(f"Limit.{name} must be finite, got {value!r}")
             object.__setattr__(self, name, value)
-        if self.window == 0.0 or self.step == 0.0:
-            raise ValueError(f"Limit.window and Limit.step must be > 0, got {self!r}")
+        if self.window == 0.0 or self.step == 0.0 or self.rounding == 0.0:
+            raise ValueError(
+                f"Limit.window, Limit.step and Limit.rounding must be > 0, got {self!r}"
+            )
+
+    @property
+    def least_remaining(self) -> float | None:
+        """The least that may truly be left, *remaining* less half its :attr:`rounding`.
+
+        *remaining* itself when it is exact (or None); never below zero for the
+        rounding's sake. What a bucket mirroring the limit may count on.
+
+        >>> from tokenbudget.http import Limit
+        >>> Limit(80000, 80000, 0.0, rounding=1000).least_remaining
+        79500.0
+
+        .. versionadded:: 0.1.0
+        """
+        remaining = self.remaining
+        if remaining is None or self.rounding is None or remaining <= 0.0:
+            return remaining
+        least = remaining - self.rounding / 2
+        return least if least > 0.0 else 0.0
 
     @property
     def exhausted(self) -> bool:

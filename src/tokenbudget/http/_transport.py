@@ -111,15 +111,17 @@ def slower_than_continuous(limit: Limit) -> bool:
     """Whether *limit* comes back later than a continuous refill would bring it back.
 
     A continuous refill of ``limit`` per ``window`` makes the limit whole
-    ``(limit - remaining) / rate`` seconds from now; a reset later than that
+    ``(limit - remaining) / rate`` seconds from now at the latest (*remaining* at
+    its least: :attr:`~tokenbudget.http.Limit.least_remaining`); a reset later than that
     (beyond :data:`RESET_SLACK`) is a fixed window's, or a refill the answer
     does not describe: the bucket must not count on any refill before it.
     """
-    if limit.limit is None or limit.remaining is None or limit.reset is None:
+    remaining = limit.least_remaining
+    if limit.limit is None or remaining is None or limit.reset is None:
         return False
     if limit.window is None or not limit.limit > 0:
         return False
-    whole_in = max(limit.limit - limit.remaining, 0.0) / (limit.limit / limit.window)
+    whole_in = max(limit.limit - remaining, 0.0) / (limit.limit / limit.window)
     return limit.reset > whole_in + RESET_SLACK
 
 
@@ -459,7 +461,7 @@ class TransportCore(Generic[B]):
             config = bucket_config(limit)
             if config is None:
                 continue
-            remaining = limit.remaining
+            remaining = limit.least_remaining
             tokens = (
                 config.capacity if remaining is None else min(max(remaining, 0.0), config.capacity)
             )
@@ -545,7 +547,7 @@ class TransportCore(Generic[B]):
         as_of = report.as_of
         for name, limit in report.limits.items():
             bucket = buckets.get(name)
-            remaining = limit.remaining
+            remaining = limit.least_remaining  # a rounded figure counts its least
             if bucket is None or remaining is None:
                 continue
             # A stepped bucket anchors its steps at the reset; a continuous one counts
@@ -645,8 +647,8 @@ class TransportCore(Generic[B]):
             for name in booking.costs
             if name in self.buckets
             and (limit := report.limits.get(name)) is not None
-            and limit.remaining is not None
-            and limit.remaining < booking.costs[name]
+            and (least := limit.least_remaining) is not None
+            and least < booking.costs[name]
         ]
         names = short or [name for name in booking.costs if name in self.buckets]
         calls: list[SyncCall] = []

@@ -215,6 +215,33 @@ def test_limit_validates():
         Limit(1, "0", 1)  # type: ignore[arg-type]
 
 
+def test_limit_rounding_is_a_positive_number():
+    """Limit.rounding is None or a number > 0; zero, negative and non-numbers are refused."""
+    with pytest.raises(ValueError, match="rounding"):
+        Limit(1000, 0, None, rounding=0)
+    with pytest.raises(ValueError, match="rounding"):
+        Limit(1000, 0, None, rounding=-1000)
+    with pytest.raises(TypeError, match="rounding"):
+        Limit(1000, 0, None, rounding="1000")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("remaining", "rounding", "least"),
+    [
+        (40000.0, 1000.0, 39500.0),
+        (1000.0, 1000.0, 500.0),
+        (0.0, 1000.0, 0.0),  # nothing left: nothing to take off
+        (300.0, 1000.0, 0.0),  # never below zero for the rounding's sake
+        (-50.0, 1000.0, -50.0),  # a debt is reported as it is
+        (49.0, None, 49.0),
+        (None, 1000.0, None),
+    ],
+)
+def test_least_remaining_takes_off_half_the_rounding(remaining, rounding, least):
+    """What a bucket may count on: remaining less half its rounding, not below zero for it."""
+    assert Limit(50000, remaining, None, rounding=rounding).least_remaining == least
+
+
 def test_report_is_immutable_and_compares_by_value():
     """QuotaReport is frozen, its mappings read-only, equal by value."""
     one = QuotaReport(limits={"a": Limit(1, 1, None)}, cost={"a": 1})

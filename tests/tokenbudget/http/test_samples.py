@@ -179,6 +179,29 @@ def test_anthropic_messages(prefix):
     assert all(limit.window == 60.0 for limit in report.limits.values())
 
 
+@pytest.mark.parametrize("prefix", ANTHROPIC)
+def test_anthropic_token_figures_count_their_rounding(prefix):
+    """Token figures are rounded to the nearest thousand: their least is 500 below; requests exact."""
+    text = section("anthropic-messages.txt", prefix)
+    report = parse("anthropic", sample_headers(text))
+    for name, limit in report.limits.items():
+        if name == "requests":
+            assert limit.rounding is None
+            assert limit.least_remaining == limit.remaining
+        else:
+            assert limit.rounding == 1000.0
+            assert limit.least_remaining == ANTHROPIC[prefix][name][1] - 500
+
+
+def test_anthropic_figure_off_the_thousands_is_exact():
+    """A token figure that is no multiple of a thousand was not rounded: it counts whole."""
+    text = section("anthropic-messages.txt", "2024-10-15").replace(
+        "tokens-remaining: 40000", "tokens-remaining: 39123"
+    )
+    tokens = parse("anthropic", sample_headers(text)).limits["tokens"]
+    assert (tokens.remaining, tokens.rounding, tokens.least_remaining) == (39123, None, 39123)
+
+
 def test_anthropic_usage_with_cache_fields():
     """usage with cache fields settles input (16 + 0 created), output 24, tokens 40."""
     text = section("anthropic-messages.txt", "2025-08-21")

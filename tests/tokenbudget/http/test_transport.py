@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 
 import tokenbudget.http.httpx as tb_httpx
 import tokenbudget.http.httpx2 as tb_httpx2
+from tests.shared_data import quota_sections, sample_headers
 from tokenbudget import (
     AsyncTokenBucket,
     BucketConfig,
@@ -539,3 +541,42 @@ def test_answered_bookings_are_not_kept_alive_by_later_ones():
     del booking
     gc.collect()
     assert sum(ref() is not None for ref in freed) <= 1
+
+
+@pytest.mark.parametrize("prefix", ["2024-10-15", "2025-08-21"])
+def test_anthropic_rounded_token_figures_never_put_a_bucket_ahead_of_the_server(flavour, prefix):
+    """Anthropic rounds its token figures to thousands: the buckets count 500 fewer, requests exact.
+
+    The real captured headers, answered twice (the first answer creates the buckets, the
+    second syncs them): a token bucket never holds more than the figure less 500, the
+    least the server may truly have left.
+    """
+    text = next(
+        text
+        for title, text in quota_sections("anthropic-messages.txt").items()
+        if title.startswith(prefix)
+    )
+    headers = dict(sample_headers(text))
+    usage = {"usage": {"input_tokens": 16, "output_tokens": 24}}
+    calls = Calls(lambda n, r: (200, headers, json.dumps(usage).encode()))
+    http, adapter = flavour
+    calls.module = http  # type: ignore[attr-defined]
+    clock = ManualClock()  # no refill between the answer and the check
+    transport = adapter.QuotaTransport(
+        "anthropic", transport=http.MockTransport(calls), clock=clock
+    )
+    with http.Client(transport=transport, base_url="https://api.anthropic.com") as http_client:
+        for _ in range(2):
+            body_sent = {
+                "model": "claude",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+            assert http_client.post("/v1/messages", json=body_sent).status_code == 200
+            for name, bucket in transport.buckets.items():
+                figure = float(headers[f"anthropic-ratelimit-{name}-remaining"])
+                least = figure if name == "requests" else figure - 500
+                assert bucket.snapshot().tokens <= least, (name, figure)
+    assert transport.buckets["requests"].snapshot().tokens == float(
+        headers["anthropic-ratelimit-requests-remaining"]
+    )

@@ -82,6 +82,19 @@ def anthropic_request(rng: random.Random) -> dict[str, Any]:
     return {"method": "POST", "url": "/v1/messages", "json": body}
 
 
+def anthropic_large_request(rng: random.Random) -> dict[str, Any]:
+    """A prompt of thousands of tokens (counted in full, as booked), a short answer."""
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": rng.randint(20, 200),
+        "system": "Answer briefly.",
+        "messages": [{"role": "user", "content": _words(rng, 1_000, 4_000)}],
+    }
+    if rng.random() < 0.3:
+        body["stream"] = True
+    return {"method": "POST", "url": "/v1/messages", "json": body}
+
+
 def github_request(rng: random.Random) -> dict[str, Any]:
     roll = rng.random()
     if roll < 0.1:
@@ -209,6 +222,21 @@ DAYS = [
         None,
         3,
         id="anthropic",
+        marks=needs_dialect("anthropic"),
+    ),
+    pytest.param(
+        # The real API's token figures: rounded to the nearest thousand, up to 500 above the
+        # truth; Anthropic's smallest tier's limits; prompts of thousands of tokens, so that
+        # the input limit binds. One thread: a bucket following the figures as sent meets
+        # 429s in every run (9 with this seed), not only in some.
+        lambda clock: AnthropicServer(
+            rpm=50, itpm=20_000, otpm=8_000, nearest_to=1_000, clock=clock, epoch=EPOCH
+        ),
+        "anthropic",
+        anthropic_large_request,
+        None,
+        1,
+        id="anthropic-rounded",
         marks=needs_dialect("anthropic"),
     ),
     pytest.param(
