@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -28,6 +29,11 @@ _CURRENT = re.compile(
 )
 #: 2024: ``x-ratelimitbysize-{limit,remaining}-{minute,day}``.
 _BYSIZE = re.compile(r"x-ratelimitbysize-(limit|remaining)-(minute|day|month)")
+
+
+def _known(figure: float | None) -> float | None:
+    """*figure*, or None where one of its fields left it unknown (NaN: see ``_figure``)."""
+    return None if figure is None or math.isnan(figure) else figure
 
 
 class MistralDialect:
@@ -129,8 +135,8 @@ class MistralDialect:
         # comes back in one step at its reset; a continuous one would run ahead of the server.
         return {
             name: Limit(
-                figures.get(name, {}).get("limit"),
-                figures.get(name, {}).get("remaining"),
+                _known(figures.get(name, {}).get("limit")),
+                _known(figures.get(name, {}).get("remaining")),
                 reset if name == "tokens-minute" else None,
                 window=window,
                 step=window if name == "tokens-minute" and reset is not None else None,
@@ -149,13 +155,16 @@ class MistralDialect:
     ) -> None:
         # A repeated field, and the same limit named by both header generations, count at
         # their lowest: a bucket must never run ahead of any figure the server sent. One bad
-        # value makes the whole field malformed (as a field joined with ", " is elsewhere).
+        # value makes the whole field malformed (as a field joined with ", " is elsewhere),
+        # and the figure unknown even where another generation's field names it: the bad
+        # one may have been the lowest ("-1.0" beside a "0").
         values = [decimal(raw) for raw in raws]
+        known = figures.setdefault(name, {}).get(part)
         if not values or any(value is None for value in values):
             warn_malformed(self.name, field, ", ".join(raws))
+            figures[name][part] = math.nan
             return
         lowest = min(value for value in values if value is not None)
-        known = figures.setdefault(name, {}).get(part)
         figures[name][part] = lowest if known is None else min(known, lowest)
 
     def estimate(self, request: RequestInfo, limits: Mapping[str, Limit]) -> Mapping[str, float]:

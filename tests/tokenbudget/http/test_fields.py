@@ -342,3 +342,17 @@ def test_mistral_2024_minute_is_a_fixed_window():
     assert report.limits["tokens-minute"] == Limit(
         500000, 498973, 42, window=60, step=60, unit="tokens"
     )
+
+
+def test_mistral_a_bad_remaining_field_leaves_the_figure_unknown_beside_a_good_one():
+    """A malformed alias ("-1.0") may have been the lowest: the other's "0" is not taken."""
+    report = parse(
+        "mistral",
+        [("x-ratelimit-remaining-tokens-minute", "-1.0"), ("ratelimitbysize-remaining", "0")],
+    )
+    assert report.limits["tokens-minute"].remaining is None
+    report = parse(
+        "mistral",
+        [("ratelimitbysize-remaining", "0"), ("x-ratelimit-remaining-tokens-minute", "soon")],
+    )
+    assert report.limits["tokens-minute"].remaining is None
