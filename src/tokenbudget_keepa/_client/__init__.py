@@ -6,6 +6,7 @@
   retry decisions; :mod:`.errors` — the error tree.
 * :mod:`.clients` — :class:`~tokenbudget_keepa.KeepaClient` and
   :class:`~tokenbudget_keepa.AsyncKeepaClient`, which only send, wait and sleep;
+  :mod:`.steps` — how their request logic, written once, yields its I/O for each to run;
   :mod:`.endpoint_methods` — the endpoints as methods of both, each written once;
   :mod:`.deadline`, :mod:`.redaction`, :mod:`.spending` — per-request deadline, keeping the key
   out of logs, what one context spent.

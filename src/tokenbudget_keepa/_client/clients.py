@@ -17,6 +17,11 @@ admitted bookings *in flight* until they are settled
 (``BucketConfig.in_flight``), so that an answer's sync never erases a request
 still on the wire; an envelope older than one already synced is not synced.
 
+All of that is written once, in :class:`_Base`, as generators that yield their
+I/O (:mod:`.steps`): :class:`KeepaClient` runs each step by calling it,
+:class:`AsyncKeepaClient` by awaiting it. Each client keeps only its locks,
+its sleeps and its HTTP call.
+
 The API key travels only in the query string that the transport adds at the
 last moment (:class:`_KeyTransport`): httpx's own request objects, its log
 records and its errors never see it.
@@ -36,6 +41,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 from urllib.parse import quote
 
@@ -61,7 +67,7 @@ from tokenbudget import (
 from .cost import CostModel, RequestKind
 from .deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
 from .endpoint_methods import AsyncEndpoints, Endpoints
-from .endpoints import EndpointCall
+from .endpoints import EndpointCall, _check_bool, _check_int
 from .envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
 from .errors import (
     KeepaAuthError,
@@ -77,6 +83,7 @@ from .models.products import DOMAINS, Deal, DealPage, Product, TokenStatus
 from .models.query import DealQuery
 from .redaction import keep_key_out_of_logs
 from .spending import count_spent
+from .steps import Steps, arun, awaited, run
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -84,6 +91,7 @@ __all__ = ["AsyncKeepaClient", "KeepaClient"]
 EventHook = Callable[[Event], None]
 T = TypeVar("T")
 BucketT = TypeVar("BucketT", TokenBucket, AsyncTokenBucket)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
 log = logging.getLogger("tokenbudget_keepa")
 
@@ -126,15 +134,19 @@ def _with_key(request: httpx.Request, key_query: bytes) -> httpx.Request:
     )
 
 
-class _KeyTransport(httpx.BaseTransport):
-    """Adds ``key=`` to each request as it leaves, so httpx never logs or keeps it."""
+class _KeyInQuery(Generic[TransportT]):
+    """Holds the inner transport and the ``key=...`` to add; its repr hides the key."""
 
-    def __init__(self, inner: httpx.BaseTransport, key: str) -> None:
-        self._inner = inner
+    def __init__(self, inner: TransportT, key: str) -> None:
+        self._inner: TransportT = inner
         self._key = _key_query(key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<redacted>)"
+
+
+class _KeyTransport(_KeyInQuery[httpx.BaseTransport], httpx.BaseTransport):
+    """Adds ``key=`` to each request as it leaves, so httpx never logs or keeps it."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return self._inner.handle_request(_with_key(request, self._key))
@@ -143,15 +155,8 @@ class _KeyTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-class _AsyncKeyTransport(httpx.AsyncBaseTransport):
+class _AsyncKeyTransport(_KeyInQuery[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """The async :class:`_KeyTransport`."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, key: str) -> None:
-        self._inner = inner
-        self._key = _key_query(key)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(<redacted>)"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._inner.handle_async_request(_with_key(request, self._key))
@@ -161,21 +166,6 @@ class _AsyncKeyTransport(httpx.AsyncBaseTransport):
 
 
 # -- argument checks ---------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"[{'' if low is None else low}, {'' if high is None else high}]"
-        raise ValueError(f"{name} must lie in {bounds}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
 
 
 def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
@@ -817,6 +807,237 @@ class _Base(Generic[BucketT]):
             f" {note}" if note else "",
         )
 
+    # -- the request logic, written once (see :mod:`.steps`; each client runs its steps) -------
+
+    def _send_steps(self, call: _Call) -> Steps[_Answer]:
+        """Send *call* within the budget, retrying as :class:`Exchange` decides; a 200 answer."""
+        exchange = self._exchange(call)
+        while True:
+            exchange.start()
+            booking: Any = None
+            waited = 0.0
+            if exchange.estimate > 0:
+                booking, waited = yield partial(
+                    self._book, exchange.estimate, call.path, alone=exchange.alone
+                )
+            try:
+                response = yield partial(self._get, call)
+            except BaseException:
+                yield partial(self._finish_anyway, booking, exchange.estimate)
+                raise
+            if isinstance(response, _NoAnswer):
+                sent = exchange.estimate if response.sent else 0.0
+                yield from self._finish_steps(booking, None, sent)
+                backoff = self._after_no_answer(exchange, call, response.failure, waited)
+                yield partial(self._sleep_gated, self._backoff_delay(backoff.retry))
+                continue
+            answer = self._read(response)
+            consumed = self._consumed(answer, exchange.estimate, call)
+            yield from self._finish_steps(booking, answer, consumed)
+            decision = self._after_answer(exchange, call, answer, waited)
+            if isinstance(decision, Done):
+                return answer
+            if isinstance(decision, BackOff):
+                # On the gate, like a booked wait: on a clock shared with the server (a
+                # ManualClock) a sleep moves time for everyone, and must not move it past
+                # requests still on the wire.
+                yield partial(self._sleep_gated, self._backoff_delay(decision.retry))
+                continue
+            bucket = self._bucket
+            if decision.unknown_balance and bucket is not None:
+                yield partial(bucket.sync, 0.0)  # no envelope: the balance is at most zero
+            if booking is None:  # nothing booked (/token): no booking waits for the refill
+                wait = self._refusal_wait(answer)
+                if wait > MAX_WAIT:
+                    raise self._error_for(call, answer, exchange.attempt)
+                yield partial(self._sleep_gated, wait)
+
+    def _book_steps(self, cost: float, endpoint: str, *, alone: bool) -> Steps[_Booked]:
+        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must.
+
+        Run by the client's ``_book``, on the gate. A request whose kind's cost is not
+        learned yet goes *alone* (its true cost may be far above its estimate): it is
+        booked once the requests on the wire are answered, and the requests after it
+        wait for its answer before they book.
+        """
+        if alone or self._alone:
+            yield self._wait_for_wire
+        bucket = yield from self._ready_bucket_steps()
+        # A bucket of yours may admit less at once than a request may cost: book the most
+        # it admits (the answer settles the true cost), as Keepa runs it while positive.
+        cost = min(cost, bucket.config.max_cost)
+        try:
+            booking = yield partial(bucket.reserve, cost, timeout=0)
+        except AcquireTimeout:
+            booking = None
+        if booking is None:
+            return (yield from self._wait_and_book_steps(bucket, cost, endpoint))
+        # The send gate: a request that takes the account into debt goes only once the
+        # requests booked before it are answered (Keepa charges in arrival order: sent at
+        # once, it could overtake them and leave them to meet a refusal).
+        if _into_debt((yield bucket.snapshot), bucket.config):
+            try:
+                yield self._wait_for_wire
+                yield from self._wait_for_others_steps(bucket, booking)
+            except BaseException:
+                yield booking.cancel
+                raise
+        return booking, 0.0
+
+    def _wait_and_book_steps(self, bucket: BucketT, cost: float, endpoint: str) -> Steps[_Booked]:
+        """Book *cost* for later and sleep until its time (in :meth:`_book_steps`).
+
+        On a shared bucket, a booking whose refill slowed down while it waited
+        is booked again, and one that takes the account into debt waits for
+        the requests booked before it by any process.
+        """
+        waited = 0.0
+        while True:
+            yield self._wait_for_wire
+            if not self._status_is_fresh(None):
+                yield from self._status_steps(0.0)  # reconcile before a long wait
+            booking = yield partial(bucket.reserve, cost)
+            delay: float = booking.delay
+            too_long = self._too_long(endpoint, cost, delay)
+            if too_long is not None:
+                yield booking.cancel
+                raise too_long from None
+            shared = self._shared(bucket)
+            rate = (yield bucket.snapshot).rate if shared else 0.0
+            try:
+                yield partial(self._sleep, delay)
+                waited += delay
+                if shared:
+                    after = yield bucket.snapshot
+                    if after.rate < rate:
+                        # The account's refill slowed down while this booking waited
+                        # (another process synced the new rate): its time was computed
+                        # at the old rate. Give it back and book again.
+                        if not (yield booking.cancel):  # due now: its cost comes back
+                            yield partial(booking.settle, 0.0)
+                        continue
+                    if _into_debt(after, bucket.config):
+                        yield from self._wait_for_others_steps(bucket, booking)
+            except BaseException:
+                yield booking.cancel
+                raise
+            return booking, waited
+
+    def _wait_for_others_steps(self, bucket: BucketT, booking: Any) -> Steps[None]:
+        """On a shared bucket, wait until no request booked before *booking* is on the wire.
+
+        Other processes' requests count too: the bucket keeps every process's
+        bookings in flight until they are settled (or their ``in_flight``
+        window ends; a process that died never settles). Polled on real time.
+        """
+        if not self._shared(bucket):
+            return
+        deadline = time.monotonic() + _GATE_WAIT * self._timeout
+        pause = _GATE_PAUSE
+        while True:
+            first = (yield bucket.snapshot).first_in_flight
+            if first == 0 or first >= booking.booking_id or time.monotonic() > deadline:
+                return
+            yield partial(self._pause, pause)
+            pause = min(2 * pause, _GATE_MAX_PAUSE)
+
+    def _finish_steps(self, booking: Any, answer: _Answer | None, consumed: float) -> Steps[None]:
+        """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        if booking is not None:
+            count_spent(consumed)  # spent on the server, whatever happens to the booking
+        try:
+            envelope = None if answer is None else answer.envelope
+            if envelope is not None and self._bucket is None:
+                yield partial(self._ensure_bucket, envelope)
+            # One answer at a time: syncs in the order of the envelopes.
+            yield partial(self._in_answer_order, self._settle_steps(booking, answer, consumed))
+        finally:
+            if booking is not None:
+                yield self._leave_wire
+
+    def _settle_steps(self, booking: Any, answer: _Answer | None, consumed: float) -> Steps[None]:
+        """Settle *booking* to *consumed* and sync the bucket from *answer* (in answer order)."""
+        args = None if answer is None else self._sync_args(answer)
+        bucket = self._bucket
+        # On a shared bucket the answer's sync goes first, while its booking is still on the
+        # wire: settled first, the booking would leave the wire before the answer is adopted,
+        # and another process's answer stamped earlier (which does not count it) could be
+        # adopted in between. The sync subtracts the booking as on the wire although the
+        # answer's count includes it: the count is given with its cost added back, and the
+        # settle then charges the true cost.
+        shared = bucket is not None and self._shared(bucket)
+        args = _own_request_back(args, booking, consumed, bucket, shared=shared)
+        if booking is not None and not shared:
+            yield partial(booking.settle, consumed)
+        if args is not None and bucket is not None:
+            tokens, refill_in, rate, as_of = args
+            self._synced(
+                (yield partial(bucket.sync, tokens, refill_in=refill_in, rate=rate, as_of=as_of))
+            )
+        if booking is not None and shared:
+            yield partial(booking.settle, consumed)
+
+    def _ready_bucket_steps(self) -> Steps[BucketT]:
+        """The bucket, built from a free ``/token`` call if need be."""
+        if self._bucket is None:
+            yield from self._status_steps(0.0)
+        assert self._bucket is not None  # noqa: S101 -- built by the status call
+        return self._bucket
+
+    def _status_steps(self, max_age: float | None) -> Steps[TokenStatus]:
+        if self._status_is_fresh(max_age) and self._bucket is not None:
+            return self._projected_status()
+        call = _Call("/token", {}, None, 0)
+        answer = yield from self._send_steps(call)
+        self._payload(call, answer, 1)
+        assert answer.envelope is not None  # noqa: S101 -- _payload checked it
+        return answer.envelope.status()
+
+    def _product_steps(self, calls: list[_Call]) -> Steps[list[Product]]:
+        products: list[Product] = []
+        for call in calls:
+            answer = yield from self._send_steps(call)
+            found = self._products_of(call, self._payload(call, answer, 1))
+            self._learn(call, answer, len(found))
+            products.extend(found)
+        return products
+
+    def _deal_steps(self, call: _Call, page: int) -> Steps[DealPage]:
+        answer = yield from self._send_steps(call)
+        result = self._deal_page_of(call, self._payload(call, answer, 1), page)
+        self._learn(call, answer)
+        return result
+
+    def _endpoint_steps(self, endpoint: EndpointCall[T]) -> Steps[T]:
+        """A call of the rest of the API (:mod:`.endpoint_methods`); its typed result."""
+        call = self._endpoint_call(endpoint)
+        answer = yield from self._send_steps(call)
+        return endpoint.read(self._payload(call, answer, 1))
+
+    def _new_bucket(self, envelope: Envelope) -> tuple[BucketConfig, float]:
+        """The default bucket's config and balance, from the first envelope."""
+        config = self._config_for(envelope)
+        return config, min(config.capacity, envelope.tokens_left)
+
+    def _off_wire(self) -> None:
+        """Count a request answered (under the client's state lock)."""
+        self._inflight -= 1
+        self._alone = self._alone and self._inflight > 0
+
+    # -- the steps each client runs its own way (sync: called; async: awaited) -----------------
+    # (declared here for the logic above; each client defines them)
+
+    _book: Callable[..., Any]
+    _get: Callable[[_Call], Any]
+    _finish_anyway: Callable[[Any, float], Any]
+    _sleep_gated: Callable[[float], Any]
+    _sleep: Callable[[float], Any]
+    _pause: Callable[[float], Any]
+    _wait_for_wire: Callable[[], Any]
+    _ensure_bucket: Callable[[Envelope], Any]
+    _in_answer_order: Callable[[Steps[None]], Any]
+    _leave_wire: Callable[[], Any]
+
 
 #: The longest a request into debt waits for other processes' requests booked before it, in
 #: request timeouts (their in-flight window is three: connect, write, read).
@@ -827,6 +1048,8 @@ _GATE_MAX_PAUSE: Final = 0.02
 
 
 _SyncArgs = tuple[float, float, Rate | None, float | None]
+#: A booking (a Reservation or an AsyncReservation) and the seconds it waited.
+_Booked = tuple[Any, float]
 
 
 def _own_request_back(
@@ -862,8 +1085,24 @@ def _into_debt(after: Snapshot, config: BucketConfig) -> bool:
     return after.tokens <= 0 or after.tokens < config.min_threshold
 
 
-def _transport_note(exc: httpx.RequestError, key: str) -> str:
-    return _redact(f"{type(exc).__name__}: {exc}", key)
+@attrs.frozen
+class _NoAnswer:
+    """Why no answer came (redacted), and whether the request may have reached Keepa."""
+
+    failure: str
+    sent: bool = True
+
+
+def _no_answer(exc: httpx.RequestError, key: str) -> _NoAnswer:
+    """What a transport error tells: only its text (redacted) leaves, never the error.
+
+    The httpx error holds the request that carried the key, so it must not
+    become the context of ours. A request that never connected was not sent.
+    """
+    return _NoAnswer(
+        _redact(f"{type(exc).__name__}: {exc}", key),
+        sent=not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)),
+    )
 
 
 # -- the sync client ---------------------------------------------------------------------------
@@ -948,10 +1187,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
     @property
     def bucket(self) -> TokenBucket:
         """The bucket the client spends from (built from a free ``/token`` call if need be)."""
-        if self._bucket is None:
-            self._status(max_age=0.0)
-        assert self._bucket is not None  # noqa: S101 -- built by the status call
-        return self._bucket
+        return run(self._ready_bucket_steps())
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -966,7 +1202,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
         """
         if max_age is not None:
             _check_seconds("max_age", max_age)
-        return self._status(max_age=max_age)
+        return self._drive(self._status_steps(max_age))
 
     def products(
         self,
@@ -1021,13 +1257,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
             stock=stock,
             only_live_offers=only_live_offers,
         )
-        products: list[Product] = []
-        for call in calls:
-            answer = self._send(call)
-            found = self._products_of(call, self._payload(call, answer, 1))
-            self._learn(call, answer, len(found))
-            products.extend(found)
-        return products
+        return self._drive(self._product_steps(calls))
 
     def deals(self, selection: DealQuery | Mapping[str, Any], *, page: int = 0) -> DealPage:
         """One page of deals (5 tokens); *selection* a :class:`DealQuery` or a mapping of one.
@@ -1043,32 +1273,39 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
             KeepaError: The request failed.
         """
         call = self._deal_call(selection, page)
-        answer = self._send(call)
-        result = self._deal_page_of(call, self._payload(call, answer, 1), page)
-        self._learn(call, answer)
-        return result
+        return self._drive(self._deal_steps(call, page))
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- the steps, run by calling them (see :mod:`.steps`) ------------------------------------
+
+    _drive = staticmethod(run)
 
     def _call(self, endpoint: EndpointCall[T]) -> T:
-        """Send a call of the rest of the API (:mod:`._client_endpoints`); its typed result."""
-        call = self._endpoint_call(endpoint)
-        return endpoint.read(self._payload(call, self._send(call), 1))
+        """Send a call of the rest of the API (:mod:`.endpoint_methods`); its typed result."""
+        return run(self._endpoint_steps(endpoint))
 
     def _status(self, *, max_age: float | None) -> TokenStatus:
-        if self._status_is_fresh(max_age) and self._bucket is not None:
-            return self._projected_status()
-        call = _Call("/token", {}, None, 0)
-        answer = self._send(call)
-        self._payload(call, answer, 1)
-        assert answer.envelope is not None  # noqa: S101 -- _payload checked it
-        return answer.envelope.status()
+        return run(self._status_steps(max_age))
+
+    def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
+        """Settle the booking, sync the bucket from the envelope, then leave the wire."""
+        run(self._finish_steps(booking, answer, consumed))
+
+    def _finish_anyway(self, booking: Reservation | None, estimate: float) -> None:
+        """:meth:`_finish` after an exception in the middle of a request (the booking's whole)."""
+        self._finish(booking, None, estimate)
+
+    def _get(self, call: _Call) -> httpx.Response | _NoAnswer:
+        """Send *call*: its answer, or why none came."""
+        try:
+            with attempt_deadline(self._timeout):  # the whole exchange, not each read
+                return self._http.get(call.path, params=call.params)
+        except httpx.RequestError as exc:
+            return _no_answer(exc, self._key)
 
     def _ensure_bucket(self, envelope: Envelope) -> None:
         with self._init_lock:
             if self._bucket is None:
-                config = self._config_for(envelope)
-                tokens = min(config.capacity, envelope.tokens_left)
+                config, tokens = self._new_bucket(envelope)
                 self._bucket = TokenBucket(
                     config, clock=self._clock, tokens=tokens, on_event=self._on_event
                 )
@@ -1087,199 +1324,40 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
             finally:
                 self._gate_owner = None
 
-    def _back_off(self, retry: int) -> None:
-        """Sleep the *retry*-th backoff, once this client's requests on the wire are answered.
+    def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
+        """Book *cost* on the gate (:meth:`_Base._book_steps`); the booking, the time waited."""
+        with self._gated():
+            booked = run(self._book_steps(cost, endpoint, alone=alone))
+            with self._state:
+                self._inflight += 1
+                self._alone = self._alone or alone
+            return booked
 
-        It holds the gate, like a booked wait: on a clock shared with the
-        server (a :class:`~tokenbudget.ManualClock`) a sleep moves time for
-        everyone, and must not move it past requests still on the wire.
-        """
-        delay = self._backoff_delay(retry)
+    def _sleep_gated(self, delay: float) -> None:
+        """Sleep *delay* on the gate, once this client's requests on the wire are answered."""
         with self._gated():
             self._wait_for_wire()
             self._clock.sleep(delay)
 
-    def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
-        """After a 429 of a request that booked nothing: wait for the refill it implies."""
-        wait = self._refusal_wait(answer)
-        if wait > MAX_WAIT:
-            raise self._error_for(call, answer, attempt)
-        with self._gated():
-            self._wait_for_wire()
-            self._clock.sleep(wait)
+    def _sleep(self, delay: float) -> None:
+        self._clock.sleep(delay)
 
-    def _book(
-        self, cost: float, endpoint: str, *, alone: bool = False
-    ) -> tuple[Reservation, float]:
-        """Book *cost*; wait (for the requests on the wire, then the bucket) if it must.
-
-        A request whose kind's cost is not learned yet goes *alone* (its true cost may
-        be far above its estimate): it is booked once the requests on the wire are
-        answered, and the requests after it wait for its answer before they book.
-        """
-        with self._gated():
-            if alone or self._alone:
-                self._wait_for_wire()
-            bucket = self.bucket
-            # A bucket of yours may admit less at once than a request may cost: book the most
-            # it admits (the answer settles the true cost), as Keepa runs it while positive.
-            cost = min(cost, bucket.config.max_cost)
-            try:
-                booking = bucket.reserve(cost, timeout=0)
-                waited = 0.0
-            except AcquireTimeout:
-                booking, waited = self._wait_and_book(bucket, cost, endpoint)
-            else:
-                # The send gate: a request that takes the account into debt goes only once
-                # the requests booked before it are answered (Keepa charges in arrival order:
-                # sent at once, it could overtake them and leave them to meet a refusal).
-                if _into_debt(bucket.snapshot(), bucket.config):
-                    try:
-                        self._wait_for_wire()
-                        self._wait_for_others(bucket, booking)
-                    except BaseException:
-                        booking.cancel()
-                        raise
-            with self._state:
-                self._inflight += 1
-                self._alone = self._alone or alone
-            return booking, waited
-
-    def _wait_and_book(
-        self, bucket: TokenBucket, cost: float, endpoint: str
-    ) -> tuple[Reservation, float]:
-        """Book *cost* for later and sleep until its time (in :meth:`_book`, holding the gate).
-
-        On a shared bucket, a booking whose refill slowed down while it waited
-        is booked again, and one that takes the account into debt waits for
-        the requests booked before it by any process.
-        """
-        waited = 0.0
-        while True:
-            self._wait_for_wire()
-            if not self._status_is_fresh(None):
-                self._status(max_age=0.0)  # reconcile before a long wait
-            booking = bucket.reserve(cost)
-            too_long = self._too_long(endpoint, cost, booking.delay)
-            if too_long is not None:
-                booking.cancel()
-                raise too_long from None
-            shared = self._shared(bucket)
-            rate = bucket.snapshot().rate if shared else 0.0
-            try:
-                self._clock.sleep(booking.delay)
-                waited += booking.delay
-                if shared:
-                    after = bucket.snapshot()
-                    if after.rate < rate:
-                        # The account's refill slowed down while this booking waited
-                        # (another process synced the new rate): its time was computed
-                        # at the old rate. Give it back and book again.
-                        if not booking.cancel():  # due now: its cost comes back
-                            booking.settle(0.0)
-                        continue
-                    if _into_debt(after, bucket.config):
-                        self._wait_for_others(bucket, booking)
-            except BaseException:
-                booking.cancel()
-                raise
-            break
-        return booking, waited
+    def _pause(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def _wait_for_wire(self) -> None:
         """Wait until this client's requests on the wire are answered."""
         with self._state:
             self._state.wait_for(lambda: self._inflight == 0)
 
-    def _wait_for_others(self, bucket: TokenBucket, booking: Reservation) -> None:
-        """On a shared bucket, wait until no request booked before *booking* is on the wire.
+    def _in_answer_order(self, steps: Steps[None]) -> None:
+        with self._state:
+            run(steps)
 
-        Other processes' requests count too: the bucket keeps every process's
-        bookings in flight until they are settled (or their ``in_flight``
-        window ends; a process that died never settles). Polled on real time.
-        """
-        if not self._shared(bucket):
-            return
-        deadline = time.monotonic() + _GATE_WAIT * self._timeout
-        pause = _GATE_PAUSE
-        while True:
-            first = bucket.snapshot().first_in_flight
-            if first == 0 or first >= booking.booking_id or time.monotonic() > deadline:
-                return
-            time.sleep(pause)
-            pause = min(2 * pause, _GATE_MAX_PAUSE)
-
-    def _finish(self, booking: Reservation | None, answer: _Answer | None, consumed: float) -> None:
-        """Settle the booking, sync the bucket from the envelope, then leave the wire."""
-        if booking is not None:
-            count_spent(consumed)  # spent on the server, whatever happens to the booking
-        try:
-            envelope = None if answer is None else answer.envelope
-            if envelope is not None and self._bucket is None:
-                self._ensure_bucket(envelope)
-            with self._state:  # one answer at a time: syncs in the order of the envelopes
-                args = None if answer is None else self._sync_args(answer)
-                # On a shared bucket the answer's sync goes first, while its booking is still
-                # on the wire: settled first, the booking would leave the wire before the
-                # answer is adopted, and another process's answer stamped earlier (which does
-                # not count it) could be adopted in between. The sync subtracts the booking
-                # as on the wire although the answer's count includes it: the count is given
-                # with its cost added back, and the settle then charges the true cost.
-                shared = self._bucket is not None and self._shared(self._bucket)
-                args = _own_request_back(args, booking, consumed, self._bucket, shared=shared)
-                if booking is not None and not shared:
-                    booking.settle(consumed)
-                if args is not None and self._bucket is not None:
-                    self._synced(
-                        self._bucket.sync(args[0], refill_in=args[1], rate=args[2], as_of=args[3])
-                    )
-                if booking is not None and shared:
-                    booking.settle(consumed)
-        finally:
-            if booking is not None:
-                with self._state:
-                    self._inflight -= 1
-                    self._alone = self._alone and self._inflight > 0
-                    self._state.notify_all()
-
-    def _send(self, call: _Call) -> _Answer:
-        """Send *call* within the budget, retrying as :class:`Exchange` decides; a 200 answer."""
-        exchange = self._exchange(call)
-        while True:
-            exchange.start()
-            booking: Reservation | None = None
-            waited = 0.0
-            if exchange.estimate > 0:
-                booking, waited = self._book(exchange.estimate, call.path, alone=exchange.alone)
-            failure: str | None = None
-            sent = True
-            try:
-                with attempt_deadline(self._timeout):  # the whole exchange, not each read
-                    response = self._http.get(call.path, params=call.params)
-            except httpx.RequestError as exc:
-                # Only its text leaves this block (redacted): the httpx error holds the
-                # request that carried the key, so it must not become the context of ours.
-                failure = _transport_note(exc, self._key)
-                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-            except BaseException:
-                self._finish(booking, None, exchange.estimate)
-                raise
-            if failure is not None:
-                self._finish(booking, None, exchange.estimate if sent else 0.0)
-                self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
-                continue
-            answer = self._read(response)
-            self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
-            decision = self._after_answer(exchange, call, answer, waited)
-            if isinstance(decision, Done):
-                return answer
-            if isinstance(decision, BackOff):
-                self._back_off(decision.retry)
-                continue
-            if decision.unknown_balance and self._bucket is not None:
-                self._bucket.sync(0.0)  # no envelope: the balance is at most zero
-            if booking is None:  # nothing booked (/token): no booking waits for the refill
-                self._wait_refill(call, answer, exchange.attempt)
+    def _leave_wire(self) -> None:
+        with self._state:
+            self._off_wire()
+            self._state.notify_all()
 
 
 # -- the async client --------------------------------------------------------------------------
@@ -1342,88 +1420,51 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
             self._init = asyncio.Lock()
         return self._gate_lock, self._state_cond, self._init
 
-    # -- public API ----------------------------------------------------------------------------
+    # -- public API: KeepaClient's, awaited ----------------------------------------------------
 
-    async def token_status(self, *, max_age: float | None = None) -> TokenStatus:
-        """Like :meth:`KeepaClient.token_status`."""
-        if max_age is not None:
-            _check_seconds("max_age", max_age)
-        return await self._status(max_age=max_age)
+    token_status = awaited(KeepaClient.token_status)
+    products = awaited(KeepaClient.products)
+    deals = awaited(KeepaClient.deals)
 
-    async def products(
-        self,
-        asins: str | Iterable[str],
-        *,
-        offers: int | None = None,
-        stats: int | None = None,
-        buybox: bool = False,
-        history: bool = True,
-        update: int | None = None,
-        rating: bool = False,
-        days: int | None = None,
-        stock: bool = False,
-        only_live_offers: bool = False,
-    ) -> list[Product]:
-        """Like :meth:`KeepaClient.products`."""
-        calls = self._product_calls(
-            asins,
-            offers=offers,
-            stats=stats,
-            buybox=buybox,
-            history=history,
-            update=update,
-            rating=rating,
-            days=days,
-            stock=stock,
-            only_live_offers=only_live_offers,
-        )
-        products: list[Product] = []
-        for call in calls:
-            answer = await self._send(call)
-            found = self._products_of(call, self._payload(call, answer, 1))
-            self._learn(call, answer, len(found))
-            products.extend(found)
-        return products
+    # -- the steps, run by awaiting them (see :mod:`.steps`) -----------------------------------
 
-    async def deals(self, selection: DealQuery | Mapping[str, Any], *, page: int = 0) -> DealPage:
-        """Like :meth:`KeepaClient.deals`."""
-        call = self._deal_call(selection, page)
-        answer = await self._send(call)
-        result = self._deal_page_of(call, self._payload(call, answer, 1), page)
-        self._learn(call, answer)
-        return result
-
-    # -- internals -----------------------------------------------------------------------------
+    _drive = staticmethod(arun)
 
     async def _call(self, endpoint: EndpointCall[T]) -> T:
         """Like :meth:`KeepaClient._call`."""
-        call = self._endpoint_call(endpoint)
-        return endpoint.read(self._payload(call, await self._send(call), 1))
+        return await arun(self._endpoint_steps(endpoint))
 
     async def _status(self, *, max_age: float | None) -> TokenStatus:
-        if self._status_is_fresh(max_age) and self._bucket is not None:
-            return self._projected_status()
-        call = _Call("/token", {}, None, 0)
-        answer = await self._send(call)
-        self._payload(call, answer, 1)
-        assert answer.envelope is not None  # noqa: S101 -- _payload checked it
-        return answer.envelope.status()
+        return await arun(self._status_steps(max_age))
+
+    async def _finish(
+        self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
+    ) -> None:
+        await arun(self._finish_steps(booking, answer, consumed))
+
+    async def _finish_anyway(self, booking: AsyncReservation | None, estimate: float) -> None:
+        """Like :meth:`KeepaClient._finish_anyway`, to its end even if cancelled again."""
+        await asyncio.shield(self._finish(booking, None, estimate))
+
+    async def _get(self, call: _Call) -> httpx.Response | _NoAnswer:
+        """Like :meth:`KeepaClient._get`."""
+        try:
+            # One deadline for the whole exchange (a server trickling its answer included).
+            async with asyncio.timeout(attempt_seconds(self._timeout)):
+                return await self._http.get(call.path, params=call.params)
+        except httpx.RequestError as exc:
+            return _no_answer(exc, self._key)
+        except TimeoutError:
+            return _NoAnswer(f"TimeoutError: no whole answer within {self._timeout:g} s")
 
     async def _ensure_bucket(self, envelope: Envelope) -> None:
         _, _, init = self._locks()
         async with init:
             if self._bucket is None:
-                config = self._config_for(envelope)
-                tokens = min(config.capacity, envelope.tokens_left)
+                config, tokens = self._new_bucket(envelope)
                 self._bucket = AsyncTokenBucket(
                     config, clock=self._clock, tokens=tokens, on_event=self._on_event
                 )
-
-    async def _ready_bucket(self) -> AsyncTokenBucket:
-        if self._bucket is None:
-            await self._status(max_age=0.0)
-        assert self._bucket is not None  # noqa: S101 -- built by the status call
-        return self._bucket
 
     @contextlib.asynccontextmanager
     async def _gated(self) -> AsyncIterator[None]:
@@ -1440,81 +1481,25 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
             finally:
                 self._gate_owner = None
 
-    async def _wait_refill(self, call: _Call, answer: _Answer, attempt: int) -> None:
-        """Like :meth:`KeepaClient._wait_refill`."""
-        wait = self._refusal_wait(answer)
-        if wait > MAX_WAIT:
-            raise self._error_for(call, answer, attempt)
+    async def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
+        """Like :meth:`KeepaClient._book`."""
         async with self._gated():
-            await self._wait_for_wire()
-            await self._clock.asleep(wait)
+            booked = await arun(self._book_steps(cost, endpoint, alone=alone))
+            self._inflight += 1
+            self._alone = self._alone or alone
+            return booked
 
-    async def _back_off(self, retry: int) -> None:
-        """Like :meth:`KeepaClient._back_off`."""
-        delay = self._backoff_delay(retry)
+    async def _sleep_gated(self, delay: float) -> None:
+        """Like :meth:`KeepaClient._sleep_gated`."""
         async with self._gated():
             await self._wait_for_wire()
             await self._clock.asleep(delay)
 
-    async def _book(
-        self, cost: float, endpoint: str, *, alone: bool = False
-    ) -> tuple[AsyncReservation, float]:
-        async with self._gated():
-            if alone or self._alone:  # as in KeepaClient._book
-                await self._wait_for_wire()
-            bucket = await self._ready_bucket()
-            cost = min(cost, bucket.config.max_cost)  # as in KeepaClient._book
-            try:
-                booking = await bucket.reserve(cost, timeout=0)
-                waited = 0.0
-            except AcquireTimeout:
-                booking, waited = await self._wait_and_book(bucket, cost, endpoint)
-            else:
-                if _into_debt(await bucket.snapshot(), bucket.config):  # the send gate
-                    try:
-                        await self._wait_for_wire()
-                        await self._wait_for_others(bucket, booking)
-                    except BaseException:
-                        await booking.cancel()
-                        raise
-            self._inflight += 1
-            self._alone = self._alone or alone
-            return booking, waited
+    async def _sleep(self, delay: float) -> None:
+        await self._clock.asleep(delay)
 
-    async def _wait_and_book(
-        self, bucket: AsyncTokenBucket, cost: float, endpoint: str
-    ) -> tuple[AsyncReservation, float]:
-        """Like :meth:`KeepaClient._wait_and_book`."""
-        waited = 0.0
-        while True:  # as in KeepaClient._book
-            await self._wait_for_wire()
-            if not self._status_is_fresh(None):
-                await self._status(max_age=0.0)  # reconcile before a long wait
-            booking = await bucket.reserve(cost)
-            # AsyncReservation.delay is Reservation.delay, which mypy cannot see through.
-            delay: float = booking.delay  # type: ignore[misc]
-            too_long = self._too_long(endpoint, cost, delay)
-            if too_long is not None:
-                await booking.cancel()
-                raise too_long from None
-            shared = self._shared(bucket)
-            rate = (await bucket.snapshot()).rate if shared else 0.0
-            try:
-                await self._clock.asleep(delay)
-                waited += delay
-                if shared:
-                    after = await bucket.snapshot()
-                    if after.rate < rate:  # the refill slowed down: book again
-                        if not await booking.cancel():
-                            await booking.settle(0.0)
-                        continue
-                    if _into_debt(after, bucket.config):
-                        await self._wait_for_others(bucket, booking)
-            except BaseException:
-                await booking.cancel()
-                raise
-            break
-        return booking, waited
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def _wait_for_wire(self) -> None:
         """Wait until this client's requests on the wire are answered."""
@@ -1522,90 +1507,13 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
         async with state:
             await state.wait_for(lambda: self._inflight == 0)
 
-    async def _wait_for_others(self, bucket: AsyncTokenBucket, booking: AsyncReservation) -> None:
-        """Like :meth:`KeepaClient._wait_for_others`."""
-        if not self._shared(bucket):
-            return
-        deadline = time.monotonic() + _GATE_WAIT * self._timeout
-        pause = _GATE_PAUSE
-        while True:
-            first = (await bucket.snapshot()).first_in_flight
-            if first == 0 or first >= booking.booking_id or time.monotonic() > deadline:
-                return
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, _GATE_MAX_PAUSE)
+    async def _in_answer_order(self, steps: Steps[None]) -> None:
+        _, _, init = self._locks()
+        async with init:
+            await arun(steps)
 
-    async def _finish(
-        self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
-    ) -> None:
-        _, state, init = self._locks()
-        if booking is not None:
-            count_spent(consumed)  # spent on the server, whatever happens to the booking
-        try:
-            envelope = None if answer is None else answer.envelope
-            if envelope is not None and self._bucket is None:
-                await self._ensure_bucket(envelope)
-            async with init:  # one answer at a time: syncs in the order of the envelopes
-                args = None if answer is None else self._sync_args(answer)
-                shared = self._bucket is not None and self._shared(self._bucket)
-                args = _own_request_back(args, booking, consumed, self._bucket, shared=shared)
-                if booking is not None and not shared:  # as in KeepaClient._finish
-                    await booking.settle(consumed)
-                if args is not None and self._bucket is not None:
-                    self._synced(
-                        await self._bucket.sync(
-                            args[0], refill_in=args[1], rate=args[2], as_of=args[3]
-                        )
-                    )
-                if booking is not None and shared:
-                    await booking.settle(consumed)
-        finally:
-            if booking is not None:
-                self._inflight -= 1
-                self._alone = self._alone and self._inflight > 0
-                async with state:
-                    state.notify_all()
-
-    async def _send(self, call: _Call) -> _Answer:  # noqa: C901 -- as KeepaClient._send
-        """Like :meth:`KeepaClient._send`."""
-        exchange = self._exchange(call)
-        while True:
-            exchange.start()
-            booking: AsyncReservation | None = None
-            waited = 0.0
-            if exchange.estimate > 0:
-                booking, waited = await self._book(
-                    exchange.estimate, call.path, alone=exchange.alone
-                )
-            failure: str | None = None
-            sent = True
-            try:
-                # One deadline for the whole exchange (a server trickling its answer included).
-                async with asyncio.timeout(attempt_seconds(self._timeout)):
-                    response = await self._http.get(call.path, params=call.params)
-            except httpx.RequestError as exc:
-                # Only its text leaves this block (redacted): the httpx error holds the
-                # request that carried the key, so it must not become the context of ours.
-                failure = _transport_note(exc, self._key)
-                sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-            except TimeoutError:
-                failure = f"TimeoutError: no whole answer within {self._timeout:g} s"
-            except BaseException:
-                await asyncio.shield(self._finish(booking, None, exchange.estimate))
-                raise
-            if failure is not None:
-                await self._finish(booking, None, exchange.estimate if sent else 0.0)
-                await self._back_off(self._after_no_answer(exchange, call, failure, waited).retry)
-                continue
-            answer = self._read(response)
-            await self._finish(booking, answer, self._consumed(answer, exchange.estimate, call))
-            decision = self._after_answer(exchange, call, answer, waited)
-            if isinstance(decision, Done):
-                return answer
-            if isinstance(decision, BackOff):
-                await self._back_off(decision.retry)
-                continue
-            if decision.unknown_balance and self._bucket is not None:
-                await self._bucket.sync(0.0)
-            if booking is None:  # as in KeepaClient._send
-                await self._wait_refill(call, answer, exchange.attempt)
+    async def _leave_wire(self) -> None:
+        _, state, _ = self._locks()
+        self._off_wire()
+        async with state:
+            state.notify_all()

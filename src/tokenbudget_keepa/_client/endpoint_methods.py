@@ -2,9 +2,13 @@
 
 Every method here builds its :class:`~._endpoints.EndpointCall` (the arguments
 are checked then, before anything is sent) and hands it to the client's
-``_call``: :class:`~tokenbudget_keepa.KeepaClient` sends it and waits,
-:class:`~tokenbudget_keepa.AsyncKeepaClient` awaits it, both through the same
-booking, retry and settle path as ``products()`` and ``deals()``. The page
+``_call`` (one request), ``_call_all`` (several, merged) or ``_pages`` (a page
+iterator): :class:`~tokenbudget_keepa.KeepaClient` sends and waits,
+:class:`~tokenbudget_keepa.AsyncKeepaClient` awaits, both through the same
+booking, retry and settle path as ``products()`` and ``deals()``. The methods
+are written once, in :class:`Endpoints`; :class:`AsyncEndpoints` holds their
+async twins (:func:`.steps.awaited`, :func:`.steps.async_pages`), whose bodies
+are the same functions run over the async client's ``_call``. The page
 iterators ask for the next page only when it is wanted, so that stopping early
 never pays for a page not read.
 """
@@ -29,11 +33,23 @@ from .endpoints import (
 from .models.finder import FINDER_MAX_RESULTS, FinderQuery
 from .models.products import Product
 from .models.results import Category, FinderPage, LightningDeal, Seller
+from .steps import async_pages, awaited
 
 
 __all__ = ["AsyncEndpoints", "Endpoints"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _merged(parts: list[dict[K, V]]) -> dict[K, V]:
+    """The answers of several requests (categories, sellers) as one mapping."""
+    found: dict[K, V] = {}
+    for part in parts:
+        found.update(part)
+    return found
 
 
 def _finder_pages(
@@ -78,10 +94,13 @@ class Endpoints:
     def _call(self, endpoint: EndpointCall[T]) -> T:  # pragma: no cover -- the client's
         raise NotImplementedError
 
+    def _call_all(self, calls: Iterable[EndpointCall[T]], merge: Callable[[list[T]], R]) -> R:
+        """Send *calls* one after the other; their results, merged."""
+        return merge([self._call(endpoint) for endpoint in calls])
+
     def _pages(self, calls: Iterator[EndpointCall[T]], is_last: Callable[[T], bool]) -> Iterator[T]:
         for endpoint in calls:
-            result = self._call(endpoint)
-            yield result
+            yield (result := self._call(endpoint))
             if is_last(result):
                 return
 
@@ -167,11 +186,7 @@ class Endpoints:
 
         .. versionadded:: 0.1.0
         """
-        found: dict[int, Category] = {}
-        for call in category_calls(self._domain, ids, parents=parents):
-            part = self._call(call)
-            found.update(part)
-        return found
+        return self._call_all(category_calls(self._domain, ids, parents=parents), _merged)
 
     def category_search(self, term: str, *, parents: bool = False) -> dict[int, Category]:
         """Categories whose name holds every keyword of *term* (each 3 characters or more): 1.
@@ -197,13 +212,16 @@ class Endpoints:
 
         .. versionadded:: 0.1.0
         """
-        options: dict[str, Any] = {
-            "stats": stats,
-            "update": update,
-            "history": history,
-            "rating": rating,
-        }
-        return self._call(search_call(self._domain, term, page=page, **options))
+        call = search_call(
+            self._domain,
+            term,
+            page=page,
+            stats=stats,
+            update=update,
+            history=history,
+            rating=rating,
+        )
+        return self._call(call)
 
     def iter_search(
         self,
@@ -241,11 +259,8 @@ class Endpoints:
 
         .. versionadded:: 0.1.0
         """
-        found: dict[str, Seller] = {}
-        for call in seller_calls(self._domain, ids, storefront=storefront, update=update):
-            part = self._call(call)
-            found.update(part)
-        return found
+        calls = seller_calls(self._domain, ids, storefront=storefront, update=update)
+        return self._call_all(calls, _merged)
 
     def lightning_deals(
         self, asin: str | None = None, *, state: str | None = None
@@ -260,131 +275,34 @@ class Endpoints:
 
 
 class AsyncEndpoints:
-    """The rest of Keepa's API for :class:`~tokenbudget_keepa.AsyncKeepaClient` (a mixin)."""
+    """The rest of Keepa's API for :class:`~tokenbudget_keepa.AsyncKeepaClient` (a mixin).
+
+    Each method is its :class:`Endpoints` twin (same arguments, same checks)
+    as a coroutine; the page iterators are for ``async for``.
+    """
 
     _domain: int
 
     async def _call(self, endpoint: EndpointCall[T]) -> T:  # pragma: no cover -- the client's
         raise NotImplementedError
 
+    async def _call_all(self, calls: Iterable[EndpointCall[T]], merge: Callable[[list[T]], R]) -> R:
+        return merge([await self._call(endpoint) for endpoint in calls])
+
     async def _pages(
         self, calls: Iterator[EndpointCall[T]], is_last: Callable[[T], bool]
     ) -> AsyncIterator[T]:
         for endpoint in calls:
-            result = await self._call(endpoint)
-            yield result
+            yield (result := await self._call(endpoint))
             if is_last(result):
                 return
 
-    async def product_finder(
-        self,
-        selection: FinderQuery | Mapping[str, Any],
-        *,
-        page: int = 0,
-        per_page: int | None = None,
-    ) -> FinderPage:
-        """Like :meth:`KeepaClient.product_finder`."""
-        return await self._call(finder_call(self._domain, selection, page=page, per_page=per_page))
-
-    def iter_product_finder(
-        self,
-        selection: FinderQuery | Mapping[str, Any],
-        *,
-        per_page: int | None = None,
-        first_page: int = 0,
-    ) -> AsyncIterator[FinderPage]:
-        """Like :meth:`KeepaClient.iter_product_finder`, for ``async for``."""
-        calls = _finder_pages(self._domain, selection, per_page, first_page)
-        return self._pages(calls, lambda found: found.is_last)
-
-    async def best_sellers(
-        self,
-        category: int | str,
-        *,
-        range: int = 0,  # noqa: A002 -- Keepa's name, pinned by the specification
-        month: int | None = None,
-        year: int | None = None,
-        variations: bool = False,
-        sublist: bool = False,
-    ) -> list[str]:
-        """Like :meth:`KeepaClient.best_sellers`."""
-        return await self._call(
-            best_sellers_call(
-                self._domain,
-                category,
-                range=range,
-                month=month,
-                year=year,
-                variations=variations,
-                sublist=sublist,
-            )
-        )
-
-    async def categories(
-        self, ids: int | Iterable[int], *, parents: bool = False
-    ) -> dict[int, Category]:
-        """Like :meth:`KeepaClient.categories`."""
-        found: dict[int, Category] = {}
-        for call in category_calls(self._domain, ids, parents=parents):
-            part = await self._call(call)
-            found.update(part)
-        return found
-
-    async def category_search(self, term: str, *, parents: bool = False) -> dict[int, Category]:
-        """Like :meth:`KeepaClient.category_search`."""
-        return await self._call(category_search_call(self._domain, term, parents=parents))
-
-    async def search(
-        self,
-        term: str,
-        *,
-        page: int = 0,
-        stats: int | None = None,
-        update: int | None = None,
-        history: bool = True,
-        rating: bool = False,
-    ) -> list[Product]:
-        """Like :meth:`KeepaClient.search`."""
-        options: dict[str, Any] = {
-            "stats": stats,
-            "update": update,
-            "history": history,
-            "rating": rating,
-        }
-        return await self._call(search_call(self._domain, term, page=page, **options))
-
-    def iter_search(
-        self,
-        term: str,
-        *,
-        first_page: int = 0,
-        stats: int | None = None,
-        update: int | None = None,
-        history: bool = True,
-        rating: bool = False,
-    ) -> AsyncIterator[list[Product]]:
-        """Like :meth:`KeepaClient.iter_search`, for ``async for``."""
-        options: dict[str, Any] = {
-            "stats": stats,
-            "update": update,
-            "history": history,
-            "rating": rating,
-        }
-        calls = _search_pages(self._domain, term, first_page, options)
-        return self._pages(calls, lambda found: len(found) < SEARCH_PAGE_SIZE)
-
-    async def sellers(
-        self, ids: str | Iterable[str], *, storefront: bool = False, update: int | None = None
-    ) -> dict[str, Seller]:
-        """Like :meth:`KeepaClient.sellers`."""
-        found: dict[str, Seller] = {}
-        for call in seller_calls(self._domain, ids, storefront=storefront, update=update):
-            part = await self._call(call)
-            found.update(part)
-        return found
-
-    async def lightning_deals(
-        self, asin: str | None = None, *, state: str | None = None
-    ) -> list[LightningDeal]:
-        """Like :meth:`KeepaClient.lightning_deals`."""
-        return await self._call(lightning_deals_call(self._domain, asin, state=state))
+    product_finder = awaited(Endpoints.product_finder)
+    iter_product_finder = async_pages(Endpoints.iter_product_finder)
+    best_sellers = awaited(Endpoints.best_sellers)
+    categories = awaited(Endpoints.categories)
+    category_search = awaited(Endpoints.category_search)
+    search = awaited(Endpoints.search)
+    iter_search = async_pages(Endpoints.iter_search)
+    sellers = awaited(Endpoints.sellers)
+    lightning_deals = awaited(Endpoints.lightning_deals)

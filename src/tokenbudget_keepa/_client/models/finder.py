@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import attrs
 
+from .query import _check_json
+
 
 __all__ = [
     "FINDER_MAX_RESULTS",
@@ -354,29 +356,6 @@ def _as_sort(name: str, value: object) -> list[list[str]]:
             raise ValueError(f"{name}[{i}][1] must be 'asc' or 'desc', got {direction!r}")
         out.append([field, direction])
     return out
-
-
-def _check_json(name: str, value: object, depth: int = 0) -> None:
-    """*value* is a JSON value (as Keepa would receive it), else a TypeError naming *name*."""
-    if depth > 32:
-        raise TypeError(f"{name} is nested too deeply")
-    if value is None or isinstance(value, (bool, int, str)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{name} must be a finite number, got {value!r}")
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_json(f"{name}[{i}]", item, depth + 1)
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{name} must have str keys, got {key!r}")
-            _check_json(f"{name}[{key!r}]", item, depth + 1)
-        return
-    raise TypeError(f"{name} must be a JSON value, got {value!r}")
 
 
 def _typed(name: str, value: object) -> object:  # noqa: C901, PLR0911, PLR0912 -- one branch a kind
