@@ -48,16 +48,18 @@ def _ops(row: dict | None) -> float | None:
     return None if row is None else row.get("ops_per_s")
 
 
-def paired_ratio(rows: list[dict], ours: dict | None, peer: str) -> float | None:
+def paired_ratio(
+    rows: list[dict], ours: dict | None, peer: str, field: str = "samples"
+) -> float | None:
     """Median over repetitions of ours / peer, each pair measured back to back.
 
     Less sensitive than the ratio of medians to load that comes and goes on a
-    shared machine.
+    shared machine. *field*: ``samples`` (wall clock) or ``cpu_samples``.
     """
     other = next((r for r in rows if r["peer"] == peer), None)
-    if not ours or not other or not ours.get("samples") or not other.get("samples"):
+    if not ours or not other or not ours.get(field) or not other.get(field):
         return None
-    return statistics.median(a / b for a, b in zip(ours["samples"], other["samples"], strict=False))
+    return statistics.median(a / b for a, b in zip(ours[field], other[field], strict=False))
 
 
 def ratios(results: dict) -> dict:
@@ -77,6 +79,7 @@ def ratios(results: dict) -> dict:
                     "best": best[1],
                     "ratio": _ops(ours) / best[1],
                     "paired_ratio": paired_ratio(rows, ours, best[0]),
+                    "cpu_paired_ratio": paired_ratio(rows, ours, best[0], "cpu_samples"),
                 }
                 if best and _ops(ours)
                 else None
@@ -212,12 +215,19 @@ def markdown(results: dict) -> str:
         if best:
             ours = next((r for r in rows if r.get("ours")), None)
             paired = paired_ratio(rows, ours, best[0])
+            cpu = paired_ratio(rows, ours, best[0], "cpu_samples")
             out += [
                 "",
                 f"Best peer with weighted costs: {best[0]} ({_n(best[1])} ops/s)."
                 + (
                     f" Ratio of each repetition's pair, median: {paired:.2f}x."
                     if paired is not None
+                    else ""
+                )
+                + (
+                    f" The same in operations per second of CPU time (what other work on "
+                    f"the machine disturbs least): {cpu:.2f}x."
+                    if cpu is not None
                     else ""
                 ),
             ]
