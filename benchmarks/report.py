@@ -225,8 +225,8 @@ def markdown(results: dict) -> str:
                     else ""
                 )
                 + (
-                    f" The same in operations per second of CPU time (what other work on "
-                    f"the machine disturbs least): {cpu:.2f}x."
+                    f" The same in operations per second of this process's CPU time "
+                    f"(leaving out the time other work held the core): {cpu:.2f}x."
                     if cpu is not None
                     else ""
                 ),
