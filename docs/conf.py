@@ -145,9 +145,10 @@ def _public_alias(
     module = str(node.get("py:module") or "")
     full = target if target.startswith("tokenbudget") else f"{module}.{target}"
     parts = [part for part in full.split(".") if part]
-    private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
-    if private is None or not parts[0].startswith("tokenbudget"):
+    if not parts or not parts[0].startswith("tokenbudget"):
         return None
+    # (no private part: a bare name in a public module's docstring, tried as module.name)
+    private = next((i for i, part in enumerate(parts) if part.startswith("_")), len(parts) - 1)
     # The private modules may nest (``pkg._sub.module.Name``): try the public package with
     # each tail of the name, the shortest module path first.
     domain = env.get_domain("py")
