@@ -147,13 +147,13 @@ def _public_alias(
     parts = [part for part in full.split(".") if part]
     if not parts or not parts[0].startswith("tokenbudget"):
         return None
-    # (no private part: a bare name in a public module's docstring, tried as module.name)
-    private = next((i for i, part in enumerate(parts) if part.startswith("_")), len(parts) - 1)
-    # The private modules may nest (``pkg._sub.module.Name``): try the public package with
-    # each tail of the name, the shortest module path first.
+    private = next((i for i, part in enumerate(parts) if part.startswith("_")), None)
+    if private is None:  # a bare name in a public module's docstring: module.name
+        candidates = [full]
+    else:  # private modules may nest (pkg._sub.module.Name): each tail, shortest path first
+        candidates = [".".join(parts[:private] + parts[i:]) for i in range(private + 1, len(parts))]
     domain = env.get_domain("py")
-    for start in range(private + 1, len(parts)):
-        public = ".".join(parts[:private] + parts[start:])
+    for public in candidates:
         if public == target:
             continue
         found = domain.resolve_xref(
