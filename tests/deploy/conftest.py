@@ -14,12 +14,33 @@ from urllib.parse import quote
 
 import pytest
 
+from tests._log_audit import audit_fixture
 from tests.tokenbudget.conftest import redis_client, redis_prefix, redis_server
 
 
 __all__ = ["redis_client", "redis_prefix", "redis_server"]
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: The keys the deployment tests give their emulators and clients.
+KEYS = ("test-key", "s3cret-key", "wrong-key")
+
+
+@pytest.fixture
+def api_keys() -> list[str]:
+    """The keys searched for in every log record: :data:`KEYS` and those a test adds."""
+    return list(KEYS)
+
+
+@pytest.fixture(autouse=True)
+def _every_logger_at_debug_and_no_key(api_keys: list[str]) -> Iterator[None]:
+    """Every logger at DEBUG; no record may hold a key (see :mod:`tests._log_audit`).
+
+    ``TOKENBUDGET_LOG_AUDIT=0`` turns the audit off.
+    """
+    if os.environ.get("TOKENBUDGET_LOG_AUDIT", "1") == "0":
+        yield
+        return
+    yield from audit_fixture(api_keys)
 
 
 def postgres_admin_url() -> str:

@@ -63,9 +63,10 @@ def cut(client: Any) -> Callable[[], None]:
 
 
 @pytest.fixture
-def api_key(redis_server: str) -> Iterator[str]:
+def api_key(redis_server: str, api_keys: list[str]) -> Iterator[str]:
     """A key of this test's own: its account's bucket keys are its own (deleted after)."""
     key = f"redis-gone-{uuid.uuid4().hex[:12]}"
+    api_keys.append(key)  # searched for in every log record
     yield key
     name = keepa_redis.account_name(key)
     client = redis.Redis.from_url(redis_server)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests._log_audit import audit_fixture
 from tokenbudget import ManualClock
 from tokenbudget_keepa.testing import KeepaEmulator
 
@@ -28,31 +28,34 @@ def api_keys() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _every_logger_at_debug_and_no_key(
-    caplog: pytest.LogCaptureFixture, api_keys: list[str]
-) -> Iterator[None]:
-    """With ``TOKENBUDGET_LOG_AUDIT=1``: every logger at DEBUG; no record may hold a key.
+def _every_logger_at_debug_and_no_key(api_keys: list[str]) -> Iterator[None]:
+    """Every logger at DEBUG; no record may hold a key (see :mod:`tests._log_audit`).
 
-    Every Keepa test then runs as a user with DEBUG logging would (httpx, httpcore and
+    Every Keepa test runs as a user with DEBUG logging would (httpx, httpcore and
     below included), and no record of it may hold the key of an emulator it started
-    or the client tests' key. Opt-in: DEBUG logging of every request slows the
-    simulated days and the wall-clock-bounded tests (the client tests check the same
-    on every run with ``no_key_in_logs``, and ``test_client_key_in_logs`` with every
-    logger at DEBUG).
+    or the client tests' key. ``TOKENBUDGET_LOG_AUDIT=0`` turns the audit off.
     """
-    if not os.environ.get("TOKENBUDGET_LOG_AUDIT"):
+    if os.environ.get("TOKENBUDGET_LOG_AUDIT", "1") == "0":
         yield
         return
-    caplog.set_level(logging.DEBUG)
-    for name in list(logging.Logger.manager.loggerDict):
-        caplog.set_level(logging.DEBUG, logger=name)
-    yield
-    keys = {SECRET, *api_keys}
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
-    for record in caplog.get_records("call") + caplog.get_records("setup"):
-        text = formatter.format(record)
-        for key in keys:
-            assert key not in text, f"a log record holds an API key: {text[:300]}"
+    yield from audit_fixture(_Keys(api_keys))
+
+
+class _Keys:
+    """The client tests' key and those of the emulators started so far (read at each record)."""
+
+    def __init__(self, api_keys: list[str]) -> None:
+        self._api_keys = api_keys
+
+    def __iter__(self) -> Iterator[str]:
+        yield SECRET
+        yield from self._api_keys
+
+    def __len__(self) -> int:
+        return 1 + len(self._api_keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key == SECRET or key in self._api_keys
 
 
 @pytest.fixture
