@@ -153,12 +153,17 @@ def test_a_first_run_stores_its_floor_at_once(make: Callable[..., Any]) -> None:
 def test_paging_that_cannot_keep_up_is_reported(
     make: Callable[..., Any], manual_clock: ManualClock
 ) -> None:
-    """Deals arriving faster than the budget reads pages: the report says so, not silence."""
+    """Deals arriving faster than the budget reads pages: the report says so, not silence.
+
+    Past the first sweep (a deal committed): the sweep must reach the watermark.
+    """
     emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 200}
     emulator.update(history_minutes=10, disorder_minutes=0)
-    _emu, ingestor = make(
-        emulator=emulator, lookback_minutes=2, settle_minutes=1, disorder_minutes=0
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(
+        emulator=emulator, store=store, lookback_minutes=2, settle_minutes=1, disorder_minutes=0
     )
+    store.advance("job", Watermark(emu.now_minute() - 2, "B000000000"))
     errors: list[str] = []
     for _ in range(8):
         errors += ingestor.run_once(time_budget=55).errors
@@ -604,3 +609,44 @@ def test_tokens_spent_are_the_runs_own_on_a_shared_bucket(
     requests = report.pages + len(report.batches)  # the other client made one request each
     assert stats.count("product", 200) == len(report.batches) + requests
     assert report.tokens_spent == stats.tokens_consumed - 7 * requests
+
+
+def test_a_first_sweep_that_cannot_reach_its_look_back_starts_where_it_paged(
+    make: Callable[..., Any], manual_clock: ManualClock
+) -> None:
+    """Paging falls behind in a first sweep: it is cut at its paged prefix, whose deals go in.
+
+    100 deals a minute against one page (150 deals) a minute: newest-first paging
+    gains 50 deals a minute on the list and would reach the hour's floor after two
+    hours of paging, committing nothing meanwhile. Cut once it has paged longer than
+    its span, the first sweep keeps the deals after ``oldest + disorder``, each once,
+    and none older; no error is reported for it.
+    """
+    emulator = {"refill_per_min": 5, "tokens": 0, "deals_per_minute": 100, "reupdate_share": 0.0}
+    emulator.update(history_minutes=90, disorder_minutes=2)
+    store = MemoryWatermarkStore()
+    emu, ingestor = make(
+        emulator=emulator, store=store, lookback_minutes=20, settle_minutes=1, disorder_minutes=2
+    )
+    start = emu.now_minute()
+    errors: list[str] = []
+    for _ in range(40):
+        report = ingestor.run_once(time_budget=55)
+        errors += report.errors
+        manual_clock.advance(60 - manual_clock.now() % 60)
+        if not only_the_first_floor(store):
+            break
+    assert not only_the_first_floor(store), "the first sweep never committed a deal"
+    assert not any("paging cannot keep up" in e for e in errors), errors
+    mark = store.load("job")
+    assert mark is not None
+    stored = ingestor._sink.deals()
+    cut = min(d.last_update for d in stored)
+    assert start - 20 < cut < start - 1  # the look-back was cut short, not dropped
+    # Every deal between the cut and the watermark, each once (one record per ASIN).
+    expected = {
+        d["asin"]
+        for d in emu.deals_between(cut, mark.minute, SELECTION)
+        if (d["lastUpdate"], d["asin"]) <= (mark.minute, mark.asin)
+    }
+    assert {d.asin for d in stored} == expected

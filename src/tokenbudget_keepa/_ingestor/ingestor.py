@@ -18,7 +18,8 @@ The rules that make it safe:
 - **A sweep reads every page down to the watermark before any deal of it is
   processed**, and only deals settled before the sweep began are processed:
   pages that are not strictly sorted, deals sharing a minute and deals that
-  arrive while paging cannot fall through a gap.
+  arrive while paging cannot fall through a gap. (A first sweep that falls
+  behind is cut at what it paged: its look-back starts there instead.)
 - **Every wait is planned.** Before a request the ingestor asks the bucket how
   long it would wait; a run with a time budget stops before a wait that would
   pass it (the next run continues), and a batch is never larger than the
@@ -678,19 +679,30 @@ class _Run:
         self._check_pace(sweep)
 
     def _check_pace(self, sweep: Sweep) -> None:
-        """Report once a run when a sweep has paged longer than the span it must cover.
+        """Handle a sweep that has paged longer than the span it must cover.
 
         Newest-first paging is pushed down by the deals that arrive meanwhile: when
-        they arrive faster than the budget reads pages, a sweep falls behind for
-        good and nothing is committed, so this is reported, not left silent.
+        they arrive about as fast as the budget reads pages, a sweep falls behind.
+        A first sweep (no deal committed yet: its floor is only the look-back) is
+        cut at the prefix it paged (:meth:`_cut_first_sweep`), so that a low-rate
+        account processes deals and catches up instead of paging the look-back
+        forever. Any other sweep must reach the watermark (deals past it must not
+        be skipped): that is reported once a run, not left silent.
         """
         ing = self.ing
-        if sweep.complete or self.behind_reported:
+        if sweep.complete:
             return
         started = sweep.horizon + ing._settle
         paging = self._server_minute() - started
         span = max(started - sweep.floor, 1)
         if paging <= span:
+            return
+        mark = self.watermark
+        assert mark is not None  # noqa: S101 -- loaded before the first step
+        if mark.asin == "" and sweep.deals:
+            self._cut_first_sweep(sweep, paging)
+            return
+        if self.behind_reported:
             return
         self.behind_reported = True
         oldest = sweep.deals[0][0] if sweep.deals else started
@@ -703,6 +715,34 @@ class _Run:
         )
         self.errors.append(message)
         ing._emit("error", message)
+
+    def _cut_first_sweep(self, sweep: Sweep, paging: int) -> None:
+        """End a first sweep at the prefix it paged: its look-back starts there.
+
+        Every deal not yet read lies after every deal read on the list, so its
+        ``lastUpdate`` is at most ``m + disorder`` where ``m`` is the oldest minute
+        read (pages are ordered by ``lastUpdate`` plus at most ``disorder`` minutes).
+        The first watermark moves forward past ``m + disorder``: the deals after it
+        up to the horizon have all been read, and are processed; the older ones
+        are left out, as a shorter look-back would have left them.
+        """
+        ing = self.ing
+        mark = self.watermark
+        assert mark is not None  # noqa: S101
+        disorder = max(ing._disorder, ing._seen_disorder)
+        oldest = sweep.deals[0][0]
+        cut = Watermark(oldest + disorder + 1, "")
+        if cut > mark:
+            self._store_call("move the first watermark", lambda: ing._store.advance(ing.key, cut))
+            self.watermark = self.stored = cut
+        done = attrs.evolve(sweep, complete=True, floor=max(sweep.floor, cut.minute - disorder))
+        self._store_call("save the backlog", lambda: ing._backlog.save(ing.key, done))
+        message = (
+            f"the first sweep cannot reach its look-back at the account's rate ({sweep.next_page} "
+            f"pages in {paging} minutes): it starts at minute {cut.minute} instead of "
+            f"{mark.minute}, with the {sweep.next_page} pages read"
+        )
+        ing._emit("watermark", message, watermark=self.watermark)
 
     # -- batches -------------------------------------------------------------------------------
 
