@@ -83,7 +83,7 @@ from .models.products import DOMAINS, Deal, DealPage, Product, TokenStatus
 from .models.query import DealQuery
 from .redaction import keep_key_out_of_logs
 from .spending import count_spent
-from .steps import Steps, arun, awaited, run
+from .steps import Steps, arun, awaited, run, twins
 
 
 __all__ = ["AsyncKeepaClient", "KeepaClient"]
@@ -1363,6 +1363,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
 # -- the async client --------------------------------------------------------------------------
 
 
+@twins
 class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
     """The :class:`KeepaClient` for asyncio: its methods are coroutines; none blocks the loop.
 

@@ -33,7 +33,7 @@ from .endpoints import (
 from .models.finder import FINDER_MAX_RESULTS, FinderQuery
 from .models.products import Product
 from .models.results import Category, FinderPage, LightningDeal, Seller
-from .steps import async_pages, awaited
+from .steps import async_pages, awaited, twins
 
 
 __all__ = ["AsyncEndpoints", "Endpoints"]
@@ -274,6 +274,7 @@ class Endpoints:
         return self._call(lightning_deals_call(self._domain, asin, state=state))
 
 
+@twins
 class AsyncEndpoints:
     """The rest of Keepa's API for :class:`~tokenbudget_keepa.AsyncKeepaClient` (a mixin).
 
