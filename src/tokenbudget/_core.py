@@ -61,6 +61,24 @@ def covers(balance: float, need: float) -> bool:
     return need - balance <= TOKEN_TOLERANCE * max(1.0, abs(need))
 
 
+def debited_below(balance: float, low: float, cost: float) -> bool:
+    """Whether a debit of *cost* left *balance* below *low* (``min_threshold``) beyond rounding.
+
+    The balance after a booking is the balance it waited for (or was
+    admitted at) minus *cost*: with the ``none`` rule ``R(c) - c`` is exactly
+    ``m``, but computed in doubles it is ``m`` only within the rounding of
+    *cost*, which :func:`covers` (relative to *low*) does not allow for: a
+    cost of 5e4 left 2 - 4e-12 and entered recharge mode by rounding alone.
+    The tolerance is relative to the larger of the two.
+    """
+    scale = -low if low < 0.0 else low
+    if cost > scale:
+        scale = cost
+    if scale < 1.0:
+        scale = 1.0
+    return low - balance > TOKEN_TOLERANCE * scale
+
+
 @attrs.define(slots=True)
 class BucketState:
     """The mutable state of one bucket, as every backend stores it.
@@ -102,6 +120,10 @@ class BucketState:
             the state (:attr:`time`, :attr:`anchor`, :attr:`since`, the
             bookings', :attr:`seen`) is an offset from it (see ``clock_in``).
         seen: The offset of the latest clock reading.
+        stepped_id: :attr:`next_id` when the clock last stepped back: a
+            booking with a smaller id holds an absolute time of the clock
+            before the step, which no longer maps to its offset (see
+            ``cancel``).
     """
 
     tokens: float
@@ -123,6 +145,7 @@ class BucketState:
     returned: float = 0.0
     origin: float = 0.0
     seen: float = 0.0
+    stepped_id: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for storage (JSON-compatible)."""
@@ -143,6 +166,7 @@ class BucketState:
             "returned": self.returned,
             "origin": self.origin,
             "seen": self.seen,
+            "stepped_id": self.stepped_id,
         }
 
     @classmethod
@@ -178,6 +202,7 @@ class BucketState:
             returned=float(data.get("returned", 0.0)),  # type: ignore[arg-type]
             origin=float(data.get("origin", 0.0)),  # type: ignore[arg-type]
             seen=float(data.get("seen", 0.0)),  # type: ignore[arg-type]
+            stepped_id=int(data.get("stepped_id", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -224,10 +249,14 @@ def clock_in(state: BucketState, now: float) -> float:
       admits more);
     * offsets beyond :data:`REANCHOR`: the origin moves forward to now and
       every time of the state moves back by as much.
+
+    The bookings made so far are remembered (``stepped_id``): the absolute
+    times their reservations hold no longer map to their offsets.
     """
     t = now - state.origin
     if t < state.seen:  # the clock stepped back: no time elapsed
         state.origin = now - state.seen
+        state.stepped_id = state.next_id
         t = state.seen
     elif t > REANCHOR:
         _reanchor(state, t)
@@ -485,7 +514,7 @@ def _run(
         if recharging and covers(balance, high):
             recharging = False
         balance -= entry[2]
-        if not covers(balance, low):  # a debit below m, beyond rounding
+        if debited_below(balance, low, entry[2]):  # a debit below m, beyond rounding
             recharging = True
     return balance, t, recharging
 
@@ -534,7 +563,7 @@ def _rebook(config: BucketConfig, state: BucketState) -> None:  # noqa: C901 -- 
         if moved:
             pending[i] = (entry[0], at, entry[2], entry[3], balance)
         balance -= entry[2]
-        recharging = not covers(balance, low)
+        recharging = debited_below(balance, low, entry[2])
 
 
 def _replay(config: BucketConfig, state: BucketState, now: float) -> bool:
@@ -654,7 +683,7 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     balance -= cost
     state.tokens = balance
     state.time = at if at > t0 else t0
-    entered = not covers(balance, config.min_threshold)  # below m beyond rounding
+    entered = debited_below(balance, config.min_threshold, cost)  # below m beyond rounding
     left = left or rech  # an admission while recharging waited for the burst threshold
     state.recharging = entered
     state.booked += cost
@@ -768,7 +797,7 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
             balance -= cost
             state.tokens = balance
             state.time = t
-            if m - balance > m_tol:
+            if m - balance > m_tol and m - balance > token_tol * cost:  # debited_below
                 state.recharging = True
             state.booked += cost
             state.next_id += 1
@@ -829,6 +858,14 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
     A pending booking is found by its id (a sync may have moved it later).
     A cancel that returns nothing changes nothing: the booking stands, and
     stays in flight (its request may be on the wire).
+
+    Any other booking is recognised as admitted now by its time, which its
+    reservation holds on the backend's absolute clock. A booking made before
+    the clock last stepped back is never: after the step its absolute time
+    maps to an offset later by the step, and once the clock has gone forward
+    as much again it would look admitted now though that much time has
+    passed since (its cost would return in full, more than a capped server
+    holds; ``settle(0)`` credits what it does).
     """
     left = _advance(config, state, now)
     booking_id = request.booking_id
@@ -841,8 +878,14 @@ def cancel(config: BucketConfig, state: BucketState, now: float, request: Cancel
             left2 = _replay(config, state, now)
             return _outcome(config, state, now, ok=True, left=left or left2)
     tol = clock_tolerance(state, now)
-    if request.time < now - tol or request.time > now + tol or _absorbed(state, booking_id):
-        # Its time has passed, it was cancelled already, or it is in the server's figure.
+    if (
+        request.time < now - tol
+        or request.time > now + tol
+        or _absorbed(state, booking_id)
+        or booking_id < state.stepped_id
+    ):
+        # Its time has passed, it was cancelled already, it is in the server's figure, or
+        # its time is on the clock from before a step back.
         return _outcome(config, state, now, ok=False, left=left)
     _end_flight(state, booking_id)
     state.booked -= request.cost  # a booking admitted now: its cost returns now

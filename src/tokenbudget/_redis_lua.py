@@ -128,6 +128,10 @@ local function covers(balance, need)  -- mirrors _core.covers
   return need - balance <= TOKEN_TOLERANCE * math.max(1.0, math.abs(need))
 end
 
+local function debited_below(balance, low, cost)  -- mirrors _core.debited_below
+  return low - balance > TOKEN_TOLERANCE * math.max(1.0, math.abs(low), cost)
+end
+
 -- idle expiry (milliseconds) of a state whose tail is at time, holding tokens --------------
 
 local function ttl_ms(time, tokens, now, capacity, rate, step, window, keep)
@@ -172,7 +176,7 @@ end
 
 local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
                      'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of',
-                     'returned', 'origin', 'seen')
+                     'returned', 'origin', 'seen', 'stepped')
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -211,7 +215,7 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       -- admitted now (at = t0 = now)
       if balance < target then balance = target end
       balance = balance - cost
-      local entered = not covers(balance, low)
+      local entered = debited_below(balance, low, cost)
       local booking_id = num(v[6])
       local tokens, time = fmt(balance), fmt(t)
       local booked = num(v[7]) + cost
@@ -295,11 +299,13 @@ local function load()
             anchor = 0.0, next_id = first, booked = 0.0, since = 0.0, pending = {},
             base_tokens = 0.0, base_time = 0.0, base_recharging = false, flight = {},
             synced_id = first, as_of = nil, as_of_time = 0.0, returned = 0.0,
-            origin = now, seen = 0.0}, true
+            origin = now, seen = 0.0, stepped_id = 0}, true
   end
   local origin, seen = 0.0, 0.0
   if v[15] then origin = num(v[15]) end
   if v[16] then seen = num(v[16]) end
+  local stepped = 0
+  if v[17] then stepped = num(v[17]) end
   local returned = 0.0
   if v[14] then returned = num(v[14]) end
   local base = words(v[10], 3)[1]
@@ -313,7 +319,7 @@ local function load()
           pending = words(v[9], PENDING_WIDTH), base_tokens = base[1], base_time = base[2],
           base_recharging = base[3] ~= 0, flight = words(v[11], 3), synced_id = synced,
           as_of = stamp[1], as_of_time = stamp[2], returned = returned,
-          origin = origin, seen = seen}, false
+          origin = origin, seen = seen, stepped_id = stepped}, false
 end
 
 local function reanchor(state, t)  -- mirrors _core._reanchor
@@ -334,6 +340,7 @@ local function clock_in(state)  -- mirrors _core.clock_in: the offset of now
   local t = now - state.origin
   if t < state.seen then
     state.origin = now - state.seen
+    state.stepped_id = state.next_id
     t = state.seen
   elseif t > REANCHOR then
     reanchor(state, t)
@@ -371,7 +378,8 @@ local function save(state)
     'pending', join(state.pending, PENDING_WIDTH),
     'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
     'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp,
-    'returned', fmt(state.returned), 'origin', fmt(state.origin), 'seen', fmt(state.seen))
+    'returned', fmt(state.returned), 'origin', fmt(state.origin), 'seen', fmt(state.seen),
+    'stepped', fmt(state.stepped_id))
   -- a synced step anchor: one that is not the creation time
   local keep = state.rate ~= cfg.rate or (cfg.step ~= nil and state.anchor ~= state.since)
   redis.call('PEXPIRE', key, ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate,
@@ -448,7 +456,7 @@ local function run(state, balance, t, recharging, entries)
     end
     if recharging and covers(balance, high) then recharging = false end
     balance = balance - e[3]
-    if not covers(balance, low) then recharging = true end
+    if debited_below(balance, low, e[3]) then recharging = true end
   end
   return balance, t, recharging
 end
@@ -484,7 +492,7 @@ local function rebook(state)  -- mirrors _core._rebook
     end
     if moved then state.pending[i] = {e[1], at, e[3], e[4], balance} end
     balance = balance - e[3]
-    recharging = not covers(balance, low)
+    recharging = debited_below(balance, low, e[3])
   end
 end
 
@@ -597,7 +605,7 @@ local function admit(state, cost, max_wait)
   balance = balance - cost
   state.tokens = balance
   if at > t0 then state.time = at else state.time = t0 end
-  local entered = not covers(balance, cfg.min)
+  local entered = debited_below(balance, cfg.min, cost)
   left = left or rech
   state.recharging = entered
   state.booked = state.booked + cost
@@ -663,7 +671,8 @@ local function cancel(state, booking_id, time, cost)
     end
   end
   local tol = clock_tolerance(state)
-  if time < now - tol or time > now + tol or absorbed(state, booking_id) then
+  if time < now - tol or time > now + tol or absorbed(state, booking_id)
+      or booking_id < state.stepped_id then
     return plain_outcome(state, false, false, left)
   end
   end_flight(state, booking_id)

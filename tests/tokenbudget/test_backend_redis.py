@@ -99,6 +99,7 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
         b"returned",
         b"origin",
         b"seen",
+        b"stepped",
     }
     booking_id, time, cost, settled, _before = fields[b"pending"].split()
     assert (int(booking_id), float(cost), float(settled)) == (1000 * 10**6 + 2, 10.0, 0.0)

@@ -281,23 +281,28 @@ def test_a_clock_stepping_forward_counts_as_time(make_backend):
     assert bucket.snapshot().tokens == pytest.approx(10.0)
 
 
-@pytest.mark.parametrize("origin", [0.0, 1.7e9])
-def test_small_waits_are_not_shortened_at_wall_clock_time(origin):
+@pytest.mark.parametrize(("origin", "age"), [(0.0, 0.0), (1.7e9, 0.0), (1.7e9, 3.2e8)])
+def test_small_waits_are_not_shortened_at_wall_clock_time(origin, age):
     """Defect 4: origin 1.7e9, 1e6 tokens/s, acquire(1) back to back: never more than the refill.
 
     Booking times were absolute doubles, rounded to 2.4e-7 s at 1.7e9: each
     1e-6 s wait lost 4.9 % to rounding. Offsets from the bucket's origin keep
-    them exact.
+    them exact; and a state *age* old (ten years: a Redis key holding an
+    adopted rate never idles out) re-anchors its origin, so its offsets stay
+    small (without, they are 3.2e8 s, 6e-8 s apart, and the waits are rounded).
     """
     config = BucketConfig(10, Rate.per_second(1e6))
     clock = ManualClock(origin)
     bucket = TokenBucket(config, clock=clock, tokens=0)
+    if age:
+        clock.advance(age)
+        assert bucket.try_acquire(10)  # full after all that time: empty it again
     start = clock.now()
     n = 20_000
     for _ in range(n):
         bucket.acquire(1)
     elapsed = clock.now() - start
-    tolerance = _core_clock_tolerance(origin)
+    tolerance = _core_clock_tolerance(start)
     assert n <= 1e6 * (elapsed + tolerance) + 1  # the refill, plus one tolerance's worth
     assert n >= 1e6 * elapsed * 0.999  # and no wait lengthened either
 
@@ -306,3 +311,50 @@ def _core_clock_tolerance(origin: float) -> float:
     from tokenbudget._core import time_tolerance
 
     return time_tolerance(origin)
+
+
+# -- found by the stateful model once it drew clock steps ------------------------------------
+
+
+def test_a_booking_that_waited_for_r_of_c_leaves_m_and_does_not_recharge(make_backend):
+    """With the ``none`` rule a booking that waits for R(c) = c + m leaves exactly m.
+
+    Computed in doubles, (c + m) - c is m only within the rounding of c: a
+    cost of 5e4 left 0.99999 - 4e-12, below m by more than the balance
+    tolerance relative to m, and entered recharge mode by rounding alone; the
+    next request then waited for B (1248 s) instead of R(c) (637 s). The
+    debit's tolerance is relative to the cost too.
+    """
+    config = BucketConfig(99990, Rate.per_second(100), burst_threshold=74810, min_threshold=0.99999)
+    bucket, clock = _bucket(make_backend, config, 0, origin=0.0)
+    bucket.snapshot()
+    clock.advance(499.95)
+    cost = 49994.500005
+    assert bucket.reserve(cost).delay == pytest.approx(248.15)
+    assert bucket.reserve(cost).delay == pytest.approx(499.95)  # leaves m, not recharging
+    # The next waits for R(c) from m, not for the burst threshold B.
+    assert bucket.reserve(13721.150276031076).delay == pytest.approx(637.1615027603109)
+
+
+def test_a_late_cancel_after_the_clock_stepped_back_returns_nothing(make_backend):
+    """A booking admitted now, then the clock 2 s back and 2 s forward: 2 s passed, cancel is late.
+
+    A reservation holds its time on the backend's absolute clock; after the
+    step that time maps to an offset 2 s later, and once the clock had gone
+    forward 2 s again the booking looked admitted now: cancel() returned its
+    whole cost (5), 2 more than a capped server that never saw the request
+    holds (10 at the cap, 2 s of refill cut by it, 7 spent: 3). Found by the
+    stateful model once it drew clock steps.
+    """
+    config = BucketConfig(10, Rate.per_second(1))
+    bucket, clock = _bucket(make_backend, config, 10)
+    reservation = bucket.reserve(5)
+    assert reservation.delay == 0.0
+    _step(clock, -2.0)
+    bucket.snapshot()  # the bucket reads the clock: it stepped back
+    clock.advance(2.0)  # the clock reads the booking's time again; 2 s have passed
+    assert bucket.try_acquire(7)
+    assert reservation.cancel() is False
+    reservation.settle(0.0)  # the request was not made: what a capped server holds more
+    assert bucket.snapshot().tokens == pytest.approx(3.0)
+    assert bucket.try_acquire(3.5) is False
