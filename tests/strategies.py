@@ -81,8 +81,11 @@ def as_of_stamps() -> st.SearchStrategy[float | None]:
 
 
 def clock_steps() -> st.SearchStrategy[float]:
-    """How a real clock jumps (an NTP correction, a resumed VM): back or forward, small or large."""
-    magnitudes = st.sampled_from([1e-7, 1e-3, 0.5, 60.0, 3600.0]) | _floats(0.0, 7200.0)
+    """How a real clock jumps (an NTP correction, a resumed VM): back or forward, small or large.
+
+    1e6 s forward is beyond the core's re-anchoring span (``_core.REANCHOR``, 2**19 s).
+    """
+    magnitudes = st.sampled_from([1e-7, 1e-3, 0.5, 60.0, 3600.0, 1e6]) | _floats(0.0, 7200.0)
     return st.tuples(st.sampled_from([-1.0, 1.0]), magnitudes).map(lambda p: p[0] * p[1])
 
 

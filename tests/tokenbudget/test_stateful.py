@@ -23,6 +23,16 @@ capped replay rather than against ``initial + r*T``). With
 ``BucketConfig.in_flight`` a sync subtracts the bookings due within that window
 and neither settled nor cancelled.
 
+Clock steps: the clock steps back and forward (an NTP correction, a resumed VM;
+also forward beyond the core's re-anchoring span). SPEC and Go's ``x/time/rate``:
+a reading earlier than the bucket's latest counts as no time elapsed. The model
+works in *virtual time*: it advances with the clock's forward movement from the
+latest reading the bucket took in (every operation's; a read only when the clock
+went back) and never moves back, so the model never sees a step. The bucket's own
+absolute times (``Reservation.time``, its pending bookings') are on the stepped
+clock and convert to virtual time by the shift between the two at its latest
+reading. Tolerances stay at the clock's magnitudes.
+
 Floats: balances agree within 1e-9 relative to the magnitudes involved (and
 times within that balance tolerance divided by the rate, plus 1e-9 s). Where
 the model's decision lies within that tolerance of a boundary (a wait within
@@ -48,7 +58,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tests.strategies import as_of_stamps, clock_origins, configs, starting_balances
+from tests.strategies import (
+    as_of_stamps,
+    clock_origins,
+    clock_steps,
+    configs,
+    starting_balances,
+    step_clock,
+)
 from tokenbudget import (
     AcquireTimeout,
     BucketConfig,
@@ -128,6 +145,9 @@ class Model:
     #: The bucket's time of a pending booking, by id: where the model's decision to move a
     #: booking after a sync is within its tolerance, it follows the bucket.
     peek: Callable[[int], float | None] | None = None
+    #: The clock's magnitude (it may step far from the model's virtual time): the bucket's
+    #: tolerances are at the magnitude of the clock it reads.
+    clock: float = 0.0
 
     @classmethod
     def of(cls, config: BucketConfig, tokens: float, origin: float = 0.0) -> Model:
@@ -153,6 +173,10 @@ class Model:
             window=config.in_flight,
         )
 
+    def ttol(self, t: float) -> float:
+        """:func:`ttol` at *t*, or at the clock's magnitude if that is larger."""
+        return ttol(max(abs(t), self.clock))
+
     def required(self, cost: float) -> float:
         if self.kind == "none":
             return cost + self.minimum
@@ -163,15 +187,28 @@ class Model:
     def tol(self, *values: float) -> float:
         """1e-9 relative to the magnitudes, plus the refill in the time tolerance (x4)."""
         finite = [abs(v) for v in values if math.isfinite(v)]
-        return REL * max([1.0, self.capacity, *finite]) + self.rate * 4 * ttol(self.clock_scale)
+        return REL * max([1.0, self.capacity, *finite]) + self.rate * 4 * self.ttol(
+            self.clock_scale
+        )
 
     @property
     def clock_scale(self) -> float:
         return abs(self.origin_time) + abs(self.anchor)
 
     def snap(self, when: float, target: float) -> float:
-        """How near a replayed balance must be to the one a booking waited for to be it."""
-        return 4 * (self.rate * ttol(when) + 1e-12 * max(1.0, abs(target)))
+        """How near a replayed balance must be to the one a booking waited for to be it.
+
+        The refill within the time tolerance; with step refills none unless a step lies
+        within it (at 1e8 tokens/s the tolerance's worth of a continuous refill is most of
+        a token, and a booking a step refill cannot pay is not within rounding of it).
+        """
+        refill = self.rate * self.ttol(when)
+        if self.step is not None:
+            k = self.index(when)
+            prev, nxt = self.anchor + k * self.step, self.anchor + (k + 1) * self.step
+            if min(when - prev, nxt - when) > 4 * self.ttol(when):
+                refill = 0.0
+        return 4 * (refill + 1e-12 * max(1.0, abs(target)))
 
     def reach(self, balance: float, target: float) -> bool:
         """SPEC's "reached": within 1e-12 relative of *target* (rounding)."""
@@ -191,7 +228,7 @@ class Model:
             b
             for b in self.everything
             if not (b.ended or b.cancelled)
-            and b.time <= now + ttol(now)
+            and b.time <= now + self.ttol(now)
             and b.time + self.window > now
         ]
 
@@ -215,7 +252,7 @@ class Model:
         events.sort()
         t, balance, recharging = self.origin_time, self.origin_balance, self.origin_recharging
         for when, seq, kind, amount in events:
-            if when > until + ttol(until):
+            if when > until + self.ttol(until):
                 break
             if when > t:
                 balance, recharging = self._refill(balance, recharging, t, when)
@@ -230,7 +267,9 @@ class Model:
                 balance = min(self.capacity, balance)
                 if balance >= self.burst:
                     recharging = False
-            if not self.reach(balance, self.minimum):  # a debit below m (beyond rounding)
+            # A debit below m, beyond the rounding of m (and of the cost: R(c) - c is m).
+            scale = amount if kind == "debit" else 0.0
+            if self.minimum - balance > 1e-12 * max(1.0, abs(self.minimum), scale):
                 recharging = True
         if until > t:
             balance, recharging = self._refill(balance, recharging, t, until)
@@ -245,7 +284,7 @@ class Model:
     def index(self, t: float) -> int:
         """The index of the last step at or before *t* (steps at anchor + k * step)."""
         assert self.step is not None
-        return math.floor((t - self.anchor + ttol(abs(t) + abs(self.anchor))) / self.step)
+        return math.floor((t - self.anchor + self.ttol(abs(t) + abs(self.anchor))) / self.step)
 
     def _refill(self, balance: float, recharging: bool, t0: float, t1: float) -> tuple[float, bool]:
         balance = min(self.capacity, balance + self.added(t0, t1))
@@ -257,7 +296,7 @@ class Model:
         return max([now, *(b.time for b in self.live())])
 
     def pending(self, now: float) -> list[Booking]:
-        return [b for b in self.live() if b.time > now + ttol(now)]
+        return [b for b in self.live() if b.time > now + self.ttol(now)]
 
     def booking_time(self, now: float, cost: float) -> tuple[float, float | None]:
         """When a request for *cost* made at *now* is admitted (first come, first served),
@@ -285,7 +324,8 @@ class Model:
         self.bookings.append(booking)
         if self.window > 0:
             self.everything.append(booking)
-        balance, _ = self.replay(time)
+        # (at its time within the tolerance: a refill step due within it has come for the bucket)
+        balance, _ = self.replay(time + 4 * self.ttol(time))
         assert balance >= -self.deficit - self.tol(balance, cost), (balance, -self.deficit)
         return booking
 
@@ -306,10 +346,11 @@ class Model:
         recharge mode following the hysteresis from where it is (the bucket
         keeps no state from before a booking admitted at once).
         """
-        if booking.time > now + ttol(now):
+        if booking.time > now + self.ttol(now):
             booking.cancelled = True
-        else:
-            self.corrections.append(Correction(now, -charged, self._next_seq(), booking))
+        else:  # (after the booking's debit, were it due within rounding after now)
+            when = max(now, booking.time)
+            self.corrections.append(Correction(when, -charged, self._next_seq(), booking))
             booking.returned = True
 
     def settle(self, booking: Booking, charged: float, actual: float, now: float) -> None:
@@ -325,14 +366,15 @@ class Model:
         delta = actual - charged
         spent_now = self.spent
         self.spent += max(delta, 0.0)
-        if booking.time > now + ttol(now):
+        if booking.time > now + self.ttol(now):
             booking.cost = actual  # still pending: its debit is corrected
         elif not self.absorbed(booking, now):
             if delta < 0:
                 balance, _ = self.replay(now)
                 peak = balance + max(0.0, spent_now - booking.spent)
                 delta = -min(-delta, max(0.0, self.capacity - peak))
-            self.corrections.append(Correction(now, delta, self._next_seq(), booking))
+            when = max(now, booking.time)  # (after its debit, due within rounding after now)
+            self.corrections.append(Correction(when, delta, self._next_seq(), booking))
         booking.ended = True
 
     def stale(self, now: float, as_of: float | None) -> bool:
@@ -425,39 +467,76 @@ class Handle:
     charged: float
 
 
+class ReadClock(ManualClock):
+    """A ManualClock that records every reading the bucket takes (``now()``)."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start)
+        self.reads: list[float] = []
+
+    def now(self) -> float:
+        reading = super().now()
+        self.reads.append(reading)
+        return reading
+
+
 class BucketMachine(RuleBasedStateMachine):
-    """Drives acquire/try_acquire/reserve/cancel/settle/sync/advance against the model."""
+    """Drives acquire/try_acquire/reserve/cancel/settle/sync/advance/step against the model."""
 
     reservations = Bundle("reservations")
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = ManualClock()
+        self.clock = ReadClock(0.0)
         self.model: Model
         self.bucket: TokenBucket
         self.config: BucketConfig
+        #: The clock's reading the bucket took in last, and the virtual time then.
+        self.seen_clock = 0.0
+        self.seen_virtual = 0.0
 
     @initialize(data=st.data(), config=configs(steps=True, in_flight=True), origin=clock_origins())
     def start(self, data, config, origin):
         """Any valid config (continuous or stepped), any valid starting balance, any clock."""
         tokens = data.draw(starting_balances(config), label="tokens")
         self.config = config
-        self.clock = ManualClock(origin)
+        self.clock = ReadClock(origin)
         self.bucket = TokenBucket(config, clock=self.clock, tokens=tokens)
+        self.seen_clock = self.seen_virtual = origin
+        self.clock.reads.clear()
         self.model = Model.of(config, tokens, origin)
         self.model.peek = self.peek
 
     def peek(self, booking_id: int) -> float | None:
         """The bucket's time of the pending booking *booking_id* (None: not pending)."""
         state = self.bucket._backend._states[self.bucket.key]  # type: ignore[attr-defined]
-        # (the state's times are offsets from its origin)
-        return next((state.origin + e[1] for e in state.pending if e[0] == booking_id), None)
+        # (the state's times are offsets from its origin, which follows the clock's steps)
+        at = next((e[1] for e in state.pending if e[0] == booking_id), None)
+        # peek is called right after an operation: the state's latest reading is now
+        return None if at is None else self.now + (at - state.seen)
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- time -----------------------------------------------------------------------------
+
+    def virtual_at(self, reading: float) -> float:
+        """The virtual time of the clock's *reading*: no time elapsed if it is earlier."""
+        return self.seen_virtual + max(0.0, reading - self.seen_clock)
+
+    def took(self, *, stored: bool = True) -> None:
+        """The bucket read the clock: an operation keeps its reading (a read only an
+        earlier one, as the state then follows the clock back)."""
+        for reading in self.clock.reads:
+            if stored or reading < self.seen_clock:
+                self.seen_virtual = self.virtual_at(reading)
+                self.seen_clock = reading
+        self.clock.reads.clear()
+        if hasattr(self, "model"):
+            self.model.clock = max(abs(self.seen_clock), abs(self.clock._now))
 
     @property
     def now(self) -> float:
-        return self.clock.now()
+        return self.virtual_at(self.clock._now)
+
+    # -- helpers ------------------------------------------------------------------------
 
     def cost(self, share: float) -> float:
         top = self.config.max_cost
@@ -466,7 +545,7 @@ class BucketMachine(RuleBasedStateMachine):
         return max(share * top, 1e-6)
 
     def time_tol(self, *values: float) -> float:
-        return self.model.tol(*values) / self.model.rate + 4 * ttol(self.now)
+        return self.model.tol(*values) / self.model.rate + 4 * self.model.ttol(self.now)
 
     def expect(self, cost: float, max_wait: float) -> tuple[float, bool | None, float | None]:
         """The model's booking time, whether it is admitted (None: within tolerance), and
@@ -485,17 +564,24 @@ class BucketMachine(RuleBasedStateMachine):
         """Time passes: up to two full refills of the bucket."""
         self.clock.advance(share * self.config.capacity / self.model.rate)
 
+    @rule(seconds=clock_steps())
+    def step(self, seconds):
+        """The clock steps back or forward (an NTP correction, a resumed VM)."""
+        note(f"the clock steps {seconds!r} s from {self.clock._now!r}")
+        step_clock(self.clock, seconds)
+
     @rule(share=st.floats(1e-4, 1.0))
     def try_acquire(self, share):
         """try_acquire admits exactly when the model books it now."""
         cost = self.cost(share)
         at, expected, reached = self.expect(cost, 0.0)
         ok = self.bucket.try_acquire(cost)
+        self.took()
         note(f"try_acquire({cost!r}) -> {ok} (model at {at!r}, now {self.now!r})")
         if expected is not None:
             assert ok == expected
-        if ok:
-            self.model.book(self.now, cost, reached)
+        if ok:  # at the tail (within the tolerance of now, where a reading rounds)
+            self.model.book(max(self.now, at), cost, reached)
 
     @rule(share=st.floats(1e-4, 1.0), timeout=st.none() | st.floats(0.0, 3.0))
     def acquire(self, share, timeout):
@@ -507,16 +593,19 @@ class BucketMachine(RuleBasedStateMachine):
         try:
             waited = self.bucket.acquire(cost, timeout=max_wait)
         except AcquireTimeout as error:
+            self.took()
             note(f"acquire({cost!r}, timeout={max_wait!r}) timed out, delay {error.delay!r}")
             assert expected is not True
             assert self.now == start
             assert abs(error.delay - (at - start)) <= self.time_tol(cost, at)  # noqa: PT017
             return
+        self.took()
         note(f"acquire({cost!r}) waited {waited!r} (model {at - start!r})")
         assert expected is not False
         assert abs(waited - (at - start)) <= self.time_tol(cost, at)
         self.model.book(start + waited, cost, reached)
         balance = self.bucket.snapshot()
+        self.took(stored=False)
         if not self.model.pending(self.now):
             assert balance.tokens >= -self.model.deficit - self.model.tol(cost, balance.tokens)
 
@@ -526,9 +615,11 @@ class BucketMachine(RuleBasedStateMachine):
         cost = self.cost(share)
         at, _, reached = self.expect(cost, math.inf)
         reservation = self.bucket.reserve(cost)
+        self.took()
+        time = self.now + reservation.delay  # (reservation.time is on the stepped clock)
         note(f"reserve({cost!r}) -> delay {reservation.delay!r} (model {at - self.now!r})")
-        assert abs(reservation.time - at) <= self.time_tol(cost, at)
-        booking = self.model.book(reservation.time, cost, reached)
+        assert abs(time - at) <= self.time_tol(cost, at)
+        booking = self.model.book(time, cost, reached)
         booking.booking_id = reservation._state.booking_id
         return Handle(reservation, booking, cost)
 
@@ -538,6 +629,7 @@ class BucketMachine(RuleBasedStateMachine):
         booking = handle.booking
         gone = booking.cancelled or booking.returned
         ok = handle.reservation.cancel()
+        self.took()
         note(f"cancel(booking at {booking.time!r}, cost {booking.cost!r}) at {self.now!r} -> {ok}")
         absorbed = self.model.absorbed(booking, self.now)
         if ok:
@@ -558,10 +650,12 @@ class BucketMachine(RuleBasedStateMachine):
             try:
                 handle.reservation.settle(actual)
             except ReservationError:
+                self.took()
                 return
             raise AssertionError("settling a cancelled reservation must raise")
         note(f"settle({handle.charged!r} -> {actual!r}) at {self.now!r}")
         handle.reservation.settle(actual)
+        self.took()
         self.model.settle(handle.booking, handle.charged, actual, self.now)
         handle.charged = actual
 
@@ -571,7 +665,9 @@ class BucketMachine(RuleBasedStateMachine):
 
     @rule(
         share=st.floats(-0.5, 1.0),
-        refill_in=st.none() | st.floats(0.0, 60.0),
+        # (not within the clock's tolerance of 0, up to 3.6e-6 s: a step due that soon has
+        # come or not by the rounding of the clock's reading, which a step back changes)
+        refill_in=st.none() | st.just(0.0) | st.floats(1e-4, 60.0),
         rate=st.none() | st.floats(0.1, 10.0),
         as_of=as_of_stamps(),
     )
@@ -586,7 +682,17 @@ class BucketMachine(RuleBasedStateMachine):
             f"at {self.now!r}"
         )
         snap = self.bucket.sync(tokens, refill_in=refill_in, rate=new_rate, as_of=as_of)
+        self.took()  # (the sync's reading; its snapshot reads at the same time)
         stale = self.model.stale(self.now, as_of)
+        last = self.model.as_of
+        if (
+            as_of is not None
+            and last is not None
+            and as_of < last
+            and abs(self.now - self.model.as_of_time - self.model.window)
+            <= 4 * self.model.ttol(self.now)
+        ):  # at the end of the window, within the clock's rounding: either
+            stale = not snap.adopted
         assert snap.adopted is not stale
         if stale:
             return
@@ -606,6 +712,7 @@ class BucketMachine(RuleBasedStateMachine):
         if not hasattr(self, "model"):
             return
         snap = self.bucket.snapshot()
+        self.took(stored=False)
         expected = self.model.net_balance(self.now)
         assert abs(snap.tokens - expected) <= self.model.tol(snap.tokens, expected), (
             snap.tokens,
@@ -615,10 +722,10 @@ class BucketMachine(RuleBasedStateMachine):
         # keeps absolute times, rounded to the clock's spacing (2.4e-7 s at 1.7e9 s), while
         # the bucket keeps exact offsets and compares with the clock within its rounding.
         now = self.now
-        near = any(abs(b.time - now) <= 4 * ttol(now) for b in self.model.live())
+        near = any(abs(b.time - now) <= 4 * self.model.ttol(now) for b in self.model.live())
         # The same from the bucket's side: its last booking is due within the tolerance (the
         # model may have counted that booking as due at a sync, and so in the server's figure).
-        near = near or 0 < snap.backlog <= 4 * ttol(now)
+        near = near or 0 < snap.backlog <= 4 * self.model.ttol(now)
         if not near:
             assert snap.pending == len(self.model.pending(now))
 
@@ -632,7 +739,9 @@ class BucketMachine(RuleBasedStateMachine):
             balance - self.model.minimum
         ) <= self.model.tol(balance):
             return  # on a threshold: either mode is within tolerance
-        assert self.bucket.snapshot().recharging == recharging
+        recharging_now = self.bucket.snapshot().recharging
+        self.took(stored=False)
+        assert recharging_now == recharging
 
 
 _profile = settings()
