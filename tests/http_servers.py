@@ -118,9 +118,16 @@ class FastClock:
         self.factor = float(factor)
         self._start = float(start)
         self._origin = time.monotonic()
+        self._guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FastClock({self.factor!r})"
+
+    def advance(self, seconds: float) -> None:
+        """Jump *seconds* of simulated time ahead at once (between a test's phases)."""
+        if seconds > 0:
+            with self._guard:
+                self._start += seconds
 
     def now(self) -> float:
         """Seconds of simulated time."""

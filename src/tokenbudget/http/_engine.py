@@ -241,6 +241,12 @@ class _Engine:
             _request_body(request),
         )
 
+    def _estimated_again(self, costs: dict[str, float], request: Any, url: str) -> dict[str, float]:
+        """*costs*, or estimated again when an answer named the limits since (none before)."""
+        if not costs and self.core.limits:
+            return self._estimate(request, url)
+        return costs
+
     def _tap(self, booking: Booking[Any], response: Any, fields: HeaderFields, url: str) -> _Tap:
         core = self.core
         status, headers = response.status_code, response.headers
@@ -340,6 +346,7 @@ class SyncEngine(_Engine):
             if core.settle_after:
                 self._settle_due()
             probe = self._enter(costs)
+            costs = self._estimated_again(costs, request, url)
             answered = False
             booking: Booking[Reservation] = Booking(costs)
             try:
@@ -389,7 +396,11 @@ class SyncEngine(_Engine):
         try:
             fields = HeaderFields(response.headers)
             how = _how_to_read(fields)
-            if how == "read":
+            if how != "headers" and response.is_stream_consumed:
+                # Read already (an inner transport that reads, a mock's answer): its stream
+                # may not be read again, and the client will not read it either.
+                how, body = "read", response.content
+            elif how == "read":
                 stream = response.stream
                 raw = b"".join(stream)
                 stream.close()
@@ -546,6 +557,7 @@ class AsyncEngine(_Engine):
                 async with self._lock():
                     await self._settle_due()
             probe = await self._enter(costs)
+            costs = self._estimated_again(costs, request, url)
             answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
@@ -597,7 +609,9 @@ class AsyncEngine(_Engine):
         try:
             fields = HeaderFields(response.headers)
             how = _how_to_read(fields)
-            if how == "read":
+            if how != "headers" and response.is_stream_consumed:
+                how, body = "read", response.content  # read already (see SyncEngine)
+            elif how == "read":
                 stream = response.stream
                 raw = b"".join([chunk async for chunk in stream])
                 await stream.aclose()

@@ -93,6 +93,10 @@ IN_FLIGHT: Final = 600.0
 #: takes it off. Within one process the transport knows the send order and needs no delay.
 SETTLE_AFTER: Final = 1.0
 
+#: What a request that costs no known limit goes out alone on before the first answer.
+FIRST_ANSWER: Final = "(first answer)"
+_FIRST: Final = frozenset({FIRST_ANSWER})
+
 #: The header that tells the OpenAI and Anthropic SDKs not to retry an answer.
 SHOULD_RETRY: Final = "x-should-retry"
 
@@ -346,9 +350,15 @@ class TransportCore(Generic[B]):
         window may start with this request, and until its answer tells when it
         ends, the bucket's steps may not fall where the server's do. Empty when the
         user gave the buckets, and for limits an answer already failed to report.
+
+        A request that costs no limit before any answer came (a dialect that
+        estimates from the limits an answer names, as ``ietf`` does) goes out alone
+        on :data:`FIRST_ANSWER`: the others wait for its answer, then estimate again.
         """
         if not self.own_buckets:
             return frozenset()
+        if self._answers == 0 and not any(cost > 0 for cost in costs.values()):
+            return _FIRST
         names: set[str] = set()
         for name, cost in costs.items():
             if cost <= 0 or name in self.unreported:

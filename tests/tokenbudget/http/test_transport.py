@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -580,3 +581,90 @@ def test_anthropic_rounded_token_figures_never_put_a_bucket_ahead_of_the_server(
     assert transport.buckets["requests"].snapshot().tokens == float(
         headers["anthropic-ratelimit-requests-remaining"]
     )
+
+
+class _OneShot:
+    """A response body that may be read once, as a socket's is."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self.reads = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.reads += 1
+        if self.reads > 1:
+            raise AssertionError("the body was read twice")
+        yield self.content
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_answer_the_inner_transport_read_already_is_followed_without_reading_it_again(
+    flavour,
+):
+    """An inner transport that reads the answer (a middleware): its true cost settles, and
+    its body, which a socket gives once, is not read again (that would hang)."""
+    http, adapter = flavour
+    stream_type = type("OneShot", (_OneShot, http.SyncByteStream), {})
+
+    class Reading(http.BaseTransport):  # type: ignore[name-defined,misc]
+        def handle_request(self, request: Any) -> Any:
+            stream = stream_type(body(cost={"tokens": 40}))
+            response = http.Response(
+                200, headers={"content-type": "application/json"}, stream=stream
+            )
+            response.read()
+            return response
+
+    clock = ManualClock()
+    tokens = TokenBucket(BucketConfig(1000, Rate.per_minute(1000)), clock=clock)
+    transport = adapter.QuotaTransport(
+        LoopbackDialect(), transport=Reading(), clock=clock, buckets={"tokens": tokens}
+    )
+    with http.Client(transport=transport, base_url="http://api.test") as http_client:
+        response = http_client.get("/", headers={"x-cost-tokens": "100"})
+        assert response.json() == {"cost": {"tokens": 40}}
+    assert tokens.snapshot().tokens == 960
+
+
+def test_first_requests_that_cost_no_known_limit_wait_for_the_first_answer(flavour):
+    """The ietf estimate names no limit before an answer does: the first request goes out
+    alone, the others wait for its answer, then book on the limits it named."""
+    http, adapter = flavour
+    first_out = threading.Event()
+    release = threading.Event()
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def answer(n: int, request: Any) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        if n == 1:
+            first_out.set()
+            release.wait(5)
+        with lock:
+            state["now"] -= 1
+        headers = {"RateLimit-Policy": '"minute";q=8;w=60', "RateLimit": f'"minute";r={8 - n};t=60'}
+        return 200, headers, b"{}"
+
+    calls = Calls(answer)
+    calls.module = http  # type: ignore[attr-defined]
+    transport = adapter.QuotaTransport(
+        "ietf", transport=http.MockTransport(calls), clock=ManualClock()
+    )
+    http_client = http.Client(transport=transport, base_url="http://api.test")
+    threads = [threading.Thread(target=http_client.get, args=("/",)) for _ in range(4)]
+    threads[0].start()
+    assert first_out.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.2)  # time for the others to go out, were they not held back
+    assert calls.count == 1
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert calls.count == 4
+    # The three that waited were booked on the minute the first answer named.
+    assert transport.buckets["minute"].snapshot().booked == 3
