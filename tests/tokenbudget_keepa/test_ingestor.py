@@ -25,6 +25,7 @@ from tokenbudget_keepa import (
     StoreError,
     Watermark,
 )
+from tokenbudget_keepa._ingestor.ingestor import REQUEST_GRACE, _Run
 from tokenbudget_keepa.testing import Fault, KeepaEmulator
 
 
@@ -650,3 +651,28 @@ def test_a_first_sweep_that_cannot_reach_its_look_back_starts_where_it_paged(
         if (d["lastUpdate"], d["asin"]) <= (mark.minute, mark.asin)
     }
     assert {d.asin for d in stored} == expected
+
+
+def test_a_wait_pushed_past_the_budget_by_another_booking_ends_the_run(
+    make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user of the account books between the plan and the request: the run stops.
+
+    The planned wait is no reservation: a process sharing the account that books
+    first pushes the request's time back. The client gives its booking back when
+    it would be due past the run's budget (``wait_limit``), and the run ends for
+    its budget instead of sending the request 17 minutes late.
+    """
+    emu, ingestor = make(emulator={"refill_per_min": 5, "tokens": 20})
+    planned = _Run._plan_wait
+
+    def plan_then_another_books(run: _Run, cost: float, *, what: str) -> float:
+        wait = planned(run, cost, what=what)
+        run.ing._client.bucket.reserve(100)  # another process's request, booked first
+        return wait
+
+    monkeypatch.setattr(_Run, "_plan_wait", plan_then_another_books)
+    report = ingestor.run_once(time_budget=60)
+    assert report.stopped == "time_budget"
+    assert report.elapsed <= 60 + REQUEST_GRACE
+    assert emu.stats().count("deal") == 0

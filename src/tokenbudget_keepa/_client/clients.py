@@ -65,7 +65,13 @@ from tokenbudget import (
 )
 
 from .cost import CostModel, RequestKind
-from .deadline import attempt_deadline, attempt_seconds, capped, with_deadlines
+from .deadline import (
+    attempt_deadline,
+    attempt_seconds,
+    capped,
+    past_wait_limit,
+    with_deadlines,
+)
 from .endpoint_methods import AsyncEndpoints, Endpoints
 from .endpoints import EndpointCall, _check_bool, _check_int
 from .envelope import Envelope, ErrorInfo, decode_body, parse_envelope, parse_error
@@ -590,15 +596,21 @@ class _Base(Generic[BucketT]):
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    def _too_long(self, endpoint: str, cost: float, wait: float) -> KeepaTokenError | None:
-        """The error for a booked wait longer than :data:`MAX_WAIT`, or None if it is not."""
-        if wait <= MAX_WAIT:
+    def _too_long(
+        self, endpoint: str, cost: float, wait: float, *, limit: bool = False
+    ) -> KeepaTokenError | None:
+        """The error for a booked wait too long, or None if it is not.
+
+        Too long: longer than :data:`MAX_WAIT`, or (*limit*) past the caller's wait limit.
+        """
+        if wait <= MAX_WAIT and not limit:
             return None
         env = self._newest
         tokens_left = None if env is None else env.tokens_left
+        longest = "the caller's wait limit" if limit else f"MAX_WAIT ({MAX_WAIT:.0f} s)"
         return KeepaTokenError(
             f"{endpoint}: {cost:g} tokens would be there only in {wait:.0f} s, more than "
-            f"MAX_WAIT ({MAX_WAIT:.0f} s); the account last reported tokensLeft={tokens_left}",
+            f"{longest}; the account last reported tokensLeft={tokens_left}",
             endpoint=endpoint,
             status=None,
             attempts=0,
@@ -898,7 +910,7 @@ class _Base(Generic[BucketT]):
                 yield from self._status_steps(0.0)  # reconcile before a long wait
             booking = yield partial(bucket.reserve, cost)
             delay: float = booking.delay
-            too_long = self._too_long(endpoint, cost, delay)
+            too_long = self._too_long(endpoint, cost, delay, limit=past_wait_limit(delay))
             if too_long is not None:
                 yield booking.cancel
                 raise too_long from None

@@ -11,6 +11,13 @@ A caller may lower it for the requests made within a block
 (:func:`deadline_cap`): the ingestor does, so a run never passes its time budget
 while a request is on the wire. The async client uses :func:`asyncio.timeout`
 with the same numbers.
+
+A caller may also bound the clients' waits for tokens within a block
+(:func:`wait_limit`, on the clock the waits run on): a booking that would be due
+past it is given back and refused with the wait it would have taken. The
+ingestor does, because its plan of a request's wait is not a reservation:
+another process sharing the account may book first, and push the request's
+time past the run's budget.
 """
 
 from __future__ import annotations
@@ -25,13 +32,17 @@ from collections.abc import Iterable, Iterator
 
 import httpcore
 
+from tokenbudget import Clock
+
 
 __all__ = [
     "attempt_deadline",
     "attempt_seconds",
     "capped",
     "deadline_cap",
+    "past_wait_limit",
     "remaining",
+    "wait_limit",
     "with_deadlines",
 ]
 
@@ -41,6 +52,25 @@ _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar(
 _CAP: contextvars.ContextVar[float] = contextvars.ContextVar(
     "tokenbudget_keepa_deadline_cap", default=math.inf
 )
+_WAIT_LIMIT: contextvars.ContextVar[tuple[Clock, float] | None] = contextvars.ContextVar(
+    "tokenbudget_keepa_wait_limit", default=None
+)
+
+
+@contextlib.contextmanager
+def wait_limit(clock: Clock, until: float) -> Iterator[None]:
+    """Within the block, no Keepa client waits for tokens past *until* on *clock*."""
+    token = _WAIT_LIMIT.set((clock, until))
+    try:
+        yield
+    finally:
+        _WAIT_LIMIT.reset(token)
+
+
+def past_wait_limit(delay: float) -> bool:
+    """Whether a wait of *delay* seconds from now passes this context's :func:`wait_limit`."""
+    limit = _WAIT_LIMIT.get()
+    return limit is not None and limit[0].now() + delay > limit[1]
 
 
 @contextlib.contextmanager

@@ -54,8 +54,13 @@ from tokenbudget import (
     CostExceedsCapacity,
 )
 from tokenbudget_keepa._client.cost import RequestKind
-from tokenbudget_keepa._client.deadline import deadline_cap
-from tokenbudget_keepa._client.errors import KeepaAuthError, KeepaError, KeepaRequestError
+from tokenbudget_keepa._client.deadline import deadline_cap, wait_limit
+from tokenbudget_keepa._client.errors import (
+    KeepaAuthError,
+    KeepaError,
+    KeepaRequestError,
+    KeepaTokenError,
+)
 from tokenbudget_keepa._client.models.products import Deal, Product
 from tokenbudget_keepa._client.models.query import DealQuery
 from tokenbudget_keepa._client.spending import tally
@@ -1055,17 +1060,25 @@ class _Run:
             # With a time budget, a request on the wire (a server trickling its answer, say)
             # ends with the budget too, not only with the client's own timeout. The budget
             # bounds waits (SPEC): a request started in time gets REQUEST_GRACE to finish.
+            # The wait planned before the call is no reservation: another process on the
+            # account may book first. The client's wait for tokens ends with the budget too.
             left = self.deadline - self.ing._clock.now()
             capping = 0 < left < math.inf
             cap = deadline_cap(max(left, REQUEST_GRACE)) if capping else contextlib.nullcontext()
+            limit = (
+                wait_limit(self.ing._clock, self.deadline) if capping else contextlib.nullcontext()
+            )
             try:
-                with cap:
+                with cap, limit:
                     return call()
             except (KeepaAuthError, KeepaRequestError) as e:
                 raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
             except CostExceedsCapacity as e:
                 raise _Stop("fatal_error", f"{what}: {_describe(e)}") from e
             except (KeepaError, OSError) as e:
+                wait = getattr(e, "wait", None) if isinstance(e, KeepaTokenError) else None
+                if wait is not None and self.ing._clock.now() + wait > self.deadline:
+                    self._stop_for_budget(wait, what)
                 self._pause(attempt, what, e)
             attempt += 1
 
