@@ -68,19 +68,20 @@ def _server() -> Iterator[tuple[str, list[int]]]:
         proc.wait(timeout=10)
 
 
-def _rate(fn, seconds: float) -> float:
-    """Calls of *fn* per second over about *seconds*."""
+def _rate(fn, seconds: float) -> tuple[float, float]:
+    """Calls of *fn* per second over about *seconds*, and this process's CPU seconds per call."""
     n = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
     while time.perf_counter() < deadline:
         fn()
         n += 1
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n
 
 
-async def _arate(fn, seconds: float) -> float:
-    """Requests per second of CONCURRENCY tasks calling *fn* for about *seconds*."""
+async def _arate(fn, seconds: float) -> tuple[float, float]:
+    """Requests per second of CONCURRENCY tasks calling *fn* for about *seconds*, CPU per call."""
     n = 0
     deadline = time.perf_counter() + seconds
 
@@ -90,9 +91,10 @@ async def _arate(fn, seconds: float) -> float:
             await fn()
             n += 1
 
+    cpu = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n
 
 
 def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
@@ -134,10 +136,21 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
 
     asyncio.run(aio())
     out = {}
-    for mode, plain_rates, our_rates in (("sync", bare, ours), ("async", abare, aours)):
-        p, o = statistics.median(plain_rates), statistics.median(our_rates)
-        # The overhead factor: time per request through the transport over the bare client's.
-        out[mode] = {"bare": p, "transport": o, "ratio": p / o}
+    for mode, plain_runs, our_runs in (("sync", bare, ours), ("async", abare, aours)):
+        p = statistics.median(rate for rate, _ in plain_runs)
+        o = statistics.median(rate for rate, _ in our_runs)
+        # The overhead factor: time per request through the transport over the bare client's;
+        # beside the ratio of the medians, the median of the back-to-back pairs' ratios (which
+        # load coming and going on the machine disturbs less), and the client's CPU a request.
+        pairs = [pr / orate for (pr, _), (orate, _) in zip(plain_runs, our_runs, strict=True)]
+        out[mode] = {
+            "bare": p,
+            "transport": o,
+            "ratio": p / o,
+            "pair_ratio": statistics.median(pairs),
+            "bare_cpu_us": statistics.median(c for _, c in plain_runs) * 1e6,
+            "transport_cpu_us": statistics.median(c for _, c in our_runs) * 1e6,
+        }
     return out
 
 
@@ -165,8 +178,12 @@ def markdown(result: dict) -> list[str]:
     out = [
         "### HTTP quota transport: time per request vs the bare client",
         "",
-        "| client | bare (req/s) | with QuotaTransport (req/s) | time per request, transport / bare |",
-        "|---|---|---|---|",
+        (
+            "| client | bare (req/s) | with QuotaTransport (req/s) "
+            "| time per request, transport / bare | median of paired ratios "
+            "| client CPU per request, bare / with the transport (µs) |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     for name in ("httpx", "httpx2"):
         row = result.get(name)
@@ -177,8 +194,15 @@ def markdown(result: dict) -> list[str]:
             continue
         for mode, label in (("sync", name), ("async", f"{name}, {result['concurrency']} tasks")):
             r = row[mode]
+            cpu = (
+                f"{r['bare_cpu_us']:,.0f} / {r['transport_cpu_us']:,.0f}"
+                if "bare_cpu_us" in r
+                else ""
+            )
+            paired = f"{r['pair_ratio']:.2f}x" if "pair_ratio" in r else ""
             out.append(
-                f"| {label} | {r['bare']:,.0f} | {r['transport']:,.0f} | {r['ratio']:.2f}x |"
+                f"| {label} | {r['bare']:,.0f} | {r['transport']:,.0f} | {r['ratio']:.2f}x "
+                f"| {paired} | {cpu} |"
             )
     out += [
         "",
