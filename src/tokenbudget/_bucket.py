@@ -22,6 +22,7 @@ from ._core import (
     Cancel,
     Observation,
     Outcome,
+    Rebook,
     Request,
     SetRate,
     Settle,
@@ -537,7 +538,7 @@ class AsyncReservation:
         if out.ok:
             s.cancelled = True
             self._bucket._report("cancelled", out, s.charged)  # noqa: SLF001
-            _move_up(self._bucket, s.booking_id)
+            await _amove_up(self._bucket, s.booking_id)
         return out.ok
 
     async def settle(self, actual_cost: float) -> None:
@@ -558,26 +559,47 @@ def _booking(out: Outcome, cost: float) -> _ReservationState:
 
 
 class _Sleeper:
-    """An ``acquire`` waiting on a memory bucket with a real clock: it can be woken early."""
+    """An ``acquire`` waiting with a real clock: it can be woken early.
 
-    __slots__ = ("state", "wake")
+    *deadline* is when it goes, on the bucket's clock: its booking's time on
+    a memory bucket (whose time is that clock's); on a shared backend, whose
+    clock is its own, the bucket clock's reading after the booking plus its
+    delay (a little late, never early).
+    """
 
-    def __init__(self, state: _ReservationState, wake: Callable[[], None]) -> None:
+    __slots__ = ("deadline", "state", "wake")
+
+    def __init__(self, state: _ReservationState, wake: Callable[[], None], deadline: float) -> None:
         self.state = state
         self.wake = wake
+        self.deadline = deadline
 
 
-#: The waiting ``acquire`` calls of each memory bucket, by (id of the backend, key).
+def _sleeper(shell: _Shell, out: Outcome, cost: float, wake: Callable[[], None]) -> _Sleeper:
+    state = _booking(out, cost)
+    if type(shell._backend) is MemoryBackend:  # noqa: SLF001
+        return _Sleeper(state, wake, state.time)
+    return _Sleeper(state, wake, shell._clock.now() + out.delay)  # noqa: SLF001
+
+
+def _moved(shell: _Shell, sleeper: _Sleeper, out: Outcome) -> None:
+    """*sleeper*'s booking was booked again (*out*): it sleeps until its new time."""
+    sleeper.state = _booking(out, sleeper.state.cost)
+    if type(shell._backend) is MemoryBackend:  # noqa: SLF001
+        sleeper.deadline = sleeper.state.time
+    else:
+        sleeper.deadline = shell._clock.now() + out.delay  # noqa: SLF001
+    sleeper.wake()
+
+
+#: The waiting ``acquire`` calls of each bucket, by (id of the backend, key).
 _SLEEPERS: dict[tuple[int, str], list[_Sleeper]] = {}
 _SLEEPERS_LOCK = threading.Lock()
 
 
 def _wakeable(shell: _Shell) -> bool:
-    """Whether the bucket's waits can be cut short: a memory backend and a real clock."""
-    return type(shell._backend) is MemoryBackend and type(shell._clock) in (  # noqa: SLF001
-        MonotonicClock,
-        WallClock,
-    )
+    """Whether the bucket's waits can be cut short: a real clock (any backend)."""
+    return type(shell._clock) in (MonotonicClock, WallClock)  # noqa: SLF001
 
 
 def _sleepers(shell: _Shell) -> list[_Sleeper]:
@@ -598,21 +620,33 @@ def _forget_sleeper(shell: _Shell, sleeper: _Sleeper) -> None:
 def _move_up(shell: _Shell, cancelled: int) -> None:
     """After booking *cancelled* was given back, let the ``acquire`` calls behind it go earlier.
 
-    Only on a memory bucket with a real clock, and only when every booking
+    Only with a real clock. On a memory bucket, only when every booking
     still pending is a waiting ``acquire`` of this process (a reservation's
     holder sleeps its own delay and would not learn of a new time): those
     behind the cancelled one are given back, last first, and booked again in
     their order, all under one hold of the backend's lock; each is woken to
-    sleep until its new time, which is never later than its old one.
+    sleep until its new time, which is never later than its old one. On a
+    shared backend (other processes book there too) only this process's
+    waiter booked last is booked again (``_core.Rebook``: only while it is
+    the bucket's last booking, only if that makes it earlier).
     """
     backend = shell._backend  # noqa: SLF001
-    if not isinstance(backend, MemoryBackend):
-        return
     with _SLEEPERS_LOCK:
         group = list(_sleepers(shell))
     if not group:
         return
     config, clock, key, initial = shell._config, shell._clock, shell._key, shell._initial  # noqa: SLF001
+    if not isinstance(backend, MemoryBackend):
+        last = _last_behind(group, cancelled)
+        if last is not None:
+            try:
+                out = backend.apply(key, config, clock, initial, Rebook(last.state.booking_id))
+            except Exception:  # it keeps its time: later than it could, never earlier
+                log.debug("could not book a waiter on %s again", key, exc_info=True)
+                return
+            if out.ok:
+                _moved(shell, last, out)
+        return
     obs = backend.observe(key, config, clock, initial)
     waiting = [s for s in group if s.state.time > obs.time]
     behind = sorted((s for s in waiting if s.state.booking_id > cancelled), key=_booking_order)
@@ -624,8 +658,33 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
     requests += [Admit(s.state.cost, math.inf) for s in behind]
     outs = backend.apply_many(key, config, clock, initial, requests)
     for sleeper, out in zip(behind, outs[len(behind) :], strict=True):
-        sleeper.state = _booking(out, sleeper.state.cost)
-        sleeper.wake()
+        _moved(shell, sleeper, out)
+
+
+def _last_behind(group: list[_Sleeper], cancelled: int) -> _Sleeper | None:
+    """The waiter of *group* booked last, if it was booked after *cancelled*."""
+    behind = [s for s in group if s.state.booking_id > cancelled]
+    return max(behind, key=_booking_order) if behind else None
+
+
+async def _amove_up(shell: _Shell, cancelled: int) -> None:
+    """:func:`_move_up` for :class:`AsyncTokenBucket` (a shared backend's call is awaited)."""
+    backend = shell._backend  # noqa: SLF001
+    if isinstance(backend, MemoryBackend):
+        _move_up(shell, cancelled)
+        return
+    with _SLEEPERS_LOCK:
+        last = _last_behind(list(_sleepers(shell)), cancelled)
+    if last is None:
+        return
+    config, clock, key, initial = shell._config, shell._clock, shell._key, shell._initial  # noqa: SLF001
+    try:
+        out = await backend.aapply(key, config, clock, initial, Rebook(last.state.booking_id))
+    except Exception:  # it keeps its time: later than it could, never earlier
+        log.debug("could not book a waiter on %s again", key, exc_info=True)
+        return
+    if out.ok:
+        _moved(shell, last, out)
 
 
 def _booking_order(sleeper: _Sleeper) -> int:
@@ -746,8 +805,15 @@ class TokenBucket(_Shell):
         again, in their order, at times never later than before — unless a
         booking is pending whose holder sleeps its own delay (a
         :meth:`reserve`), which would not learn a new time. On a shared
-        backend, or with another clock, every booking keeps its time: a waiter
+        backend (SQLite, Redis) only the bucket's last booking moves, when it
+        is a waiting ``acquire`` of this process: one atomic operation
+        cancels it and books its cost again, where a new booking would go,
+        and keeps the old one if that is not earlier (nothing is behind it to
+        be hurt). With another clock, or with any booking behind it, a waiter
         goes at its time, later than it could have, never earlier.
+
+        .. versionchanged:: 0.1.0
+           The last waiter moves up on SQLite and Redis too.
 
         Raises:
             AcquireTimeout: The wait would exceed *timeout* (``.delay`` says by how much).
@@ -777,12 +843,12 @@ class TokenBucket(_Shell):
     def _wait(self, out: Outcome, cost: float) -> float:
         """Sleep until the booking's time (a cancel of an earlier booking may bring it forward)."""
         event = threading.Event()
-        sleeper = _Sleeper(_booking(out, cost), event.set)
+        sleeper = _sleeper(self, out, cost, event.set)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
         try:
             while True:
-                remaining = sleeper.state.time - self._clock.now()
+                remaining = sleeper.deadline - self._clock.now()
                 if remaining <= 0.0:
                     break
                 event.wait(remaining)
@@ -1074,12 +1140,12 @@ class AsyncTokenBucket(_Shell):
         def wake() -> None:
             loop.call_soon_threadsafe(event.set)
 
-        sleeper = _Sleeper(_booking(out, cost), wake)
+        sleeper = _sleeper(self, out, cost, wake)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
         try:
             while True:
-                remaining = sleeper.state.time - self._clock.now()
+                remaining = sleeper.deadline - self._clock.now()
                 if remaining <= 0.0:
                     break
                 with contextlib.suppress(TimeoutError):

@@ -372,7 +372,21 @@ class SetRate(NamedTuple):
     rate: float
 
 
-Request = Admit | Cancel | Settle | Sync | SetRate
+class Rebook(NamedTuple):
+    """Book the bucket's last booking *booking_id* again, if that makes it earlier.
+
+    A waiting ``acquire`` moves up this way when a booking ahead of it was
+    cancelled. Only while it is the bucket's last booking, and pending: it
+    is cancelled and its cost booked again in one step, exactly as a cancel
+    and a new reservation made at once; if the new booking is not earlier,
+    nothing changes and the outcome is not ok. The outcome of a move is the
+    new booking's (a new id and delay), which its holder must adopt.
+    """
+
+    booking_id: int
+
+
+Request = Admit | Cancel | Settle | Sync | SetRate | Rebook
 
 
 class Outcome(NamedTuple):
@@ -1075,6 +1089,37 @@ def set_rate(config: BucketConfig, state: BucketState, now: float, request: SetR
     )
 
 
+def rebook_last(config: BucketConfig, state: BucketState, now: float, request: Rebook) -> Outcome:
+    """Book the bucket's last booking again, earlier, if a new booking of its cost would be.
+
+    A waiting ``acquire`` whose booking an earlier one's cancel left later
+    than it need be goes earlier this way. Only the bucket's last booking,
+    still pending, moves, so that no booking behind it can be hurt: it is
+    cancelled and its cost booked again in one step, exactly as a cancel and
+    a new reservation made at once would be (the cancel replays the
+    bookings before it with the capacity cap, the new booking queues behind
+    them), so it never admits more than those two operations. When the new
+    time is not earlier, nothing changes (but the advance to now) and the
+    outcome is not ok. Its holder must learn the new time (the new id and
+    delay of the outcome): only this process's waiting ``acquire`` calls use it.
+    """
+    left = _advance(config, state, now)
+    pending = state.pending
+    if not pending or pending[-1][0] != request.booking_id:
+        return _outcome(config, state, now, ok=False, left=left)
+    old = pending[-1]
+    saved = attrs.evolve(state, pending=list(pending), flight=list(state.flight))
+    del pending[-1]
+    state.booked -= old[2]
+    _replay(config, state, now)
+    out = admit(config, state, now, Admit(old[2], math.inf))
+    if state.time < old[1]:
+        return out
+    for field in attrs.fields(BucketState):
+        setattr(state, field.name, getattr(saved, field.name))
+    return _outcome(config, state, now, ok=False, left=left)
+
+
 def apply(config: BucketConfig, state: BucketState, now: float, request: Request) -> Outcome:
     """Apply any request to *state* at the backend time *now* (absolute; see ``clock_in``).
 
@@ -1091,6 +1136,8 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
         out = sync(config, state, t, request)
     elif type(request) is SetRate:
         out = set_rate(config, state, t, request)
+    elif type(request) is Rebook:
+        out = rebook_last(config, state, t, request)
     else:  # pragma: no cover
         raise TypeError(f"unknown request {request!r}")
     return out._replace(time=now)

@@ -15,7 +15,7 @@ One call is one operation on one bucket (safe to retry: see *Retries* below):
     ``max_deficit``, ``step`` or empty, ``in_flight``) and the starting balance
     of a new bucket as one argument of nine words separated by single spaces (the
     client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
-    ``settle``, ``sync``, ``rate``, ``observe``), ``now`` (empty: use Redis ``TIME``)
+    ``settle``, ``sync``, ``rate``, ``rebook``, ``observe``), ``now`` (empty: use Redis ``TIME``)
     and the request's fields.
 
 Numbers travel as text: Python sends ``repr(float)`` and the script answers
@@ -682,6 +682,32 @@ local function cancel(state, booking_id, time, cost)
   return plain_outcome(state, true, false, left or left2)
 end
 
+local function copy(x)
+  if type(x) ~= 'table' then return x end
+  local c = {}
+  for k, value in pairs(x) do c[k] = copy(value) end
+  return c
+end
+
+local function rebook_last(state, booking_id)  -- mirrors _core.rebook_last
+  local left = advance(state)
+  local pending = state.pending
+  local n = #pending
+  if n == 0 or pending[n][1] ~= booking_id then
+    return plain_outcome(state, false, false, left)
+  end
+  local old = pending[n]
+  local saved = copy(state)
+  table.remove(pending, n)
+  state.booked = state.booked - old[3]
+  replay(state)
+  local result = admit(state, old[3], math.huge)
+  if state.time < old[2] then return result end
+  for k in pairs(state) do state[k] = nil end
+  for k, value in pairs(saved) do state[k] = value end
+  return plain_outcome(state, false, false, left)
+end
+
 local function late_credit(state, credit, since)  -- mirrors _core._late_credit
   local b
   if #state.pending > 0 then
@@ -860,6 +886,8 @@ elseif op == 'sync' then
   result = sync(state, num(ARGV[4]), opt(ARGV[5]), opt(ARGV[6]), opt(ARGV[7]))
 elseif op == 'rate' then
   result = set_rate(state, num(ARGV[4]))
+elseif op == 'rebook' then
+  result = rebook_last(state, num(ARGV[4]))
 else
   error('tokenbudget: unknown operation ' .. tostring(op))
 end

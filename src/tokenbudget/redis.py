@@ -51,7 +51,7 @@ from typing import Any, Final
 
 from ._clock import Clock
 from ._config import BucketConfig
-from ._core import Admit, Cancel, Observation, Outcome, Request, SetRate, Settle, Sync
+from ._core import Admit, Cancel, Observation, Outcome, Rebook, Request, SetRate, Settle, Sync
 from ._redis_lua import SCRIPT, SCRIPT_SHA1
 from .exceptions import BackendError
 
@@ -147,6 +147,8 @@ def _request_args(request: Request) -> tuple[str, ...]:
         )
     if type(request) is SetRate:
         return ("rate", _num(request.rate))
+    if type(request) is Rebook:
+        return ("rebook", str(request.booking_id))
     raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
 

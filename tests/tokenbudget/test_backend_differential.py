@@ -41,6 +41,7 @@ from tokenbudget._core import (
     Cancel,
     Observation,
     Outcome,
+    Rebook,
     Request,
     SetRate,
     Settle,
@@ -85,6 +86,7 @@ def operations(config: BucketConfig) -> st.SearchStrategy[tuple[Any, ...]]:
             as_of_stamps(),
         ),
         st.tuples(st.just("rate"), _floats(1e-3, 1e3)),
+        st.tuples(st.just("rebook"), st.integers(0, 50)),
         st.tuples(st.just("observe")),
     )
 
@@ -176,7 +178,19 @@ class Scenario:
         b = self.bookings[index % len(self.bookings)]
         return None if b.cancelled else b
 
-    def step(self, op: tuple[Any, ...]) -> None:
+    def rebook(self, index: int) -> None:
+        """Book a booking again: the last one, mostly (the others are refused)."""
+        if not self.bookings:
+            return
+        b = self.bookings[-1] if index % 2 else self.bookings[index % len(self.bookings)]
+        out = self.check(Rebook(b.booking_id))
+        if out.ok:  # booked again: a new id, time and spent figure
+            b.cancelled = True
+            self.bookings.append(
+                Booking(out.booking_id, out.time + out.delay, b.charged, out.spent)
+            )
+
+    def step(self, op: tuple[Any, ...]) -> None:  # noqa: C901 -- one branch an operation
         kind = op[0]
         if kind == "advance":
             self.clock.advance(op[1])
@@ -199,6 +213,8 @@ class Scenario:
             self.check(Sync(op[1], op[2], op[3], op[4] if len(op) > 4 else None))
         elif kind == "rate":
             self.check(SetRate(op[1]))
+        elif kind == "rebook":
+            self.rebook(op[1])
         self.check(None)
 
 
