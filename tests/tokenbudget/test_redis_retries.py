@@ -63,6 +63,24 @@ def test_the_same_operation_twice_is_answered_once(redis_client, redis_prefix):
     assert int(redis_client.hget(key, "next_id")) == first_id + 3
 
 
+def test_a_rebook_sent_twice_is_applied_once(redis_client, redis_prefix):
+    """A waiter booked again (op ``rebook``) and the call retried: one new booking, not two."""
+    key = redis_prefix + "rebook"
+    lane = "@" + uuid.uuid4().hex[:16] + ":"
+    ahead = _call(redis_client, key, "admit", "1000.0", "200.0", "inf", lane + "1").split()
+    last = _call(redis_client, key, "admit", "1000.0", "10.0", "inf", lane + "2").split()
+    ahead_time = str(float(ahead[3]) + float(ahead[1]))
+    cancel = ("cancel", "1000.0", ahead[2].decode(), ahead_time, "200.0", lane + "3")
+    assert _call(redis_client, key, *cancel).startswith(b"1")
+    rebook = ("rebook", "1000.0", last[2].decode(), lane + "4")
+    first = _call(redis_client, key, *rebook)
+    assert first.startswith(b"1")  # booked again, earlier
+    assert float(first.split()[1]) < float(last[1])
+    assert _call(redis_client, key, *rebook) == first  # the recorded reply
+    assert int(redis_client.hget(key, "next_id")) == int(last[2]) + 2  # one new booking
+    assert float(redis_client.hget(key, "booked")) == 10.0
+
+
 def test_a_late_duplicate_is_refused(redis_client, redis_prefix):
     key = redis_prefix + "late"
     lane = "@" + uuid.uuid4().hex[:16] + ":"
