@@ -55,8 +55,11 @@ An ``admit`` in the common case (an existing bucket with a continuous refill,
 not recharging, nothing pending, admitted now or refused) takes a fast path
 at the top of the script: ``admit`` with those conditions substituted, the same
 double operations in the same order, writing only the fields that change and
-creating none of the general path's functions and tables. Every other call
-goes on to the general path with the state as loaded.
+creating none of the general path's functions and tables. It reads only the
+nine fields it needs, in the prologue's ``HMGET`` with the lane's record (each
+field read costs the server time: the reply becomes Lua strings); every other
+call goes on to the general path, which reads the eight others with a second
+``HMGET``.
 """
 
 from __future__ import annotations
@@ -174,9 +177,9 @@ local function clock_tolerance(state)  -- mirrors _core.clock_tolerance (now: th
   return time_tolerance(math.abs(state.origin) + math.abs(now))
 end
 
-local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor', 'next_id',
-                     'booked', 'since', 'pending', 'base', 'flight', 'synced', 'as_of',
-                     'returned', 'origin', 'seen', 'stepped')
+-- The fields the fast path reads, read by the prologue (RETRY_PROLOGUE) with the lane's
+-- record: tokens, time, recharging, rate, next_id, booked, pending, returned, origin.
+local v = V
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
@@ -184,13 +187,13 @@ local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anch
 -- substituted, the same double operations in the same order; it writes only the fields
 -- that change. Any other case (a wait to book, or a wait within the tolerance) goes on to
 -- the general path with the state as loaded. The differential test pins both to _core.
-if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] == '')
+if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[7] or v[7] == '')
     and STEP == '' and num(IN_FLIGHT) == 0.0 then
   local t0 = num(v[2])
   local returned = 0.0
-  if v[14] then returned = num(v[14]) end
+  if v[8] then returned = num(v[8]) end
   local origin = 0.0
-  if v[15] then origin = num(v[15]) end
+  if v[9] then origin = num(v[9]) end
   local t = now - origin  -- clock_in: the offset (a step back, t0 > t, takes the general path)
   if t0 <= t and t <= REANCHOR then
     local capacity, rate = num(CAPACITY), num(v[4])
@@ -216,9 +219,9 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
       if balance < target then balance = target end
       balance = balance - cost
       local entered = debited_below(balance, low, cost)
-      local booking_id = num(v[6])
+      local booking_id = num(v[5])
       local tokens, time = fmt(balance), fmt(t)
-      local booked = num(v[7]) + cost
+      local booked = num(v[6]) + cost
       redis.call('HSET', key, 'tokens', tokens, 'time', time, 'seen', time,
                  'recharging', flag(entered), 'next_id', fmt(booking_id + 1),
                  'booked', fmt(booked))
@@ -243,9 +246,17 @@ if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[9] or v[9] ==
                                           rate ~= num(RATE)))
       end
       return '0000 ' .. fmt(delay) .. ' 0 ' .. fmt(clock) .. ' ' .. tokens .. ' '
-        .. fmt(num(v[7]) + returned)
+        .. fmt(num(v[6]) + returned)
     end
   end
+end
+
+-- The general path reads the other fields and puts all seventeen in their order.
+do
+  local r = redis.call('HMGET', key, 'anchor', 'since', 'base', 'flight', 'synced', 'as_of',
+                       'seen', 'stepped')
+  v = {v[1], v[2], v[3], v[4], r[1], v[5], v[6], r[2], v[7], r[3], r[4], r[5], r[6], v[8], v[9],
+       r[7], r[8]}
 end
 
 -- config ------------------------------------------------------------------------------------
@@ -902,10 +913,15 @@ LANE_IDLE_S: Final = 600
 #: Runs first: answers a repeated operation from its lane's record (see *Retries*).
 RETRY_PROLOGUE: Final = r"""
 -- tokenbudget: an operation sent again (a client's retry) is answered, not applied twice.
+-- One HMGET reads the lane's record and the state's fields the fast path needs (the
+-- general path reads the others).
 local LANE, SEQ = string.match(ARGV[#ARGV], '^@(%w+):(%d+)$')
+local V
 if LANE then
+  V = redis.call('HMGET', KEYS[1], 'tokens', 'time', 'recharging', 'rate', 'next_id', 'booked',
+                 'pending', 'returned', 'origin', 'op:' .. LANE)
   SEQ = tonumber(SEQ)
-  local record = redis.call('HGET', KEYS[1], 'op:' .. LANE)
+  local record = V[10]
   if record then
     local seq, reply = string.match(record, '^(%d+) (.*)$')
     seq = tonumber(seq)
@@ -915,6 +931,9 @@ if LANE then
         ' is older than its last one (' .. seq .. '): a late duplicate, not applied')
     end
   end
+else
+  V = redis.call('HMGET', KEYS[1], 'tokens', 'time', 'recharging', 'rate', 'next_id', 'booked',
+                 'pending', 'returned', 'origin')
 end
 local function operation()
 """
