@@ -793,6 +793,25 @@ class KeepaEmulator:
                 key=lambda d: (d["lastUpdate"], d["asin"]),
             )
 
+    def drop_deal(self, asin: str) -> None:
+        """Take *asin*'s deal out of every selection (Keepa drops a deal whose price rose again).
+
+        The deals after it on a selection's pages move up by one. It is back,
+        at its new ``lastUpdate``, when the stream next updates it; until then
+        :meth:`deals_between` leaves it out too.
+
+        Raises:
+            KeyError: When *asin* has no deal in the stream yet.
+
+        .. versionadded:: 0.1.0
+        """
+        with self._lock:
+            self._advance()
+            self._stream.extend(self.now_minute())
+            if asin not in self._stream.latest:
+                raise KeyError(f"drop_deal: {asin!r} has no deal in the stream yet")
+            self._stream.drop(asin)
+
     # -- counters ---------------------------------------------------------------------
 
     def _reset_counters(self) -> None:

@@ -1291,3 +1291,26 @@ def test_only_live_offers_leaves_out_the_offers_gone(emulator, http):
     for before, after in zip(full, live, strict=True):
         assert after["offers"] == [before["offers"][i] for i in before["liveOffersOrder"]]
         assert after["liveOffersOrder"] == list(range(len(after["offers"])))
+
+
+def test_a_dropped_deal_leaves_every_selection_until_its_next_update(
+    http, make_emulator, manual_clock
+):
+    """drop_deal: the deal is on no page and not in deals_between; the next ones move up."""
+    emulator = make_emulator(refill_per_min=300, deals_per_minute=5, reupdate_share=0.5)
+    selection = {"priceTypes": [1], "sortType": 1}
+    before = [d["asin"] for d in deal(http, emulator, selection).json()["deals"]["dr"]]
+    emulator.drop_deal(before[3])
+    after = [d["asin"] for d in deal(http, emulator, selection).json()["deals"]["dr"]]
+    assert after[:149] == before[:3] + before[4:]
+    now = emulator.now_minute()
+    assert before[3] not in {d["asin"] for d in emulator.deals_between(now - 60, now)}
+    with pytest.raises(KeyError, match="no deal in the stream"):
+        emulator.drop_deal("B0NOTADEAL")
+    for _ in range(600):  # re-updates bring it back at its new lastUpdate
+        manual_clock.advance(60)
+        now = emulator.now_minute()
+        if before[3] in {d["asin"] for d in emulator.deals_between(now - 1, now)}:
+            break
+    else:
+        pytest.fail("the dropped deal was never updated again")

@@ -676,3 +676,34 @@ def test_a_wait_pushed_past_the_budget_by_another_booking_ends_the_run(
     assert report.stopped == "time_budget"
     assert report.elapsed <= 60 + REQUEST_GRACE
     assert emu.stats().count("deal") == 0
+
+
+def test_a_deal_leaving_between_two_page_reads_hides_no_neighbour(
+    make: Callable[..., Any],
+) -> None:
+    """A deal of page 0 leaves the selection before page 1 is read: page 0 is read again.
+
+    The list moves up by one, so the first deal of page 1 moves to the end of page 0,
+    already read: on neither read. Page 1 lacks page 0's last deal and the selection
+    shrank, so the sweep reads page 0 again and keeps the deal (one page more).
+    """
+    dropped: list[str] = []
+    emulator = {"refill_per_min": 300, "deals_per_minute": 10, "reupdate_share": 0.0}
+    emu, ingestor = make(emulator={**emulator, "disorder_minutes": 0})
+
+    def on_event(event: IngestEvent) -> None:
+        if event.kind == "page" and not dropped:  # page 0 was read: its newest deal leaves
+            now = emu.now_minute()
+            dropped.append(emu.deals_between(now - 5, now, SELECTION)[-1]["asin"])
+            emu.drop_deal(dropped[0])
+
+    ingestor._on_event = on_event
+    now = emu.now_minute()
+    report = ingestor.run_once()
+    assert report.stopped == "caught_up"
+    expected = truth(emu, now - 60, now - 3)
+    assert len(expected) > 300  # more than two pages of deals
+    assert dropped
+    assert dropped[0] not in expected
+    assert ingestor._sink.asins() == expected
+    assert report.pages == math.ceil(len(truth(emu, now - 70, now)) / 150) + 1

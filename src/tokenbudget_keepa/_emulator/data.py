@@ -513,6 +513,8 @@ class DealStream:
     _jitters: dict[tuple[str, int], int] = attrs.field(init=False, factory=dict)
     _memo: dict[tuple[object, ...], list[dict[str, Any]]] = attrs.field(init=False, factory=dict)
     _memo_minute: int | None = attrs.field(init=False, default=None)
+    #: ASIN -> the update it was dropped at: out of every selection until its next update.
+    dropped: dict[str, int] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.upto = self.first_minute - 1
@@ -553,6 +555,11 @@ class DealStream:
             # A copy of its own (completing it adds keys); the shared rows are never changed.
             cached = self._cache[asin] = (minute, dict(core))
         return cached[1]
+
+    def drop(self, asin: str) -> None:
+        """Take *asin*'s deal out of every selection until it is updated again."""
+        self.dropped[asin] = self.latest[asin]
+        self._memo.clear()
 
     def complete(self, deals: Sequence[dict[str, Any]]) -> None:
         """Give *deals* (from :meth:`deal` or :meth:`select`) every field of a real deal."""
@@ -597,7 +604,9 @@ class DealStream:
                 for deal in (
                     self.deal(asin)
                     for asin, minute in self.latest.items()
-                    if low <= minute <= high and minute <= now_minute
+                    if low <= minute <= high
+                    and minute <= now_minute
+                    and self.dropped.get(asin) != minute
                 )
                 if selection.matches(deal)
             ]

@@ -21,8 +21,17 @@ deals go to the top, which only pushes later pages down (a deal read twice is
 kept once); a re-updated deal is read at its new ``lastUpdate`` by the next
 sweep. A deal that *leaves* the selection between two page reads (Keepa
 drops a deal whose price went back up) pulls the later pages up by one, so
-the deal at the page boundary is on neither read: it is read again when it is
-next updated. Keepa's answer cache (about two minutes) makes that rare.
+the deal at the page boundary would be on neither read. That is detected and
+closed: when page *k + 1* does not hold page *k*'s last deal (the list did not
+move down at the boundary) and the selection's size (the sum of the answer's
+``categoryCount``) shrank between the two reads (so deals may have left above
+the boundary), page *k* is read again before the sweep goes on, and the deals
+it holds now are kept too. If the list moved down at the boundary, or did not
+shrink, no deal of page *k + 1* can have moved onto page *k*. The bound: a deal
+stays hidden only if the list changed again between the read of page *k + 1*
+and the re-read of page *k* (the answers of one server minute are one list in
+the emulator; Keepa's answer cache, about two minutes, makes a change rare),
+and the check costs one page (5 tokens) per boundary where deals left.
 """
 
 from __future__ import annotations
@@ -93,6 +102,10 @@ class Sweep:
         next_page: The next page to fetch.
         complete: Whether paging reached the floor or the last page.
         deals: The deals fetched so far as :data:`Entry` values, one per ASIN, oldest first.
+        boundary: The ASIN of the last deal of the last page read.
+        size: The selection's size at the last page read (its ``categoryCount``), if known.
+        recheck: A page to read again before the sweep goes on (the list may have
+            moved up at its end: see the module's docs).
     """
 
     floor: int
@@ -100,20 +113,42 @@ class Sweep:
     next_page: int = 0
     complete: bool = False
     deals: tuple[Entry, ...] = ()
+    boundary: str | None = None
+    size: int | None = None
+    recheck: int | None = None
 
-    def with_page(self, deals: Sequence[Deal], *, last: bool) -> Sweep:
-        """The sweep after one more page: its deals merged, paging done if it reached the floor."""
+    def with_page(self, deals: Sequence[Deal], *, last: bool, size: int | None = None) -> Sweep:
+        """The sweep after one more page: its deals merged, paging done if it reached the floor.
+
+        A page after the first that does not hold the last page's last deal, read
+        while the selection shrank, makes the page before it due again (:attr:`recheck`).
+        """
         merged = latest_per_asin((*self.deals, *(entry_of(d) for d in deals)))
         # Reached when at least half the page lies below the floor: one deal far out of
         # order near the top of a page must not end the sweep (its later pages would be lost).
         minutes = sorted(d.last_update for d in deals)
         reached = bool(minutes) and minutes[(len(minutes) - 1) // 2] < self.floor
+        moved_up = (
+            self.next_page > 0
+            and self.boundary is not None
+            and bool(deals)
+            and all(d.asin != self.boundary for d in deals)
+            and (size is None or self.size is None or size < self.size)
+        )
         return attrs.evolve(
             self,
             next_page=self.next_page + 1,
             complete=last or reached or not deals,
             deals=merged,
+            boundary=deals[-1].asin if deals else None,
+            size=size,
+            recheck=self.next_page - 1 if moved_up else None,
         )
+
+    def with_recheck(self, deals: Sequence[Deal]) -> Sweep:
+        """The sweep after reading page :attr:`recheck` again: its deals merged, no recheck due."""
+        merged = latest_per_asin((*self.deals, *(entry_of(d) for d in deals)))
+        return attrs.evolve(self, deals=merged, recheck=None)
 
     def to_json(self) -> str:
         """The sweep as JSON text (deals as Keepa's raw objects)."""
@@ -123,6 +158,9 @@ class Sweep:
                 "horizon": self.horizon,
                 "next_page": self.next_page,
                 "complete": self.complete,
+                "boundary": self.boundary,
+                "size": self.size,
+                "recheck": self.recheck,
                 "deals": [dict(raw) for _, _, raw in self.deals],
             },
             separators=(",", ":"),
@@ -138,6 +176,9 @@ class Sweep:
             next_page=int(data["next_page"]),
             complete=bool(data["complete"]),
             deals=latest_per_asin(_entry_of_raw(raw) for raw in data["deals"]),
+            boundary=None if data.get("boundary") is None else str(data["boundary"]),
+            size=None if data.get("size") is None else int(data["size"]),
+            recheck=None if data.get("recheck") is None else int(data["recheck"]),
         )
 
 

@@ -196,6 +196,17 @@ class _Interrupted(KeyboardInterrupt):
     """
 
 
+def _selection_size(page: Any) -> int | None:
+    """How many deals the whole selection holds, from a page's ``categoryCount``; or None."""
+    raw = getattr(page, "raw", None)
+    counts = raw.get("categoryCount") if isinstance(raw, Mapping) else None
+    if not isinstance(counts, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) for c in counts
+    ):
+        return None
+    return sum(counts)
+
+
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -497,7 +508,7 @@ class _Run:
         if pending:
             self._process(pending)
             return
-        if sweep is not None and not sweep.complete:
+        if sweep is not None and (not sweep.complete or sweep.recheck is not None):
             self._fetch_page(sweep)
             return
         if sweep is not None and (self.sweeps_started or not self._sweep_due(sweep)):
@@ -606,7 +617,7 @@ class _Run:
     # -- paging --------------------------------------------------------------------------------
 
     def _pending(self, sweep: Sweep | None) -> list[Entry]:
-        if sweep is None or not sweep.complete:
+        if sweep is None or not sweep.complete or sweep.recheck is not None:
             return []
         mark = self.watermark
         assert mark is not None  # noqa: S101 -- loaded before the first step
@@ -645,7 +656,8 @@ class _Run:
 
     def _fetch_page(self, sweep: Sweep) -> None:
         ing = self.ing
-        page = sweep.next_page
+        again = sweep.recheck is not None
+        page = sweep.next_page if sweep.recheck is None else sweep.recheck
         wait = self._plan_wait(PAGE_COST, what=f"deal page {page}")
         self._renew(wait)
         query = ing._query.with_page(page)
@@ -654,6 +666,18 @@ class _Run:
         )
         self.pages += 1
         deals = list(result.deals)
+        if again:
+            # The list may have moved up at this page's end (deals left above it): the
+            # deal pushed onto it from the next page is on it now (see the backlog's docs).
+            sweep = sweep.with_recheck(deals)
+            ing._emit(
+                "page",
+                f"deal page {page} read again: the selection shrank between two pages",
+                count=len(deals),
+                tokens=spent,
+            )
+            self._store_call("save the backlog", lambda: ing._backlog.save(ing.key, sweep))
+            return
         disorder = disorder_of(deals)
         if disorder > ing._disorder:
             # Beyond the bound: page deeper (this sweep and the next ones), and say so.
@@ -672,7 +696,7 @@ class _Run:
                 )
                 self.errors.append(message)
                 ing._emit("error", message)
-        sweep = sweep.with_page(deals, last=bool(result.is_last))
+        sweep = sweep.with_page(deals, last=bool(result.is_last), size=_selection_size(result))
         ing._emit(
             "page",
             f"deal page {page}: {len(deals)} deals"
