@@ -57,20 +57,22 @@ def _emulator() -> Iterator[tuple[str, str, list[int]]]:
         proc.wait(timeout=10)
 
 
-def _rate(fn, seconds: float) -> float:
-    """Calls of *fn* per second over about *seconds*."""
+def _rate(fn, seconds: float) -> tuple[float, float]:
+    """Calls of *fn* per second over about *seconds*, and this process's CPU µs a call."""
     n = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
     while time.perf_counter() < deadline:
         fn()
         n += 1
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e6
 
 
-async def _arate(fn, seconds: float) -> float:
-    """Requests per second of CONCURRENCY tasks calling *fn* for about *seconds*."""
+async def _arate(fn, seconds: float) -> tuple[float, float]:
+    """Requests per second of CONCURRENCY tasks calling *fn* for about *seconds*, CPU µs each."""
     n = 0
+    cpu = time.process_time()
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
@@ -81,7 +83,7 @@ async def _arate(fn, seconds: float) -> float:
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e6
 
 
 def keepa_client(reps: int, seconds: float) -> dict:
@@ -132,15 +134,32 @@ def keepa_client(reps: int, seconds: float) -> dict:
                     aours.append(await _arate(aclient_call, seconds))
 
         asyncio.run(aio())
-    sync_plain, sync_ours = statistics.median(plain), statistics.median(ours)
-    async_plain, async_ours = statistics.median(aplain), statistics.median(aours)
     return {
         "reps": reps,
         "seconds": seconds,
         "concurrency": CONCURRENCY,
-        "sync": {"httpx": sync_plain, "client": sync_ours, "ratio": sync_ours / sync_plain},
-        "async": {"httpx": async_plain, "client": async_ours, "ratio": async_ours / async_plain},
+        "sync": _row(plain, ours),
+        "async": _row(aplain, aours),
         "throttled": throttled[0],
+    }
+
+
+def _row(plain: list[tuple[float, float]], ours: list[tuple[float, float]]) -> dict:
+    """Medians of the rates and of the CPU a request, and the ratio of each rep's pair."""
+    rate = statistics.median(r for r, _ in plain)
+    our_rate = statistics.median(r for r, _ in ours)
+    cpu = statistics.median(c for _, c in plain)
+    our_cpu = statistics.median(c for _, c in ours)
+    # Each rep's two rates were measured one after the other: their ratio sees the same load.
+    ratios = sorted(o[0] / p[0] for p, o in zip(plain, ours, strict=True))
+    return {
+        "httpx": rate,
+        "client": our_rate,
+        "ratio": our_rate / rate,
+        "ratio_of_pairs": statistics.median(ratios),
+        "httpx_cpu_us": cpu,
+        "client_cpu_us": our_cpu,
+        "extra_cpu_us": our_cpu - cpu,
     }
 
 
@@ -149,18 +168,30 @@ def markdown(result: dict) -> list[str]:
     if "error" in result:
         return [*out, result["error"], ""]
     out += [
-        "| | plain httpx (req/s) | KeepaClient (req/s) | client / httpx |",
-        "|---|---|---|---|",
+        (
+            "| | plain httpx (req/s) | KeepaClient (req/s) | client / httpx | "
+            "httpx CPU (µs/req) | client's extra CPU (µs/req) |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     for label, key in (("sync", "sync"), (f"asyncio, {result['concurrency']} tasks", "async")):
         row = result[key]
-        out.append(f"| {label} | {row['httpx']:,.0f} | {row['client']:,.0f} | {row['ratio']:.2f} |")
+        cpu = (
+            f"{row['httpx_cpu_us']:,.0f} | {row['extra_cpu_us']:,.0f}"
+            if "extra_cpu_us" in row
+            else "- | -"
+        )
+        out.append(
+            f"| {label} | {row['httpx']:,.0f} | {row['client']:,.0f} | {row['ratio']:.2f} | {cpu} |"
+        )
     out += [
         "",
         (
             "The same `/product` request for one ASIN against a KeepaEmulator in another process, "
             "with an account that never waits; the client also checks the parameters, estimates, "
-            "books, settles and syncs its bucket, and parses the products. "
+            "books, settles and syncs its bucket, and parses the products. The CPU columns are "
+            "the benchmark process's CPU time a request (medians), which the machine's load "
+            "disturbs less than the rates. "
             f"HTTP 429 during the run: {result['throttled']}."
         ),
         "",

@@ -40,10 +40,10 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Final, Generic, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import attrs
 import httpx
@@ -122,18 +122,36 @@ def _redact(text: str, key: str) -> str:
 # -- the transport that adds the key -----------------------------------------------------------
 
 
-def _key_query(key: str) -> bytes:
+def _key_query(key: str) -> str:
     """``key=...`` as it goes into a query string (percent-encoded once, up front)."""
-    return b"key=" + quote(key, safe="").encode("ascii")
+    return "key=" + quote(key, safe="")
 
 
-def _with_key(request: httpx.Request, key_query: bytes) -> httpx.Request:
+def _keyed_url(url: httpx.URL, key_query: str) -> httpx.URL:
+    """*url* with *key_query* (percent-encoded: nothing to check) at the end of its query.
+
+    httpx keeps a parsed URL as a named tuple of its components: the copy
+    replaces the query in it, without parsing the whole URL again (a scan of
+    every character, on every request). An httpx that keeps it otherwise has
+    the URL parsed anew.
+    """
+    parts: Any = getattr(url, "_uri_reference", None)
+    if hasattr(parts, "_replace") and isinstance(getattr(parts, "query", None), str | None):
+        query = parts.query
+        keyed = httpx.URL.__new__(httpx.URL)
+        keyed._uri_reference = parts._replace(  # noqa: SLF001 -- see above
+            query=f"{query}&{key_query}" if query else key_query
+        )
+        return keyed
+    text = str(url)  # pragma: no cover -- another httpx
+    return httpx.URL(f"{text}&{key_query}" if "?" in text else f"{text}?{key_query}")
+
+
+def _with_key(request: httpx.Request, key_query: str) -> httpx.Request:
     """A copy of *request* whose query string ends with *key_query*."""
-    url = request.url
-    query = url.query
     return httpx.Request(
         request.method,
-        url.copy_with(query=query + b"&" + key_query if query else key_query),
+        _keyed_url(request.url, key_query),
         headers=request.headers,
         stream=request.stream,
         extensions=request.extensions,
@@ -432,6 +450,16 @@ class _Base(Generic[BucketT]):
         data.setdefault("domainId", self._domain)
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)
         return _Call("/deal", {"selection": text}, RequestKind.deal(), 1)
+
+    def _url(self, call: _Call) -> str:
+        """*call*'s whole URL, its query encoded as httpx encodes ``params=``.
+
+        Given whole, the URL is parsed once; a path and ``params=`` would have
+        httpx parse it three times, on every request.
+        """
+        if not call.params:
+            return self._base_url + call.path
+        return f"{self._base_url}{call.path}?{urlencode(call.params)}"
 
     def _read(self, response: httpx.Response) -> _Answer:
         """Classify nothing yet: decode the body and its envelope, never raising."""
@@ -1031,10 +1059,14 @@ class _Base(Generic[BucketT]):
         config = self._config_for(envelope)
         return config, min(config.capacity, envelope.tokens_left)
 
-    def _off_wire(self) -> None:
-        """Count a request answered (under the client's state lock)."""
+    def _off_wire(self) -> bool:
+        """Count a request answered (under the client's state lock); whether none is left.
+
+        Only then may a request waiting for the wire go (no need to wake it before).
+        """
         self._inflight -= 1
         self._alone = self._alone and self._inflight > 0
+        return self._inflight == 0
 
     # -- the steps each client runs its own way (sync: called; async: awaited) -----------------
     # (declared here for the logic above; each client defines them)
@@ -1175,8 +1207,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
     _BUCKET = TokenBucket
 
     def _open(self) -> None:
-        self._gate = threading.Lock()
-        self._gate_owner: int | None = None  # the thread holding the gate
+        self._gate = threading.RLock()  # re-entered by the thread holding it
         self._state = threading.Condition()
         self._init_lock = threading.Lock()
         self._http = httpx.Client(
@@ -1310,7 +1341,7 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
         """Send *call*: its answer, or why none came."""
         try:
             with attempt_deadline(self._timeout):  # the whole exchange, not each read
-                return self._http.get(call.path, params=call.params)
+                return self._http.get(self._url(call))
         except httpx.RequestError as exc:
             return _no_answer(exc, self._key)
 
@@ -1322,19 +1353,9 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
                     config, clock=self._clock, tokens=tokens, on_event=self._on_event
                 )
 
-    @contextlib.contextmanager
-    def _gated(self) -> Iterator[None]:
-        """Hold the gate (one waiting request at a time); a no-op in the thread holding it."""
-        me = threading.get_ident()
-        if self._gate_owner == me:
-            yield
-            return
-        with self._gate:
-            self._gate_owner = me
-            try:
-                yield
-            finally:
-                self._gate_owner = None
+    def _gated(self) -> threading.RLock:
+        """The gate (one waiting request at a time), re-entered freely by the thread holding it."""
+        return self._gate
 
     def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
         """Book *cost* on the gate (:meth:`_Base._book_steps`); the booking, the time waited."""
@@ -1368,8 +1389,8 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
 
     def _leave_wire(self) -> None:
         with self._state:
-            self._off_wire()
-            self._state.notify_all()
+            if self._off_wire():
+                self._state.notify_all()
 
 
 # -- the async client --------------------------------------------------------------------------
@@ -1464,7 +1485,7 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
         try:
             # One deadline for the whole exchange (a server trickling its answer included).
             async with asyncio.timeout(attempt_seconds(self._timeout)):
-                return await self._http.get(call.path, params=call.params)
+                return await self._http.get(self._url(call))
         except httpx.RequestError as exc:
             return _no_answer(exc, self._key)
         except TimeoutError:
@@ -1527,6 +1548,6 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
 
     async def _leave_wire(self) -> None:
         _, state, _ = self._locks()
-        self._off_wire()
-        async with state:
-            state.notify_all()
+        if self._off_wire():
+            async with state:
+                state.notify_all()

@@ -64,7 +64,7 @@ FRESH_ONLY_SHARE: Final = 0.5
 DEAL_PAGE: Final = 5.0
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the cost model's tables, hashed on every request
 class RequestKind:
     """The parameters of a request that decide its price per unit.
 

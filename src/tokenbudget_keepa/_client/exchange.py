@@ -63,6 +63,7 @@ class GiveUp:
 
 
 Decision = Done | Resend | BackOff | GiveUp
+_DONE: Final = Done()  # the same answer every time: made once
 
 
 @attrs.define
@@ -110,7 +111,7 @@ class Exchange:
     def answered(self, status: int, *, envelope: bool) -> Decision:
         """What to do after an answer with HTTP *status* (*envelope*: it carried one)."""
         if status == _OK:
-            return Done()
+            return _DONE
         if status == _TOO_MANY and self.token_retries < self.max_token_retries:
             self.token_retries += 1
             return Resend(unknown_balance=not envelope)

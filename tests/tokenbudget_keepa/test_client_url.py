@@ -1,0 +1,57 @@
+"""The clients build each request's URL themselves, as httpx would from a path and ``params=``.
+
+They hand httpx the whole URL (parsed once) and their transport adds the key to
+the parsed URL's query without parsing it again: both must give exactly the URL
+httpx's own way gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenbudget_keepa import KeepaClient
+from tokenbudget_keepa._client.clients import _Call, _key_query, _keyed_url
+
+
+BASES = ("http://127.0.0.1:8080", "https://api.keepa.com", "http://127.0.0.1:1/prefix")
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+params = st.dictionaries(texts.filter(bool), texts, max_size=5)
+paths = st.sampled_from(("/product", "/deal", "/token", "/query", "/search", "/seller"))
+
+
+@pytest.fixture(scope="module")
+def clients() -> Iterator[dict[str, tuple[KeepaClient, httpx.Client]]]:
+    """A Keepa client and a plain httpx client on each base URL."""
+    made = {base: (KeepaClient("k", base_url=base), httpx.Client(base_url=base)) for base in BASES}
+    yield made
+    for ours, theirs in made.values():
+        ours.close()
+        theirs.close()
+
+
+@given(base=st.sampled_from(BASES), path=paths, query=params)
+def test_a_calls_url_is_the_one_httpx_builds_from_its_path_and_params(clients, base, path, query):
+    """A call's URL is httpx's URL of ``get(path, params=...)`` on the client's base URL."""
+    client, http = clients[base]
+    ours = httpx.Request("GET", client._url(_Call(path, query, None, 0))).url
+    theirs = http.build_request("GET", path, params=query).url
+    assert ours == theirs
+    assert ours.raw_path == theirs.raw_path
+
+
+@given(base=st.sampled_from(BASES), path=paths, query=params, key=texts.filter(bool))
+def test_the_key_is_added_to_the_parsed_query_as_a_new_parse_would(clients, base, path, query, key):
+    """The keyed URL equals the URL parsed anew with ``&key=...`` (or ``?key=...``) appended."""
+    url = clients[base][1].build_request("GET", path, params=query).url
+    keyed = _keyed_url(url, _key_query(key))
+    text = str(url)
+    expected = httpx.URL(f"{text}&{_key_query(key)}" if url.query else f"{text}?{_key_query(key)}")
+    assert keyed == expected
+    assert keyed.raw_path == expected.raw_path
+    assert keyed.params.get_list("key")[-1] == key
+    assert url.params.get("key") == query.get("key")  # the request's own URL is unchanged
