@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
 from tokenbudget_keepa import KeepaProtocolError
+from tokenbudget_keepa._client.clients import server_order
 from tokenbudget_keepa._client.envelope import Envelope, decode_body, parse_envelope, parse_error
 
 
@@ -209,3 +211,31 @@ def test_same_millisecond_refill_step_is_newer():
     after = Envelope(timestamp_ms=1000, tokens_left=5, refill_in=60.0, refill_rate=5)
     assert after.newer_than(before)
     assert not before.newer_than(after)
+
+
+def _stamped(ms: int, tokens: int) -> Envelope:
+    return parse_envelope({**GOOD, "timestamp": ms, "tokensLeft": tokens})
+
+
+def test_answers_of_one_millisecond_from_two_processes_never_raise_a_shared_balance():
+    """Same server millisecond: the higher balance (the earlier answer) arriving last is stale.
+
+    Two processes' requests answered within one millisecond: the one answered first
+    left 60, the second 10. When the first answer arrives last at the shared bucket,
+    its ``as_of`` is older, so the bucket keeps 10 (it took 60 before: 50 tokens the
+    account had spent, a 429 at the next step).
+    """
+    config = BucketConfig(300, Rate.per_minute(5), refill_step=60, in_flight=60)
+    bucket = TokenBucket(config, clock=ManualClock(), tokens=0)
+    later, earlier = _stamped(GOOD["timestamp"], 10), _stamped(GOOD["timestamp"], 60)
+    assert bucket.sync(10, as_of=server_order(later)).adopted
+    assert not bucket.sync(60, as_of=server_order(earlier)).adopted
+    assert bucket.snapshot().tokens == 10
+
+
+@given(st.integers(0, 4 * 10**12), st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6))
+def test_server_order_is_time_first_then_lower_balance_later(ms, tokens, other):
+    """A later millisecond is always later; within one, a lower balance is never earlier."""
+    assert server_order(_stamped(ms + 1, 10**6)) > server_order(_stamped(ms, -(10**6)))
+    if tokens < other:
+        assert server_order(_stamped(ms, tokens)) >= server_order(_stamped(ms, other))

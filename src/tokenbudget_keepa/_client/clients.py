@@ -192,6 +192,29 @@ class _AsyncKeyTransport(_KeyInQuery[httpx.AsyncBaseTransport], httpx.AsyncBaseT
 # -- argument checks ---------------------------------------------------------------------------
 
 
+#: Balances within which answers of one server millisecond are told apart (``server_order``).
+_ORDER_SPAN = 1000
+
+
+def server_order(envelope: Envelope) -> float:
+    """The envelope's server time in seconds, answers of one millisecond ordered by balance.
+
+    The ``as_of`` of a sync: a shared bucket ignores one older than the last it
+    adopted. Within one millisecond only spending changes a balance (between two
+    refill steps), so the lower balance is the later answer: it gets the later
+    fraction of the millisecond (balances beyond +-``_ORDER_SPAN`` share the
+    ends), as :meth:`Envelope.newer_than` orders them within one process.
+    Without it, two processes' answers of one millisecond were both adopted, the
+    higher balance last when it arrived last: the bucket then counted tokens the
+    account had spent. A refill step inside the millisecond makes the later
+    answer the higher one: taking the lower then only under-counts until the
+    next answer.
+    """
+    tokens = min(max(envelope.tokens_left, -_ORDER_SPAN), _ORDER_SPAN)
+    fraction = 0.99 * (_ORDER_SPAN - tokens) / (2 * _ORDER_SPAN)
+    return (envelope.timestamp_ms + fraction) / 1000
+
+
 def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -546,7 +569,7 @@ class _Base(Generic[BucketT]):
             self._rate = envelope.refill_rate
         # A refusal is adopted whatever its stamp (no as_of): "not now" is true now, even
         # when another answer stamped later (of this process or another) was adopted.
-        as_of = None if status == 429 else envelope.timestamp_ms / 1000
+        as_of = None if status == 429 else server_order(envelope)
         return tokens, envelope.refill_in, self._new_rate, as_of
 
     def _synced(self, snapshot: Snapshot) -> None:
