@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -81,11 +82,17 @@ def _check_seconds(name: str, value: float) -> float:
     return value
 
 
+#: Each advance of a ManualClock is one step: threads sleeping at once on one clock must not
+#: lose one another's advance. One lock for every manual clock (a test clock; it pickles).
+_ADVANCING: Final = threading.Lock()
+
+
 @attrs.define
 class ManualClock:
     """A clock that moves only when told: sleeping advances it at once.
 
-    Tests and simulations of whole days run in milliseconds with it.
+    Tests and simulations of whole days run in milliseconds with it. Threads
+    may share one: each sleep and advance is one step, none is lost.
 
     >>> clock = ManualClock()
     >>> clock.sleep(60)
@@ -109,12 +116,15 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by *seconds* (finite, >= 0)."""
-        self._now += _check_seconds("seconds", seconds)
+        seconds = _check_seconds("seconds", seconds)
+        with _ADVANCING:
+            self._now += seconds
 
     def sleep(self, seconds: float) -> None:
         """Advance to ``now + seconds`` at once; non-positive sleeps are no-ops."""
         if seconds > 0:
-            self._now += seconds
+            with _ADVANCING:
+                self._now += seconds
 
     async def asleep(self, seconds: float) -> None:
         """Advance to ``max(now, time of the call + seconds)`` without real waiting.
@@ -147,5 +157,6 @@ class ManualClock:
                     break
         finally:
             self._sleepers.remove(entry)
-        if entry[0] > self._now:
-            self._now = entry[0]
+        with _ADVANCING:
+            if entry[0] > self._now:
+                self._now = entry[0]

@@ -153,3 +153,26 @@ def test_manual_clock_cancelled_sleeper_does_not_block_others():
 
     asyncio.run(main())
     assert clock.now() == 10.0
+
+
+def test_threads_sleeping_on_one_manual_clock_lose_no_advance():
+    """Eight threads sleeping at once on one ManualClock: every sleep counts (an advance lost
+    to a race let a thread believe it had reached a booking's time that had not come)."""
+    import sys
+    import threading
+
+    clock = ManualClock()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        threads = [
+            threading.Thread(target=lambda: [clock.sleep(1.0) for _ in range(20_000)])
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert clock.now() == 8 * 20_000.0
