@@ -55,7 +55,7 @@ from typing import Any, Protocol, Self
 
 import attrs
 
-from tokenbudget import ManualClock, MonotonicClock
+from tokenbudget import MonotonicClock
 
 
 __all__ = [
@@ -68,7 +68,6 @@ __all__ = [
     "OpenAIServer",
     "QuotaServer",
     "Reply",
-    "SharedManualClock",
     "ShopifyServer",
     "count_tokens",
     "go_duration",
@@ -80,11 +79,6 @@ TOLERANCE = 1e-6
 
 class _Clock(Protocol):
     def now(self) -> float: ...
-
-
-#: Threads may sleep on one ManualClock at once (each advance is one step): the name stays for
-#: the tests that share one between threads.
-SharedManualClock = ManualClock
 
 
 class FastClock:

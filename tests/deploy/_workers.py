@@ -18,17 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def heavy_tests_skipped() -> bool:
-    """The noxfile runs the multi-process deployment tests on one Python only."""
-    return bool(os.environ.get("TOKENBUDGET_SKIP_HEAVY"))
-
-
-#: Marks a multi-process or wall-clock-timed test (see the ``heavy`` marker): the noxfile
-#: runs these alone, after the others, and on its default Python only (tests/conftest.py
-#: skips them when TOKENBUDGET_SKIP_HEAVY is set).
-skip_if_heavy_skipped = pytest.mark.heavy
-
-
 class Worker:
     """One ``celery worker`` subprocess on the test app, its log in a file."""
 

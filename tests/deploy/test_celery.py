@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.deploy._workers import Worker, sender, skip_if_heavy_skipped, workers
+from tests.deploy._workers import Worker, sender, workers
 
 
 pytest.importorskip("celery", reason="Celery is not installed (tokenbudget[celery])")
@@ -21,7 +21,7 @@ pytest.importorskip("celery", reason="Celery is not installed (tokenbudget[celer
 from tokenbudget_keepa.testing import KeepaEmulator
 
 
-pytestmark = [pytest.mark.redis, skip_if_heavy_skipped]
+pytestmark = [pytest.mark.redis, pytest.mark.heavy]
 
 RATE = 6000  # tokens a minute: 50 every half second
 STEP = 0.5

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.deploy._workers import ROOT, Worker, sender, skip_if_heavy_skipped, workers
+from tests.deploy._workers import ROOT, Worker, sender, workers
 
 
 pytest.importorskip("celery", reason="Celery is not installed (tokenbudget[celery])")
@@ -118,7 +118,7 @@ def assert_exactly_the_covered_deals(postgres_url, emulator, first_minute):
     assert covered == set(expected_asins(emulator, first_minute + 2, mark))
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 def test_a_worker_killed_mid_batch_loses_nothing(
     redis_server, redis_prefix, postgres_url, tmp_path
 ):
@@ -211,7 +211,7 @@ class OwnRedis:
             self.process.wait(timeout=10)
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 def test_redis_restarted_mid_run(postgres_url, tmp_path):
     """Redis (the bucket's) goes down mid-run: typed errors, no spend, no 429, no deal lost;
     the next run continues once it is back."""
@@ -274,7 +274,7 @@ def test_postgres_unreachable_is_a_typed_error_and_spends_nothing(redis_server, 
         app.close()
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 def test_unknown_schema_version_fails_every_run_without_losing_work(
     redis_server, redis_prefix, postgres_url
 ):
@@ -305,7 +305,7 @@ def test_unknown_schema_version_fails_every_run_without_losing_work(
             p.close()
 
 
-@skip_if_heavy_skipped  # a 3 s time budget on the wall clock
+@pytest.mark.heavy  # a 3 s time budget on the wall clock
 def test_the_command_ingests_into_postgres_on_a_shared_bucket(
     redis_server, redis_prefix, postgres_url, tmp_path
 ):

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tests.tokenbudget import _retry_worker
 from tests.tokenbudget._fault_proxy import FAULTS, FaultProxy
 from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket, _core
@@ -171,7 +170,7 @@ def test_retries_through_a_faulty_proxy(redis_server, redis_client, redis_prefix
     _check(logs, redis_client, redis_prefix + "one")
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 def test_four_processes_through_a_faulty_proxy(redis_server, redis_client, redis_prefix):
     """Thousands of operations from four processes (two sync, two asyncio) on one bucket."""
     kwargs = redis_client.connection_pool.connection_kwargs

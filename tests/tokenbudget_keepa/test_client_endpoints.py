@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tokenbudget import ManualClock
 from tokenbudget_keepa import (
     AsyncKeepaClient,
@@ -329,7 +328,7 @@ def mixed_day(client: KeepaClient, keepa: KeepaEmulator, clock: ManualClock) -> 
         step += 1
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 def test_a_day_of_mixed_traffic_meets_no_429_and_spends_the_refill(
     make_emulator: Callable[..., KeepaEmulator], manual_clock: ManualClock
 ) -> None:

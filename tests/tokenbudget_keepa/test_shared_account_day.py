@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tokenbudget_keepa.testing import Fault, KeepaEmulator
 
 from ._client_fixtures import SECRET
@@ -32,7 +31,7 @@ from ._day_worker import CAPACITY, RATE_PER_MIN, STEP, SharedFastClock
 from .test_client_shared import shared_redis  # noqa: F401 -- the fixture
 
 
-pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("no_key_in_logs"), skip_if_heavy_skipped]
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("no_key_in_logs"), pytest.mark.heavy]
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("sync", "async", "sync", "async")

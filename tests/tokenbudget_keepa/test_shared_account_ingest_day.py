@@ -31,7 +31,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tokenbudget_keepa._ingestor.ingestor import REQUEST_GRACE
 from tokenbudget_keepa.testing import KeepaEmulator
 
@@ -41,7 +40,7 @@ from ._virtual_time import TimeKeeper
 from .test_client_shared import shared_redis  # noqa: F401 -- the fixture
 
 
-pytestmark = [pytest.mark.redis, skip_if_heavy_skipped]
+pytestmark = [pytest.mark.redis, pytest.mark.heavy]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3

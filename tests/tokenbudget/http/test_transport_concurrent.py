@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tests.http_servers import FastClock, GitHubServer, IETFServer, QuotaServer, ShopifyServer
 from tokenbudget.http.httpx import AsyncQuotaTransport, QuotaTransport
 
@@ -228,7 +227,7 @@ CASES = [
 ]
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 @pytest.mark.parametrize("run", [run_threads, run_tasks], ids=["threads", "tasks"])
 @pytest.mark.parametrize(("make_server", "dialect", "make_request", "cost", "factor"), CASES)
 def test_concurrent_bursts_with_answers_overtaking_meet_no_refusal(

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tests.http_servers import (
     AnthropicServer,
     GitHubServer,
@@ -28,10 +27,10 @@ from tests.http_servers import (
     MistralServer,
     OpenAIServer,
     QuotaServer,
-    SharedManualClock,
     ShopifyServer,
     shopify_requested_cost,
 )
+from tokenbudget import ManualClock
 from tokenbudget.http import RateLimited
 from tokenbudget.http.httpx import QuotaTransport
 
@@ -140,7 +139,7 @@ def _send(http_client: httpx.Client, spec: dict[str, Any]) -> int:
 
 def run_day(
     server: QuotaServer,
-    clock: SharedManualClock,
+    clock: ManualClock,
     dialect: str,
     make_request: Callable[[random.Random], dict[str, Any]],
     *,
@@ -271,7 +270,7 @@ DAYS = [
 ]
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 @pytest.mark.parametrize(("make_server", "dialect", "make_request", "cost", "threads"), DAYS)
 def test_a_day_alone_on_the_key_meets_no_refusal(make_server, dialect, make_request, cost, threads):
     """Hourly bursts larger than the quota: every request answered, no 429.
@@ -282,7 +281,7 @@ def test_a_day_alone_on_the_key_meets_no_refusal(make_server, dialect, make_requ
     thread's sleep moves time while it is on the wire), so that the server counts it in
     a later window, or after its bucket overflowed, than the transport did.
     """
-    clock = SharedManualClock()
+    clock = ManualClock()
     with make_server(clock) as server:
         outcomes = run_day(server, clock, dialect, make_request, cost=cost, threads=threads)
     assert outcomes == {"ok": BURSTS * PER_BURST, "rate_limited": 0, "other": 0}
@@ -361,13 +360,13 @@ COMPETED = [
 ]
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 @pytest.mark.parametrize(("make_server", "dialect", "make_request", "cost", "spent"), COMPETED)
 def test_a_competitor_on_the_key_costs_few_refusals_each_retried(
     make_server, dialect, make_request, cost, spent
 ):
     """Another client spends outside the buckets: few 429s, each retried through the buckets."""
-    clock = SharedManualClock()
+    clock = ManualClock()
     with make_server(clock) as server:
         outcomes = run_day(
             server,

@@ -15,7 +15,6 @@ import asyncio
 import httpx2
 import pytest
 
-from tests.deploy._workers import skip_if_heavy_skipped
 from tests.http_servers import AnthropicServer, FastClock, OpenAIServer
 from tokenbudget import ManualClock
 from tokenbudget.http.httpx2 import AsyncQuotaTransport, QuotaTransport
@@ -25,7 +24,7 @@ from ._dialect_fixture import dialect_classifies, needs_dialect
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
-pytestmark = skip_if_heavy_skipped
+pytestmark = pytest.mark.heavy
 
 EPOCH = 1_780_000_000.0
 INSUFFICIENT_QUOTA = {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.deploy._workers import ROOT, skip_if_heavy_skipped
+from tests.deploy._workers import ROOT
 from tests.http_servers import OpenAIServer
 
 
@@ -18,7 +18,7 @@ PROCESSES = 4
 EACH = 16
 
 
-@skip_if_heavy_skipped
+@pytest.mark.heavy
 @pytest.mark.redis
 def test_four_processes_on_one_key_through_redis_meet_no_refusal(redis_server, redis_prefix):
     """64 requests against 60 a minute from 4 processes: the last ones wait, none is refused.
