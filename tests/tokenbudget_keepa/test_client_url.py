@@ -42,6 +42,19 @@ def test_a_calls_url_is_the_one_httpx_builds_from_its_path_and_params(clients, b
     theirs = http.build_request("GET", path, params=query).url
     assert ours == theirs
     assert ours.raw_path == theirs.raw_path
+    # The URL the client gives httpx unparsed has the components httpx's parse gives it.
+    assert ours._uri_reference == httpx.URL(str(theirs))._uri_reference
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_a_long_query_is_parsed_by_httpx_as_from_params(clients, base):
+    """A query past the client's own building (httpx checks a URL's length) is httpx's too."""
+    client, http = clients[base]
+    query = {"asin": ",".join(["B000000001"] * 1000), "x": "é &"}
+    ours = httpx.Request("GET", client._url(_Call("/product", query, None, 0))).url
+    assert ours == http.build_request("GET", "/product", params=query).url
+    with pytest.raises(httpx.InvalidURL):
+        client._url(_Call("/product", {"asin": "B" * 70_000}, None, 0))
 
 
 @given(base=st.sampled_from(BASES), path=paths, query=params, key=texts.filter(bool))

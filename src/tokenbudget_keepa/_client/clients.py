@@ -113,6 +113,8 @@ CAPACITY_MINUTES: Final = 60.0
 #: The longest a request waits for tokens (seconds); a longer wait raises KeepaTokenError.
 MAX_WAIT: Final = 24 * 3600.0
 _ASIN = re.compile(r"[A-Za-z0-9]{10}")
+#: A query longer than this is given to httpx as text, to be checked against its URL limit.
+_LONG_QUERY: Final = 8192
 
 
 def _redact(text: str, key: str) -> str:
@@ -392,6 +394,8 @@ class _Base(Generic[BucketT]):
         #: A request whose cost is not yet learned is on the wire: the others wait for it.
         self._alone = False
         self._bucket: BucketT | None = bucket
+        #: The parsed URL of each path (httpx's components), or False: parse each URL anew.
+        self._parsed: dict[str, Any] = {}
         self._open()
 
     def _open(self) -> None:  # pragma: no cover -- each client opens its own
@@ -474,15 +478,28 @@ class _Base(Generic[BucketT]):
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)
         return _Call("/deal", {"selection": text}, RequestKind.deal(), 1)
 
-    def _url(self, call: _Call) -> str:
+    def _url(self, call: _Call) -> httpx.URL:
         """*call*'s whole URL, its query encoded as httpx encodes ``params=``.
 
-        Given whole, the URL is parsed once; a path and ``params=`` would have
-        httpx parse it three times, on every request.
+        httpx parses a URL given as text by scanning each of its characters in
+        Python; the client parses the URL of each path once and gives each
+        request a copy of it with the request's query (encoded here: nothing in
+        it for httpx to check or quote). A path and ``params=`` would have httpx
+        parse it three times, on every request.
         """
-        if not call.params:
-            return self._base_url + call.path
-        return f"{self._base_url}{call.path}?{urlencode(call.params)}"
+        query = urlencode(call.params) if call.params else None
+        parts: Any = self._parsed.get(call.path)
+        if parts is None:
+            parts = httpx.URL(self._base_url + call.path)._uri_reference  # noqa: SLF001
+            if not hasattr(parts, "_replace"):  # pragma: no cover -- another httpx
+                parts = False
+            self._parsed[call.path] = parts
+        if parts is False or (query is not None and len(query) > _LONG_QUERY):
+            # Another httpx, or a query long enough for httpx's limit on a URL's length.
+            return httpx.URL(self._base_url + call.path + ("" if query is None else "?" + query))
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = parts._replace(query=query)  # noqa: SLF001 -- see above
+        return url
 
     def _read(self, response: httpx.Response) -> _Answer:
         """Classify nothing yet: decode the body and its envelope, never raising."""
