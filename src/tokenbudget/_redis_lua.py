@@ -12,29 +12,47 @@ One call is one operation on one bucket (safe to retry: see *Retries* below):
     The bucket's hash.
 ``ARGV``
     The config (``capacity``, ``rate``, ``burst``, ``min``, ``deficit code``,
-    ``max_deficit``, ``step`` or empty, ``in_flight``) and the starting balance
-    of a new bucket as one argument of nine words separated by single spaces (the
-    client encodes it once per bucket), then ``op`` (``admit``, ``cancel``,
-    ``settle``, ``sync``, ``rate``, ``rebook``, ``observe``), ``now`` (empty: use Redis ``TIME``)
-    and the request's fields.
+    ``max_deficit``, ``step`` or 0 for none, ``in_flight``) and the starting balance
+    of a new bucket as one argument of nine packed doubles (:data:`CONFIG`; the
+    client packs it once per bucket), then ``op`` (``admit``, ``cancel``,
+    ``settle``, ``sync``, ``rate``, ``rebook``, ``observe``), ``now`` (empty: use
+    Redis ``TIME``) and the request's fields as text (Python's ``repr(float)``,
+    which round-trips a double exactly; ``inf`` stands for infinity).
 
-Numbers travel as text: Python sends ``repr(float)`` and the script answers
-with ``%.17g``; both round-trip a double exactly. ``inf`` stands for infinity.
+Numbers that the script stores or answers travel as exact binary doubles,
+packed with Lua's ``struct`` library (in Redis and Valkey): no text is
+formatted or parsed for them. An operation's answer is one string,
+:data:`REPLY` (flags ``ok`` 8, ``recharging`` 4, ``entered`` 2, ``left`` 1; then
+``delay booking_id now tokens spent``), which the client reads without
+decoding; ``observe`` answers text, ``recharging now tokens rate pending
+backlog booked since first_in_flight`` separated by spaces.
 
-The answer is one string of words separated by spaces, so that the client
-parses one bulk reply instead of an array: for an operation ``FLAGS delay
-booking_id now tokens spent``, ``FLAGS`` being four digits (``ok``, ``recharging``,
-``entered``, ``left``); for ``observe`` ``recharging now tokens rate pending
-backlog booked since first_in_flight``.
+**The hash** (format :data:`FORMAT`). Field ``state`` holds the numbers of
+:class:`~tokenbudget._core.BucketState` packed as :data:`STATE` (the version
+byte, then :data:`STATE_FIELDS`: the balance and its tail, recharge mode, rate,
+step anchor, next booking id, booked total, creation offset, the settled base
+``base_tokens base_time base_recharging``, the first booking id a sync did not
+take into the server's figure, the server's timestamp of the last sync adopted
+with one and the time it was adopted (``as_of`` NaN: none), the cost returned
+by cancels and lowering settles, the clock's origin and last reading, the first
+id booked after a clock step back, the number of entries of ``pending`` and
+``flight``, and the expiry deadline the key was last given). ``pending`` is
+text, :data:`PENDING_WIDTH` words a booking (``id time cost settled before``),
+``flight`` three words a booking in flight (``id time cost``); they are read
+only when ``state`` counts entries in them. ``tokens`` holds
+:data:`TEXT_FORMAT_GONE`, which is not a number: the scripts of earlier versions
+read a state one field a number (``tokens``, ``time``, ``recharging``, ...), and
+fail on it with an error instead of taking the key for a new bucket. A hash in
+that earlier format is read as it is and saved in this one by its next
+operation (its text fields removed).
 
-The hash holds the :class:`~tokenbudget._core.BucketState` fields; ``pending``
-is one string of words separated by spaces, :data:`PENDING_WIDTH` words a
-booking (``id time cost settled before``); ``base`` is ``tokens time recharging``
-(the settled base), ``flight`` three words a booking in flight (``id time
-cost``), ``synced`` the first booking id a sync did not take into the
-server's figure, ``as_of`` the server's timestamp of the last sync adopted
-with one and the time it was adopted (``stamp time``; empty: none),
-``returned`` the cost returned by cancels and lowering settles.
+**Expiry.** A key expires once a full refill after its last booking's time
+(and the ``in_flight`` window) would have filled it. On Redis ``TIME`` the fast
+path gives it :data:`EXPIRY_SLACK` more than that and stores the deadline in
+``state``; it sets the expiry again only when the key needs more than it was
+given, so most admits and refusals send no ``PEXPIRE``. A key that lives longer
+than its idle expiry holds what a bucket that never expired would hold (as
+in memory), never more. The general path sets the exact expiry (it may shorten it).
 
 **Retries.** redis-py sends a command again after a timeout or a dropped
 connection, when the first one may have run already. So every operation
@@ -42,29 +60,28 @@ but ``observe`` carries, as its last argument, a word ``@LANE:SEQ``: a
 *lane* is one of the client's sequences of operations (a random id; a
 client runs one operation at a time on a lane) and *SEQ* its operation's
 number on it. A small prologue and epilogue (:data:`RETRY_PROLOGUE`,
-:data:`RETRY_EPILOGUE`) wrap the script: the epilogue records the
-operation's reply in the hash, field ``op:LANE`` = ``SEQ reply``; the
+:data:`RETRY_EPILOGUE`) wrap the script: the operation's reply is recorded in
+the hash, field ``op:LANE`` = SEQ as a packed double followed by the reply; the
 prologue answers a call whose SEQ is the recorded one with the recorded
 reply without applying it again, and refuses one whose SEQ is older (a late
 duplicate, which nobody waits for) with an error. A lane's record lives as
-long as the hash; records of lanes idle for :data:`LANE_IDLE_S` seconds are
-removed when a new lane appears. A call without the word (a test calling the
-script by hand) is applied as it comes.
+long as the hash; records of lanes idle for :data:`LANE_IDLE_S` seconds (and
+records in another format) are removed when a new lane appears. A call without
+the word (a test calling the script by hand) is applied as it comes.
 
 An ``admit`` in the common case (an existing bucket with a continuous refill,
 not recharging, nothing pending, admitted now or refused) takes a fast path
 at the top of the script: ``admit`` with those conditions substituted, the same
-double operations in the same order, writing only the fields that change and
-creating none of the general path's functions and tables. It reads only the
-nine fields it needs, in the prologue's ``HMGET`` with the lane's record (each
-field read costs the server time: the reply becomes Lua strings); every other
-call goes on to the general path, which reads the eight others with a second
-``HMGET``.
+double operations in the same order, creating none of the general path's
+functions and tables. The prologue's one ``HMGET`` reads ``state`` and the
+lane's record; the fast path writes both back in one ``HSET``. With
+``TIME``, that is three commands an operation (a ``PEXPIRE`` now and then).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from typing import Final
 
 from ._config import BOUNDED, NONE, WHILE_POSITIVE
@@ -81,6 +98,57 @@ TTL_MARGIN_MS: Final = 1000
 #: before), as
 #: that many words per booking; the script reads and writes any width the same way.
 PENDING_WIDTH: Final = 5
+#: The key's expiry on the server's clock is set to what it needs plus this share of it
+#: (and not touched again until it needs more than it was given).
+EXPIRY_SLACK: Final = 0.125
+
+#: The version of the packed state (the first byte of :data:`STATE`).
+FORMAT: Final = 2
+#: The hash field ``state``: the version, then the numbers of :data:`STATE_FIELDS` as
+#: little-endian doubles (Lua's ``struct``; booleans 0 or 1, ``as_of`` NaN for none).
+STATE: Final = struct.Struct("<B" + "d" * 21)
+#: The names of the numbers in :data:`STATE`, in their order.
+STATE_FIELDS: Final = (
+    "tokens",
+    "time",
+    "recharging",
+    "rate",
+    "anchor",
+    "next_id",
+    "booked",
+    "since",
+    "base_tokens",
+    "base_time",
+    "base_recharging",
+    "synced",
+    "as_of",
+    "as_of_time",
+    "returned",
+    "origin",
+    "seen",
+    "stepped",
+    "pending",
+    "flight",
+    "expires",
+)
+#: ``ARGV[1]``: capacity, rate, burst, min, deficit code, max_deficit, step (0: none),
+#: in_flight and the starting balance.
+CONFIG: Final = struct.Struct("<" + "d" * 9)
+#: An operation's reply: flags (ok 8, recharging 4, entered 2, left 1), delay, booking id,
+#: time, tokens, spent.
+REPLY: Final = struct.Struct("<Bddddd")
+#: What the field ``tokens`` holds in a hash of this format: not a number, so that a
+#: client of an earlier version (which reads a state field by field) fails on it.
+TEXT_FORMAT_GONE: Final = "see-field-state"
+
+
+def unpack_state(packed: bytes) -> dict[str, float]:
+    """The hash field ``state`` (:data:`STATE`) as a dict of :data:`STATE_FIELDS` (for tests)."""
+    version, *numbers = STATE.unpack(packed)
+    if version != FORMAT:
+        raise ValueError(f"state format {version} is not {FORMAT}")
+    return dict(zip(STATE_FIELDS, numbers, strict=True))
+
 
 _TEMPLATE = r"""
 -- tokenbudget: the Lua twin of _core.py (see _redis_lua.py). Generated; do not edit.
@@ -94,6 +162,9 @@ local PENDING_WIDTH = @PENDING_WIDTH@
 local REANCHOR = @REANCHOR@
 local ID_LIMIT = @ID_LIMIT@
 local FAST_PATH = @FAST_PATH@
+local FORMAT, STATE_FORMAT, CONFIG_FORMAT = @FORMAT@, '@STATE_FORMAT@', '@CONFIG_FORMAT@'
+local REPLY_FORMAT, EXPIRY_SLACK = '@REPLY_FORMAT@', @EXPIRY_SLACK@
+local TEXT_FORMAT_GONE = '@TEXT_FORMAT_GONE@'
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 
 local function num(s)
@@ -143,7 +214,7 @@ local function ttl_ms(time, tokens, now, capacity, rate, step, window, keep)
   -- bucket recreated then, holding its starting balance, is never ahead of the real one.
   -- A key holding what the config cannot recreate (keep: a rate adopted by a sync, a step
   -- anchor set by a sync) keeps the longest expiry.
-  if keep then return string.format('%d', MAX_TTL_MS) end
+  if keep then return MAX_TTL_MS end
   local idle = 0.0
   if time > now then idle = time - now end
   if tokens < capacity then
@@ -153,16 +224,15 @@ local function ttl_ms(time, tokens, now, capacity, rate, step, window, keep)
   idle = idle + window
   local ttl = ceil(idle * 1000) + TTL_MARGIN_MS
   if ttl ~= ttl or ttl > MAX_TTL_MS then ttl = MAX_TTL_MS end
-  return string.format('%d', ttl)
+  return ttl
 end
 
 -- call --------------------------------------------------------------------------------------
 
 local key = KEYS[1]
--- ARGV[1]: the config and the starting balance, one word each (the step may be empty)
+-- ARGV[1]: the config and the starting balance, packed (CONFIG_FORMAT; step 0: none)
 local CAPACITY, RATE, BURST, MIN, CODE, MAX_DEFICIT, STEP, IN_FLIGHT, INITIAL =
-  string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S*) (%S+) (%S+)$')
-if CAPACITY == nil then error('tokenbudget: bad config ' .. tostring(ARGV[1])) end
+  struct.unpack(CONFIG_FORMAT, ARGV[1])
 local op = ARGV[2]
 local now = opt(ARGV[3])
 local injected = now ~= nil
@@ -177,101 +247,122 @@ local function clock_tolerance(state)  -- mirrors _core.clock_tolerance (now: th
   return time_tolerance(math.abs(state.origin) + math.abs(now))
 end
 
--- The fields the fast path reads, read by the prologue (RETRY_PROLOGUE) with the lane's
--- record: tokens, time, recharging, rate, next_id, booked, pending, returned, origin.
-local v = V
+local function expiry(ttl, expires)
+  -- The key's expiry after an operation whose state needs ttl (milliseconds) from now, and
+  -- the deadline to store (server time, seconds; 0: unknown). On the server's clock the
+  -- key is given EXPIRY_SLACK more than it needs and is not touched again until it needs
+  -- more than it was given: a key that lives longer than its idle expiry only keeps what a
+  -- recreated one would hold or less (see the module's docstring). An injected clock is
+  -- not the server's: the expiry is set every time, exactly.
+  if injected then
+    redis.call('PEXPIRE', key, string.format('%d', ttl))
+    return 0.0
+  end
+  -- (a millisecond within it: ttl_ms rounds up to whole milliseconds)
+  if clock + (ttl - 1) / 1000 <= expires then return expires end
+  ttl = ttl + ceil(ttl * EXPIRY_SLACK)
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
+  return clock + ttl / 1000
+end
+
+-- The packed state (STATE_FORMAT), read by the prologue (RETRY_PROLOGUE) with the lane's
+-- record; nil for a new key or one in the text format of earlier versions.
+local S = V[1]
 
 -- The fast path: an admit on an existing bucket with a continuous refill, not recharging,
 -- nothing pending and its tail not in the future, that is admitted now or refused. It is
 -- admit() below (advance, required_balance, reached, time_to_reach) with those conditions
--- substituted, the same double operations in the same order; it writes only the fields
--- that change. Any other case (a wait to book, or a wait within the tolerance) goes on to
--- the general path with the state as loaded. The differential test pins both to _core.
-if FAST_PATH and op == 'admit' and v[1] and v[3] == '0' and (not v[7] or v[7] == '')
-    and STEP == '' and num(IN_FLIGHT) == 0.0 then
-  local t0 = num(v[2])
-  local returned = 0.0
-  if v[8] then returned = num(v[8]) end
-  local origin = 0.0
-  if v[9] then origin = num(v[9]) end
+-- substituted, the same double operations in the same order; it writes only the packed
+-- state (and the lane's record, in the same HSET). Any other case (a wait to book, or a
+-- wait within the tolerance) goes on to the general path with the state as loaded. The
+-- differential test pins both to _core.
+if FAST_PATH and op == 'admit' and S and STEP == 0.0 and IN_FLIGHT == 0.0 then
+  local version, tokens, t0, rech, rate, anchor, next_id, booked, since, base_tokens,
+    base_time, base_rech, synced, as_of, as_of_time, returned, origin, seen, stepped,
+    npending, nflight, expires = struct.unpack(STATE_FORMAT, S)
   local t = now - origin  -- clock_in: the offset (a step back, t0 > t, takes the general path)
-  if t0 <= t and t <= REANCHOR then
-    local capacity, rate = num(CAPACITY), num(v[4])
+  if version == FORMAT and rech == 0.0 and npending == 0.0 and t0 <= t and t <= REANCHOR then
+    local capacity = CAPACITY
     local cost, max_wait = num(ARGV[4]), num(ARGV[5])
-    local balance = num(v[1])
+    local balance = tokens
     local moved = t > t0
     if moved then  -- advance: not recharging, so recharge mode cannot end
       local b = balance + rate * (t - t0)
       if b < capacity then balance = b else balance = capacity end
     end
     -- required_balance; recharge mode is off, so no burst threshold to wait for
-    local code, low = tonumber(CODE), num(MIN)
+    local low = MIN
     local target
-    if code == NONE then
+    if CODE == NONE then
       target = cost + low
-    elseif code == WHILE_POSITIVE then
-      target = math.max(low, cost - num(MAX_DEFICIT))
+    elseif CODE == WHILE_POSITIVE then
+      target = math.max(low, cost - MAX_DEFICIT)
     else
-      target = cost - num(MAX_DEFICIT)
+      target = cost - MAX_DEFICIT
     end
+    local reply
     if covers(balance, target) then
       -- admitted now (at = t0 = now)
       if balance < target then balance = target end
       balance = balance - cost
-      local entered = debited_below(balance, low, cost)
-      local booking_id = num(v[5])
-      local tokens, time = fmt(balance), fmt(t)
-      local booked = num(v[6]) + cost
-      redis.call('HSET', key, 'tokens', tokens, 'time', time, 'seen', time,
-                 'recharging', flag(entered), 'next_id', fmt(booking_id + 1),
-                 'booked', fmt(booked))
-      redis.call('PEXPIRE', key, ttl_ms(t, balance, t, capacity, rate, nil, 0.0,
-                                        rate ~= num(RATE)))
-      local flags = '1000 0 '
-      if entered then flags = '1110 0 ' end
-      return flags .. string.format('%d', booking_id) .. ' ' .. fmt(clock) .. ' ' .. tokens
-        .. ' ' .. fmt(booked + returned)
-    end
-    local delay = t + (target - balance) / rate - t  -- time_to_reach, continuous
-    local tol = time_tolerance(math.abs(origin) + math.abs(t))  -- clock_tolerance
-    if delay > tol and delay > max_wait + tol then
-      -- refused: only the refill up to now is stored. The key's expiry stays: the time the
-      -- bucket will be full again (the tail plus (capacity - tokens) / rate) has not moved,
-      -- since nothing was taken and the refill did not reach the capacity. Only an injected
-      -- clock, which is not the server's, sets it again (from the server's time), as save does.
-      local tokens, time = fmt(balance), fmt(t)
-      if moved then redis.call('HSET', key, 'tokens', tokens, 'time', time, 'seen', time) end
-      if injected or not (balance < capacity) then
-        redis.call('PEXPIRE', key, ttl_ms(t, balance, t, capacity, rate, nil, 0.0,
-                                          rate ~= num(RATE)))
+      local flags, recharging = 8, 0.0  -- ok
+      if debited_below(balance, low, cost) then flags, recharging = 14, 1.0 end  -- entered
+      booked = booked + cost
+      expires = expiry(ttl_ms(t, balance, t, capacity, rate, nil, 0.0, rate ~= RATE), expires)
+      reply = struct.pack(REPLY_FORMAT, flags, 0.0, next_id, clock, balance, booked + returned)
+      S = struct.pack(STATE_FORMAT, FORMAT, balance, t, recharging, rate, anchor, next_id + 1,
+        booked, since, base_tokens, base_time, base_rech, synced, as_of, as_of_time, returned,
+        origin, t, stepped, npending, nflight, expires)
+    else
+      local delay = t + (target - balance) / rate - t  -- time_to_reach, continuous
+      local tol = time_tolerance(math.abs(origin) + math.abs(t))  -- clock_tolerance
+      if delay > tol and delay > max_wait + tol then
+        -- refused: only the refill up to now is stored. The key's expiry rarely moves: the
+        -- time the bucket will be full again (the tail plus (capacity - tokens) / rate) has
+        -- not, since nothing was taken; only a refill that reached the capacity (or an
+        -- injected clock) sets it again.
+        local was = expires
+        expires = expiry(ttl_ms(t, balance, t, capacity, rate, nil, 0.0, rate ~= RATE), expires)
+        reply = struct.pack(REPLY_FORMAT, 0, delay, 0, clock, balance, booked + returned)
+        if moved or expires ~= was then
+          S = struct.pack(STATE_FORMAT, FORMAT, balance, t, 0.0, rate, anchor, next_id, booked,
+            since, base_tokens, base_time, base_rech, synced, as_of, as_of_time, returned,
+            origin, t, stepped, npending, nflight, expires)
+        else
+          S = nil
+        end
       end
-      return '0000 ' .. fmt(delay) .. ' 0 ' .. fmt(clock) .. ' ' .. tokens .. ' '
-        .. fmt(num(v[6]) + returned)
+    end
+    if reply then
+      if LANE then
+        RECORDED = true
+        if S then
+          redis.call('HSET', key, 'state', S, 'op:' .. LANE, struct.pack('<d', SEQ) .. reply)
+        else
+          redis.call('HSET', key, 'op:' .. LANE, struct.pack('<d', SEQ) .. reply)
+        end
+      elseif S then
+        redis.call('HSET', key, 'state', S)
+      end
+      return reply
     end
   end
-end
-
--- The general path reads the other fields and puts all seventeen in their order.
-do
-  local r = redis.call('HMGET', key, 'anchor', 'since', 'base', 'flight', 'synced', 'as_of',
-                       'seen', 'stepped')
-  v = {v[1], v[2], v[3], v[4], r[1], v[5], v[6], r[2], v[7], r[3], r[4], r[5], r[6], v[8], v[9],
-       r[7], r[8]}
 end
 
 -- config ------------------------------------------------------------------------------------
 
 local cfg = {
-  capacity = num(CAPACITY),
-  rate = num(RATE),
-  burst = num(BURST),
-  min = num(MIN),
-  code = tonumber(CODE),
-  max_deficit = num(MAX_DEFICIT),
-  step = opt(STEP),
-  in_flight = num(IN_FLIGHT),
+  capacity = CAPACITY,
+  rate = RATE,
+  burst = BURST,
+  min = MIN,
+  code = CODE,
+  max_deficit = MAX_DEFICIT,
+  step = nil,
+  in_flight = IN_FLIGHT,
 }
-local initial = num(INITIAL)
+if STEP ~= 0.0 then cfg.step = STEP end
+local initial = INITIAL
 
 local function required_balance(cost)
   if cfg.code == NONE then return cost + cfg.min end
@@ -303,8 +394,38 @@ local function first_id(t)  -- mirrors _core.first_id
   return 1
 end
 
+-- How the state was found: 'packed' (STATE_FORMAT), 'text' (the format of earlier
+-- versions: one field each, converted at the next save) or 'new' (no key).
+local found = 'packed'
+
 local function load()
+  if S then
+    local version, tokens, time, rech, rate, anchor, next_id, booked, since, base_tokens,
+      base_time, base_rech, synced, as_of, as_of_time, returned, origin, seen, stepped,
+      npending, nflight = struct.unpack(STATE_FORMAT, S)
+    if version ~= FORMAT then
+      error('tokenbudget: state format ' .. tostring(version) .. ' is not ' .. FORMAT
+        .. ' (a newer tokenbudget wrote it)')
+    end
+    local pending, flight = {}, {}
+    if npending > 0 or nflight > 0 then
+      local r = redis.call('HMGET', key, 'pending', 'flight')
+      pending, flight = words(r[1], PENDING_WIDTH), words(r[2], 3)
+    end
+    if as_of ~= as_of then as_of = nil end  -- NaN: none
+    return {tokens = tokens, time = time, recharging = rech ~= 0.0, rate = rate,
+            anchor = anchor, next_id = next_id, booked = booked, since = since,
+            pending = pending, base_tokens = base_tokens, base_time = base_time,
+            base_recharging = base_rech ~= 0.0, flight = flight, synced_id = synced,
+            as_of = as_of, as_of_time = as_of_time, returned = returned, origin = origin,
+            seen = seen, stepped_id = stepped}, false
+  end
+  -- the text format of earlier versions, or no key at all
+  local v = redis.call('HMGET', key, 'tokens', 'time', 'recharging', 'rate', 'anchor',
+                       'next_id', 'booked', 'since', 'pending', 'base', 'flight', 'synced',
+                       'as_of', 'returned', 'origin', 'seen', 'stepped')
   if not v[1] then
+    found = 'new'
     local first = first_id(now)
     return {tokens = initial, time = 0.0, recharging = initial < cfg.min, rate = cfg.rate,
             anchor = 0.0, next_id = first, booked = 0.0, since = 0.0, pending = {},
@@ -312,6 +433,7 @@ local function load()
             synced_id = first, as_of = nil, as_of_time = 0.0, returned = 0.0,
             origin = now, seen = 0.0, stepped_id = 0}, true
   end
+  found = 'text'
   local origin, seen = 0.0, 0.0
   if v[15] then origin = num(v[15]) end
   if v[16] then seen = num(v[16]) end
@@ -378,23 +500,39 @@ local function join(list, width)
 end
 
 local function save(state)
-  local stamp = ''
-  if state.as_of ~= nil then stamp = fmt(state.as_of) .. ' ' .. fmt(state.as_of_time) end
-  local base_rech = 0
-  if state.base_recharging then base_rech = 1 end
-  redis.call('HSET', key,
-    'tokens', fmt(state.tokens), 'time', fmt(state.time), 'recharging', flag(state.recharging),
-    'rate', fmt(state.rate), 'anchor', fmt(state.anchor), 'next_id', fmt(state.next_id),
-    'booked', fmt(state.booked), 'since', fmt(state.since),
-    'pending', join(state.pending, PENDING_WIDTH),
-    'base', join({{state.base_tokens, state.base_time, base_rech}}, 3),
-    'flight', join(state.flight, 3), 'synced', fmt(state.synced_id), 'as_of', stamp,
-    'returned', fmt(state.returned), 'origin', fmt(state.origin), 'seen', fmt(state.seen),
-    'stepped', fmt(state.stepped_id))
   -- a synced step anchor: one that is not the creation time
   local keep = state.rate ~= cfg.rate or (cfg.step ~= nil and state.anchor ~= state.since)
-  redis.call('PEXPIRE', key, ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate,
-                                    cfg.step, cfg.in_flight, keep))
+  local ttl = ttl_ms(state.time, state.tokens, now, cfg.capacity, state.rate, cfg.step,
+                     cfg.in_flight, keep)
+  local expires = 0.0
+  if not injected then expires = clock + ttl / 1000 end
+  local as_of = state.as_of
+  if as_of == nil then as_of = 0 / 0 end
+  local rech, base_rech = 0.0, 0.0
+  if state.recharging then rech = 1.0 end
+  if state.base_recharging then base_rech = 1.0 end
+  local packed = struct.pack(STATE_FORMAT, FORMAT, state.tokens, state.time, rech, state.rate,
+    state.anchor, state.next_id, state.booked, state.since, state.base_tokens, state.base_time,
+    base_rech, state.synced_id, as_of, state.as_of_time, state.returned, state.origin,
+    state.seen, state.stepped_id, #state.pending, #state.flight, expires)
+  if found == 'packed' then
+    redis.call('HSET', key, 'state', packed, 'pending', join(state.pending, PENDING_WIDTH),
+               'flight', join(state.flight, 3))
+  else
+    -- A new key, or one in the text format: the fields of the text format go, and
+    -- 'tokens' holds a word that is not a number, so that a client still running an
+    -- earlier version fails on this key instead of taking it for a new one.
+    if found == 'text' then
+      redis.call('HDEL', key, 'time', 'recharging', 'rate', 'anchor', 'next_id', 'booked',
+                 'since', 'base', 'synced', 'as_of', 'returned', 'origin', 'seen', 'stepped')
+    end
+    redis.call('HSET', key, 'state', packed, 'pending', join(state.pending, PENDING_WIDTH),
+               'flight', join(state.flight, 3), 'tokens', TEXT_FORMAT_GONE)
+    found = 'packed'
+  end
+  -- the exact expiry (after the HSET, which may create the key): an operation here may
+  -- shorten it (a fast path only lengthens it)
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
 end
 
 -- refill (mirrors _core._step_index, refill_between, _time_to_reach, _refill_to, _run,
@@ -565,9 +703,12 @@ local function base_now(state)
 end
 
 local function outcome(ok, delay, booking_id, tokens, recharging, entered, left, spent)
-  return flag(ok) .. flag(recharging) .. flag(entered) .. flag(left) .. ' ' .. fmt(delay) .. ' '
-    .. string.format('%d', booking_id) .. ' ' .. fmt(clock) .. ' ' .. fmt(tokens) .. ' '
-    .. fmt(spent)
+  local flags = 0
+  if ok then flags = 8 end
+  if recharging then flags = flags + 4 end
+  if entered then flags = flags + 2 end
+  if left then flags = flags + 1 end
+  return struct.pack(REPLY_FORMAT, flags, delay, booking_id, clock, tokens, spent)
 end
 
 local function plain_outcome(state, ok, entered, left)
@@ -882,7 +1023,7 @@ if op == 'observe' then
   local stepped = now - state.origin < state.seen  -- mirrors _core.observe
   if stepped then now = clock_in(state) else now = reading(state) end
   local result = observe(state)
-  if created or stepped then save(state) end
+  if created or stepped or found == 'text' then save(state) end
   return result
 end
 now = clock_in(state)  -- from here on, now is the offset (mirrors _core.apply)
@@ -913,27 +1054,24 @@ LANE_IDLE_S: Final = 600
 #: Runs first: answers a repeated operation from its lane's record (see *Retries*).
 RETRY_PROLOGUE: Final = r"""
 -- tokenbudget: an operation sent again (a client's retry) is answered, not applied twice.
--- One HMGET reads the lane's record and the state's fields the fast path needs (the
--- general path reads the others).
+-- One HMGET reads the lane's record and the packed state.
 local LANE, SEQ = string.match(ARGV[#ARGV], '^@(%w+):(%d+)$')
 local V
+local RECORDED = false  -- the fast path writes the lane's record with the state
 if LANE then
-  V = redis.call('HMGET', KEYS[1], 'tokens', 'time', 'recharging', 'rate', 'next_id', 'booked',
-                 'pending', 'returned', 'origin', 'op:' .. LANE)
+  V = redis.call('HMGET', KEYS[1], 'state', 'op:' .. LANE)
   SEQ = tonumber(SEQ)
-  local record = V[10]
-  if record then
-    local seq, reply = string.match(record, '^(%d+) (.*)$')
-    seq = tonumber(seq)
-    if seq == SEQ then return reply end
+  local record = V[2]
+  if record and #record == @RECORD_SIZE@ then
+    local seq = struct.unpack('<d', record)
+    if seq == SEQ then return string.sub(record, 9) end
     if seq > SEQ then
       return redis.error_reply('tokenbudget: operation ' .. SEQ .. ' of lane ' .. LANE ..
         ' is older than its last one (' .. seq .. '): a late duplicate, not applied')
     end
   end
 else
-  V = redis.call('HMGET', KEYS[1], 'tokens', 'time', 'recharging', 'rate', 'next_id', 'booked',
-                 'pending', 'returned', 'origin')
+  V = {redis.call('HGET', KEYS[1], 'state')}
 end
 local function operation()
 """
@@ -945,22 +1083,27 @@ local reply = operation()
 if LANE then
   if SEQ == 1 then
     -- a new lane: remove the records of lanes idle for LANE_IDLE_S (their time is the
-    -- fourth word of their reply)
+    -- fourth number of their reply, after the operation number)
     local now = tonumber(ARGV[3])
     if now == nil then
       local t = redis.call('TIME')
       now = tonumber(t[1]) + tonumber(t[2]) / 1000000
     end
+    local mine = 'op:' .. LANE
     for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-      if string.sub(field, 1, 3) == 'op:' then
-        local at = string.match(redis.call('HGET', KEYS[1], field), '^%d+ %S+ %S+ %S+ (%S+)')
-        if at == nil or tonumber(at) == nil or tonumber(at) < now - @LANE_IDLE_S@ then
+      if string.sub(field, 1, 3) == 'op:' and field ~= mine then
+        local record = redis.call('HGET', KEYS[1], field)
+        local at = nil
+        if #record == @RECORD_SIZE@ then at = struct.unpack('<d', record, 26) end
+        if at == nil or at < now - @LANE_IDLE_S@ then
           redis.call('HDEL', KEYS[1], field)
         end
       end
     end
   end
-  redis.call('HSET', KEYS[1], 'op:' .. LANE, SEQ .. ' ' .. reply)
+  if not RECORDED then
+    redis.call('HSET', KEYS[1], 'op:' .. LANE, struct.pack('<d', SEQ) .. reply)
+  end
 end
 return reply
 """
@@ -972,13 +1115,17 @@ def render(*, fast_path: bool = True) -> str:
     The operations (:data:`_TEMPLATE`) run inside :data:`RETRY_PROLOGUE` and
     :data:`RETRY_EPILOGUE`, which make every operation safe to send again.
     """
-    text = (
-        RETRY_PROLOGUE.lstrip()
-        + _TEMPLATE.lstrip()
-        + RETRY_EPILOGUE.replace("@LANE_IDLE_S@", str(LANE_IDLE_S))
-    )
+    text = RETRY_PROLOGUE.lstrip() + _TEMPLATE.lstrip() + RETRY_EPILOGUE
     for name, value in {
         "FAST_PATH": "true" if fast_path else "false",
+        "LANE_IDLE_S": str(LANE_IDLE_S),
+        "RECORD_SIZE": str(8 + REPLY.size),
+        "FORMAT": str(FORMAT),
+        "STATE_FORMAT": STATE.format,
+        "CONFIG_FORMAT": CONFIG.format,
+        "REPLY_FORMAT": REPLY.format,
+        "EXPIRY_SLACK": repr(EXPIRY_SLACK),
+        "TEXT_FORMAT_GONE": TEXT_FORMAT_GONE,
         "TIME_TOLERANCE": repr(TIME_TOLERANCE),
         "TOKEN_TOLERANCE": repr(TOKEN_TOLERANCE),
         "TIME_ULPS": repr(TIME_ULPS),

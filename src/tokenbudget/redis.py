@@ -52,13 +52,14 @@ from typing import Any, Final
 from ._clock import Clock
 from ._config import BucketConfig
 from ._core import Admit, Cancel, Observation, Outcome, Rebook, Request, SetRate, Settle, Sync
-from ._redis_lua import SCRIPT, SCRIPT_SHA1
+from ._redis_lua import CONFIG, REPLY, SCRIPT, SCRIPT_SHA1
 from .exceptions import BackendError
 
 
 try:
     import redis as _redis
     import redis.asyncio as _aredis
+    from redis.client import NEVER_DECODE
     from redis.exceptions import NoScriptError, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover -- exercised without the extra installed
     from ._install import install_hint
@@ -69,6 +70,8 @@ except ImportError as exc:  # pragma: no cover -- exercised without the extra in
 __all__ = ["RedisBackend"]
 
 _BACKEND: Final = "redis"
+#: Replies are read as bytes, whatever the client decodes: an operation's is packed numbers.
+_RAW: Final[dict[str, Any]] = {NEVER_DECODE: True}
 #: select.poll is missing on Windows: the pool's own check is used there.
 _HAS_POLL: Final = hasattr(select, "poll")
 
@@ -82,30 +85,16 @@ def _opt(x: float | None) -> str:
     return "" if x is None else _num(x)
 
 
-#: The script's four outcome flags (ok, recharging, entered, left), as str and as bytes.
-_FLAGS: Final[dict[str | bytes, tuple[bool, bool, bool, bool]]] = {}
-for _n in range(16):
-    _bits = (bool(_n & 8), bool(_n & 4), bool(_n & 2), bool(_n & 1))
-    _text = "".join("1" if b else "0" for b in _bits)
-    _FLAGS[_text] = _FLAGS[_text.encode()] = _bits
-del _n, _bits, _text
+#: The script's four outcome flags (ok 8, recharging 4, entered 2, left 1), by their byte.
+_FLAGS: Final = tuple((bool(n & 8), bool(n & 4), bool(n & 2), bool(n & 1)) for n in range(16))
+_unpack_reply: Final = REPLY.unpack
 
 
-def _outcome(reply: Any) -> Outcome:
-    # One bulk string (bytes, or str with decode_responses): float() and int() take both.
-    flags, delay, booking_id, time, tokens, spent = reply.split()
+def _outcome(reply: bytes) -> Outcome:
+    # One bulk string of packed numbers (REPLY), never decoded (NEVER_DECODE).
+    flags, delay, booking_id, time, tokens, spent = _unpack_reply(reply)
     ok, recharging, entered, left = _FLAGS[flags]
-    return Outcome(
-        ok,
-        float(delay),
-        int(booking_id),
-        float(time),
-        float(tokens),
-        recharging,
-        entered,
-        left,
-        float(spent),
-    )
+    return Outcome(ok, delay, int(booking_id), time, tokens, recharging, entered, left, spent)
 
 
 def _observation(reply: Any) -> Observation:
@@ -188,18 +177,19 @@ _EVALSHA = tuple(b"*%d\r\n" % n + _bulk(b"EVALSHA") for n in range(16))
 
 def _head(redis_key: str, config: BucketConfig, initial: float) -> tuple[Any, ...]:
     """What every call on one bucket starts with: numkeys, the key, the config with *initial*."""
-    words = (
-        _num(config.capacity),
-        _num(config.refill.tokens_per_second),
-        _num(config.burst_threshold),
-        _num(config.min_threshold),
-        str(config.deficit_code),
-        _num(config.max_deficit),
-        _opt(config.refill_step),
-        _num(config.in_flight),
-        _num(initial),
+    step = config.refill_step
+    packed = CONFIG.pack(
+        config.capacity,
+        config.refill.tokens_per_second,
+        config.burst_threshold,
+        config.min_threshold,
+        config.deficit_code,
+        config.max_deficit,
+        0.0 if step is None else step,
+        config.in_flight,
+        initial,
     )
-    return (1, redis_key.encode(), " ".join(words).encode())
+    return (1, redis_key.encode(), packed)
 
 
 def _packed(head: tuple[Any, ...]) -> bytes:
@@ -405,11 +395,11 @@ class RedisBackend:
         args = [*call[0], *call[2]]
         try:
             try:
-                return self._execute("EVALSHA", SCRIPT_SHA1, *args)
+                return self._execute("EVALSHA", SCRIPT_SHA1, *args, **_RAW)
             except NoScriptError:
                 # The server lost its script cache (restart, failover, SCRIPT FLUSH):
                 # EVAL runs the script and caches it again.
-                return self._execute("EVAL", SCRIPT, *args)
+                return self._execute("EVAL", SCRIPT, *args, **_RAW)
         except RedisError as exc:
             raise self._error(exc) from None
 
@@ -459,11 +449,11 @@ class RedisBackend:
 
             def evalsha() -> Any:
                 conn.send_packed_command((command,))  # one item: one sendall
-                return conn.read_response()
+                return conn.read_response(disable_decoding=True)
 
             def eval_() -> Any:
                 conn.send_command("EVAL", SCRIPT, *head, *rest)
-                return conn.read_response()
+                return conn.read_response(disable_decoding=True)
 
             def fail(_error: Exception) -> None:
                 conn.disconnect()
@@ -493,9 +483,9 @@ class RedisBackend:
         args = [*call[0], *call[2]]
         try:
             try:
-                return await self._execute("EVALSHA", SCRIPT_SHA1, *args)
+                return await self._execute("EVALSHA", SCRIPT_SHA1, *args, **_RAW)
             except NoScriptError:
-                return await self._execute("EVAL", SCRIPT, *args)
+                return await self._execute("EVAL", SCRIPT, *args, **_RAW)
         except RedisError as exc:
             raise self._error(exc) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import struct
 import time
 
 import pytest
@@ -24,6 +25,7 @@ from tokenbudget import (
 
 redis = pytest.importorskip("redis")
 
+from tokenbudget._redis_lua import REPLY, STATE_FIELDS, unpack_state  # noqa: E402
 from tokenbudget.redis import RedisBackend  # noqa: E402 -- after the importorskip
 
 
@@ -78,29 +80,22 @@ def test_state_is_one_hash_under_the_prefix(backend, redis_client, redis_prefix,
     assert backend.redis_key("acct") == redis_prefix + "acct"
     assert redis_client.type(redis_prefix + "acct") == b"hash"
     fields = redis_client.hgetall(redis_prefix + "acct")
-    # The reply of each lane's last operation (one lane here: one thread, two operations).
+    # The reply of each lane's last operation (one lane here: one thread, two operations):
+    # its number, then the reply (packed numbers).
     lanes = {f: v for f, v in fields.items() if f.startswith(b"op:")}
     assert len(lanes) == 1
-    assert next(iter(lanes.values())).startswith(b"2 1000 ")  # operation 2: booked, waits
-    assert set(fields) - set(lanes) == {
-        b"tokens",
-        b"time",
-        b"recharging",
-        b"rate",
-        b"anchor",
-        b"next_id",
-        b"booked",
-        b"since",
-        b"pending",
-        b"base",
-        b"flight",
-        b"synced",
-        b"as_of",
-        b"returned",
-        b"origin",
-        b"seen",
-        b"stepped",
-    }
+    (record,) = lanes.values()
+    assert struct.unpack("<d", record[:8]) == (2.0,)  # operation 2
+    flags, delay, _id, now, _tokens, _spent = REPLY.unpack(record[8:])
+    assert (flags, now) == (8, 1000.0)  # ok (booked), at 1000
+    assert delay > 0.0  # it waits
+    # The numbers in one packed field; the bookings as text; 'tokens' not a number.
+    assert set(fields) - set(lanes) == {b"state", b"pending", b"flight", b"tokens"}
+    assert fields[b"tokens"] == b"see-field-state"
+    state = unpack_state(fields[b"state"])
+    assert set(state) == set(STATE_FIELDS)
+    assert (state["pending"], state["flight"], state["booked"]) == (1.0, 0.0, 309.0)
+    assert state["origin"] == 1000.0
     booking_id, time, cost, settled, _before = fields[b"pending"].split()
     assert (int(booking_id), float(cost), float(settled)) == (1000 * 10**6 + 2, 10.0, 0.0)
     assert float(time) == pytest.approx(10 / (5 / 60))  # an offset from the bucket's origin
@@ -339,7 +334,8 @@ def test_refused_on_server_time_keeps_the_expiry(redis_client, redis_prefix):
     assert 100_000 < first <= 101_000
     assert not bucket.try_acquire(50)  # refused
     assert first - 1_000 < redis_client.pttl(key) <= first
-    time = float(redis_client.hget(key, "origin")) + float(redis_client.hget(key, "time"))
+    state = unpack_state(redis_client.hget(key, "state"))
+    time = state["origin"] + state["time"]
     assert time >= _server_time(redis_client) - 1.0  # (times are offsets from the origin)
 
 
@@ -466,3 +462,110 @@ def test_the_fast_path_equals_the_general_path(redis_client, redis_prefix):
         compare(config, data.draw(starting_balances(config)), data.draw(_admits(config)))
 
     run()
+
+
+#: A bucket's hash as versions before the packed state wrote it (one field a number; made by
+#: the history in test_a_hash_in_the_text_format_is_converted, with the code of 2026-12-06).
+TEXT_FORMAT_HASH = {
+    "tokens": "1",
+    "time": "1335",
+    "recharging": "0",
+    "rate": "0.083333333333333329",
+    "anchor": "0",
+    "next_id": "1000000003",
+    "booked": "130",
+    "since": "0",
+    "pending": "1000000002 1335 100 0 101",
+    "base": "-10 3 1",
+    "flight": "1000000001 0 30",
+    "synced": "1000000002",
+    "as_of": "1002.5 3",
+    "returned": "0",
+    "origin": "1000",
+    "seen": "3",
+    "stepped": "0",
+}
+
+
+def test_a_hash_in_the_text_format_is_converted(redis_client, redis_prefix):
+    """A key written by an earlier version keeps its state: read as it is, saved packed."""
+    config = BucketConfig(
+        300, Rate.per_minute(5), burst_threshold=40, min_threshold=1, in_flight=30
+    )
+    memory_clock = ManualClock(1000.0)
+    memory = TokenBucket(config, clock=memory_clock, tokens=40)
+    assert memory.try_acquire(30)
+    memory_clock.advance(2)
+    memory.reserve(100)
+    memory_clock.advance(1)
+    memory.sync(20, as_of=1002.5)
+
+    key = redis_prefix + "old"
+    redis_client.hset(key, mapping=TEXT_FORMAT_HASH)
+    redis_client.pexpire(key, 60_000)
+    clock = ManualClock(1003.0)
+    backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+    bucket = TokenBucket(config, clock=clock, tokens=40, backend=backend, key="old")
+    # Read as it is: the same as the memory backend after the same history.
+    assert bucket.snapshot() == memory.snapshot()
+    assert bucket.snapshot().pending == 1
+    assert bucket.snapshot().first_in_flight == 1_000_000_001
+    # The first operation saves it packed: the text fields go, 'tokens' is not a number.
+    clock.advance(5)
+    memory_clock.advance(5)
+    assert bucket.try_acquire(1) == memory.try_acquire(1)
+    fields = {f for f in redis_client.hkeys(key) if not f.startswith(b"op:")}
+    assert fields == {b"state", b"pending", b"flight", b"tokens"}
+    assert redis_client.hget(key, "tokens") == b"see-field-state"
+    assert redis_client.hget(key, "pending") == b"1000000002 1335 100 0 101"
+    assert redis_client.pttl(key) > 0
+    for _ in range(3):
+        clock.advance(100)
+        memory_clock.advance(100)
+        assert bucket.try_acquire(5) == memory.try_acquire(5)
+        assert bucket.snapshot() == memory.snapshot()
+    reservation, twin = bucket.reserve(50), memory.reserve(50)
+    assert (reservation.delay, reservation.booking_id) == (twin.delay, twin.booking_id)
+    assert bucket.snapshot() == memory.snapshot()
+
+
+def test_an_observation_converts_a_hash_in_the_text_format(redis_client, redis_prefix):
+    """``snapshot()`` alone converts an old key too (a read that saves once)."""
+    config = BucketConfig(
+        300, Rate.per_minute(5), burst_threshold=40, min_threshold=1, in_flight=30
+    )
+    key = redis_prefix + "old"
+    redis_client.hset(key, mapping=TEXT_FORMAT_HASH)
+    clock = ManualClock(1003.0)
+    backend = RedisBackend(redis_client, prefix=redis_prefix, clock=clock)
+    bucket = TokenBucket(config, clock=clock, tokens=40, backend=backend, key="old")
+    first = bucket.snapshot()
+    assert redis_client.hexists(key, "state")
+    assert not redis_client.hexists(key, "origin")
+    assert bucket.snapshot() == first
+
+
+def test_the_expiry_on_server_time_is_set_with_slack(redis_client, redis_prefix):
+    """On Redis TIME, an admit gives the key an eighth more than it needs, then leaves it.
+
+    The fast path sets the expiry again only once the key needs more than it was
+    given; a key living longer than its idle expiry holds what a memory bucket would.
+    """
+    from tokenbudget._redis_lua import EXPIRY_SLACK
+
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    config = BucketConfig(100, Rate.per_second(1))
+    bucket = TokenBucket(config, backend=backend, key="slack")
+    key = redis_prefix + "slack"
+    assert bucket.try_acquire(50)  # a new key (the general path): the exact expiry
+    assert 50_000 < redis_client.pttl(key) <= 51_000
+    assert bucket.try_acquire(10)  # the fast path: 61 s needed, given an eighth more
+    given = redis_client.pttl(key)
+    assert 61_000 * (1 + EXPIRY_SLACK) - 1_000 < given <= 61_000 * (1 + EXPIRY_SLACK) + 1
+    deadline = unpack_state(redis_client.hget(key, "state"))["expires"]
+    assert bucket.try_acquire(1)  # 62 s needed: within what it was given, not set again
+    assert unpack_state(redis_client.hget(key, "state"))["expires"] == deadline
+    assert given - 1_000 < redis_client.pttl(key) <= given
+    assert bucket.try_acquire(8)  # 70 s needed, more than 68.6 given: set again
+    assert unpack_state(redis_client.hget(key, "state"))["expires"] > deadline
+    assert redis_client.pttl(key) > 70_000
