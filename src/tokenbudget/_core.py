@@ -419,6 +419,9 @@ class Outcome(NamedTuple):
     spent: float = 0.0
 
 
+_new_tuple = tuple.__new__
+
+
 class Observation(NamedTuple):
     """A read-only view of a state at a time; :class:`~tokenbudget.Snapshot` is built from it."""
 
@@ -1140,7 +1143,10 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
         out = rebook_last(config, state, t, request)
     else:  # pragma: no cover
         raise TypeError(f"unknown request {request!r}")
-    return out._replace(time=now)
+    # out._replace(time=now), without its generic machinery (on every operation's path).
+    return _new_tuple(
+        Outcome, (out[0], out[1], out[2], now, out[4], out[5], out[6], out[7], out[8])
+    )
 
 
 def observe(config: BucketConfig, state: BucketState, now: float) -> Observation:

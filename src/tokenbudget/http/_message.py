@@ -80,6 +80,12 @@ def _pairs_of(headers: object) -> Iterable[object]:
     )
 
 
+#: The field names of httpx's headers (lowercased bytes) as read lately: a server sends the
+#: same few names in every answer. Emptied when it holds :data:`_NAMES_KEPT`.
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT: Final = 512
+
+
 def _httpx_fields(headers: object) -> dict[str, list[str]] | None:
     """The fields of an ``httpx.Headers`` / ``httpx2.Headers``, read at once; else None.
 
@@ -91,9 +97,15 @@ def _httpx_fields(headers: object) -> dict[str, list[str]] | None:
     if type(triples) is not list or not callable(getattr(headers, "multi_items", None)):
         return None
     fields: dict[str, list[str]] = {}
+    names = _NAMES
     try:
         for _, low, raw_value in triples:
-            name = low.decode("latin-1").strip().lower()
+            name = names.get(low)
+            if name is None:
+                name = low.decode("latin-1").strip().lower()
+                if len(names) >= _NAMES_KEPT:
+                    names.clear()
+                names[low] = name
             value = raw_value.decode("latin-1").strip()
             known = fields.get(name)
             if known is None:
@@ -202,6 +214,10 @@ HeadersLike: TypeAlias = (
 
 def _decode_json(body: bytes | str) -> object | None:
     try:
+        if type(body) is bytes and body[:1] == b"{" and body[1:2] != b"\x00":
+            # What json.loads does for bytes it detects as UTF-8 (no BOM, no NUL
+            # second byte), without the detection's Python-level calls.
+            body = body.decode("utf-8", "surrogatepass")
         decoded: object = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, bad UTF-8, too deep, huge ints
         return None

@@ -64,6 +64,10 @@ def go_duration(text: str) -> float | None:
     return total / _SCALE  # int / int: the float nearest the exact sum
 
 
+#: go_duration of the reset fields seen lately: a server repeats the same few (``1s``, ``6m0s``).
+_cached_duration = functools.lru_cache(maxsize=512)(go_duration)
+
+
 _TERMINAL_CODES: Final = frozenset(
     {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "access_terminated"}
 )
@@ -160,7 +164,7 @@ class OpenAIDialect:
                 if raw is not None and value is None:
                     warn_malformed(self.name, field, raw)
                 figures.append(value)
-            reset = None if raw_reset is None else go_duration(raw_reset)
+            reset = None if raw_reset is None else _cached_duration(raw_reset)
             if raw_reset is not None and reset is None:
                 warn_malformed(self.name, reset_field, raw_reset)
             if figures == [None, None] and reset is None:

@@ -29,11 +29,17 @@ def _optional_number(name: str, value: float | None, *, minimum: float | None) -
     return number
 
 
+#: The frozen empty mapping, shared (nothing can change it).
+_EMPTY_MAP: Final[Mapping[str, float]] = MappingProxyType({})
+
+
 def _frozen_map(value: Mapping[str, float]) -> Mapping[str, float]:
-    return MappingProxyType(dict(value))
+    return _EMPTY_MAP if type(value) is dict and not value else MappingProxyType(dict(value))
 
 
 def _frozen_limits(value: Mapping[str, Limit]) -> Mapping[str, Limit]:
+    if type(value) is dict and not value:
+        return _EMPTY_MAP  # type: ignore[return-value]
     return MappingProxyType(dict(value))
 
 
@@ -90,6 +96,20 @@ class Limit:
     rounding: float | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        limit, remaining, reset = self.limit, self.remaining, self.reset
+        if (
+            (limit is None or (type(limit) is float and 0.0 <= limit < math.inf))
+            and (
+                remaining is None or (type(remaining) is float and -math.inf < remaining < math.inf)
+            )
+            and (reset is None or (type(reset) is float and 0.0 <= reset < math.inf))
+            and self.step is None
+            and self.rounding is None
+            and (
+                self.window is None or (type(self.window) is float and 0.0 < self.window < math.inf)
+            )
+        ):
+            return  # the usual answer's figures: nothing to convert or to refuse (NaN fails <)
         for name, minimum in _LIMIT_FIELDS:
             value = getattr(self, name)
             if value is None or (

@@ -400,6 +400,9 @@ class TransportCore(Generic[B]):
             raise TypeError(f"{who} must give a mapping of limit name to cost, got {costs!r}")
         out: dict[str, float] = {}
         for name, value in costs.items():
+            if type(value) is float and 0.0 <= value < math.inf and type(name) is str:
+                out[name] = value  # the usual estimate: nothing to convert or to refuse
+                continue
             number = float(value)
             if not (math.isfinite(number) and number >= 0):
                 raise ValueError(f"{who} gave {value!r} for limit {name!r}: not a number >= 0")
