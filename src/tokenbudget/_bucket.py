@@ -235,6 +235,7 @@ class _Shell:
         "_config",
         "_fast_admit",
         "_fast_max",
+        "_fast_try",
         "_initial",
         "_key",
         "_now",
@@ -289,6 +290,19 @@ class _Shell:
             if type(self._backend) is MemoryBackend and on_event is None
             else None
         )
+        # try_acquire's hot path: the memory admitter, or a backend's own for a sync bucket
+        # (RedisBackend: the same single round trip without request or outcome objects).
+        # Only try_acquire uses it: acquire must book in the same round trip when it waits.
+        self._fast_try = self._fast_admit
+        if (
+            self._fast_try is None
+            and on_event is None
+            and self._APPLY[0] == "apply"
+            and not isinstance(self._backend, MemoryBackend)  # a subclass may change apply
+        ):
+            admitter = getattr(self._backend, "admitter", None)
+            if admitter is not None:
+                self._fast_try = admitter(self._key, config, self._now, initial)
 
     def __repr__(self) -> str:
         return (
@@ -735,16 +749,18 @@ class TokenBucket(_Shell):
             ValueError: *cost* is not > 0.
             CostExceedsCapacity: *cost* can never be admitted.
         """
-        fast = self._fast_admit
+        fast = self._fast_try
         if fast is not None and (_debug_cached(_DEBUG) is False or not _debug_enabled(_DEBUG)):
             # Nobody listens for the decision (no hook, DEBUG logging off): no
             # request or outcome objects. This is _fast_decision written inline,
-            # the call saved on the benchmarked path. A plain int or float in (0, max_cost]
-            # needs no more checks (NaN fails the comparison) and is passed on
-            # as a float, as check_cost would (``cost + 0.0`` converts an int
-            # exactly as ``float(cost)`` does); anything else takes the checked
-            # path below. An int is compared before it is converted, so that
-            # one too large for a float (10**400) takes the checked path too.
+            # the call saved on the benchmarked path, with the backend's own
+            # admitter when it has one (RedisBackend: the same single round trip).
+            # A plain int or float in (0, max_cost] needs no more checks (NaN fails
+            # the comparison) and is passed on as a float, as check_cost would
+            # (``cost + 0.0`` converts an int exactly as ``float(cost)`` does);
+            # anything else takes the checked path below. An int is compared
+            # before it is converted, so that one too large for a float (10**400)
+            # takes the checked path too.
             kind: object = type(cost)
             if kind is int:
                 if 0 < cost <= self._fast_max:

@@ -215,3 +215,62 @@ def test_four_processes_through_a_faulty_proxy(redis_server, redis_client, redis
     assert all(proxy.counts[f] > 0 for f in FAULTS), proxy.counts
     assert sum(log[4] for log in logs) >= 2000
     _check(logs, redis_client, redis_prefix + "four")
+
+
+def test_the_hot_path_of_try_acquire_through_a_faulty_proxy(redis_client, redis_prefix):
+    """``try_acquire`` with nobody listening (RedisBackend.admitter): nothing doubled or lost.
+
+    Two threads on one backend (one on its own connection, the other, when it finds
+    it busy, on the pool's), every fault of the proxy met.
+    """
+    import threading
+
+    kwargs = redis_client.connection_pool.connection_kwargs
+    target = (kwargs["host"], kwargs.get("port", 6379))
+    with FaultProxy(target, RATES, delay=_retry_worker.PROXY_DELAY, seed=3) as proxy:
+        client = _retry_worker._client("sync", proxy.port)
+        backend = RedisBackend(client, prefix=redis_prefix)
+        buckets = [
+            TokenBucket(_retry_worker.CONFIG, tokens=0, backend=backend, key="hot")
+            for _ in range(2)
+        ]
+        assert all(b._fast_try is not None for b in buckets)  # the hot path, not apply
+        admitted = [0, 0]
+
+        def spend(i: int) -> None:
+            for _ in range(250):
+                admitted[i] += buckets[i].try_acquire(1)
+
+        threads = [threading.Thread(target=spend, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        client.close()
+    assert all(proxy.counts[f] > 0 for f in FAULTS), proxy.counts
+    assert sum(admitted) > 0
+    state = _state(redis_client, redis_prefix + "hot")
+    assert state["booked"] == sum(admitted)  # each admission booked once, none lost
+    assert state["next_id"] - _core.first_id(state["origin"]) == sum(admitted)
+
+
+def test_the_hot_path_answers_as_apply(redis_client, redis_prefix):
+    """try_acquire without listeners (the admitter) and with one (apply) decide the same."""
+    config = BucketConfig(10, Rate(1, 3600))  # no refill to speak of: the same decisions
+    backend = RedisBackend(redis_client, prefix=redis_prefix)
+    hot = TokenBucket(config, backend=backend, key="hot")
+    events: list[Any] = []
+    plain = TokenBucket(config, backend=backend, key="plain", on_event=events.append)
+    assert hot._fast_try is not None
+    assert plain._fast_try is None
+    costs = [3, 3, 3, 3, 1, 0.5, 2]
+    assert [hot.try_acquire(c) for c in costs] == [plain.try_acquire(c) for c in costs]
+    assert [e.kind for e in events] == ["admitted"] * 3 + ["refused", "admitted"] + ["refused"] * 2
+    hot_state = _state(redis_client, redis_prefix + "hot")
+    assert hot_state["booked"] == _state(redis_client, redis_prefix + "plain")["booked"] == 10.0
+    # Another thread holding the backend's connection: the pool's way, the same answer.
+    with backend._held_lock:
+        assert hot.try_acquire(1) is False
+    # An injected clock or an asyncio client: no hot path (apply decides).
+    clocked = RedisBackend(redis_client, prefix=redis_prefix, clock=ManualClock(1000.0))
+    assert clocked.admitter("k", config, lambda: 0.0, 10.0) is None
