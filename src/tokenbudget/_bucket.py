@@ -92,6 +92,8 @@ class Event:
 
 
 EventHook = Callable[[Event], None]
+#: The arguments of a sync: ``(tokens, refill_in, rate, as_of)``.
+SyncArgs = tuple[float, float | None, Rate | None, float | None]
 
 
 @attrs.frozen
@@ -357,6 +359,38 @@ class _Shell:
             as_of = _check_number("as_of", as_of)
         return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second, as_of)
 
+    def _settle_sync_requests(
+        self,
+        state: _ReservationState | None,
+        actual_cost: float,
+        sync: SyncArgs | None,
+        *,
+        sync_first: bool,
+    ) -> list[Request]:
+        """The requests of :meth:`TokenBucket._settle_and_sync`, checked, in their order."""
+        requests: list[Request] = []
+        if state is not None:
+            requests.append(_settle_request(state, actual_cost))
+        if sync is not None:
+            req = self._sync_request(*sync)
+            if sync_first:
+                requests.insert(0, req)
+            else:
+                requests.append(req)
+        return requests
+
+    def _settled_synced(
+        self, state: _ReservationState | None, req: Request, out: Outcome
+    ) -> bool | None:
+        """Report one outcome of :meth:`TokenBucket._settle_and_sync`; a sync's: whether adopted."""
+        if type(req) is Settle:
+            assert state is not None  # noqa: S101 -- a settle has its booking
+            _settled(self, state, req, out)
+            return None
+        assert type(req) is Sync  # noqa: S101 -- only settles and syncs
+        self._synced(req, out)
+        return out.ok
+
     def _synced(self, req: Sync, out: Outcome) -> None:
         """Report an adopted sync; a stale one changed nothing and is only logged."""
         if out.ok:
@@ -410,6 +444,8 @@ class _ReservationState:
     cancelled: bool = False
     #: The bucket's spent count at the admission (``Outcome.spent``), for a late settle.
     spent: float = 0.0
+    #: The balance the admission left, net of every booking (``Outcome.tokens``).
+    tokens: float = math.nan
 
     def check_actual(self, actual_cost: float) -> float:
         if self.cancelled:
@@ -510,11 +546,8 @@ class Reservation:
             ReservationError: The reservation was cancelled.
             ValueError: *actual_cost* is negative, NaN or infinite.
         """
-        s = self._state
-        actual = s.check_actual(actual_cost)
-        out = self._bucket._apply(Settle(s.booking_id, s.time, s.charged, actual, s.spent))  # noqa: SLF001
-        s.charged = actual
-        self._bucket._report("settled", out, actual)  # noqa: SLF001
+        req = _settle_request(self._state, actual_cost)
+        _settled(self._bucket, self._state, req, self._bucket._apply(req))  # noqa: SLF001
 
 
 class AsyncReservation:
@@ -557,19 +590,32 @@ class AsyncReservation:
 
     async def settle(self, actual_cost: float) -> None:
         """Like :meth:`Reservation.settle`."""
-        s = self._state
-        actual = s.check_actual(actual_cost)
-        out = await self._bucket._apply(  # noqa: SLF001
-            Settle(s.booking_id, s.time, s.charged, actual, s.spent)
-        )
-        s.charged = actual
-        self._bucket._report("settled", out, actual)  # noqa: SLF001
+        req = _settle_request(self._state, actual_cost)
+        _settled(self._bucket, self._state, req, await self._bucket._apply(req))  # noqa: SLF001
 
 
 def _booking(out: Outcome, cost: float) -> _ReservationState:
     return _ReservationState(
-        cost, out.delay, out.time + out.delay, out.booking_id, cost, spent=out.spent
+        cost,
+        out.delay,
+        out.time + out.delay,
+        out.booking_id,
+        cost,
+        spent=out.spent,
+        tokens=out.tokens,
     )
+
+
+def _settle_request(state: _ReservationState, actual_cost: float) -> Settle:
+    """The request that settles the booking *state* to *actual_cost* (checked)."""
+    actual = state.check_actual(actual_cost)
+    return Settle(state.booking_id, state.time, state.charged, actual, state.spent)
+
+
+def _settled(shell: _Shell, state: _ReservationState, req: Settle, out: Outcome) -> None:
+    """A settle was applied: the booking is charged its true cost; report it."""
+    state.charged = req.actual
+    shell._report("settled", out, req.actual)  # noqa: SLF001
 
 
 class _Sleeper:
@@ -739,6 +785,41 @@ class TokenBucket(_Shell):
 
     def _apply(self, request: Request) -> Outcome:
         return self._backend.apply(self._key, self._config, self._clock, self._initial, request)
+
+    def _apply_many(self, requests: list[Request]) -> list[Outcome]:
+        """Apply *requests* in order: on the memory backend in one call (one hold of its lock).
+
+        Any other backend applies them one at a time, in order.
+        """
+        backend = self._backend
+        if type(backend) is MemoryBackend:
+            return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
+        return [self._apply(request) for request in requests]
+
+    def _settle_and_sync(
+        self,
+        reservation: Reservation | None,
+        actual_cost: float,
+        sync: SyncArgs | None,
+        *,
+        sync_first: bool = False,
+    ) -> bool | None:
+        """Settle *reservation* and :meth:`sync` the bucket (*sync*: its arguments), at once.
+
+        Both are applied with one backend call on the memory backend (one
+        apply each, in order, on the others), the sync first if *sync_first*,
+        and reported as :meth:`Reservation.settle` and :meth:`sync` report
+        them. Returns whether the sync was adopted (None: no sync). For a
+        client that settles and syncs from each answer (``tokenbudget_keepa``).
+        """
+        state = None if reservation is None else reservation._state  # noqa: SLF001
+        requests = self._settle_sync_requests(state, actual_cost, sync, sync_first=sync_first)
+        outs = self._apply_many(requests) if type(self._backend) is MemoryBackend else None
+        adopted = None
+        for i, req in enumerate(requests):  # on another backend, each reported once applied
+            done = self._settled_synced(state, req, self._apply(req) if outs is None else outs[i])
+            adopted = done if type(req) is Sync else adopted
+        return adopted
 
     def try_acquire(self, cost: float = 1) -> bool:
         """Take *cost* now if it is admitted now; otherwise change nothing and return False.
@@ -1060,6 +1141,32 @@ class AsyncTokenBucket(_Shell):
         return await self._backend.aapply(
             self._key, self._config, self._clock, self._initial, request
         )
+
+    async def _apply_many(self, requests: list[Request]) -> list[Outcome]:
+        """Like :meth:`TokenBucket._apply_many`."""
+        backend = self._backend
+        if type(backend) is MemoryBackend:
+            return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
+        return [await self._apply(request) for request in requests]
+
+    async def _settle_and_sync(
+        self,
+        reservation: AsyncReservation | None,
+        actual_cost: float,
+        sync: SyncArgs | None,
+        *,
+        sync_first: bool = False,
+    ) -> bool | None:
+        """Like :meth:`TokenBucket._settle_and_sync`."""
+        state = None if reservation is None else reservation._state  # noqa: SLF001
+        requests = self._settle_sync_requests(state, actual_cost, sync, sync_first=sync_first)
+        outs = await self._apply_many(requests) if type(self._backend) is MemoryBackend else None
+        adopted = None
+        for i, req in enumerate(requests):  # on another backend, each reported once applied
+            out = await self._apply(req) if outs is None else outs[i]
+            done = self._settled_synced(state, req, out)
+            adopted = done if type(req) is Sync else adopted
+        return adopted
 
     async def _book(self, request: Admit) -> Outcome:
         """Apply an admission so that cancelling the task never leaves its booking behind.

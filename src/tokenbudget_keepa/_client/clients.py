@@ -60,16 +60,16 @@ from tokenbudget import (
     MonotonicClock,
     Rate,
     Reservation,
-    Snapshot,
     TokenBucket,
 )
 
 from .cost import CostModel, RequestKind
 from .deadline import (
-    attempt_deadline,
     attempt_seconds,
     capped,
+    end_attempt,
     past_wait_limit,
+    start_attempt,
     with_deadlines,
 )
 from .endpoint_methods import AsyncEndpoints, Endpoints
@@ -589,9 +589,9 @@ class _Base(Generic[BucketT]):
         as_of = None if status == 429 else server_order(envelope)
         return tokens, envelope.refill_in, self._new_rate, as_of
 
-    def _synced(self, snapshot: Snapshot) -> None:
+    def _synced(self, adopted: bool | None) -> None:
         """After a sync: a changed rate, once adopted, is passed no more."""
-        if snapshot.adopted:
+        if adopted:
             self._new_rate = None
 
     def _shared(self, bucket: TokenBucket | AsyncTokenBucket) -> bool:
@@ -942,12 +942,14 @@ class _Base(Generic[BucketT]):
         """
         if alone or self._alone:
             yield self._wait_for_wire
-        bucket = yield from self._ready_bucket_steps()
+        bucket = self._bucket
+        if bucket is None:
+            bucket = yield from self._ready_bucket_steps()
         # A bucket of yours may admit less at once than a request may cost: book the most
         # it admits (the answer settles the true cost), as Keepa runs it while positive.
         cost = min(cost, bucket.config.max_cost)
         try:
-            booking = yield partial(bucket.reserve, cost, timeout=0)
+            booking = yield partial(bucket.reserve, cost, timeout=0.0)
         except AcquireTimeout:
             booking = None
         if booking is None:
@@ -955,7 +957,7 @@ class _Base(Generic[BucketT]):
         # The send gate: a request that takes the account into debt goes only once the
         # requests booked before it are answered (Keepa charges in arrival order: sent at
         # once, it could overtake them and leave them to meet a refusal).
-        if _into_debt((yield bucket.snapshot), bucket.config):
+        if _into_debt(_balance_left(booking), bucket.config):
             try:
                 yield self._wait_for_wire
                 yield from self._wait_for_others_steps(bucket, booking)
@@ -996,7 +998,7 @@ class _Base(Generic[BucketT]):
                         if not (yield booking.cancel):  # due now: its cost comes back
                             yield partial(booking.settle, 0.0)
                         continue
-                    if _into_debt(after, bucket.config):
+                    if _into_debt(after.tokens, bucket.config):
                         yield from self._wait_for_others_steps(bucket, booking)
             except BaseException:
                 yield booking.cancel
@@ -1025,15 +1027,21 @@ class _Base(Generic[BucketT]):
         """Settle the booking, sync the bucket from the envelope, then leave the wire."""
         if booking is not None:
             count_spent(consumed)  # spent on the server, whatever happens to the booking
-        try:
-            envelope = None if answer is None else answer.envelope
-            if envelope is not None and self._bucket is None:
+        envelope = None if answer is None else answer.envelope
+        if envelope is not None and self._bucket is None:
+            try:
                 yield partial(self._ensure_bucket, envelope)
-            # One answer at a time: syncs in the order of the envelopes.
-            yield partial(self._in_answer_order, self._settle_steps(booking, answer, consumed))
-        finally:
-            if booking is not None:
-                yield self._leave_wire
+            except BaseException:
+                if booking is not None:
+                    yield self._leave_wire
+                raise
+        # One answer at a time: syncs in the order of the envelopes. The step leaves the
+        # wire once it is done, or failed (one step: one hold of the client's state lock).
+        yield partial(
+            self._settle_and_leave,
+            self._settle_steps(booking, answer, consumed),
+            leave=booking is not None,
+        )
 
     def _settle_steps(self, booking: Any, answer: _Answer | None, consumed: float) -> Steps[None]:
         """Settle *booking* to *consumed* and sync the bucket from *answer* (in answer order)."""
@@ -1045,17 +1053,24 @@ class _Base(Generic[BucketT]):
         # adopted in between. The sync subtracts the booking as on the wire although the
         # answer's count includes it: the count is given with its cost added back, and the
         # settle then charges the true cost.
-        shared = bucket is not None and self._shared(bucket)
+        if bucket is None:
+            return  # nothing was booked (a booking is the bucket's), nothing to sync
+        shared = self._shared(bucket)
         args = _own_request_back(args, booking, consumed, bucket, shared=shared)
-        if booking is not None and not shared:
-            yield partial(booking.settle, consumed)
-        if args is not None and bucket is not None:
-            tokens, refill_in, rate, as_of = args
-            self._synced(
-                (yield partial(bucket.sync, tokens, refill_in=refill_in, rate=rate, as_of=as_of))
+        if booking is None and args is None:
+            return
+        # The settle and the sync in one backend call (in memory; one each on the others).
+        self._synced(
+            (
+                yield partial(
+                    bucket._settle_and_sync,  # noqa: SLF001 -- same distribution
+                    booking,
+                    consumed,
+                    args,
+                    sync_first=shared,
+                )
             )
-        if booking is not None and shared:
-            yield partial(booking.settle, consumed)
+        )
 
     def _ready_bucket_steps(self) -> Steps[BucketT]:
         """The bucket, built from a free ``/token`` call if need be."""
@@ -1119,7 +1134,7 @@ class _Base(Generic[BucketT]):
     _pause: Callable[[float], Any]
     _wait_for_wire: Callable[[], Any]
     _ensure_bucket: Callable[[Envelope], Any]
-    _in_answer_order: Callable[[Steps[None]], Any]
+    _settle_and_leave: Callable[..., Any]
     _leave_wire: Callable[[], Any]
 
 
@@ -1164,9 +1179,14 @@ def _check_bucket(bucket: object, kind: type) -> None:
         raise TypeError(f"bucket must be a {kind.__name__}, got {bucket!r}")
 
 
-def _into_debt(after: Snapshot, config: BucketConfig) -> bool:
-    """Whether a balance of *after* (a booking made) is one at which Keepa refuses the next."""
-    return after.tokens <= 0 or after.tokens < config.min_threshold
+def _into_debt(tokens: float, config: BucketConfig) -> bool:
+    """Whether a balance of *tokens* (a booking made) is one at which Keepa refuses the next."""
+    return tokens <= 0 or tokens < config.min_threshold
+
+
+def _balance_left(booking: Reservation | AsyncReservation) -> float:
+    """The balance *booking*'s admission left, net of every booking (no second look needed)."""
+    return booking._state.tokens  # noqa: SLF001 -- same distribution
 
 
 @attrs.frozen
@@ -1379,11 +1399,13 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
 
     def _get(self, call: _Call) -> httpx.Response | _NoAnswer:
         """Send *call*: its answer, or why none came."""
+        deadline = start_attempt(self._timeout)  # for the whole exchange, not each read
         try:
-            with attempt_deadline(self._timeout):  # the whole exchange, not each read
-                return self._http.get(self._url(call))
+            return self._http.get(self._url(call))
         except httpx.RequestError as exc:
             return _no_answer(exc, self._key)
+        finally:
+            end_attempt(deadline)
 
     def _ensure_bucket(self, envelope: Envelope) -> None:
         with self._init_lock:
@@ -1423,9 +1445,14 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
         with self._state:
             self._state.wait_for(lambda: self._inflight == 0)
 
-    def _in_answer_order(self, steps: Steps[None]) -> None:
+    def _settle_and_leave(self, steps: Steps[None], *, leave: bool) -> None:
+        """Run *steps* (settle, sync) in answer order; then, if *leave*, leave the wire."""
         with self._state:
-            run(steps)
+            try:
+                run(steps)
+            finally:
+                if leave and self._off_wire():
+                    self._state.notify_all()
 
     def _leave_wire(self) -> None:
         with self._state:
@@ -1581,10 +1608,16 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
         async with state:
             await state.wait_for(lambda: self._inflight == 0)
 
-    async def _in_answer_order(self, steps: Steps[None]) -> None:
-        _, _, init = self._locks()
-        async with init:
-            await arun(steps)
+    async def _settle_and_leave(self, steps: Steps[None], *, leave: bool) -> None:
+        """Like :meth:`KeepaClient._settle_and_leave`."""
+        _, state, init = self._locks()
+        try:
+            async with init:
+                await arun(steps)
+        finally:
+            if leave and self._off_wire():
+                async with state:
+                    state.notify_all()
 
     async def _leave_wire(self) -> None:
         _, state, _ = self._locks()

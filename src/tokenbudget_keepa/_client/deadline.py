@@ -29,6 +29,7 @@ import ssl
 import time
 import typing
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 import httpcore
 
@@ -40,12 +41,16 @@ __all__ = [
     "attempt_seconds",
     "capped",
     "deadline_cap",
+    "end_attempt",
     "past_wait_limit",
     "remaining",
+    "start_attempt",
     "wait_limit",
     "with_deadlines",
 ]
 
+#: No deadline, no cap.
+_NONE: Final = math.inf
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar(
     "tokenbudget_keepa_deadline", default=math.inf
 )
@@ -90,24 +95,39 @@ def capped() -> bool:
 
 
 def attempt_seconds(timeout: float) -> float:
-    """The seconds one exchange may take now: *timeout*, or less under a cap."""
-    return max(0.0, min(timeout, _CAP.get() - time.monotonic()))
+    """The seconds one exchange may take now: *timeout* (>= 0), or less under a cap."""
+    cap = _CAP.get()
+    if cap == _NONE:
+        return timeout
+    return max(0.0, min(timeout, cap - time.monotonic()))
+
+
+def start_attempt(timeout: float) -> contextvars.Token[float]:
+    """Start the deadline of one HTTP exchange; end it with :func:`end_attempt` of the token.
+
+    :func:`attempt_deadline` without a context manager, for every request's path.
+    """
+    return _DEADLINE.set(time.monotonic() + attempt_seconds(timeout))
+
+
+#: End the deadline :func:`start_attempt` started (given its token).
+end_attempt = _DEADLINE.reset
 
 
 @contextlib.contextmanager
 def attempt_deadline(timeout: float) -> Iterator[None]:
     """Within the block (one HTTP exchange), every socket operation ends by the deadline."""
-    token = _DEADLINE.set(time.monotonic() + attempt_seconds(timeout))
+    token = start_attempt(timeout)
     try:
         yield
     finally:
-        _DEADLINE.reset(token)
+        end_attempt(token)
 
 
 def remaining(timeout: float | None, error: type[Exception]) -> float | None:
     """*timeout* clamped to what is left of the exchange's deadline; *error* once it passed."""
     deadline = _DEADLINE.get()
-    if math.isinf(deadline):
+    if deadline == _NONE:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
