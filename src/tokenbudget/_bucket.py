@@ -173,6 +173,12 @@ class Snapshot:
 
 
 def _check_number(name: str, value: object, *, minimum: float | None = None) -> float:
+    if (
+        type(value) is float
+        and -math.inf < value < math.inf  # NaN fails
+        and (minimum is None or value >= minimum)
+    ):
+        return value  # the usual case: nothing to convert or to refuse
     value = real_number(name, value)
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")

@@ -122,7 +122,7 @@ def _walk_other(value: object, depth: int) -> int:  # noqa: PLR0911 -- one retur
 
 def prompt_tokens(body: object) -> int:
     """The estimated prompt tokens of a decoded JSON request body (see the module's note)."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         return 0 if body is None else _walk(body)
     total = 0
     for key, value in body.items():
@@ -130,13 +130,13 @@ def prompt_tokens(body: object) -> int:
             continue
         total += _walk(value, 1)
     messages = body.get("messages")
-    count = len(messages) if isinstance(messages, Sequence) else 0
+    count = len(messages) if type(messages) is list or isinstance(messages, Sequence) else 0
     return total + PER_MESSAGE * count + REPLY_PRIMING
 
 
 def max_output_tokens(body: object, default: int) -> int:
     """The output tokens a decoded request body may produce, times its ``n`` choices."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         return default
     out = None
     for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
@@ -182,7 +182,7 @@ def stream_events(response: ResponseInfo) -> list[Mapping[str, object]]:
 def dig(value: object, *path: str) -> object:
     """``value[path[0]][path[1]]...``, or None where a step is missing or not an object."""
     for key in path:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return None
         value = value.get(key)
     return value

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, TypeAlias
@@ -230,7 +231,9 @@ class _Message:
     def __init__(self, headers: HeadersLike, body: object) -> None:
         self._headers: HeaderFields | None
         self._source: HeadersLike | None = None
-        if type(getattr(headers, "_list", None)) is list and callable(
+        if type(headers) is HeaderFields:
+            self._headers = headers  # immutable: shared
+        elif type(getattr(headers, "_list", None)) is list and callable(
             getattr(headers, "multi_items", None)
         ):
             # httpx's or httpx2's Headers: read on first use (a cost estimate rarely needs them).
@@ -485,8 +488,16 @@ def rfc3339(text: str) -> float | None:
     return stamp + (float(fraction) if fraction else 0.0) + (1 if int(second) == 60 else 0)
 
 
+_FLOAT_MAX: Final = int(sys.float_info.max)
+
+
 def finite(value: object) -> float | None:
     """A JSON number as a finite float, or None (not a number, a bool, NaN, infinite)."""
+    kind = type(value)
+    if kind is float:
+        return value if -math.inf < value < math.inf else None  # type: ignore[return-value,operator]
+    if kind is int and -_FLOAT_MAX <= value <= _FLOAT_MAX:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:

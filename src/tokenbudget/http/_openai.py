@@ -114,7 +114,7 @@ def usage_tokens(response: ResponseInfo) -> float | None:
         candidates.extend((event.get("usage"), dig(event, "response", "usage")))
     found = None
     for usage in candidates:
-        if not isinstance(usage, Mapping):
+        if type(usage) is not dict and not isinstance(usage, Mapping):
             continue
         total = finite(usage.get("total_tokens"))
         if total is None:
@@ -215,8 +215,10 @@ class OpenAIDialect:
         del limits
         body = request.json()
         tokens = prompt_tokens(body) if body is not None else 0
-        generating = request.path.endswith(_GENERATING) or (
-            isinstance(body, Mapping) and "messages" in body
+        generating = (
+            (type(body) is dict and "messages" in body)  # the cheapest test first
+            or request.path.endswith(_GENERATING)
+            or (isinstance(body, Mapping) and "messages" in body)
         )
         if generating:
             tokens += max_output_tokens(body, self.default_max_tokens)

@@ -392,12 +392,12 @@ class TransportCore(Generic[B]):
         if self.cost is None:
             # The dialect's own method, resolved once (estimate() would resolve it per call).
             costs = self.dialect.estimate(RequestInfo(method, url, headers, body), self.limits)
-            who = f"dialect {self.dialect.name!r}"
         else:
             costs = self.cost(request)
-            who = "cost(request)"
-        if not isinstance(costs, Mapping):
-            raise TypeError(f"{who} must give a mapping of limit name to cost, got {costs!r}")
+        if type(costs) is not dict and not isinstance(costs, Mapping):
+            raise TypeError(
+                f"{self._who()} must give a mapping of limit name to cost, got {costs!r}"
+            )
         out: dict[str, float] = {}
         for name, value in costs.items():
             if type(value) is float and 0.0 <= value < math.inf and type(name) is str:
@@ -405,9 +405,15 @@ class TransportCore(Generic[B]):
                 continue
             number = float(value)
             if not (math.isfinite(number) and number >= 0):
-                raise ValueError(f"{who} gave {value!r} for limit {name!r}: not a number >= 0")
+                raise ValueError(
+                    f"{self._who()} gave {value!r} for limit {name!r}: not a number >= 0"
+                )
             out[str(name)] = number
         return out
+
+    def _who(self) -> str:
+        """Who estimates the costs, for an error's message."""
+        return "cost(request)" if self.cost is not None else f"dialect {self.dialect.name!r}"
 
     def to_book(self, costs: Mapping[str, float]) -> list[tuple[str, B, float]]:
         """The bookings to make: ``(limit, bucket, cost)`` for each positive cost with a bucket."""
