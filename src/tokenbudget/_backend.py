@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from . import _core
 from ._clock import Clock
@@ -13,6 +14,8 @@ from ._core import BucketState, Observation, Outcome, Request
 
 
 __all__ = ["Backend", "MemoryBackend"]
+
+R = TypeVar("R")
 
 
 @runtime_checkable
@@ -98,19 +101,32 @@ class MemoryBackend:
             return [_core.apply(config, state, now, request) for request in requests]
 
     def admitter(
-        self, key: str, config: BucketConfig, now: Callable[[], float], initial: float
-    ) -> Callable[[float], bool]:
+        self,
+        key: str,
+        config: BucketConfig,
+        now: Callable[[], float],
+        initial: float,
+        *,
+        fallback: Callable[[float], R],
+        logger: logging.Logger | None = None,
+    ) -> Callable[[float], bool | R]:
         """A function ``cost -> bool``: :meth:`apply` of ``Admit(cost, 0.0)`` to *key*, faster.
 
         The hot path of :meth:`TokenBucket.try_acquire` when nobody listens
         for its events: it builds no request and no outcome. *now* reads the
-        time (the bucket clock's ``now``); the cost must already be checked.
+        time (the bucket clock's ``now``). It decides only a plain int or
+        float cost in (0, max_cost] while *logger* has DEBUG off; any other
+        call returns ``fallback(cost)`` (see ``_core.admitter``).
         """
+        with self._lock:
+            state = self._state(key, config, now(), initial)
         return _core.admitter(
             config,
-            state_of=lambda time: self._state(key, config, time, initial),
+            state=state,
             now=now,
             lock=self._lock,
+            fallback=fallback,
+            logger=logger,
         )
 
     def observe(self, key: str, config: BucketConfig, clock: Clock, initial: float) -> Observation:

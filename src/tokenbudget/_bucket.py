@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import attrs
 
@@ -46,10 +47,13 @@ log = logging.getLogger("tokenbudget")
 _debug_enabled = log.isEnabledFor
 _DEBUG = logging.DEBUG
 #: The logger's own cache of ``isEnabledFor`` (level -> bool, emptied in place whenever a
-#: level or ``logging.disable`` changes), read first by the hot path: a cached False
-#: saves it a Python call; anything else (True, not cached, no such cache) asks
-#: ``isEnabledFor`` itself, so the answer is always the logger's.
+#: level or ``logging.disable`` changes), read first by another backend's hot path (the
+#: memory one reads it in the core's closure): a cached False saves it a Python call;
+#: anything else (True, not cached, no such cache) asks ``isEnabledFor`` itself, so the
+#: answer is always the logger's.
 _debug_cached: Callable[[int], bool | None] = getattr(log, "_cache", {}).get
+
+R = TypeVar("R")
 
 EventKind = Literal[
     "admitted",
@@ -246,7 +250,6 @@ class _Shell:
         "_fast_try",
         "_initial",
         "_key",
-        "_now",
         "_on_event",
     )
 
@@ -280,37 +283,32 @@ class _Shell:
         self._backend: Backend = MemoryBackend() if backend is None else backend
         self._key = "default" if key is None else key
         self._on_event = on_event
-        # The hot path of try_acquire (see TokenBucket.try_acquire): the memory
-        # backend's request-free admission, the clock's reader without a method
-        # call for the monotonic clock, and the largest cost it decides itself
-        # (finite: an infinite cost takes the checked path and raises).
-        clock_type = type(self._clock)
-        self._now: Callable[[], float] = (
-            time.monotonic if clock_type is MonotonicClock else self._clock.now
-        )
-        self._fast_max = min(config.max_cost, sys.float_info.max)
         if isinstance(self._backend, MemoryBackend):
             # The starting balance counts from construction (no I/O: it is this process's
             # memory); SQLite and Redis create a missing key at its first operation.
             self._backend.observe(self._key, config, self._clock, initial)
-        self._fast_admit = (
-            self._backend.admitter(self._key, config, self._now, initial)
-            if type(self._backend) is MemoryBackend and on_event is None
-            else None
-        )
-        # try_acquire's hot path: the memory admitter, or a backend's own for a sync bucket
-        # (RedisBackend: the same single round trip without request or outcome objects).
-        # Only try_acquire uses it: acquire must book in the same round trip when it waits.
-        self._fast_try = self._fast_admit
+        # The hot paths, while nobody listens for events (no hook; DEBUG is checked per
+        # call). On the memory backend: the core's admission closure (see _fast_decision;
+        # a TokenBucket's try_acquire is one of its own, see _bind_hot_path).
+        memory = type(self._backend) is MemoryBackend
+        self._fast_admit = self._admitter(_undecided) if memory and on_event is None else None
+        # On another backend, try_acquire's: its own admitter for a sync bucket (RedisBackend:
+        # the same single round trip without request or outcome objects), the cost checked
+        # by try_acquire (up to _fast_max). Only try_acquire uses it: acquire must book in the
+        # same round trip when it waits.
+        self._fast_max = min(config.max_cost, sys.float_info.max)
+        self._fast_try: Callable[[float], bool] | None = None
         if (
-            self._fast_try is None
+            not memory
             and on_event is None
             and self._APPLY[0] == "apply"
             and not isinstance(self._backend, MemoryBackend)  # a subclass may change apply
         ):
             admitter = getattr(self._backend, "admitter", None)
             if admitter is not None:
-                self._fast_try = admitter(self._key, config, self._now, initial)
+                self._fast_try = admitter(self._key, config, self._clock_reader(), initial)
+        if self._fast_admit is not None:
+            self._bind_hot_path()
 
     def __repr__(self) -> str:
         return (
@@ -335,23 +333,42 @@ class _Shell:
     def _admit_request(self, cost: float, max_wait: float) -> Admit:
         return Admit(self._config.check_cost(cost), max_wait)
 
+    def _admitter(self, fallback: Callable[[float], R]) -> Callable[[float], bool | R]:
+        """The memory backend's admission closure for this bucket (see ``_core.admitter``).
+
+        It reads the clock itself (``time.monotonic`` for the default clock: no
+        method call) and decides a plain int or float cost in (0, max_cost]
+        while DEBUG logging is off; a False changes nothing but the refill up to
+        now. Any other call returns ``fallback(cost)``.
+        """
+        assert isinstance(self._backend, MemoryBackend)  # noqa: S101 -- only built for it
+        return self._backend.admitter(
+            self._key,
+            self._config,
+            self._clock_reader(),
+            self._initial,
+            fallback=fallback,
+            logger=log,
+        )
+
+    def _clock_reader(self) -> Callable[[], float]:
+        """The clock's ``now``; ``time.monotonic`` itself for the default clock (no method call)."""
+        clock = self._clock
+        return time.monotonic if type(clock) is MonotonicClock else clock.now
+
+    def _bind_hot_path(self) -> None:
+        """Give this bucket its own hot path for ``try_acquire`` (TokenBucket has one)."""
+
     def _fast_decision(self, cost: float) -> bool | None:
-        """The hot path's decision on *cost*, or None when it does not decide (see try_acquire).
+        """The hot path's decision on *cost*, or None when it does not decide.
 
         It decides only for a plain int or float in (0, max_cost] on the memory
-        backend while nobody listens for events; a False changes nothing but
-        the refill up to now. None: take the full, checked path.
+        backend while nobody listens for events (no hook, DEBUG logging off);
+        a False changes nothing but the refill up to now. None: take the full,
+        checked path.
         """
         fast = self._fast_admit
-        if fast is None or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)):
-            return None
-        kind: object = type(cost)
-        if kind is int:
-            if 0 < cost <= self._fast_max:  # compared as an int: 10**400 too
-                return fast(cost + 0.0)  # float(cost), without the call
-        elif kind is float and 0.0 < cost <= self._fast_max:
-            return fast(cost)
-        return None
+        return None if fast is None else fast(cost)
 
     def _sync_request(
         self, tokens: float, refill_in: float | None, rate: Rate | None, as_of: float | None
@@ -411,31 +428,45 @@ class _Shell:
 
     def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
         """Turn an outcome into events, only when someone listens."""
-        hook = self._on_event
-        if hook is None and not log.isEnabledFor(logging.DEBUG):
-            return
-        events: list[Event] = []
-        if out.left:
-            events.append(Event("recharge_left", self._key, cost, 0.0, out.tokens, out.time))
-        events.append(Event(kind, self._key, cost, out.delay, out.tokens, out.time))
-        if out.entered:
-            events.append(Event("recharge_entered", self._key, cost, 0.0, out.tokens, out.time))
-        for event in events:
-            log.debug(
-                "%s key=%s cost=%g delay=%.6g tokens=%.6g",
-                event.kind,
-                event.key,
-                event.cost,
-                event.delay,
-                event.tokens,
-            )
-            if hook is not None:
-                hook(event)
+        _report_events(self._on_event, self._key, kind, out, cost)
 
     def _admit_kind(self, out: Outcome) -> EventKind:
-        if not out.ok:
-            return "refused"
-        return "admitted" if out.delay == 0.0 else "waited"
+        return _admit_kind(out)
+
+
+def _report_events(
+    hook: EventHook | None, key: str, kind: EventKind, out: Outcome, cost: float
+) -> None:
+    """Turn an outcome into events for *hook* and the DEBUG log, only when someone listens."""
+    if hook is None and not log.isEnabledFor(logging.DEBUG):
+        return
+    events: list[Event] = []
+    if out.left:
+        events.append(Event("recharge_left", key, cost, 0.0, out.tokens, out.time))
+    events.append(Event(kind, key, cost, out.delay, out.tokens, out.time))
+    if out.entered:
+        events.append(Event("recharge_entered", key, cost, 0.0, out.tokens, out.time))
+    for event in events:
+        log.debug(
+            "%s key=%s cost=%g delay=%.6g tokens=%.6g",
+            event.kind,
+            event.key,
+            event.cost,
+            event.delay,
+            event.tokens,
+        )
+        if hook is not None:
+            hook(event)
+
+
+def _admit_kind(out: Outcome) -> EventKind:
+    if not out.ok:
+        return "refused"
+    return "admitted" if out.delay == 0.0 else "waited"
+
+
+def _undecided(_cost: float) -> None:
+    """The hot path's fallback where the caller goes on to its own checked path."""
 
 
 @attrs.define(eq=False)
@@ -787,7 +818,8 @@ class TokenBucket(_Shell):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ()
+    # An instance dict for one entry: the hot path of try_acquire (see _bind_hot_path).
+    __slots__ = ("__dict__",)
 
     def _apply(self, request: Request) -> Outcome:
         return self._backend.apply(self._key, self._config, self._clock, self._initial, request)
@@ -827,6 +859,30 @@ class TokenBucket(_Shell):
             adopted = done if type(req) is Sync else adopted
         return adopted
 
+    def _bind_hot_path(self) -> None:
+        """Make ``self.try_acquire`` the core's admission closure itself: one Python frame a call.
+
+        An instance attribute comes before a method of the class (a function is
+        a non-data descriptor), so on a memory bucket that nobody listens to
+        ``bucket.try_acquire`` is the closure, and everywhere else the method
+        below, which is also what the documentation, type checkers and
+        ``TokenBucket.try_acquire(bucket, cost)`` see. The closure decides
+        exactly as the method does (a test runs both); every call it does not
+        decide (an unusual cost, DEBUG on) goes to the method's checked path,
+        bound to the bucket's parts rather than to the bucket, so that the
+        bucket and its closure do not refer to each other. A subclass that
+        overrides ``try_acquire`` keeps its override.
+        """
+        if type(self).try_acquire is not TokenBucket.try_acquire:
+            return
+        checked = functools.partial(
+            _try_acquire_checked, self._backend, self._key, self._config, self._clock, self._initial
+        )
+        hot = self._admitter(checked)
+        hot.__name__, hot.__qualname__ = "try_acquire", TokenBucket.try_acquire.__qualname__
+        hot.__doc__ = TokenBucket.try_acquire.__doc__
+        self.__dict__["try_acquire"] = hot
+
     def try_acquire(self, cost: float = 1) -> bool:
         """Take *cost* now if it is admitted now; otherwise change nothing and return False.
 
@@ -836,24 +892,28 @@ class TokenBucket(_Shell):
             ValueError: *cost* is not > 0.
             CostExceedsCapacity: *cost* can never be admitted.
         """
-        fast = self._fast_try
-        if fast is not None and (_debug_cached(_DEBUG) is False or not _debug_enabled(_DEBUG)):
-            # Nobody listens for the decision (no hook, DEBUG logging off): no
-            # request or outcome objects. This is _fast_decision written inline,
-            # the call saved on the benchmarked path, with the backend's own
-            # admitter when it has one (RedisBackend: the same single round trip).
-            # A plain int or float in (0, max_cost] needs no more checks (NaN fails
-            # the comparison) and is passed on as a float, as check_cost would
-            # (``cost + 0.0`` converts an int exactly as ``float(cost)`` does);
-            # anything else takes the checked path below. An int is compared
-            # before it is converted, so that one too large for a float (10**400)
-            # takes the checked path too.
-            kind: object = type(cost)
-            if kind is int:
-                if 0 < cost <= self._fast_max:
-                    return fast(cost + 0.0)
-            elif kind is float and 0.0 < cost <= self._fast_max:
-                return fast(cost)
+        hot = self._fast_admit
+        if hot is not None:  # the memory backend's closure: it checks the cost and DEBUG itself
+            decided = hot(cost)
+            if decided is not None:
+                return decided
+        else:
+            fast = self._fast_try
+            if fast is not None and (_debug_cached(_DEBUG) is False or not _debug_enabled(_DEBUG)):
+                # Another backend's admitter (RedisBackend: the same single round trip)
+                # while nobody listens for the decision (no hook, DEBUG logging off): no
+                # request or outcome objects. A plain int or float in (0, max_cost] needs
+                # no more checks (NaN fails the comparison) and is passed on as a float,
+                # as check_cost would (``cost + 0.0`` converts an int exactly as
+                # ``float(cost)`` does); anything else takes the checked path below. An
+                # int is compared before it is converted, so that one too large for a
+                # float (10**400) takes the checked path too.
+                kind: object = type(cost)
+                if kind is int:
+                    if 0 < cost <= self._fast_max:
+                        return fast(cost + 0.0)
+                elif kind is float and 0.0 < cost <= self._fast_max:
+                    return fast(cost)
         out = self._apply(self._admit_request(cost, 0.0))
         self._report(self._admit_kind(out), out, cost)
         return out.ok
@@ -1071,6 +1131,15 @@ class TokenBucket(_Shell):
         """The bucket now: balance net of bookings, recharge mode, backlog, utilization."""
         obs = self._backend.observe(self._key, self._config, self._clock, self._initial)
         return Snapshot._from(obs, self._config.capacity)  # noqa: SLF001
+
+
+def _try_acquire_checked(  # noqa: PLR0917 -- functools.partial binds all but the cost
+    backend: Backend, key: str, config: BucketConfig, clock: Clock, initial: float, cost: float
+) -> bool:
+    """:meth:`TokenBucket.try_acquire`'s checked path on a bucket's parts, with no hook."""
+    out = backend.apply(key, config, clock, initial, Admit(config.check_cost(cost), 0.0))
+    _report_events(None, key, _admit_kind(out), out, cost)
+    return out.ok
 
 
 def _undo_failed(exc: BaseException, failure: BaseException, key: str, cost: float) -> None:

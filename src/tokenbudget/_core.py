@@ -15,9 +15,11 @@ which is what makes admission first come, first served.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
-from typing import Final, NamedTuple, Protocol
+import sys
+from collections.abc import Callable, Mapping
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 import attrs
 
@@ -710,6 +712,12 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     return Outcome(True, delay, booking_id, now, tokens, entered, entered, left, spent)
 
 
+_DEBUG: Final = logging.DEBUG
+
+#: What :func:`admitter`'s *fallback* returns (the checked path's answer, or None: undecided).
+R = TypeVar("R")
+
+
 class Lock(Protocol):
     """What :func:`admitter` needs of a lock (:class:`threading.Lock` has it)."""
 
@@ -723,18 +731,31 @@ class Lock(Protocol):
 def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     config: BucketConfig,
     *,
-    state_of: Callable[[float], BucketState],
+    state: BucketState,
     now: Callable[[], float],
     lock: Lock,
-) -> Callable[[float], bool]:
+    fallback: Callable[[float], R],
+    logger: logging.Logger | None = None,
+) -> Callable[[float], bool | R]:
     """``cost -> bool``: ``admit(config, state, now(), Admit(cost, 0.0)).ok``, faster.
 
     The hot path of ``try_acquire`` when nobody listens for events: no request
     or outcome is built, the config's numbers are read once, here, and the
-    whole call is one Python frame. Each call holds the backend's *lock* while
-    it reads the time with *now* and decides; the first call gets the state
-    from ``state_of(time)`` (which creates it if need be) and keeps it, so a
-    backend must never replace a key's state object.
+    whole call is one Python frame, the cost's checks included. It decides
+    only a plain int or float in (0, ``max_cost``] (NaN fails the comparison;
+    an int is compared as an int, so ``10**400`` too, and then converted as
+    ``float(cost)`` would, by ``cost + 0.0``), and only while *logger* (if
+    any) has DEBUG off; any other call returns ``fallback(cost)``, the
+    caller's checked path, which logs. Whether DEBUG is on is read from the
+    logger's own cache of ``isEnabledFor`` (``logging`` empties it whenever a
+    level changes, so a level set at any time counts from the next call);
+    only a level not cached asks ``isEnabledFor``.
+
+    Each call holds the backend's *lock* while it reads the time with *now*
+    and decides on *state*, the bucket's state object, which the backend
+    must therefore never replace. The closure's own variables are the few
+    the common case reads (each one costs every call a little); the core's
+    constants are read as globals.
 
     The common case (not recharging, no booking pending, the tail not in the
     future) is decided inline with exactly :func:`admit`'s arithmetic and the
@@ -742,23 +763,37 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     :meth:`BucketConfig.required_balance` written as ``max(floor, cost +
     shift)``; every other case, and the rounding corner where a wait within
     the tolerance counts as none, is left to :func:`admit` itself. A test pins
-    it to :func:`admit`. The cost must already be checked
-    (:meth:`BucketConfig.check_cost`).
+    it to :func:`admit`.
     """
     acquire = lock.acquire
     release = lock.release
-    state: BucketState | None = None
+    # DEBUG on? The logger's cache (a level -> bool dict, emptied in place) answers first.
+    debug_cached: Mapping[int, bool] = (
+        {_DEBUG: False} if logger is None else getattr(logger, "_cache", {})
+    )
+    debug_enabled: Callable[[int], bool] = (
+        (lambda _level: False) if logger is None else logger.isEnabledFor
+    )
+    float_max = min(config.max_cost, sys.float_info.max)  # finite: inf takes the fallback
+    int_max = math.floor(float_max)
 
     if config.refill_step is not None or config.in_flight > 0.0:
 
-        def admit_general(cost: float) -> bool:
-            nonlocal state
+        def admit_general(cost: float = 1) -> bool | R:
+            try:
+                loud = debug_cached[_DEBUG]
+            except KeyError:
+                loud = debug_enabled(_DEBUG)
+            kind: object = type(cost)
+            if kind is int:
+                if loud or not 0 < cost <= int_max:
+                    return fallback(cost)
+                cost = cost + 0.0
+            elif loud or kind is not float or not 0.0 < cost <= float_max:
+                return fallback(cost)
             acquire()
             try:
-                t = now()
-                if state is None:
-                    state = state_of(t)
-                return apply(config, state, t, Admit(cost, 0.0)).ok
+                return apply(config, state, now(), Admit(cost, 0.0)).ok
             finally:
                 release()
 
@@ -769,29 +804,32 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     code = config.deficit_code
     shift = m if code == NONE else -config.max_deficit
     floor = m if code == WHILE_POSITIVE else -math.inf
-    tol0 = TIME_TOLERANCE
-    ulps = TIME_ULPS
-    reanchor = REANCHOR
-    token_tol = TOKEN_TOLERANCE
     m_tol = TOKEN_TOLERANCE * max(1.0, abs(m))  # covers(balance, m), inlined
 
-    def admit_now(cost: float) -> bool:  # noqa: C901 -- one frame on purpose
-        nonlocal state
+    def admit_now(cost: float = 1) -> bool | R:  # noqa: C901, PLR0912 -- one frame on purpose
+        try:
+            loud = debug_cached[_DEBUG]
+        except KeyError:
+            loud = debug_enabled(_DEBUG)
+        kind: object = type(cost)
+        if kind is int:
+            if loud or not 0 < cost <= int_max:
+                return fallback(cost)
+            cost = cost + 0.0
+        elif loud or kind is not float or not 0.0 < cost <= float_max:
+            return fallback(cost)
         acquire()
         try:
             clock = now()
-            if state is None:
-                state = state_of(clock)
             origin = state.origin
             t = clock - origin  # clock_in: the offset (a step back goes to apply)
             t0 = state.time  # >= state.seen: t >= t0 is no step back
-            if state.recharging or t0 > t or state.pending or t > reanchor:
+            if state.recharging or t0 > t or state.pending or t > REANCHOR:
                 return apply(config, state, clock, Admit(cost, 0.0)).ok
             state.seen = t
             balance = state.tokens
-            rate = state.rate
             if t > t0:  # _advance, continuous refill
-                balance = balance + rate * (t - t0)
+                balance = balance + state.rate * (t - t0)
                 if balance >= cap:
                     balance = cap
             target = cost + shift
@@ -801,20 +839,21 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
                 scale = target if target > 0.0 else -target  # covers(balance, target), inlined
                 if scale < 1.0:
                     scale = 1.0
-                if target - balance > token_tol * scale:
+                if target - balance > TOKEN_TOLERANCE * scale:
                     state.tokens = balance  # like admit: the refill up to now is applied anyway
                     state.time = t
-                    tol = (abs(origin) + abs(t)) * ulps  # clock_tolerance(state, t), inlined
-                    if tol < tol0:
-                        tol = tol0
-                    if t + (target - balance) / rate - t > tol:
+                    tol = (abs(origin) + abs(t)) * TIME_ULPS  # clock_tolerance(state, t), inlined
+                    if tol < TIME_TOLERANCE:
+                        tol = TIME_TOLERANCE
+                    if t + (target - balance) / state.rate - t > tol:
                         return False
                     return admit(config, state, t, Admit(cost, 0.0)).ok  # a wait within tolerance
                 balance = target
             balance -= cost
             state.tokens = balance
             state.time = t
-            if m - balance > m_tol and m - balance > token_tol * cost:  # debited_below
+            # debited_below, inlined; a balance >= m is never below it (m - balance <= 0).
+            if balance < m and m - balance > m_tol and m - balance > TOKEN_TOLERANCE * cost:
                 state.recharging = True
             state.booked += cost
             state.next_id += 1

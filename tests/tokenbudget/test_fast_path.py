@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import threading
+import weakref
 
 import pytest
 from hypothesis import given
@@ -28,8 +30,18 @@ def _copy(state: BucketState) -> BucketState:
     return BucketState.from_dict(state.to_dict())
 
 
+def _undecided(cost: float) -> None:
+    raise AssertionError(f"the admitter did not decide {cost!r}")
+
+
 def _admitter(config: BucketConfig, state: BucketState, clock: ManualClock):
-    return admitter(config, state_of=lambda _time: state, now=clock.now, lock=threading.Lock())
+    return admitter(
+        config,
+        state=state,
+        now=clock.now,
+        lock=threading.Lock(),
+        fallback=_undecided,
+    )
 
 
 @st.composite
@@ -196,3 +208,107 @@ def test_async_bucket_same_with_and_without_listener(config, data):
         return results
 
     assert asyncio.run(run(fast)) == asyncio.run(run(full))
+
+
+@given(configs(steps=True), st.data())
+def test_admitter_takes_exactly_the_int_costs_check_cost_accepts(config, data):
+    """An int cost in (0, max_cost] is decided as its float; any other goes to the fallback."""
+    top = math.ceil(min(config.max_cost, config.capacity * 10))
+    cost = data.draw(st.integers(-2, top + 2) | st.sampled_from([10**400, -(10**400)]))
+    state = new_state(config, data.draw(starting_balances(config)), 0.0)
+    ref_state = _copy(state)
+    handed: list[float] = []
+
+    def fallback(cost: float) -> str:
+        handed.append(cost)
+        return "fallback"
+
+    clock = ManualClock()
+    decide = admitter(
+        config,
+        state=state,
+        now=clock.now,
+        lock=threading.Lock(),
+        fallback=fallback,
+    )
+    decision = decide(cost)
+    try:
+        checked = config.check_cost(cost)
+    except (ValueError, TypeError):
+        assert decision == "fallback"
+        assert handed == [cost]
+    else:
+        assert decision == apply(config, ref_state, 0.0, Admit(checked, 0.0)).ok
+        assert handed == []
+    assert state.to_dict() == ref_state.to_dict()
+
+
+def test_the_hot_path_is_the_bucket_s_own_try_acquire():
+    """On a memory bucket nobody listens to, bucket.try_acquire is one function, not a method."""
+    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), clock=ManualClock())
+    listened = TokenBucket(
+        BucketConfig(10, Rate.per_second(1)), clock=ManualClock(), on_event=lambda _event: None
+    )
+    assert type(bucket.try_acquire).__name__ == "function"
+    assert bucket.try_acquire.__name__ == "try_acquire"
+    assert bucket.try_acquire.__doc__ == TokenBucket.try_acquire.__doc__
+    assert type(listened.try_acquire).__name__ == "method"
+
+
+def test_the_hot_path_takes_the_default_cost():
+    """bucket.try_acquire() takes one token, on the hot path as on the method."""
+    bucket = TokenBucket(BucketConfig(10, Rate.per_second(1)), clock=ManualClock())
+    assert bucket.try_acquire()
+    assert TokenBucket.try_acquire(bucket)
+    assert bucket.snapshot().tokens == 8.0
+
+
+@given(configs(steps=True), st.data())
+def test_the_hot_path_decides_as_the_method(config, data):
+    """bucket.try_acquire (the closure) and TokenBucket.try_acquire (the method) agree."""
+    clock_hot, clock_method = ManualClock(), ManualClock()
+    hot = TokenBucket(config, clock=clock_hot)
+    method = TokenBucket(config, clock=clock_method)
+    largest_int = math.floor(min(config.max_cost, 3.0))
+    drawn = costs(config) if largest_int < 1 else costs(config) | st.integers(1, largest_int)
+    for _ in range(data.draw(st.integers(1, 10))):
+        cost = data.draw(drawn)
+        assert hot.try_acquire(cost) == TokenBucket.try_acquire(method, cost)
+        assert hot.snapshot() == method.snapshot()
+        step = data.draw(st.floats(0.0, 100.0))
+        clock_hot.advance(step)
+        clock_method.advance(step)
+
+
+def test_a_subclass_override_of_try_acquire_is_kept():
+    """A subclass that overrides try_acquire gets its override, not the hot path."""
+    calls: list[float] = []
+
+    class Counting(TokenBucket):
+        def try_acquire(self, cost: float = 1) -> bool:
+            calls.append(cost)
+            return super().try_acquire(cost)
+
+    bucket = Counting(BucketConfig(10, Rate.per_second(1)), clock=ManualClock())
+    assert bucket.try_acquire(3)
+    assert calls == [3]
+    assert bucket.snapshot().tokens == 7.0
+
+
+def test_the_hot_path_keeps_no_reference_to_its_bucket():
+    """A bucket is freed as soon as it is dropped: its hot path does not refer back to it."""
+
+    class Referable(TokenBucket):  # no __slots__: weakly referable
+        pass
+
+    bucket = Referable(BucketConfig(10, Rate.per_second(1)), clock=ManualClock())
+    hot = bucket.try_acquire
+    assert type(hot).__name__ == "function"
+    ref = weakref.ref(bucket)
+    gc.disable()
+    try:
+        del bucket
+        assert ref() is None
+    finally:
+        gc.enable()
+    assert hot(2)  # the closure still works on the bucket's state
