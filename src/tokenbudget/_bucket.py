@@ -1252,8 +1252,9 @@ class AsyncTokenBucket(_Shell):
         ``asyncio.CancelledError`` (a second cancel lets the undo finish
         on its own).
         """
-        if type(self._backend) is MemoryBackend:
-            return await self._apply(request)
+        backend = self._backend
+        if type(backend) is MemoryBackend:  # its aapply is its apply: called without the await
+            return backend.apply(self._key, self._config, self._clock, self._initial, request)
         call = asyncio.ensure_future(self._apply(request))
         try:
             return await asyncio.shield(call)

@@ -1037,40 +1037,33 @@ class _Base(Generic[BucketT]):
                 raise
         # One answer at a time: syncs in the order of the envelopes. The step leaves the
         # wire once it is done, or failed (one step: one hold of the client's state lock).
-        yield partial(
-            self._settle_and_leave,
-            self._settle_steps(booking, answer, consumed),
-            leave=booking is not None,
-        )
+        yield partial(self._settle_and_leave, booking, answer, consumed)
 
-    def _settle_steps(self, booking: Any, answer: _Answer | None, consumed: float) -> Steps[None]:
-        """Settle *booking* to *consumed* and sync the bucket from *answer* (in answer order)."""
+    def _settlement(
+        self, booking: Any, answer: _Answer | None, consumed: float
+    ) -> tuple[Any, _SyncArgs | None, bool] | None:
+        """How to settle *booking* to *consumed* and sync from *answer*, or None: nothing to do.
+
+        The bucket, the sync's arguments and whether the sync goes first, for the
+        bucket's ``_settle_and_sync`` (one backend call in memory). Called in
+        answer order (by the client's ``_settle_and_leave``): it adopts the
+        envelope as the newest.
+        """
         args = None if answer is None else self._sync_args(answer)
         bucket = self._bucket
+        if bucket is None:
+            return None  # nothing was booked (a booking is the bucket's), nothing to sync
         # On a shared bucket the answer's sync goes first, while its booking is still on the
         # wire: settled first, the booking would leave the wire before the answer is adopted,
         # and another process's answer stamped earlier (which does not count it) could be
         # adopted in between. The sync subtracts the booking as on the wire although the
         # answer's count includes it: the count is given with its cost added back, and the
         # settle then charges the true cost.
-        if bucket is None:
-            return  # nothing was booked (a booking is the bucket's), nothing to sync
         shared = self._shared(bucket)
         args = _own_request_back(args, booking, consumed, bucket, shared=shared)
         if booking is None and args is None:
-            return
-        # The settle and the sync in one backend call (in memory; one each on the others).
-        self._synced(
-            (
-                yield partial(
-                    bucket._settle_and_sync,  # noqa: SLF001 -- same distribution
-                    booking,
-                    consumed,
-                    args,
-                    sync_first=shared,
-                )
-            )
-        )
+            return None
+        return bucket, args, shared
 
     def _ready_bucket_steps(self) -> Steps[BucketT]:
         """The bucket, built from a free ``/token`` call if need be."""
@@ -1445,13 +1438,18 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
         with self._state:
             self._state.wait_for(lambda: self._inflight == 0)
 
-    def _settle_and_leave(self, steps: Steps[None], *, leave: bool) -> None:
-        """Run *steps* (settle, sync) in answer order; then, if *leave*, leave the wire."""
+    def _settle_and_leave(
+        self, booking: Reservation | None, answer: _Answer | None, consumed: float
+    ) -> None:
+        """Settle the booking and sync from the answer, in answer order; then leave the wire."""
         with self._state:
             try:
-                run(steps)
+                settlement = self._settlement(booking, answer, consumed)
+                if settlement is not None:
+                    bucket, args, first = settlement
+                    self._synced(bucket._settle_and_sync(booking, consumed, args, sync_first=first))  # noqa: SLF001
             finally:
-                if leave and self._off_wire():
+                if booking is not None and self._off_wire():
                     self._state.notify_all()
 
     def _leave_wire(self) -> None:
@@ -1583,12 +1581,22 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
                 self._gate_owner = None
 
     async def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
-        """Like :meth:`KeepaClient._book`."""
-        async with self._gated():
+        """Like :meth:`KeepaClient._book` (:meth:`_gated` written out: on every request's path)."""
+        gate, _, _ = self._locks()
+        me = asyncio.current_task()
+        held = me is not None and self._gate_owner is me
+        if not held:
+            await gate.acquire()
+            self._gate_owner = me
+        try:
             booked = await arun(self._book_steps(cost, endpoint, alone=alone))
             self._inflight += 1
             self._alone = self._alone or alone
             return booked
+        finally:
+            if not held:
+                self._gate_owner = None
+                gate.release()
 
     async def _sleep_gated(self, delay: float) -> None:
         """Like :meth:`KeepaClient._sleep_gated`."""
@@ -1608,14 +1616,21 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
         async with state:
             await state.wait_for(lambda: self._inflight == 0)
 
-    async def _settle_and_leave(self, steps: Steps[None], *, leave: bool) -> None:
+    async def _settle_and_leave(
+        self, booking: AsyncReservation | None, answer: _Answer | None, consumed: float
+    ) -> None:
         """Like :meth:`KeepaClient._settle_and_leave`."""
         _, state, init = self._locks()
         try:
             async with init:
-                await arun(steps)
+                settlement = self._settlement(booking, answer, consumed)
+                if settlement is not None:
+                    bucket, args, first = settlement
+                    self._synced(
+                        await bucket._settle_and_sync(booking, consumed, args, sync_first=first)  # noqa: SLF001
+                    )
         finally:
-            if leave and self._off_wire():
+            if booking is not None and self._off_wire():
                 async with state:
                     state.notify_all()
 
