@@ -428,7 +428,10 @@ class _Shell:
 
     def _report(self, kind: EventKind, out: Outcome, cost: float) -> None:
         """Turn an outcome into events, only when someone listens."""
-        _report_events(self._on_event, self._key, kind, out, cost)
+        hook = self._on_event
+        if hook is None and not log.isEnabledFor(logging.DEBUG):
+            return  # nobody listens: not even the call (on every operation's path)
+        _report_events(hook, self._key, kind, out, cost)
 
     def _admit_kind(self, out: Outcome) -> EventKind:
         return _admit_kind(out)

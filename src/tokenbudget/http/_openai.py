@@ -158,19 +158,19 @@ class OpenAIDialect:
             raw_reset = headers.get(reset_field)
             if raw_limit is None and raw_remaining is None and raw_reset is None:
                 continue
-            figures: list[float | None] = []
-            for field, raw in ((limit_field, raw_limit), (remaining_field, raw_remaining)):
-                value = None if raw is None else decimal(raw)
-                if raw is not None and value is None:
-                    warn_malformed(self.name, field, raw)
-                figures.append(value)
-            reset = None if raw_reset is None else _cached_duration(raw_reset)
-            if raw_reset is not None and reset is None:
+            limit = None
+            if raw_limit is not None and (limit := decimal(raw_limit)) is None:
+                warn_malformed(self.name, limit_field, raw_limit)
+            remaining = None
+            if raw_remaining is not None and (remaining := decimal(raw_remaining)) is None:
+                warn_malformed(self.name, remaining_field, raw_remaining)
+            reset = None
+            if raw_reset is not None and (reset := _cached_duration(raw_reset)) is None:
                 warn_malformed(self.name, reset_field, raw_reset)
-            if figures == [None, None] and reset is None:
+            if limit is None and remaining is None and reset is None:
                 continue
             unit = "requests" if limit_name == "requests" else "tokens"
-            limits[limit_name] = Limit(figures[0], figures[1], reset, window=window, unit=unit)
+            limits[limit_name] = Limit(limit, remaining, reset, window=window, unit=unit)
         kind, message, wait, requested, allowed = self._refusal(response)
         tokens = usage_tokens(response)
         cost = {} if tokens is None else {n: tokens for n in self.windows if n != "requests"}
