@@ -68,3 +68,20 @@ def test_the_key_is_added_to_the_parsed_query_as_a_new_parse_would(clients, base
     assert keyed.raw_path == expected.raw_path
     assert keyed.params.get_list("key")[-1] == key
     assert url.params.get("key") == query.get("key")  # the request's own URL is unchanged
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_an_httpx_without_parsed_components_gets_the_url_as_text(clients, base):
+    """Should httpx keep a URL's components otherwise, each URL is given whole, as text."""
+    _, http = clients[base]
+    fresh = KeepaClient("k", base_url=base)
+    try:
+        fresh._parsed["/product"] = False  # what an httpx without them leaves
+        query = {"asin": "B000000001", "x": "é &"}
+        url = fresh._url(_Call("/product", query, None, 0))
+        assert url == http.build_request("GET", "/product", params=query).url
+        assert (
+            fresh._url(_Call("/product", {}, None, 0)) == http.build_request("GET", "/product").url
+        )
+    finally:
+        fresh.close()

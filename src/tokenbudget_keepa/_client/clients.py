@@ -490,7 +490,8 @@ class _Base(Generic[BucketT]):
         query = urlencode(call.params) if call.params else None
         parts: Any = self._parsed.get(call.path)
         if parts is None:
-            parts = httpx.URL(self._base_url + call.path)._uri_reference  # noqa: SLF001
+            # httpx's parsed components (private: an httpx without them parses each URL anew)
+            parts = getattr(httpx.URL(self._base_url + call.path), "_uri_reference", None)
             if not hasattr(parts, "_replace"):  # pragma: no cover -- another httpx
                 parts = False
             self._parsed[call.path] = parts
