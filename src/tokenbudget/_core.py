@@ -604,7 +604,7 @@ def _replay(config: BucketConfig, state: BucketState, now: float) -> bool:
     return left or (was and not state.recharging)
 
 
-def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
+def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:  # noqa: C901 -- inlined
     """Bring a state up to *now*: bookings whose time came leave the pending list.
 
     They go in flight (``BucketConfig.in_flight``) unless settled before their
@@ -612,23 +612,42 @@ def _advance(config: BucketConfig, state: BucketState, now: float) -> bool:
     recharge mode ended.
     """
     pending = state.pending
-    limit = now + clock_tolerance(state, now)
-    if pending and pending[0][1] <= limit:
-        i = 0
-        while i < len(pending) and pending[i][1] <= limit:
-            i += 1
-        done = pending[:i]
-        del pending[:i]
-        if config.in_flight > 0.0:
-            state.flight.extend((e[0], e[1], e[2]) for e in done if e[3] == 0.0)
-        if pending:  # the base moves past the bookings whose time came
-            state.base_tokens, state.base_time, state.base_recharging = _run(
-                config, state, (state.base_tokens, state.base_time, state.base_recharging), done
-            )
-    if state.flight:
+    if pending:
+        x = (abs(state.origin) + abs(now)) * TIME_ULPS  # clock_tolerance(state, now), inlined
+        limit = now + (x if x > TIME_TOLERANCE else TIME_TOLERANCE)
+        if pending[0][1] <= limit:
+            i = 0
+            while i < len(pending) and pending[i][1] <= limit:
+                i += 1
+            done = pending[:i]
+            del pending[:i]
+            if config.in_flight > 0.0:
+                state.flight.extend((e[0], e[1], e[2]) for e in done if e[3] == 0.0)
+            if pending:  # the base moves past the bookings whose time came
+                state.base_tokens, state.base_time, state.base_recharging = _run(
+                    config, state, (state.base_tokens, state.base_time, state.base_recharging), done
+                )
+    flight = state.flight
+    if flight:
         window = config.in_flight
-        state.flight = [f for f in state.flight if f[1] + window > now]
-    return _refill_to(config, state, now)
+        for f in flight:
+            if not f[1] + window > now:  # one is over: a new list without those
+                state.flight = [f for f in flight if f[1] + window > now]
+                break
+    # _refill_to(config, state, now), inlined (on every operation's path)
+    t0 = state.time
+    if now > t0:
+        if config.refill_step is None:
+            b = state.tokens + state.rate * (now - t0)
+        else:
+            b = state.tokens + refill_between(config, state, t0, now)
+        cap = config.capacity
+        state.tokens = b if b < cap else cap
+        state.time = now
+        if state.recharging and state.tokens >= config.burst_threshold:
+            state.recharging = False
+            return True
+    return False
 
 
 def net_tokens(config: BucketConfig, state: BucketState, now: float) -> float:
@@ -649,7 +668,9 @@ def _base_now(config: BucketConfig, state: BucketState, now: float) -> tuple[flo
 # -- operations -----------------------------------------------------------------------------
 
 
-def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) -> Outcome:
+def admit(  # noqa: C901, PLR0912, PLR0915 -- the helpers on its path are inlined
+    config: BucketConfig, state: BucketState, now: float, request: Admit
+) -> Outcome:
     """Book ``request.cost`` first come, first served, if its wait fits ``request.max_wait``.
 
     A shortfall within rounding of the balance (:func:`covers`) is admitted
@@ -663,17 +684,22 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     t0 = state.time  # >= now: the tail, behind every earlier booking
     start = state.tokens
     balance = start
-    target = config.required_balance(cost)
+    if config.deficit_code == NONE:  # config.required_balance(cost), inlined
+        target = cost + config.min_threshold
+    else:
+        target = config.required_balance(cost)
     rech = state.recharging
     if rech and target < config.burst_threshold:
         target = config.burst_threshold
-    if covers(balance, target):
+    scale = abs(target)  # covers(balance, target), inlined (on every booking's path)
+    if target - balance <= TOKEN_TOLERANCE * (scale if scale > 1.0 else 1.0):
         at = t0
         if balance < target:
             balance = target
     else:
         at, balance = _time_to_reach(config, state, balance, t0, target)
-    tol = clock_tolerance(state, now)
+    x = (abs(state.origin) + abs(now)) * TIME_ULPS  # clock_tolerance(state, now), inlined
+    tol = x if x > TIME_TOLERANCE else TIME_TOLERANCE
     delay = at - now
     if delay <= tol:
         delay = 0.0
@@ -702,7 +728,15 @@ def admit(config: BucketConfig, state: BucketState, now: float, request: Admit) 
     balance -= cost
     state.tokens = balance
     state.time = at if at > t0 else t0
-    entered = debited_below(balance, config.min_threshold, cost)  # below m beyond rounding
+    low = (
+        config.min_threshold
+    )  # debited_below(balance, low, cost), inlined: below m beyond rounding
+    scale = -low if low < 0.0 else low
+    if cost > scale:
+        scale = cost
+    if scale < 1.0:
+        scale = 1.0
+    entered = low - balance > TOKEN_TOLERANCE * scale
     left = left or rech  # an admission while recharging waited for the burst threshold
     state.recharging = entered
     state.booked += cost
@@ -866,7 +900,12 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
 
 def _absorbed(state: BucketState, booking_id: int) -> bool:
     """Whether a sync took the booking (neither pending nor in flight) as in the server's figure."""
-    return booking_id < state.synced_id and not any(f[0] == booking_id for f in state.flight)
+    if booking_id >= state.synced_id:
+        return False
+    for f in state.flight:  # noqa: SIM110 -- a loop, not all() over a generator: on every settle's path
+        if f[0] == booking_id:
+            return False
+    return True
 
 
 def _end_flight(state: BucketState, booking_id: int) -> None:
@@ -1090,8 +1129,11 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
         recharging = was
     state.base_tokens, state.base_time, state.base_recharging = balance, now, recharging
     # Bookings before the first pending one and not in flight are in the server's figure.
-    state.synced_id = state.pending[0][0] if state.pending else state.next_id
-    _rebook(config, state)
+    if state.pending:
+        state.synced_id = state.pending[0][0]
+        _rebook(config, state)
+    else:  # _rebook would change nothing
+        state.synced_id = state.next_id
     _replay(config, state, now)
     after = state.recharging
     return _outcome(
@@ -1167,7 +1209,11 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
 
     The operations below take the offset; the outcome's time is *now*.
     """
-    t = clock_in(state, now)
+    t = now - state.origin
+    if state.seen <= t <= REANCHOR:  # clock_in's usual case, inlined: the clock went forward
+        state.seen = t
+    else:
+        t = clock_in(state, now)
     if type(request) is Admit:
         out = admit(config, state, t, request)
     elif type(request) is Cancel:
@@ -1276,14 +1322,9 @@ def _outcome(
     entered: bool = False,
     left: bool = False,
 ) -> Outcome:
+    tokens = state.tokens
+    if state.time > now:  # net_tokens(config, state, now), inlined
+        tokens -= refill_between(config, state, now, state.time)
     return Outcome(
-        ok,
-        0.0,
-        0,
-        now,
-        net_tokens(config, state, now),
-        state.recharging,
-        entered,
-        left,
-        state.booked + state.returned,
+        ok, 0.0, 0, now, tokens, state.recharging, entered, left, state.booked + state.returned
     )
