@@ -53,6 +53,13 @@ _DEBUG = logging.DEBUG
 #: answer is always the logger's.
 _debug_cached: Callable[[int], bool | None] = getattr(log, "_cache", {}).get
 
+_INF = math.inf
+_NEG_INF = -math.inf
+# Where an operation reports its outcome it first asks, inline, whether anyone listens:
+# ``self._on_event is not None or (_debug_cached(_DEBUG) is not False and
+# _debug_enabled(_DEBUG))`` (the logger's cache first: a cached False needs no call).
+
+
 R = TypeVar("R")
 
 EventKind = Literal[
@@ -331,6 +338,14 @@ class _Shell:
         return self._clock
 
     def _admit_request(self, cost: float, max_wait: float) -> Admit:
+        # A plain float or int in (0, max_cost] is what check_cost would return, as a float
+        # (``cost + 0.0`` converts an int exactly as ``float(cost)`` does): no more checks.
+        kind: object = type(cost)
+        if kind is float:
+            if 0.0 < cost <= self._fast_max:
+                return Admit(cost, max_wait)
+        elif kind is int and 0 < cost <= self._fast_max:
+            return Admit(cost + 0.0, max_wait)
         return Admit(self._config.check_cost(cost), max_wait)
 
     def _admitter(self, fallback: Callable[[float], R]) -> Callable[[float], bool | R]:
@@ -373,12 +388,14 @@ class _Shell:
     def _sync_request(
         self, tokens: float, refill_in: float | None, rate: Rate | None, as_of: float | None
     ) -> Sync:
-        tokens = _check_number("tokens", tokens)
-        if refill_in is not None:
+        # _check_number's usual case (a finite float) is decided here, without its call.
+        if not (type(tokens) is float and _NEG_INF < tokens < _INF):
+            tokens = _check_number("tokens", tokens)
+        if refill_in is not None and not (type(refill_in) is float and 0.0 <= refill_in < _INF):
             refill_in = _check_number("refill_in", refill_in, minimum=0.0)
         if rate is not None and not isinstance(rate, Rate):
             raise TypeError(f"rate must be a Rate, got {rate!r}")
-        if as_of is not None:
+        if as_of is not None and not (type(as_of) is float and _NEG_INF < as_of < _INF):
             as_of = _check_number("as_of", as_of)
         return Sync(tokens, refill_in, None if rate is None else rate.tokens_per_second, as_of)
 
@@ -417,7 +434,10 @@ class _Shell:
     def _synced(self, req: Sync, out: Outcome) -> None:
         """Report an adopted sync; a stale one changed nothing and is only logged."""
         if out.ok:
-            self._report("synced", out, req.tokens)
+            if self._on_event is not None or (
+                _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)
+            ):
+                self._report("synced", out, req.tokens)
         elif _debug_enabled(_DEBUG):
             log.debug("stale sync key=%s tokens=%g as_of=%r", self._key, req.tokens, req.as_of)
 
@@ -648,14 +668,19 @@ def _booking(out: Outcome, cost: float) -> _ReservationState:
 
 def _settle_request(state: _ReservationState, actual_cost: float) -> Settle:
     """The request that settles the booking *state* to *actual_cost* (checked)."""
-    actual = state.check_actual(actual_cost)
+    if type(actual_cost) is float and 0.0 <= actual_cost < _INF and not state.cancelled:
+        actual = actual_cost  # what check_actual returns for it, without its calls
+    else:
+        actual = state.check_actual(actual_cost)
     return Settle(state.booking_id, state.time, state.charged, actual, state.spent)
 
 
 def _settled(shell: _Shell, state: _ReservationState, req: Settle, out: Outcome) -> None:
     """A settle was applied: the booking is charged its true cost; report it."""
     state.charged = req.actual
-    shell._report("settled", out, req.actual)  # noqa: SLF001
+    hook = shell._on_event  # noqa: SLF001
+    if hook is not None or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)):
+        shell._report("settled", out, req.actual)  # noqa: SLF001
 
 
 class _Sleeper:
@@ -943,9 +968,13 @@ class TokenBucket(_Shell):
         .. versionchanged:: 0.1.0
            The *timeout* argument.
         """
-        max_wait = _check_timeout(timeout)
-        out = self._apply(self._admit_request(cost, max_wait))
-        self._report(self._admit_kind(out), out, cost)
+        max_wait = _INF if timeout is None else _check_timeout(timeout)
+        req = self._admit_request(cost, max_wait)
+        out = self._backend.apply(self._key, self._config, self._clock, self._initial, req)
+        if self._on_event is not None or (
+            _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)
+        ):
+            self._report(_admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
         return Reservation(self, _booking(out, float(cost)))
@@ -1216,9 +1245,10 @@ class AsyncTokenBucket(_Shell):
     _APPLY = ("aapply", "aobserve")
 
     async def _apply(self, request: Request) -> Outcome:
-        return await self._backend.aapply(
-            self._key, self._config, self._clock, self._initial, request
-        )
+        backend = self._backend
+        if type(backend) is MemoryBackend:  # its aapply is its apply: called without the await
+            return backend.apply(self._key, self._config, self._clock, self._initial, request)
+        return await backend.aapply(self._key, self._config, self._clock, self._initial, request)
 
     async def _apply_many(self, requests: list[Request]) -> list[Outcome]:
         """Like :meth:`TokenBucket._apply_many`."""
@@ -1292,9 +1322,12 @@ class AsyncTokenBucket(_Shell):
 
     async def reserve(self, cost: float = 1, *, timeout: float | None = None) -> AsyncReservation:
         """Like :meth:`TokenBucket.reserve` (with its *timeout*)."""
-        max_wait = _check_timeout(timeout)
+        max_wait = _INF if timeout is None else _check_timeout(timeout)
         out = await self._book(self._admit_request(cost, max_wait))
-        self._report(self._admit_kind(out), out, cost)
+        if self._on_event is not None or (
+            _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)
+        ):
+            self._report(_admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
         return AsyncReservation(self, _booking(out, float(cost)))
