@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from . import _core
-from ._clock import Clock
+from ._clock import Clock, MonotonicClock
 from ._config import BucketConfig
 from ._core import BucketState, Observation, Outcome, Request
 
@@ -16,6 +17,7 @@ from ._core import BucketState, Observation, Outcome, Request
 __all__ = ["Backend", "MemoryBackend"]
 
 R = TypeVar("R")
+_monotonic = time.monotonic
 
 
 @runtime_checkable
@@ -83,7 +85,8 @@ class MemoryBackend:
         lock = self._lock
         lock.acquire()  # not `with`: this is on every operation's path, and cheaper
         try:
-            now = clock.now()
+            # The default clock's reading without its method's frame (the same time.monotonic).
+            now = _monotonic() if type(clock) is MonotonicClock else clock.now()
             state = self._states.get(key)
             if state is None:
                 state = self._states[key] = _core.new_state(config, initial, now)

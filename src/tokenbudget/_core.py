@@ -937,7 +937,9 @@ def _correct_now(config: BucketConfig, state: BucketState, now: float, credit: f
     b = state.tokens + credit
     state.tokens = b if b < cap else cap
     was = state.recharging
-    if not covers(state.tokens, config.min_threshold):
+    low = config.min_threshold
+    scale = abs(low)  # not covers(state.tokens, low), inlined
+    if low - state.tokens > TOKEN_TOLERANCE * (scale if scale > 1.0 else 1.0):
         state.recharging = True
     elif state.tokens >= config.burst_threshold:
         state.recharging = False
@@ -1010,8 +1012,14 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     state.booked += delta
     if delta < 0.0:
         state.returned -= delta
-    absorbed = _absorbed(state, booking_id)
-    _end_flight(state, booking_id)
+    # _absorbed and _end_flight in one pass over the flights (on every settle's path)
+    absorbed = booking_id < state.synced_id
+    flight = state.flight
+    for i, f in enumerate(flight):
+        if f[0] == booking_id:
+            del flight[i]
+            absorbed = False
+            break
     was = state.recharging
     pending = state.pending
     for i, entry in enumerate(pending):
@@ -1052,16 +1060,6 @@ def _late_credit(
     return credit
 
 
-def _stale(config: BucketConfig, state: BucketState, now: float, as_of: float) -> bool:
-    """Whether a sync stamped *as_of* is stale; if not, it becomes the last adopted."""
-    last = state.as_of
-    if last is not None and as_of < last and now <= state.as_of_time + config.in_flight:
-        return True
-    state.as_of = as_of
-    state.as_of_time = now
-    return False
-
-
 def _before_refill(
     config: BucketConfig, state: BucketState, now: float, balance: float, refill_in: float | None
 ) -> float:
@@ -1086,7 +1084,9 @@ def _before_refill(
     return balance
 
 
-def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) -> Outcome:
+def sync(  # noqa: C901, PLR0912 -- the helpers on its path are inlined
+    config: BucketConfig, state: BucketState, now: float, request: Sync
+) -> Outcome:
     """Adopt the server's balance; pending and in-flight bookings are subtracted.
 
     Pending bookings keep their times and are replayed on top of the server's
@@ -1105,8 +1105,15 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     in the future never blinds the bucket for longer than that window.
     """
     left = _advance(config, state, now)
-    if request.as_of is not None and _stale(config, state, now, request.as_of):
-        return _outcome(config, state, now, ok=False, left=left)
+    as_of = request.as_of
+    if as_of is not None:
+        # Stale: older than the last adopted, within in_flight of its adoption. Else it
+        # becomes the last adopted.
+        last = state.as_of
+        if last is not None and as_of < last and now <= state.as_of_time + config.in_flight:
+            return _outcome(config, state, now, ok=False, left=left)
+        state.as_of = as_of
+        state.as_of_time = now
     if state.pending:
         _, was = _base_now(config, state, now)
     else:
@@ -1117,7 +1124,11 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     balance = request.tokens
     for f in state.flight:
         balance -= f[2]
-    balance = _before_refill(config, state, now, balance, request.refill_in)
+    if config.refill_step is None:  # _before_refill's continuous case, inlined
+        if request.refill_in is not None:
+            balance = balance - state.rate * request.refill_in
+    else:
+        balance = _before_refill(config, state, now, balance, request.refill_in)
     cap = config.capacity
     if balance > cap:
         balance = cap
@@ -1132,9 +1143,10 @@ def sync(config: BucketConfig, state: BucketState, now: float, request: Sync) ->
     if state.pending:
         state.synced_id = state.pending[0][0]
         _rebook(config, state)
-    else:  # _rebook would change nothing
+        _replay(config, state, now)
+    else:  # what _replay does with nothing pending (the base is at now: no refill)
         state.synced_id = state.next_id
-    _replay(config, state, now)
+        state.tokens, state.time, state.recharging = balance, now, recharging
     after = state.recharging
     return _outcome(
         config,
