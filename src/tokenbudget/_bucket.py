@@ -606,8 +606,18 @@ class Reservation:
             ReservationError: The reservation was cancelled.
             ValueError: *actual_cost* is negative, NaN or infinite.
         """
-        req = _settle_request(self._state, actual_cost)
-        _settled(self._bucket, self._state, req, self._bucket._apply(req))  # noqa: SLF001
+        # _settle_request and _settled, inlined (on every settle's path)
+        s = self._state
+        if type(actual_cost) is float and 0.0 <= actual_cost < _INF and not s.cancelled:
+            actual = actual_cost  # what check_actual returns for it, without its calls
+        else:
+            actual = s.check_actual(actual_cost)
+        bucket = self._bucket
+        out = bucket._apply(Settle(s.booking_id, s.time, s.charged, actual, s.spent))  # noqa: SLF001
+        s.charged = actual
+        hook = bucket._on_event  # noqa: SLF001
+        if hook is not None or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)):
+            bucket._report("settled", out, actual)  # noqa: SLF001
 
 
 class AsyncReservation:
@@ -969,7 +979,10 @@ class TokenBucket(_Shell):
            The *timeout* argument.
         """
         max_wait = _INF if timeout is None else _check_timeout(timeout)
-        req = self._admit_request(cost, max_wait)
+        if type(cost) is float and 0.0 < cost <= self._fast_max:  # _admit_request's usual case
+            req = Admit(cost, max_wait)
+        else:
+            req = self._admit_request(cost, max_wait)
         out = self._backend.apply(self._key, self._config, self._clock, self._initial, req)
         if self._on_event is not None or (
             _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG)
@@ -977,7 +990,20 @@ class TokenBucket(_Shell):
             self._report(_admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
-        return Reservation(self, _booking(out, float(cost)))
+        booked = float(cost)
+        delay = out.delay  # _booking(out, booked), inlined
+        return Reservation(
+            self,
+            _ReservationState(
+                booked,
+                delay,
+                out.time + delay,
+                out.booking_id,
+                booked,
+                spent=out.spent,
+                tokens=out.tokens,
+            ),
+        )
 
     def acquire(self, cost: float = 1, *, timeout: float | None = None) -> float:
         """Book *cost* and sleep until its time; return the seconds waited.
