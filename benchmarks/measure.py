@@ -427,7 +427,9 @@ def redis_section(budget: Budget, url: str, names: list[str] | None = None) -> d
     """Each peer's Redis backend, 1 and 4 processes, on C=1000, r=1000/s; and the PING floor.
 
     The floor is ``PING`` through the same client in the same harness: one round
-    trip with no work on either side, the most any Redis limiter could reach.
+    trip with no work on either side, the most a limiter sending its commands
+    through redis-py's general command path could reach (tokenbudget's hot path
+    packs its own command on a connection it holds, and can pass it).
     Each repetition runs the floor right before the libraries, so that
     tokenbudget's ratio to it can be taken repetition by repetition.
     Every key is named after this run's tag and deleted after its run (and once
