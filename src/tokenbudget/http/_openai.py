@@ -151,13 +151,20 @@ class OpenAIDialect:
         """Everything *response* says about the quota."""
         limits: dict[str, Limit] = {}
         headers = response.headers
+        # The fields by their lowercase names (a ResponseInfo's headers are a HeaderFields):
+        # a window the answer does not report costs three lookups, no method call.
+        fields = headers._fields
         for limit_name, window in self.windows.items():
             limit_field, remaining_field, reset_field = _fields_of(limit_name)
+            if (
+                limit_field not in fields
+                and remaining_field not in fields
+                and reset_field not in fields
+            ):
+                continue
             raw_limit = headers.get(limit_field)
             raw_remaining = headers.get(remaining_field)
             raw_reset = headers.get(reset_field)
-            if raw_limit is None and raw_remaining is None and raw_reset is None:
-                continue
             limit = None
             if raw_limit is not None and (limit := decimal(raw_limit)) is None:
                 warn_malformed(self.name, limit_field, raw_limit)
