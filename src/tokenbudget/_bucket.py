@@ -419,6 +419,17 @@ class _Shell:
                 requests.append(req)
         return requests
 
+    def _memory_apply_many(self, requests: list[Request]) -> list[Outcome] | None:
+        """On the memory backend, apply *requests* in order in one call (one hold of its lock).
+
+        None on any other backend: the caller applies them one at a time, in order,
+        and reports each once applied.
+        """
+        backend = self._backend
+        if type(backend) is not MemoryBackend:
+            return None
+        return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
+
     def _settled_synced(
         self, state: _ReservationState | None, req: Request, out: Outcome
     ) -> bool | None:
@@ -862,16 +873,6 @@ class TokenBucket(_Shell):
     def _apply(self, request: Request) -> Outcome:
         return self._backend.apply(self._key, self._config, self._clock, self._initial, request)
 
-    def _apply_many(self, requests: list[Request]) -> list[Outcome]:
-        """Apply *requests* in order: on the memory backend in one call (one hold of its lock).
-
-        Any other backend applies them one at a time, in order.
-        """
-        backend = self._backend
-        if type(backend) is MemoryBackend:
-            return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
-        return [self._apply(request) for request in requests]
-
     def _settle_and_sync(
         self,
         reservation: Reservation | None,
@@ -890,7 +891,7 @@ class TokenBucket(_Shell):
         """
         state = None if reservation is None else reservation._state  # noqa: SLF001
         requests = self._settle_sync_requests(state, actual_cost, sync, sync_first=sync_first)
-        outs = self._apply_many(requests) if type(self._backend) is MemoryBackend else None
+        outs = self._memory_apply_many(requests)
         adopted = None
         for i, req in enumerate(requests):  # on another backend, each reported once applied
             done = self._settled_synced(state, req, self._apply(req) if outs is None else outs[i])
@@ -1276,13 +1277,6 @@ class AsyncTokenBucket(_Shell):
             return backend.apply(self._key, self._config, self._clock, self._initial, request)
         return await backend.aapply(self._key, self._config, self._clock, self._initial, request)
 
-    async def _apply_many(self, requests: list[Request]) -> list[Outcome]:
-        """Like :meth:`TokenBucket._apply_many`."""
-        backend = self._backend
-        if type(backend) is MemoryBackend:
-            return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
-        return [await self._apply(request) for request in requests]
-
     async def _settle_and_sync(
         self,
         reservation: AsyncReservation | None,
@@ -1294,7 +1288,7 @@ class AsyncTokenBucket(_Shell):
         """Like :meth:`TokenBucket._settle_and_sync`."""
         state = None if reservation is None else reservation._state  # noqa: SLF001
         requests = self._settle_sync_requests(state, actual_cost, sync, sync_first=sync_first)
-        outs = await self._apply_many(requests) if type(self._backend) is MemoryBackend else None
+        outs = self._memory_apply_many(requests)
         adopted = None
         for i, req in enumerate(requests):  # on another backend, each reported once applied
             out = await self._apply(req) if outs is None else outs[i]
