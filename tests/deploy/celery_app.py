@@ -3,6 +3,7 @@
 ``TB_CELERY_BROKER`` (a Redis URL: broker and result backend), ``TB_CELERY_PREFIX``
 (every broker key and queue name starts with it), ``TB_KEEPA_URL`` (the
 emulator), ``TB_BUCKET_URL``/``TB_BUCKET_PREFIX`` (the account's bucket),
+``TB_TIMEOUT`` (the Keepa client's request timeout, seconds),
 ``TB_RATE``/``TB_STEP`` (the account's refill per minute and step, as the
 emulator's), ``TB_STORE`` (PostgreSQL), ``TB_EVERY`` (the beat interval) and
 ``TB_LEASE_TTL``.
@@ -60,7 +61,12 @@ account = KeepaAccount(
     base_url=env.get("TB_KEEPA_URL", "http://127.0.0.1:1"),
     prefix=env.get("TB_BUCKET_PREFIX", PREFIX),
     config=account_config(int(env.get("TB_RATE", "600")), float(env.get("TB_STEP", "1"))),
-    client_options={"max_retries": 2, "backoff": 0.1, "max_backoff": 1.0},
+    client_options={
+        "max_retries": 2,
+        "backoff": 0.1,
+        "max_backoff": 1.0,
+        "timeout": float(env.get("TB_TIMEOUT", "30")),
+    },
 )
 
 ingest = register_ingest(
