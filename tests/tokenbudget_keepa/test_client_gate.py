@@ -172,3 +172,94 @@ def test_backoffs_wait_for_the_wire_on_a_shared_clock(seed):
         stats = keepa.stats()
     assert stats.faults_injected > 0
     assert stats.throttled == 0
+
+
+#: Catalog ASINs of the default emulator with offers=20: the first costs 6, the fourth 12.
+CHEAP, DEAR = 0, 3
+
+
+def _offer_costs(keepa: KeepaEmulator) -> tuple[str, str]:
+    """The cheap and the dear ASIN, their costs checked on the emulator itself."""
+    asins = keepa.catalog_asins(DEAR + 1)
+    return asins[CHEAP], asins[DEAR]
+
+
+def test_async_debt_request_rechecks_the_balance_once_the_wire_is_answered(
+    make_emulator, manual_clock
+):
+    """A request into debt waits for the wire, then goes only if the account can still pay.
+
+    The product on the wire was booked at the cost learned (6) but costs 12: its answer
+    shows the account at -3. The deal booked meanwhile (3 left in the bucket, -2 after it:
+    into debt) must not be sent then (Keepa refuses at zero): it waits for the refill.
+    """
+    keepa = make_emulator(api_key=SECRET, tokens=15)
+    cheap, dear = _offer_costs(keepa)
+
+    async def main() -> None:
+        async with AsyncKeepaClient(SECRET, base_url=keepa.url, clock=manual_clock) as client:
+            await client.products(cheap, offers=20)  # 6 a product learned; 9 left
+            assert keepa.tokens_left == 9
+            keepa.inject(Fault.slow(0.3), endpoint="product")
+            batch = asyncio.create_task(client.products(dear, offers=20))  # booked 6, costs 12
+            await asyncio.sleep(0.1)  # charged on arrival (-3), not answered
+            assert keepa.tokens_left == -3
+            deal = asyncio.create_task(client.deals(QUERY))  # the bucket's 3 - 5: into debt
+            await asyncio.gather(batch, deal)
+
+    asyncio.run(main())
+    stats = keepa.stats()
+    assert stats.count("deal", 200) == 1
+    assert stats.throttled == 0
+
+
+def test_sync_debt_request_rechecks_the_balance_once_the_wire_is_answered(
+    make_emulator, manual_clock
+):
+    """Threads: as the async test above."""
+    keepa = make_emulator(api_key=SECRET, tokens=15)
+    cheap, dear = _offer_costs(keepa)
+    with KeepaClient(SECRET, base_url=keepa.url, clock=manual_clock) as client:
+        client.products(cheap, offers=20)
+        assert keepa.tokens_left == 9
+        keepa.inject(Fault.slow(0.3), endpoint="product")
+        batch = threading.Thread(target=client.products, args=(dear,), kwargs={"offers": 20})
+        batch.start()
+        time.sleep(0.1)
+        assert keepa.tokens_left == -3
+        deal = threading.Thread(target=client.deals, args=(QUERY,))
+        deal.start()
+        batch.join()
+        deal.join()
+    stats = keepa.stats()
+    assert stats.count("deal", 200) == 1
+    assert stats.throttled == 0
+
+
+def test_async_request_leaves_room_for_what_requests_on_the_wire_may_cost(
+    make_emulator, manual_clock
+):
+    """A request is sent at once only if the account can pay it whatever those on the wire cost.
+
+    The product on the wire is booked at the cost learned (6) but may cost up to 12 (two
+    pages of offers): it does, and leaves the account at 0. The deal after it would leave
+    the bucket at 1 if the batch cost 6: sent at once it arrives after the batch and meets
+    a refusal. It waits for the batch's answer, then for the refill.
+    """
+    keepa = make_emulator(api_key=SECRET, tokens=18)
+    cheap, dear = _offer_costs(keepa)
+
+    async def main() -> None:
+        async with AsyncKeepaClient(SECRET, base_url=keepa.url, clock=manual_clock) as client:
+            await client.products(cheap, offers=20)  # 12 left
+            keepa.inject(Fault.slow(0.3), endpoint="product")
+            batch = asyncio.create_task(client.products(dear, offers=20))
+            await asyncio.sleep(0.1)
+            assert keepa.tokens_left == 0
+            deal = asyncio.create_task(client.deals(QUERY))  # the bucket's 6 - 5 = 1
+            await asyncio.gather(batch, deal)
+
+    asyncio.run(main())
+    stats = keepa.stats()
+    assert stats.count("deal", 200) == 1
+    assert stats.throttled == 0

@@ -147,6 +147,18 @@ def test_a_rise_is_adopted_at_once_and_a_fall_within_the_window():
         assert model.per_unit(kind) == (3.0 if answers < WINDOW else 1.0)
 
 
+def test_the_most_a_request_may_cost_is_its_list_price_or_the_estimate_if_higher():
+    """What the client keeps room for while a request is on the wire (its estimate is no bound)."""
+    model = CostModel()
+    kind = RequestKind.product(offers=20, buybox=False, rating=False)
+    model.observe(kind, 20, 120)  # 6 a product learned
+    assert model.estimate(kind, 20) == 120
+    assert model.most(kind, 20) == 240  # two pages of offers found for every product
+    model.observe(kind, 1, 30)  # above the list price (a rule Keepa does not document)
+    assert model.most(kind, 2) == model.estimate(kind, 2) == 60
+    assert model.most(RequestKind.deal(), 1) == model.estimate(RequestKind.deal(), 1) == 5
+
+
 @given(
     first=st.floats(1, 60),
     steady=st.floats(1, 60),

@@ -8,7 +8,11 @@ bucket admits now is sent at once, even while others are on the wire, unless
 it takes the balance into debt (below the bucket's minimum threshold, where
 Keepa refuses the next request): such a request is sent only once this
 client's requests booked before it are answered, since sent at once it could
-reach Keepa first and leave them to meet a 429 (the *send gate*). A request
+reach Keepa first and leave them to meet a 429 (the *send gate*). Into debt
+counts what the requests on the wire may cost beyond their bookings (their
+kind's most: an estimate is not a bound), and a request that waited for them
+goes only if their answers left the account able to pay it (on a bucket of
+this client's own), else it gives its booking back and waits. A request
 that must wait first waits for this client's requests on the wire to be
 answered (their envelopes make the bucket exact), then books again and sleeps
 the bucket's delay on the client's clock. One request at a time waits:
@@ -391,6 +395,10 @@ class _Base(Generic[BucketT]):
         #: bucket ignores a stale sync, and with it its rate).
         self._new_rate: Rate | None = None
         self._inflight = 0
+        #: What this client's requests on the wire may cost beyond their bookings (their
+        #: kind's list price above the estimate), by booking id, and in all.
+        self._beyond: dict[int, float] = {}
+        self._beyond_all = 0.0
         #: A request whose cost is not yet learned is on the wire: the others wait for it.
         self._alone = False
         self._bucket: BucketT | None = bucket
@@ -821,12 +829,15 @@ class _Base(Generic[BucketT]):
     # -- the retry loop's decisions (both clients; no I/O) -------------------------------------
 
     def _exchange(self, call: _Call) -> Exchange:
-        """The retry state of one call: its booking and its retry budgets."""
+        """The retry state of one call: its booking, what it may cost beyond, its retry budgets."""
+        estimate = self._estimate(call)
+        kind = call.kind
         return Exchange(
             self._max_retries,
             self._max_token_retries,
-            estimate=self._estimate(call),
-            alone=call.kind is not None and not self._cost.is_known(call.kind),
+            estimate=estimate,
+            alone=kind is not None and not self._cost.is_known(kind),
+            beyond=0.0 if kind is None else self._cost.most(kind, call.units) - estimate,
         )
 
     def _after_no_answer(
@@ -899,7 +910,11 @@ class _Base(Generic[BucketT]):
             waited = 0.0
             if exchange.estimate > 0:
                 booking, waited = yield partial(
-                    self._book, exchange.estimate, call.path, alone=exchange.alone
+                    self._book,
+                    exchange.estimate,
+                    call.path,
+                    alone=exchange.alone,
+                    beyond=exchange.beyond,
                 )
             try:
                 response = yield partial(self._get, call)
@@ -957,15 +972,44 @@ class _Base(Generic[BucketT]):
             return (yield from self._wait_and_book_steps(bucket, cost, endpoint))
         # The send gate: a request that takes the account into debt goes only once the
         # requests booked before it are answered (Keepa charges in arrival order: sent at
-        # once, it could overtake them and leave them to meet a refusal).
-        if _into_debt(_balance_left(booking), bucket.config):
+        # once, it could overtake them and leave them to meet a refusal). Into debt also
+        # when this client's requests on the wire may cost more than they were booked at
+        # (an estimate is the highest of the last answers, not a bound): sent at once, it
+        # could reach Keepa after them and find the account spent.
+        if _into_debt(_balance_left(booking) - self._beyond_all, bucket.config):
             try:
                 yield self._wait_for_wire
                 yield from self._wait_for_others_steps(bucket, booking)
+                payable = yield from self._payable_steps(bucket, booking)
             except BaseException:
                 yield booking.cancel
                 raise
+            if not payable:
+                # Their answers (true costs) left less than the booking was admitted at:
+                # Keepa would refuse it now. Book it again, for when the refill pays it.
+                yield from self._give_back_steps(booking)
+                return (yield from self._wait_and_book_steps(bucket, cost, endpoint))
         return booking, 0.0
+
+    def _payable_steps(self, bucket: BucketT, booking: Any) -> Steps[bool]:
+        """Whether Keepa runs *booking*'s request now, by the bucket once the wire is answered.
+
+        Called by the send gate once this client's requests booked before it are
+        answered: their envelopes and true costs are in the bucket, which is then
+        exact for a bucket of this client alone. The balance before the booking
+        (net of every other booking) must be one at which Keepa runs a request.
+        On a shared bucket other processes' bookings made after this one are in
+        the balance too, and they may wait for this one: not checked there.
+        """
+        if self._shared(bucket):
+            return True
+        after = yield bucket.snapshot
+        return not _into_debt(after.tokens + booking.cost, bucket.config)
+
+    def _give_back_steps(self, booking: Any) -> Steps[None]:
+        """Give *booking*'s cost back: cancelled, or (its time passed) settled to zero."""
+        if not (yield booking.cancel):
+            yield partial(booking.settle, 0.0)
 
     def _wait_and_book_steps(self, bucket: BucketT, cost: float, endpoint: str) -> Steps[_Booked]:
         """Book *cost* for later and sleep until its time (in :meth:`_book_steps`).
@@ -1034,7 +1078,7 @@ class _Base(Generic[BucketT]):
                 yield partial(self._ensure_bucket, envelope)
             except BaseException:
                 if booking is not None:
-                    yield self._leave_wire
+                    yield partial(self._leave_wire, booking)
                 raise
         # One answer at a time: syncs in the order of the envelopes. The step leaves the
         # wire once it is done, or failed (one step: one hold of the client's state lock).
@@ -1108,13 +1152,28 @@ class _Base(Generic[BucketT]):
         config = self._config_for(envelope)
         return config, min(config.capacity, envelope.tokens_left)
 
-    def _off_wire(self) -> bool:
-        """Count a request answered (under the client's state lock); whether none is left.
+    def _on_wire(self, booking: Any, *, alone: bool, beyond: float) -> None:
+        """Count a request booked, to be sent (under the client's state lock).
+
+        *beyond*: what it may cost beyond its booking, kept as room until it is answered.
+        """
+        self._inflight += 1
+        self._alone = self._alone or alone
+        if beyond > 0.0:
+            self._beyond[booking.booking_id] = beyond
+            self._beyond_all += beyond
+
+    def _off_wire(self, booking: Any) -> bool:
+        """Count *booking*'s request answered (under the client's state lock); whether none is left.
 
         Only then may a request waiting for the wire go (no need to wake it before).
         """
         self._inflight -= 1
         self._alone = self._alone and self._inflight > 0
+        if self._beyond:
+            self._beyond.pop(booking.booking_id, None)
+            # Summed again rather than subtracted: no rounding left over once none is left.
+            self._beyond_all = sum(self._beyond.values())
         return self._inflight == 0
 
     # -- the steps each client runs its own way (sync: called; async: awaited) -----------------
@@ -1129,7 +1188,7 @@ class _Base(Generic[BucketT]):
     _wait_for_wire: Callable[[], Any]
     _ensure_bucket: Callable[[Envelope], Any]
     _settle_and_leave: Callable[..., Any]
-    _leave_wire: Callable[[], Any]
+    _leave_wire: Callable[[Any], Any]
 
 
 #: The longest a request into debt waits for other processes' requests booked before it, in
@@ -1413,13 +1472,14 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
         """The gate (one waiting request at a time), re-entered freely by the thread holding it."""
         return self._gate
 
-    def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
+    def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False, beyond: float = 0.0
+    ) -> _Booked:
         """Book *cost* on the gate (:meth:`_Base._book_steps`); the booking, the time waited."""
         with self._gated():
             booked = run(self._book_steps(cost, endpoint, alone=alone))
             with self._state:
-                self._inflight += 1
-                self._alone = self._alone or alone
+                self._on_wire(booked[0], alone=alone, beyond=beyond)
             return booked
 
     def _sleep_gated(self, delay: float) -> None:
@@ -1450,12 +1510,12 @@ class KeepaClient(Endpoints, _Base[TokenBucket]):
                     bucket, args, first = settlement
                     self._synced(bucket._settle_and_sync(booking, consumed, args, sync_first=first))  # noqa: SLF001
             finally:
-                if booking is not None and self._off_wire():
+                if booking is not None and self._off_wire(booking):
                     self._state.notify_all()
 
-    def _leave_wire(self) -> None:
+    def _leave_wire(self, booking: Reservation) -> None:
         with self._state:
-            if self._off_wire():
+            if self._off_wire(booking):
                 self._state.notify_all()
 
 
@@ -1581,7 +1641,9 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
             finally:
                 self._gate_owner = None
 
-    async def _book(self, cost: float, endpoint: str, *, alone: bool = False) -> _Booked:
+    async def _book(
+        self, cost: float, endpoint: str, *, alone: bool = False, beyond: float = 0.0
+    ) -> _Booked:
         """Like :meth:`KeepaClient._book` (:meth:`_gated` written out: on every request's path)."""
         gate, _, _ = self._locks()
         me = asyncio.current_task()
@@ -1591,8 +1653,7 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
             self._gate_owner = me
         try:
             booked = await arun(self._book_steps(cost, endpoint, alone=alone))
-            self._inflight += 1
-            self._alone = self._alone or alone
+            self._on_wire(booked[0], alone=alone, beyond=beyond)
             return booked
         finally:
             if not held:
@@ -1631,12 +1692,12 @@ class AsyncKeepaClient(AsyncEndpoints, _Base[AsyncTokenBucket]):
                         await bucket._settle_and_sync(booking, consumed, args, sync_first=first)  # noqa: SLF001
                     )
         finally:
-            if booking is not None and self._off_wire():
+            if booking is not None and self._off_wire(booking):
                 async with state:
                     state.notify_all()
 
-    async def _leave_wire(self) -> None:
+    async def _leave_wire(self, booking: AsyncReservation) -> None:
         _, state, _ = self._locks()
-        if self._off_wire():
+        if self._off_wire(booking):
             async with state:
                 state.notify_all()

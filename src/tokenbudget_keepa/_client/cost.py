@@ -36,7 +36,8 @@ underestimate never becomes a series); a fall is followed once the dearer
 answers have left the window, within a few answers. The estimate only decides
 how long the *next* request waits while this one is on the wire: the booking is
 settled to the true cost as soon as the answer arrives, so a generous estimate
-delays, it never wastes tokens.
+delays, it never wastes tokens. It is no bound: while a request is on the wire
+the client keeps room for what it may cost beyond it (:meth:`CostModel.most`).
 """
 
 from __future__ import annotations
@@ -159,6 +160,15 @@ class CostModel:
     def estimate(self, kind: RequestKind, units: int) -> float:
         """The tokens to book for *units* units of *kind* (at least one unit's floor)."""
         return max(FLOOR, self.per_unit(kind) * max(units, 1))
+
+    def most(self, kind: RequestKind, units: int) -> float:
+        """The most *units* units of *kind* may cost: its list price, or the estimate if higher.
+
+        What a request booked at :meth:`estimate` may still cost beyond it (an estimate
+        is the highest of the last answers, not a bound): the client keeps that much
+        room while the request is on the wire (see ``clients``).
+        """
+        return max(self.estimate(kind, units), kind.list_price() * max(units, 1))
 
     def observe(self, kind: RequestKind, units: int, consumed: float) -> None:
         """Learn from a settled request: *consumed* tokens (``tokensConsumed``) for *units*.

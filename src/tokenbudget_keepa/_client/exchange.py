@@ -82,6 +82,8 @@ class Exchange:
         max_retries: Retries after a 5xx answer or no answer.
         max_token_retries: Retries after a 429.
         estimate: The tokens each try is booked at (0: a free request, not booked).
+        beyond: What the request may cost beyond *estimate* (its kind's list price
+            above what was learned): the room kept while it is on the wire.
         alone: Each try is sent alone (a kind of request whose cost is not known yet).
         attempt: The tries started so far.
         token_retries: The 429s retried so far.
@@ -92,6 +94,7 @@ class Exchange:
     max_token_retries: int
     estimate: float = 0.0
     alone: bool = False
+    beyond: float = 0.0
     attempt: int = 0
     token_retries: int = 0
     server_retries: int = 0
