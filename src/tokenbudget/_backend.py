@@ -103,6 +103,37 @@ class MemoryBackend:
             state = self._state(key, config, now, initial)
             return [_core.apply(config, state, now, request) for request in requests]
 
+    def settle_sync(  # noqa: PLR0917 -- the transition's scalars, no request objects
+        self,
+        key: str,
+        config: BucketConfig,
+        clock: Clock,
+        initial: float,
+        booking: tuple[int, float, float, float],
+        tokens: float,
+        refill_in: float | None,
+        as_of: float | None,
+    ) -> bool:
+        """Settle a *booking* ``(id, cost, actual, spent)`` and sync the bucket in one lock hold.
+
+        :meth:`apply` of the ``Settle`` and then of the ``Sync`` at one time
+        (``_core.settle_then_sync``), without request or outcome objects;
+        whether the sync was adopted.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            now = _monotonic() if type(clock) is MonotonicClock else clock.now()
+            state = self._states.get(key)
+            if state is None:
+                state = self._states[key] = _core.new_state(config, initial, now)
+            booking_id, cost, actual, spent = booking
+            return _core.settle_then_sync(
+                config, state, now, booking_id, cost, actual, spent, tokens, refill_in, as_of
+            )
+        finally:
+            lock.release()
+
     def admitter(
         self,
         key: str,

@@ -430,6 +430,48 @@ class _Shell:
             return None
         return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
 
+    def _quiet_settle_sync(
+        self,
+        state: _ReservationState,
+        actual: float,
+        tokens: float,
+        refill_in: float | None,
+        as_of: float | None,
+    ) -> bool | None:
+        """Settle the booking *state* to *actual* and sync the bucket in one memory transition.
+
+        What :meth:`Reservation.settle` and then ``sync(tokens, refill_in=refill_in,
+        as_of=as_of)`` do, in one call of the memory backend (``_core.settle_then_sync``),
+        when nobody listens (no hook, DEBUG logging off: no event to report, no stale
+        sync to log) and the figures are plain finite floats. Returns whether the sync
+        was adopted; None when it did nothing (another backend, a listener, an unusual
+        figure, a cancelled booking): the caller makes the two calls.
+        """
+        backend = self._backend
+        if (
+            type(backend) is not MemoryBackend
+            or self._on_event is not None
+            or not (type(actual) is float and 0.0 <= actual < _INF)
+            or not (type(tokens) is float and _NEG_INF < tokens < _INF)
+            or not (refill_in is None or (type(refill_in) is float and 0.0 <= refill_in < _INF))
+            or not (as_of is None or (type(as_of) is float and _NEG_INF < as_of < _INF))
+            or state.cancelled
+            or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG))
+        ):
+            return None
+        adopted = backend.settle_sync(
+            self._key,
+            self._config,
+            self._clock,
+            self._initial,
+            (state.booking_id, state.charged, actual, state.spent),
+            tokens,
+            refill_in,
+            as_of,
+        )
+        state.charged = actual
+        return adopted
+
     def _settled_synced(
         self, state: _ReservationState | None, req: Request, out: Outcome
     ) -> bool | None:

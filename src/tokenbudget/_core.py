@@ -1039,6 +1039,99 @@ def settle(config: BucketConfig, state: BucketState, now: float, request: Settle
     return _outcome(config, state, now, ok=True, entered=entered, left=left or left2)
 
 
+def settle_then_sync(  # noqa: C901, PLR0912, PLR0915, PLR0917 -- one transition on purpose
+    config: BucketConfig,
+    state: BucketState,
+    now: float,
+    booking_id: int,
+    cost: float,
+    actual: float,
+    spent: float,
+    tokens: float,
+    refill_in: float | None,
+    as_of: float | None,
+) -> bool:
+    """:func:`settle` of a booking, then :func:`sync`, at the backend time *now* (absolute).
+
+    Exactly ``apply`` of ``Settle(booking_id, ..., cost, actual, spent)`` and then
+    of ``Sync(tokens, refill_in, None, as_of)`` at one time, without their request
+    and outcome objects: what an answer asks of one bucket (settle its booking,
+    sync its figure). Returns whether the sync was adopted (not stale). The usual
+    case (nothing pending, a continuous refill) is decided inline with the two
+    operations' arithmetic; with bookings pending or a stepped refill it calls
+    :func:`settle` and :func:`sync` themselves, and after a clock step (or a move
+    of the origin) :func:`apply` of each. A test pins it to the two.
+    """
+    t = now - state.origin
+    if not state.seen <= t <= REANCHOR:
+        # The clock stepped back, or the origin moves: each apply follows the clock itself
+        # (the second one's offset may differ from the first's by rounding).
+        apply(config, state, now, Settle(booking_id, 0.0, cost, actual, spent))
+        return apply(config, state, now, Sync(tokens, refill_in, None, as_of)).ok
+    state.seen = t  # clock_in's usual case, inlined (as apply does): the same t for both
+    # Both operations bring the state up to t first; the second time changes nothing.
+    _advance(config, state, t)
+    if state.pending or config.refill_step is not None:
+        settle(config, state, t, Settle(booking_id, 0.0, cost, actual, spent))
+        return sync(config, state, t, Sync(tokens, refill_in, None, as_of)).ok
+    # settle, with nothing pending: the booking's time has come, it is corrected now.
+    delta = actual - cost
+    spent_now = state.booked + state.returned
+    state.booked += delta
+    if delta < 0.0:
+        state.returned -= delta
+    absorbed = booking_id < state.synced_id
+    flight = state.flight
+    for i, f in enumerate(flight):
+        if f[0] == booking_id:
+            del flight[i]
+            absorbed = False
+            break
+    cap = config.capacity
+    low = config.min_threshold
+    if not absorbed:
+        credit = -delta
+        if credit > 0.0:  # _late_credit, nothing pending
+            b = state.tokens
+            since = spent_now - spent
+            if since > 0.0:
+                b += since
+            room = cap - b
+            if room < credit:
+                credit = room if room > 0.0 else 0.0
+        b = state.tokens + credit  # _correct_now, nothing pending
+        state.tokens = b if b < cap else cap
+        scale = -low if low < 0.0 else low
+        if low - state.tokens > TOKEN_TOLERANCE * (scale if scale > 1.0 else 1.0):
+            state.recharging = True
+        elif state.tokens >= config.burst_threshold:
+            state.recharging = False
+    # sync, with nothing pending and a continuous refill.
+    if as_of is not None:
+        last = state.as_of
+        if last is not None and as_of < last and t <= state.as_of_time + config.in_flight:
+            return False  # stale: changes nothing
+        state.as_of = as_of
+        state.as_of_time = t
+    balance = tokens
+    for f in flight:
+        balance -= f[2]
+    if refill_in is not None:
+        balance = balance - state.rate * refill_in
+    if balance > cap:
+        balance = cap
+    if balance < low:
+        recharging = True
+    elif balance >= config.burst_threshold:
+        recharging = False
+    else:
+        recharging = state.recharging
+    state.base_tokens, state.base_time, state.base_recharging = balance, t, recharging
+    state.synced_id = state.next_id
+    state.tokens, state.time, state.recharging = balance, t, recharging
+    return True
+
+
 def _late_credit(
     config: BucketConfig, state: BucketState, now: float, credit: float, since: float
 ) -> float:

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any, Final
@@ -25,7 +25,7 @@ from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
 from ._message import HeaderFields
 from ._report import QuotaReport
-from ._transport import SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
+from ._transport import _NOTHING, SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
 
 
 __all__ = ["AsyncEngine", "SyncEngine"]
@@ -49,6 +49,49 @@ async def _async_sync(bucket: AsyncTokenBucket, call: SyncCall) -> None:
     """``await bucket.sync(...)`` without the snapshot it returns."""
     req = bucket._sync_request(call.tokens, call.refill_in, call.rate, call.as_of)  # noqa: SLF001
     bucket._synced(req, await bucket._apply(req))  # noqa: SLF001
+
+
+def _settle_sync_together(
+    booking: Booking[Any], follow: Follow, buckets: Mapping[str, Any]
+) -> Follow:
+    """Apply each settle with its bucket's sync as one memory transition where it can.
+
+    A bucket's settle and then its sync (its booking settled before its figure is
+    adopted, as :meth:`TransportCore.follow` orders them) in one call of the memory
+    backend while nobody listens (``_quiet_settle_sync``); the buckets are
+    independent of each other, so the order across buckets does not matter.
+    Returns what is left to apply one call at a time (another backend, a listener,
+    a settle or a sync without its twin).
+    """
+    settles, syncs = follow.settles, follow.syncs
+    if not settles or not syncs:
+        return follow
+    reservations = booking.reservations
+    left_settles: list[tuple[str, float]] = []
+    left_syncs = list(syncs)
+    for name, cost in settles:
+        for i, call in enumerate(left_syncs):
+            if call.name == name:
+                if (
+                    call.rate is None
+                    and buckets[name]._quiet_settle_sync(  # noqa: SLF001 -- the transport's own
+                        reservations[name]._state,  # noqa: SLF001
+                        cost,
+                        call.tokens,
+                        call.refill_in,
+                        call.as_of,
+                    )
+                    is not None
+                ):
+                    del left_syncs[i]
+                else:
+                    left_settles.append((name, cost))
+                break
+        else:
+            left_settles.append((name, cost))
+    if not left_settles and not left_syncs:
+        return _NOTHING
+    return Follow(tuple(left_settles), tuple(left_syncs))
 
 
 def _request_body(request: Any) -> bytes | None:
@@ -323,6 +366,7 @@ class SyncEngine(_Engine):
     def _apply(self, booking: Booking[Reservation], follow: Follow) -> None:
         buckets = self.core.buckets
         with self._following:
+            follow = _settle_sync_together(booking, follow, buckets)
             for name, cost in follow.settles:
                 booking.reservations[name].settle(cost)
             for call in follow.syncs:
@@ -528,9 +572,10 @@ class AsyncEngine(_Engine):
         booking.reservations.clear()
 
     async def _apply(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
+        buckets = self.core.buckets
+        follow = _settle_sync_together(booking, follow, buckets)
         for name, cost in follow.settles:
             await booking.reservations[name].settle(cost)
-        buckets = self.core.buckets
         for call in follow.syncs:
             await _async_sync(buckets[call.name], call)
 

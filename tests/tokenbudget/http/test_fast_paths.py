@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -115,3 +116,133 @@ def test_header_names_read_from_the_cache_as_the_first_time() -> None:
     again = HeaderFields(headers)
     assert first.get_all("x-ratelimit-limit-tokens") == ("10", "9")
     assert again.get_all("X-RATELIMIT-LIMIT-TOKENS") == ("10", "9")
+
+
+# -- the transport's fused path against its general path, on the same answers -----------------
+
+_FIELDS = ("limit", "remaining", "reset")
+
+
+def _answer_headers(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    headers = [("content-type", answer.get("type", "application/json"))]
+    if answer.get("date") is not None:
+        headers.append(("date", answer["date"]))
+    for name in ("requests", "tokens", "tokens_usage_based"):
+        for field, value in zip(_FIELDS, answer.get(name) or (), strict=False):
+            if value is not None:
+                headers.append((f"x-ratelimit-{field}-{name}", value))
+    headers.extend(answer.get("extra", ()))
+    return headers
+
+
+_DATES = [
+    None,
+    "Sun, 06 Dec 2026 17:00:00 GMT",
+    "Sun, 06 Dec 2026 17:00:01 GMT",
+    "Sun, 06 Dec 2026 16:59:59 GMT",  # older: a stale sync
+    "Sun, 06 Dec 2026 17:00:01 GMT",
+    "not a date",
+]
+_NUMBERS = st.sampled_from(["0", "1", "5000", "800000", "799970", "1.5", "007", "-3", "x", ""])
+_RESETS = st.sampled_from(["0", "0s", "12ms", "1m26.4s", "6m0s", "172.799999ms", "soon", "1h"])
+
+
+@st.composite
+def _answers(draw: st.DrawFn) -> dict[str, Any]:
+    """One OpenAI-like answer: usual figures mostly, odd ones sometimes."""
+    usual = draw(st.booleans())
+    answer: dict[str, Any] = {"date": draw(st.sampled_from(_DATES))}
+    for name in ("requests", "tokens", "tokens_usage_based"):
+        if name == "tokens_usage_based" and draw(st.booleans()):
+            continue
+        if usual:
+            limit = draw(st.sampled_from(["5000", "800000", "60", "1"]))
+            left = draw(st.integers(0, 900000))
+            answer[name] = (limit, str(left), draw(_RESETS))
+        else:
+            answer[name] = tuple(
+                draw(st.one_of(st.none(), fields)) for fields in (_NUMBERS, _NUMBERS, _RESETS)
+            )
+    total = draw(
+        st.one_of(
+            st.integers(0, 5000),
+            st.sampled_from([0.5, -1, 10**30, None, "12", True]),
+        )
+    )
+    usage: dict[str, Any] = {"total_tokens": total}
+    if draw(st.booleans()):
+        usage = {"prompt_tokens": draw(st.integers(0, 99)), "completion_tokens": 3}
+    body: Any = {"id": "chatcmpl-1", "usage": usage}
+    if draw(st.integers(0, 9)) == 0:
+        body = draw(st.sampled_from([[1, 2], "text", {"usage": [1]}, None]))
+    answer["body"] = json.dumps(body).encode()
+    answer["status"] = draw(st.sampled_from([200] * 8 + [201, 429, 400, 500]))
+    if answer["status"] == 429:
+        answer["body"] = json.dumps(
+            {"error": {"message": "Rate limit reached. Please try again in 20ms.", "code": "x"}}
+        ).encode()
+    if draw(st.integers(0, 7)) == 0:
+        answer["extra"] = [draw(st.sampled_from([("retry-after", "0"), ("retry-after-ms", "5")]))]
+    return answer
+
+
+def _state(transport: Any) -> dict[str, Any]:
+    """Every bucket's stored state and snapshot."""
+    out = {}
+    for name, bucket in transport._core.buckets.items():
+        state = bucket._backend._states[bucket.key].to_dict()
+        out[name] = (state, bucket._backend.observe(bucket.key, bucket.config, bucket.clock, 0.0))
+    return out
+
+
+def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
+    httpx = pytest.importorskip("httpx")
+    from tokenbudget import ManualClock
+    from tokenbudget.http.httpx import QuotaTransport
+
+    script = iter(answers)
+
+    def reply(request: Any) -> Any:
+        answer = next(script)
+        return httpx.Response(
+            answer["status"], headers=_answer_headers(answer), content=answer["body"]
+        )
+
+    clock = ManualClock(1000.0)
+    transport = QuotaTransport(
+        "openai", transport=httpx.MockTransport(reply), clock=clock, retries=0
+    )
+    seen: list[Any] = []
+    with httpx.Client(transport=transport, base_url="https://api.openai.com") as client:
+        for step in steps:
+            clock.advance(step)
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}
+            try:
+                response = client.post("/v1/chat/completions", json=body)
+                seen.append((response.status_code, response.content))
+            except StopIteration:
+                break
+            seen.append(_state(transport))
+            seen.append(dict(transport._core.limits))
+    return seen
+
+
+def _general(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the transport take its general path only (no fused settle-and-sync)."""
+    from tokenbudget.http import _engine
+
+    monkeypatch.setattr(_engine, "_settle_sync_together", lambda booking, follow, buckets: follow)
+
+
+@given(st.lists(_answers(), min_size=1, max_size=8), st.data())
+def test_transport_fast_path_decides_as_the_general_path(
+    answers: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    steps = data.draw(
+        st.lists(st.sampled_from([0.0, 1e-9, 0.01, 1.0, 30.0]), min_size=len(answers))
+    )
+    fast = _run_sync(answers, steps)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _general(monkeypatch)
+        general = _run_sync(answers, steps)
+    assert fast == general
