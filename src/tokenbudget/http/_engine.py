@@ -24,7 +24,7 @@ from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
 from ._message import HeaderFields
-from ._report import QuotaReport
+from ._report import EMPTY, QuotaReport
 from ._transport import _NOTHING, SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
 
 
@@ -453,6 +453,8 @@ class SyncEngine(_Engine):
                 response.stream = self.module.ByteStream(raw)
             else:
                 body = None
+            if how == "read" and self._followed_usual(booking, fields, body, response):
+                return response, EMPTY  # a report of no refusal: the answer is returned
             report = core.report(response.status_code, fields, body, url)
             now = self._now()
             with self._following:
@@ -471,6 +473,28 @@ class SyncEngine(_Engine):
             response.close()
             raise
         return response, report
+
+    def _followed_usual(
+        self, booking: Booking[Reservation], fields: HeaderFields, body: bytes | None, response: Any
+    ) -> bool:
+        """Follow the dialect's usual answer without its report; whether it was one.
+
+        See :meth:`TransportCore.follow_usual`: the same settles and syncs as the
+        report's :meth:`TransportCore.follow` would ask for, none of the objects.
+        """
+        core = self.core
+        usual = core.usual_answer
+        if usual is None:
+            return False
+        answer = usual(fields._fields, body, response.status_code)
+        if answer is None:
+            return False
+        with self._following:
+            follow = core.follow_usual(booking, answer, self._now())
+            if follow is None:
+                return False
+            self._apply(booking, follow)
+        return True
 
     def _wake_settler(self) -> None:
         """Make sure a thread settles the waiting bookings when due, even if no request comes."""
@@ -665,6 +689,8 @@ class AsyncEngine(_Engine):
                 response.stream = self.module.ByteStream(raw)
             else:
                 body = None
+            if how == "read" and await self._followed_usual(booking, fields, body, response):
+                return response, EMPTY  # a report of no refusal: the answer is returned
             report = core.report(response.status_code, fields, body, url)
             now = self._now()
             async with self._lock():
@@ -685,6 +711,28 @@ class AsyncEngine(_Engine):
             await response.aclose()
             raise
         return response, report
+
+    async def _followed_usual(
+        self,
+        booking: Booking[AsyncReservation],
+        fields: HeaderFields,
+        body: bytes | None,
+        response: Any,
+    ) -> bool:
+        """Like :meth:`SyncEngine._followed_usual`."""
+        core = self.core
+        usual = core.usual_answer
+        if usual is None:
+            return False
+        answer = usual(fields._fields, body, response.status_code)
+        if answer is None:
+            return False
+        async with self._lock():
+            follow = core.follow_usual(booking, answer, self._now())
+            if follow is None:
+                return False
+            await self._apply(booking, follow)
+        return True
 
     def _settle_later(self) -> None:
         task = asyncio.ensure_future(self._settle_due_locked())

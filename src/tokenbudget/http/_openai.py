@@ -5,11 +5,20 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypeAlias
 
 from ._dialect import finish
 from ._llm import DEFAULT_MAX_TOKENS, dig, max_output_tokens, prompt_tokens, stream_events
-from ._message import MESSAGE_CHARS, RequestInfo, ResponseInfo, decimal, finite, warn_malformed
+from ._message import (
+    MESSAGE_CHARS,
+    RequestInfo,
+    ResponseInfo,
+    _decode_json,
+    decimal,
+    finite,
+    http_date,
+    warn_malformed,
+)
 from ._report import Kind, Limit, QuotaReport
 
 
@@ -129,6 +138,13 @@ def usage_tokens(response: ResponseInfo) -> float | None:
     return found
 
 
+#: A limit of the usual answer: ``(name, limit, remaining, reset, window, unit)``, the
+#: figures of ``Limit(limit, remaining, reset, window=window, unit=unit)``.
+UsualLimit: TypeAlias = tuple[str, float, float, float, float, str]
+#: What :meth:`OpenAIDialect._usual_answer` reads: the limits, the true cost, ``as_of``.
+UsualAnswer: TypeAlias = tuple[tuple[UsualLimit, ...], dict[str, float], float | None]
+
+
 class OpenAIDialect:
     """OpenAI's ``x-ratelimit-*`` headers (requests and tokens per minute).
 
@@ -192,6 +208,81 @@ class OpenAIDialect:
             allowed=allowed,
             message=message,
         )
+
+    def _usual_answer(
+        self, fields: Mapping[str, list[str]], body: bytes | None, status: int
+    ) -> UsualAnswer | None:
+        """The usual answer's report in plain figures, or None when the answer is not usual.
+
+        The quota transport's fast path: for an answer that is no refusal (status
+        below 400, no ``Retry-After`` / ``retry-after-ms``), whose reported windows
+        each carry their three fields once and well formed, whose ``Date`` (if any)
+        is well formed and whose body is absent or a JSON object with no ``usage``
+        or a ``usage`` with a ``total_tokens``, it gives what :meth:`parse` would
+        report (limits as ``Limit(limit, remaining, reset, window=..., unit=...)``,
+        the true cost, ``as_of``: its ``kind`` None, nothing else) without building
+        the report. Anything else (a refusal, a missing or malformed field, which
+        :meth:`parse` warns about, a stream) is None: ask :meth:`parse`.
+        *fields* are a :class:`~tokenbudget.http.HeaderFields`' values by lowercase name.
+        """
+        if status >= 400 or "retry-after-ms" in fields or "retry-after" in fields:
+            return None
+        as_of = None
+        raw_date = fields.get("date")
+        if raw_date is not None and (
+            len(raw_date) != 1 or (as_of := http_date(raw_date[0])) is None
+        ):
+            return None
+        limits = self._usual_limits(fields)
+        if limits is None:
+            return None
+        cost = self._usual_cost(body)
+        if cost is None:
+            return None
+        return limits, cost, as_of
+
+    def _usual_limits(self, fields: Mapping[str, list[str]]) -> tuple[UsualLimit, ...] | None:
+        """The limits of :meth:`_usual_answer`: each window's three fields once, well formed."""
+        limits: list[UsualLimit] = []
+        for limit_name, window in self.windows.items():
+            limit_field, remaining_field, reset_field = _fields_of(limit_name)
+            raw_limit = fields.get(limit_field)
+            raw_remaining = fields.get(remaining_field)
+            raw_reset = fields.get(reset_field)
+            if raw_limit is None and raw_remaining is None and raw_reset is None:
+                continue
+            if (
+                raw_limit is None
+                or raw_remaining is None
+                or raw_reset is None
+                or len(raw_limit) != 1
+                or len(raw_remaining) != 1
+                or len(raw_reset) != 1
+                or (limit := decimal(raw_limit[0])) is None
+                or (remaining := decimal(raw_remaining[0])) is None
+                or (reset := _cached_duration(raw_reset[0])) is None
+            ):
+                return None
+            unit = "requests" if limit_name == "requests" else "tokens"
+            limits.append((limit_name, limit, remaining, reset, window, unit))
+        return tuple(limits)
+
+    def _usual_cost(self, body: bytes | None) -> dict[str, float] | None:
+        """The true cost of :meth:`_usual_answer` (:func:`usage_tokens` of a JSON object)."""
+        if body is None:
+            return {}
+        decoded = _decode_json(body)
+        if type(decoded) is not dict:
+            return None
+        usage = decoded.get("usage")
+        if usage is None:
+            return {}
+        if type(usage) is not dict:
+            return None
+        tokens = finite(usage.get("total_tokens"))
+        if tokens is None:
+            return None  # the parts, or a stream's events: parse() reads them
+        return {n: tokens for n in self.windows if n != "requests"} if tokens >= 0 else {}
 
     def _refusal(
         self, response: ResponseInfo

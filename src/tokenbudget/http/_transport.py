@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import attrs
@@ -69,6 +69,7 @@ from tokenbudget.exceptions import (
 from ._dialect import Dialect
 from ._dialect import dialect as resolve_dialect
 from ._message import HeadersLike, RequestInfo, ResponseInfo
+from ._openai import GroqDialect, OpenAIDialect, UsualAnswer, UsualLimit
 from ._report import Limit, QuotaReport
 
 
@@ -241,7 +242,45 @@ class Decision:
 
 
 _RETURN: Final = Decision("return")
+#: The dialects whose usual answer :meth:`TransportCore.follow_usual` follows (not a subclass:
+#: it may parse otherwise).
+_USUAL_DIALECTS: Final = (OpenAIDialect, GroqDialect)
 _RETRY: Final = Decision("retry")
+
+
+class _UsualLimits(Mapping[str, Limit]):
+    """The limits of a usual answer (``UsualLimit`` figures), as :class:`Limit` objects when read.
+
+    What :attr:`TransportCore.limits` holds after an answer the fast path followed:
+    the same mapping the answer's report would give, built only if somebody reads it.
+    """
+
+    __slots__ = ("_built", "_figures")
+
+    def __init__(self, figures: tuple[UsualLimit, ...]) -> None:
+        self._figures = figures
+        self._built: dict[str, Limit] | None = None
+
+    def _limits(self) -> dict[str, Limit]:
+        built = self._built
+        if built is None:
+            built = self._built = {
+                name: Limit(limit, remaining, reset, window=window, unit=unit)
+                for name, limit, remaining, reset, window, unit in self._figures
+            }
+        return built
+
+    def __getitem__(self, name: str) -> Limit:
+        return self._limits()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._limits())
+
+    def __len__(self) -> int:
+        return len(self._figures)
+
+    def __repr__(self) -> str:
+        return repr(self._limits())
 
 
 def _charged(costs: Mapping[str, float], report: QuotaReport, *, final: bool) -> dict[str, float]:
@@ -337,6 +376,15 @@ class TransportCore(Generic[B]):
         )
         #: Seconds an answered booking stays in flight before it is settled.
         self.settle_after = SETTLE_AFTER if shared else 0.0
+        #: The dialect's reader of its usual answer, for :meth:`follow_usual` (the built-in
+        #: OpenAI-style dialects, exactly, while no settle waits), else None.
+        self.usual_answer: (
+            Callable[[Mapping[str, list[str]], bytes | None, int], UsualAnswer | None] | None
+        ) = (
+            self.dialect._usual_answer  # type: ignore[attr-defined]  # noqa: SLF001
+            if type(self.dialect) in _USUAL_DIALECTS and not self.settle_after
+            else None
+        )
 
     # -- 1. book -----------------------------------------------------------------------
 
@@ -552,6 +600,72 @@ class TransportCore(Generic[B]):
             if not limits:
                 return Follow(settles)
             return Follow(settles, self._syncs(report, late, counted, now))
+
+    def follow_usual(self, booking: Booking[Any], usual: UsualAnswer, now: float) -> Follow | None:
+        """:meth:`follow` of an answer the dialect's ``_usual_answer`` read, without its report.
+
+        The same settles and syncs, and the same records, as :meth:`follow` of the
+        report :meth:`report` would give for that answer (a final one: not a
+        stream), which is never built. None, changing nothing, when the answer
+        reports a limit that has no bucket yet (:meth:`follow` creates it).
+        """
+        figures, true_cost, as_of = usual
+        with self._lock:
+            buckets = self.buckets
+            if figures:
+                if self.own_buckets:
+                    for figure in figures:
+                        if figure[0] not in buckets:
+                            return None
+                self.limits = _UsualLimits(figures)
+            costs = booking.costs
+            if true_cost:
+                charged = {name: true_cost.get(name, cost) for name, cost in costs.items()}
+            else:
+                charged = dict(costs)
+            booking.charged = charged
+            booking.answered = self._answers
+            self._answers += 1
+            self._outstanding.pop(booking.seq, None)
+            settles = tuple([(name, charged[name]) for name in booking.reservations])
+            booking.done = True
+            if booking.seq < self._synced:
+                booking.before = ()
+                return Follow(settles)  # older news than an answer already synced
+            self._synced = booking.seq
+            late = [other for other in booking.before if other.done] if booking.before else []
+            booking.before = ()
+            if not figures:
+                return Follow(settles)
+            return Follow(settles, self._usual_syncs(figures, late, as_of, now))
+
+    def _usual_syncs(
+        self,
+        figures: tuple[UsualLimit, ...],
+        late: list[Booking[Any]],
+        as_of: float | None,
+        now: float,
+    ) -> tuple[SyncCall, ...]:
+        """:meth:`_syncs` of a usual answer's figures; the caller holds the lock."""
+        syncs: list[SyncCall] = []
+        buckets = self.buckets
+        for name, limit, remaining, reset, window, _ in figures:
+            bucket = buckets.get(name)
+            if bucket is None:
+                continue
+            # slower_than_continuous(limit), on the figures
+            if bucket.config.refill_step is not None or (
+                limit > 0 and reset > max(limit - remaining, 0.0) / (limit / window) + RESET_SLACK
+            ):
+                refill_in: float | None = reset
+            else:
+                refill_in = None
+            tokens = remaining
+            if late:
+                tokens -= sum(other.spent(name) for other in late)
+            syncs.append(SyncCall(name, tokens, refill_in, None, as_of))
+            self._synced_at[name] = now
+        return tuple(syncs)
 
     def _syncs(
         self,

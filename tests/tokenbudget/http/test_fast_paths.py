@@ -228,10 +228,15 @@ def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
 
 
 def _general(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the transport take its general path only (no fused settle-and-sync)."""
+    """Make the transport take its general path only.
+
+    No fused settle-and-sync, every answer read into its report and followed by it.
+    """
     from tokenbudget.http import _engine
+    from tokenbudget.http._transport import TransportCore
 
     monkeypatch.setattr(_engine, "_settle_sync_together", lambda booking, follow, buckets: follow)
+    monkeypatch.setattr(TransportCore, "follow_usual", lambda self, booking, usual, now: None)
 
 
 @given(st.lists(_answers(), min_size=1, max_size=8), st.data())
@@ -245,4 +250,113 @@ def test_transport_fast_path_decides_as_the_general_path(
     with pytest.MonkeyPatch.context() as monkeypatch:
         _general(monkeypatch)
         general = _run_sync(answers, steps)
+    assert fast == general
+
+
+@given(_answers())
+def test_usual_answer_is_what_parse_reports(answer: dict[str, Any]) -> None:
+    """The dialect's usual answer, as a report, is parse()'s report of the same answer."""
+    from tokenbudget.http import ResponseInfo, dialect
+
+    for name in ("openai", "groq"):
+        chosen = dialect(name)
+        fields = HeaderFields(_answer_headers(answer))
+        usual = chosen._usual_answer(fields._fields, answer["body"], answer["status"])  # type: ignore[attr-defined]
+        if usual is None:
+            continue
+        figures, cost, as_of = usual
+        limits = {
+            n: Limit(limit, remaining, reset, window=window, unit=unit)
+            for n, limit, remaining, reset, window, unit in figures
+        }
+        expected = chosen.parse(ResponseInfo(fields, answer["body"], status=answer["status"]))
+        assert QuotaReport(limits=limits, cost=cost, as_of=as_of) == expected
+        assert list(expected.limits) == list(limits)  # the same order: the syncs' order
+
+
+def test_the_usual_answer_is_followed_without_its_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first answer, a usual one is never read into a QuotaReport."""
+    from tokenbudget.http._transport import TransportCore
+
+    usual = {
+        "date": _DATES[1],
+        "requests": ("5000", "4999", "12ms"),
+        "tokens": ("800000", "799000", "77ms"),
+        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
+        "status": 200,
+    }
+    reports: list[Any] = []
+    report = TransportCore.report
+
+    def counted(self: Any, *args: Any) -> Any:
+        reports.append(args)
+        return report(self, *args)
+
+    monkeypatch.setattr(TransportCore, "report", counted)
+    seen = _run_sync([usual] * 4, [0.0, 1.0, 1.0, 1.0])
+    assert len(reports) == 1  # the first answer: it creates the buckets
+    limits = seen[-1]
+    assert isinstance(limits["tokens"], Limit)
+    assert limits["tokens"].remaining == 799000.0
+
+
+async def _run_async(answers: list[dict[str, Any]], delays: list[int]) -> list[Any]:
+    httpx = pytest.importorskip("httpx")
+    import asyncio
+
+    from tokenbudget import ManualClock
+    from tokenbudget.http.httpx import AsyncQuotaTransport
+
+    script = iter(zip(answers, delays, strict=False))
+
+    async def reply(request: Any) -> Any:
+        answer, delay = next(script)
+        for _ in range(delay):  # answers overtake each other
+            await asyncio.sleep(0)
+        return httpx.Response(
+            answer["status"], headers=_answer_headers(answer), content=answer["body"]
+        )
+
+    clock = ManualClock(1000.0)
+    transport = AsyncQuotaTransport(
+        "openai", transport=httpx.MockTransport(reply), clock=clock, retries=0
+    )
+    seen: list[Any] = []
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}
+    async with httpx.AsyncClient(transport=transport, base_url="https://api.openai.com") as client:
+        await client.post("/v1/chat/completions", json=body)  # the first answer: the buckets
+
+        async def one() -> None:
+            try:
+                response = await client.post("/v1/chat/completions", json=body)
+            except (StopIteration, RuntimeError):
+                return
+            seen.append((response.status_code, response.content))
+            seen.append(_state(transport))
+
+        await asyncio.gather(*(one() for _ in range(len(answers) - 1)))
+    seen.append(dict(transport._core.limits))
+    return seen
+
+
+@given(st.lists(_answers(), min_size=2, max_size=7), st.data())
+def test_async_transport_fast_path_decides_as_the_general_path(
+    answers: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """Concurrent requests whose answers overtake each other: late bookings, older news."""
+    import asyncio
+
+    usual = {
+        "date": _DATES[1],
+        "requests": ("5000", "4999", "12ms"),
+        "tokens": ("800000", "799000", "77ms"),
+        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
+        "status": 200,
+    }
+    answers = [usual, *answers]
+    delays = data.draw(st.lists(st.integers(0, 4), min_size=len(answers), max_size=len(answers)))
+    fast = asyncio.run(_run_async(answers, delays))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _general(monkeypatch)
+        general = asyncio.run(_run_async(answers, delays))
     assert fast == general
