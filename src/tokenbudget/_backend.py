@@ -103,6 +103,26 @@ class MemoryBackend:
             state = self._state(key, config, now, initial)
             return [_core.apply(config, state, now, request) for request in requests]
 
+    def book(
+        self, key: str, config: BucketConfig, clock: Clock, initial: float, cost: float
+    ) -> tuple[float, float, int, float, float]:
+        """Book *cost* as :meth:`apply` of ``Admit(cost, inf)`` does, without its objects.
+
+        ``(time, delay, booking_id, spent, tokens)``: the backend time of the
+        booking and its outcome's figures (``_core.book``).
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            now = _monotonic() if type(clock) is MonotonicClock else clock.now()
+            state = self._states.get(key)
+            if state is None:
+                state = self._states[key] = _core.new_state(config, initial, now)
+            delay, booking_id, spent, tokens = _core.book(config, state, now, cost)
+            return now, delay, booking_id, spent, tokens
+        finally:
+            lock.release()
+
     def settle_sync(  # noqa: PLR0917 -- the transition's scalars, no request objects
         self,
         key: str,

@@ -430,6 +430,31 @@ class _Shell:
             return None
         return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
 
+    def _quiet_booking(self, cost: float) -> _ReservationState | None:
+        """:meth:`TokenBucket.reserve` of *cost* (no timeout) in one memory call: its booking.
+
+        The booking :meth:`~TokenBucket.reserve` makes and its reservation holds,
+        when nobody listens (no hook, DEBUG logging off: no event to report) and
+        *cost* is a plain float in (0, max_cost]; the booking is made by
+        ``MemoryBackend.book`` without request or outcome objects. None when it
+        booked nothing (another backend, a listener, another cost): call ``reserve``.
+        """
+        backend = self._backend
+        if (
+            type(backend) is not MemoryBackend
+            or self._on_event is not None
+            or type(cost) is not float
+            or not 0.0 < cost <= self._fast_max
+            or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG))
+        ):
+            return None
+        now, delay, booking_id, spent, tokens = backend.book(
+            self._key, self._config, self._clock, self._initial, cost
+        )
+        return _ReservationState(
+            cost, delay, now + delay, booking_id, cost, spent=spent, tokens=tokens
+        )
+
     def _quiet_settle_sync(
         self,
         state: _ReservationState,

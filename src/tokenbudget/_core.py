@@ -898,6 +898,75 @@ def admitter(  # noqa: C901, PLR0915 -- the hot path is one function on purpose
     return admit_now
 
 
+def book(  # noqa: C901, PLR0912 -- one frame on purpose
+    config: BucketConfig, state: BucketState, now: float, cost: float
+) -> tuple[float, int, float, float]:
+    """``apply(config, state, now, Admit(cost, math.inf))``, without request and outcome objects.
+
+    A booking that always goes (first come, first served), as a reservation
+    without a timeout makes it: ``(delay, booking_id, spent, tokens)`` of its
+    outcome (its time is *now* plus the delay). The usual case (not recharging,
+    nothing pending, a continuous refill, the balance covering the cost now) is
+    decided inline with exactly :func:`admit`'s arithmetic and the same change to
+    the state; anything else is :func:`apply` itself. The cost must be checked.
+    A test pins it to :func:`apply`.
+    """
+    t = now - state.origin
+    t0 = state.time
+    if (
+        state.recharging
+        or t0 > t
+        or state.pending
+        or t < state.seen
+        or t > REANCHOR
+        or config.refill_step is not None
+    ):
+        out = apply(config, state, now, Admit(cost, math.inf))
+        return out.delay, out.booking_id, out.spent, out.tokens
+    state.seen = t
+    # _advance, nothing pending, a continuous refill, not recharging
+    flight = state.flight
+    if flight:
+        window = config.in_flight
+        for f in flight:
+            if not f[1] + window > t:  # one is over: a new list without those
+                flight = state.flight = [f for f in flight if f[1] + window > t]
+                break
+    balance = state.tokens
+    if t > t0:
+        balance = balance + state.rate * (t - t0)
+        cap = config.capacity
+        if balance >= cap:
+            balance = cap
+        state.tokens = balance
+        state.time = t
+    if config.deficit_code == NONE:  # config.required_balance(cost), inlined
+        target = cost + config.min_threshold
+    else:
+        target = config.required_balance(cost)
+    scale = abs(target)  # covers(balance, target), inlined
+    if target - balance > TOKEN_TOLERANCE * (scale if scale > 1.0 else 1.0):
+        out = admit(config, state, t, Admit(cost, math.inf))  # a wait: the state is at t already
+        return out.delay, out.booking_id, out.spent, out.tokens
+    if balance < target:
+        balance = target
+    booking_id = state.next_id
+    if config.in_flight > 0.0:
+        flight.append((booking_id, t, cost))
+    balance -= cost
+    state.tokens = balance
+    low = config.min_threshold  # debited_below(balance, low, cost), inlined
+    scale = -low if low < 0.0 else low
+    if cost > scale:
+        scale = cost
+    if scale < 1.0:
+        scale = 1.0
+    state.recharging = low - balance > TOKEN_TOLERANCE * scale
+    state.booked += cost
+    state.next_id = booking_id + 1
+    return 0.0, booking_id, state.booked + state.returned, balance
+
+
 def _absorbed(state: BucketState, booking_id: int) -> bool:
     """Whether a sync took the booking (neither pending nor in flight) as in the server's figure."""
     if booking_id >= state.synced_id:

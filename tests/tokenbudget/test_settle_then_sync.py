@@ -1,4 +1,8 @@
-"""The fused settle-and-sync transition decides exactly as a settle and then a sync (issue 20).
+"""The quota transport's memory transitions decide exactly as the general ones (issue 20).
+
+``_core.book`` is a reservation's booking (``Admit(cost, inf)``) without its request
+and outcome objects; ``MemoryBackend.book`` and the bucket's ``_quiet_booking`` make
+it in one call, and the reservation must hold what ``reserve`` gives.
 
 ``_core.settle_then_sync`` is what an HTTP answer asks of one bucket (settle its
 booking, adopt its figure) in one transition without request or outcome objects;
@@ -28,13 +32,14 @@ from tests.strategies import (
     costs,
     starting_balances,
 )
-from tokenbudget import Event, ManualClock, MemoryBackend, TokenBucket
+from tokenbudget import Event, ManualClock, MemoryBackend, Reservation, TokenBucket
 from tokenbudget._core import (
     Admit,
     BucketState,
     Settle,
     Sync,
     apply,
+    book,
     new_state,
     settle_then_sync,
 )
@@ -190,3 +195,64 @@ def test_settle_sync_through_the_backend(stepped):
     b2.settle(80.0)
     assert not ref.sync(40.0, as_of=0.5).adopted
     assert fused.snapshot() == ref.snapshot()
+
+
+@st.composite
+def booked(draw: st.DrawFn):
+    """A state after some bookings, syncs and settles, and a time and cost to book at."""
+    config = draw(configs(steps=True, in_flight=True))
+    now = draw(clock_origins())
+    state = new_state(config, draw(starting_balances(config)), now)
+    for _ in range(draw(st.integers(0, 5))):
+        now += draw(st.one_of(st.sampled_from([0.0, 1e-10, 0.5]), st.floats(0.0, 100.0)))
+        cost = draw(costs(config))
+        out = apply(config, state, now, Admit(cost, draw(st.sampled_from([0.0, math.inf]))))
+        if draw(st.booleans()):
+            apply(config, state, now, Sync(draw(_odd_tokens(config.capacity)), None, None, None))
+        elif out.ok and draw(st.booleans()):
+            apply(config, state, now, Settle(out.booking_id, 0.0, cost, cost / 2, out.spent))
+    now += draw(st.one_of(st.sampled_from([0.0, 1e-10]), clock_steps(), st.floats(0.0, 100.0)))
+    return config, state, now, draw(costs(config))
+
+
+@given(booked())
+def test_book_is_apply_of_an_admission_that_always_goes(case):
+    config, state, now, cost = case
+    fast, ref = _copy(state), _copy(state)
+    out = apply(config, ref, now, Admit(cost, math.inf))
+    assert book(config, fast, now, cost) == (out.delay, out.booking_id, out.spent, out.tokens)
+    assert fast.to_dict() == ref.to_dict()
+
+
+@given(configs(steps=True, in_flight=True), st.data())
+def test_quiet_booking_is_what_reserve_books(config, data):
+    clock = ManualClock(data.draw(clock_origins()))
+    fast, ref = _bucket(config, clock), _bucket(config, clock)
+    for _ in range(data.draw(st.integers(1, 6))):
+        cost = data.draw(costs(config))
+        clock.advance(data.draw(st.sampled_from([0.0, 1e-10, 0.5, 30.0])))
+        state = fast._quiet_booking(cost)
+        theirs = ref.reserve(cost)
+        assert state is not None
+        assert attrs.asdict(state) == attrs.asdict(theirs._state)
+        assert fast.snapshot() == ref.snapshot()
+        if data.draw(st.booleans()):
+            actual = data.draw(st.sampled_from([0.0, cost, cost / 3]))
+            Reservation(fast, state).settle(actual)
+            theirs.settle(actual)
+
+
+def test_quiet_booking_declines_what_needs_reserve(caplog):
+    from tokenbudget import BucketConfig, Rate
+
+    config = BucketConfig(100, Rate.per_second(1), in_flight=60.0)
+    clock = ManualClock(1000.0)
+    heard = _bucket(config, clock, [])
+    assert heard._quiet_booking(1.0) is None
+    quiet = _bucket(config, clock)
+    before = quiet.snapshot()
+    for cost in (1, 0.0, -1.0, math.nan, math.inf, 101.0):
+        assert quiet._quiet_booking(cost) is None
+    with caplog.at_level(logging.DEBUG, logger="tokenbudget"):
+        assert quiet._quiet_booking(1.0) is None
+    assert quiet.snapshot() == before

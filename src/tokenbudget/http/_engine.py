@@ -347,7 +347,10 @@ class SyncEngine(_Engine):
     def _book(self, booking: Booking[Reservation]) -> None:
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
-                booking.reservations[name] = bucket.reserve(cost)
+                state = bucket._quiet_booking(cost)  # noqa: SLF001 -- reserve, in one memory call
+                booking.reservations[name] = (
+                    bucket.reserve(cost) if state is None else Reservation(bucket, state)
+                )
             except CostExceedsCapacity as exc:
                 self._undo(booking)
                 raise self.core.too_large(name, exc) from None
@@ -580,7 +583,10 @@ class AsyncEngine(_Engine):
     async def _book(self, booking: Booking[AsyncReservation]) -> None:
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
-                booking.reservations[name] = await bucket.reserve(cost)
+                state = bucket._quiet_booking(cost)  # noqa: SLF001 -- reserve, in one memory call
+                booking.reservations[name] = (
+                    await bucket.reserve(cost) if state is None else AsyncReservation(bucket, state)
+                )
             except CostExceedsCapacity as exc:
                 await self._undo(booking)
                 raise self.core.too_large(name, exc) from None

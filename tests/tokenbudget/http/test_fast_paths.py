@@ -230,13 +230,16 @@ def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
 def _general(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the transport take its general path only.
 
-    No fused settle-and-sync, every answer read into its report and followed by it.
+    Bookings by ``reserve``, no fused settle-and-sync, every answer read into its
+    report and followed by it.
     """
+    from tokenbudget._bucket import _Shell
     from tokenbudget.http import _engine
     from tokenbudget.http._transport import TransportCore
 
     monkeypatch.setattr(_engine, "_settle_sync_together", lambda booking, follow, buckets: follow)
     monkeypatch.setattr(TransportCore, "follow_usual", lambda self, booking, usual, now: None)
+    monkeypatch.setattr(_Shell, "_quiet_booking", lambda self, cost: None)
 
 
 @given(st.lists(_answers(), min_size=1, max_size=8), st.data())
