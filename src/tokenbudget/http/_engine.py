@@ -37,6 +37,8 @@ _STREAM_CAP: Final = 8 * 1024 * 1024
 #: Answers read whole before they are returned, to follow their body: JSON up to this size.
 _READ_CAP: Final = 16 * 1024 * 1024
 _DEFAULT_CLOCK: Final = MonotonicClock()
+#: What a request goes out alone on when it goes out among the others (see ``_enter``).
+_ALONE_ON_NOTHING: Final[frozenset[str]] = frozenset()
 
 
 def _sync(bucket: TokenBucket, call: SyncCall) -> None:
@@ -329,8 +331,8 @@ class SyncEngine(_Engine):
         Returns the limits this request goes out alone on (see ``TransportCore.to_probe``).
         """
         core = self.core
-        if not core.to_probe(costs, self._now()):
-            return frozenset()
+        if core.steady(costs) or not core.to_probe(costs, self._now()):
+            return _ALONE_ON_NOTHING
         with self._gate:
             while (names := core.to_probe(costs, self._now())) & self._probing:
                 self._gate.wait()
@@ -344,19 +346,23 @@ class SyncEngine(_Engine):
                 self._probing -= names
                 self._gate.notify_all()
 
-    def _book(self, booking: Booking[Reservation]) -> None:
+    def _book(self, booking: Booking[Reservation]) -> float:
+        """Book each cost of *booking* on its bucket; the latest booking's delay (``delay``)."""
+        delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
                 state = bucket._quiet_booking(cost)  # noqa: SLF001 -- reserve, in one memory call
-                booking.reservations[name] = (
-                    bucket.reserve(cost) if state is None else Reservation(bucket, state)
-                )
+                reservation = bucket.reserve(cost) if state is None else Reservation(bucket, state)
+                booking.reservations[name] = reservation
+                if reservation.delay > delay:
+                    delay = reservation.delay
             except CostExceedsCapacity as exc:
                 self._undo(booking)
                 raise self.core.too_large(name, exc) from None
             except BaseException:
                 self._undo(booking)
                 raise
+        return delay
 
     @staticmethod
     def _undo(booking: Booking[Reservation]) -> None:
@@ -382,7 +388,7 @@ class SyncEngine(_Engine):
         for booking, follow in self.core.due(self._now() if now is None else now):
             self._apply(booking, follow)
 
-    def handle(self, request: Any) -> Any:
+    def handle(self, request: Any) -> Any:  # noqa: C901 -- the retry loop and its shortcuts
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
         core = self.core
         url = str(request.url)
@@ -398,12 +404,11 @@ class SyncEngine(_Engine):
             booking: Booking[Reservation] = Booking(costs)
             try:
                 try:
-                    self._book(booking)
+                    delay = self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
                         return _refusal(self.module, request, exc)
                     raise
-                delay = booking.delay
                 if delay > 0:
                     try:
                         self._clock(booking).sleep(delay)
@@ -415,6 +420,8 @@ class SyncEngine(_Engine):
                 answered = True
             finally:
                 self._leave(probe, answered=answered)
+            if report.kind is None:
+                return response  # core.decide: return it, unmarked
             if report.kind == "wait":  # whoever books next waits the server's time
                 self._apply(booking, Follow(syncs=core.hold(booking, report)))
             decision = core.decide(report, attempt, response.status_code)
@@ -563,8 +570,8 @@ class AsyncEngine(_Engine):
 
     async def _enter(self, costs: dict[str, float]) -> frozenset[str]:
         core = self.core
-        if not core.to_probe(costs, self._now()):
-            return frozenset()
+        if core.steady(costs) or not core.to_probe(costs, self._now()):
+            return _ALONE_ON_NOTHING
         gate = self._condition()
         async with gate:
             while (names := core.to_probe(costs, self._now())) & self._probing:
@@ -580,19 +587,25 @@ class AsyncEngine(_Engine):
                 self._probing -= names
                 gate.notify_all()
 
-    async def _book(self, booking: Booking[AsyncReservation]) -> None:
+    async def _book(self, booking: Booking[AsyncReservation]) -> float:
+        """Like :meth:`SyncEngine._book`."""
+        delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
                 state = bucket._quiet_booking(cost)  # noqa: SLF001 -- reserve, in one memory call
-                booking.reservations[name] = (
+                reservation = (
                     await bucket.reserve(cost) if state is None else AsyncReservation(bucket, state)
                 )
+                booking.reservations[name] = reservation
+                if reservation._state.delay > delay:  # noqa: SLF001 -- its delay
+                    delay = reservation._state.delay  # noqa: SLF001
             except CostExceedsCapacity as exc:
                 await self._undo(booking)
                 raise self.core.too_large(name, exc) from None
             except BaseException:
                 await self._undo(booking)
                 raise
+        return delay
 
     @staticmethod
     async def _undo(booking: Booking[AsyncReservation]) -> None:
@@ -620,7 +633,7 @@ class AsyncEngine(_Engine):
         for booking, follow in self.core.due(self._now() if now is None else now):
             await self._apply(booking, follow)
 
-    async def handle(self, request: Any) -> Any:
+    async def handle(self, request: Any) -> Any:  # noqa: C901 -- like SyncEngine.handle
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
         url = str(request.url)
@@ -637,12 +650,11 @@ class AsyncEngine(_Engine):
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
                 try:
-                    await self._book(booking)
+                    delay = await self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
                         return _refusal(self.module, request, exc)
                     raise
-                delay = booking.delay
                 if delay > 0:
                     try:
                         await self._clock(booking).asleep(delay)
@@ -654,6 +666,8 @@ class AsyncEngine(_Engine):
                 answered = True
             finally:
                 await self._leave(probe, answered=answered)
+            if report.kind is None:
+                return response  # core.decide: return it, unmarked
             if report.kind == "wait":  # whoever books next waits the server's time
                 async with self._lock():
                     await self._apply(booking, Follow(syncs=core.hold(booking, report)))

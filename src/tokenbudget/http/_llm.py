@@ -64,7 +64,7 @@ def _text_tokens(text: str) -> int:
     return math.ceil(ascii_count / 4) + (len(text) - ascii_count)
 
 
-def _walk(value: object, depth: int = 0) -> int:  # noqa: PLR0911 -- one return per JSON type
+def _walk(value: object, depth: int = 0) -> int:  # noqa: C901, PLR0911 -- one return per JSON type
     if depth > _MAX_DEPTH:
         return MEDIA_TOKENS
     kind = type(value)
@@ -80,18 +80,39 @@ def _walk(value: object, depth: int = 0) -> int:  # noqa: PLR0911 -- one return 
         if type(media) is str and media in _MEDIA_TYPES:
             return MEDIA_TOKENS
         total = 0
+        leaves = depth < _MAX_DEPTH  # a str item is walked inline (its _walk at depth + 1)
         for key, item in mapping.items():
             total += (
                 -(-len(key) // 4) if type(key) is str and key.isascii() else _text_tokens(str(key))
             )
-            total += _walk(item, depth + 1)
+            if leaves and type(item) is str:
+                total += (
+                    _leaf_tokens(item)
+                    if item.startswith("data:") or not item.isascii()
+                    else -(-len(item) // 4)
+                )
+            else:
+                total += _walk(item, depth + 1)
         return total
     if kind is list:
         total = 0
+        leaves = depth < _MAX_DEPTH
         for item in value:  # type: ignore[attr-defined]
-            total += _walk(item, depth + 1)
+            if leaves and type(item) is str:
+                total += (
+                    _leaf_tokens(item)
+                    if item.startswith("data:") or not item.isascii()
+                    else -(-len(item) // 4)
+                )
+            else:
+                total += _walk(item, depth + 1)
         return total
     return _walk_other(value, depth)
+
+
+def _leaf_tokens(text: str) -> int:
+    """:func:`_walk` of a str within the depth limit: a media URL, or its text's tokens."""
+    return MEDIA_TOKENS if text.startswith("data:") else _text_tokens(text)
 
 
 def _walk_other(value: object, depth: int) -> int:  # noqa: PLR0911 -- one return per JSON type
@@ -128,7 +149,14 @@ def prompt_tokens(body: object) -> int:
     for key, value in body.items():
         if key in {"max_tokens", "max_completion_tokens", "max_output_tokens", "n"}:
             continue
-        total += _walk(value, 1)
+        if type(value) is str:  # _walk(value, 1) of a str, inline
+            total += (
+                _leaf_tokens(value)
+                if value.startswith("data:") or not value.isascii()
+                else -(-len(value) // 4)
+            )
+        else:
+            total += _walk(value, 1)
     messages = body.get("messages")
     count = len(messages) if type(messages) is list or isinstance(messages, Sequence) else 0
     return total + PER_MESSAGE * count + REPLY_PRIMING
@@ -140,7 +168,10 @@ def max_output_tokens(body: object, default: int) -> int:
         return default
     out = None
     for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = finite(body.get(key))
+        raw = body.get(key)
+        if raw is None:
+            continue  # finite(None) is None: no call
+        value = finite(raw)
         if value is not None and value >= 0:
             out = math.ceil(value)
             break

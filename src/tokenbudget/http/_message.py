@@ -21,7 +21,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final, TypeAlias
 
 
@@ -213,12 +213,25 @@ HeadersLike: TypeAlias = (
 )
 
 
+#: json.loads' own steps for a text without leading whitespace: the C scanner, then
+#: nothing but whitespace may follow (``JSONDecoder.decode`` and ``raw_decode``).
+_scan_once: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_whitespace: Callable[[str, int], re.Match[str]] = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]
+
+
 def _decode_json(body: bytes | str) -> object | None:
     try:
         if type(body) is bytes and body[:1] == b"{" and body[1:2] != b"\x00":
             # What json.loads does for bytes it detects as UTF-8 (no BOM, no NUL
-            # second byte), without the detection's Python-level calls.
-            body = body.decode("utf-8", "surrogatepass")
+            # second byte), without the detection's and the decoder's Python-level calls.
+            text = body.decode("utf-8", "surrogatepass")
+            try:
+                found, end = _scan_once(text, 0)
+            except StopIteration:
+                return None
+            if end != len(text) and _whitespace(text, end).end() != len(text):
+                return None  # extra data
+            return found
         decoded: object = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, bad UTF-8, too deep, huge ints
         return None

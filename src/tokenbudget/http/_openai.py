@@ -258,11 +258,28 @@ class OpenAIDialect:
                 or len(raw_limit) != 1
                 or len(raw_remaining) != 1
                 or len(raw_reset) != 1
-                or (limit := decimal(raw_limit[0])) is None
-                or (remaining := decimal(raw_remaining[0])) is None
                 or (reset := _cached_duration(raw_reset[0])) is None
             ):
                 return None
+            # decimal(), its usual case (whole digits) inline
+            text = raw_limit[0]
+            read = (
+                float(text)
+                if len(text) <= 20 and text.isdigit() and text.isascii()
+                else decimal(text)
+            )
+            if read is None:
+                return None
+            limit = read
+            text = raw_remaining[0]
+            read = (
+                float(text)
+                if len(text) <= 20 and text.isdigit() and text.isascii()
+                else decimal(text)
+            )
+            if read is None:
+                return None
+            remaining = read
             unit = "requests" if limit_name == "requests" else "tokens"
             limits.append((limit_name, limit, remaining, reset, window, unit))
         return tuple(limits)

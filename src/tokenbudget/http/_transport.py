@@ -368,6 +368,8 @@ class TransportCore(Generic[B]):
         self._synced_at: dict[str, float] = {}
         #: Answers followed so far.
         self._answers = 0
+        #: The limits :meth:`to_probe` never names once an answer came (None: to be read again).
+        self._steady: frozenset[str] | None = None
         #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
         self._deferred: list[tuple[float, Booking[Any], tuple[tuple[str, float], ...]]] = []
         shared = (backend is not None and type(backend) is not MemoryBackend) or any(
@@ -427,6 +429,28 @@ class TransportCore(Generic[B]):
                 self.unreported |= {name for name in names if name not in self.buckets}
                 for name in names:  # a fixed window is not probed again before it passes
                     self._synced_at.setdefault(name, now)
+                self._steady = None
+
+    def steady(self, costs: Mapping[str, float]) -> bool:
+        """Whether :meth:`to_probe` of *costs* is empty at any time, known without reading it.
+
+        True once an answer came when every limit *costs* names has a continuously
+        refilled bucket or went unreported (or when the user gave the buckets); False
+        says nothing: ask :meth:`to_probe`.
+        """
+        if not self.own_buckets:
+            return True
+        steady = self._steady
+        if steady is None:
+            with self._lock:
+                steady = self._steady = frozenset(
+                    [
+                        name
+                        for name, bucket in self.buckets.items()
+                        if bucket.config.refill_step is None
+                    ]
+                ) | frozenset(self.unreported)
+        return self._answers > 0 and costs.keys() <= steady
 
     def costs(
         self, request: object, method: str, url: str, headers: HeadersLike, body: object
@@ -540,6 +564,7 @@ class TransportCore(Generic[B]):
                 key=f"{self.key}:{name}",
             )
             created.append(name)
+            self._steady = None
         return created
 
     def follow(

@@ -215,3 +215,14 @@ def test_the_estimate_of_nesting_past_the_depth_limit_counts_it_as_media():
         deep = [{"k": deep}]
     assert prompt_tokens(deep) == prompt_tokens(_generic(deep))
     assert prompt_tokens(deep) >= MEDIA_TOKENS
+
+
+@pytest.mark.parametrize("levels", range(60, 68))
+@pytest.mark.parametrize("leaf", ["abcdefghij", "\u6f22\u5b57 ok", "data:image/png;base64,AA"])
+def test_strings_on_either_side_of_the_depth_limit(levels: int, leaf: str) -> None:
+    """A str item walked inline counts as its own walk would, at and past the depth limit."""
+    nested: object = leaf
+    for i in range(levels):
+        nested = [nested, leaf] if i % 2 else {"k": nested, "s": leaf}
+    assert prompt_tokens(nested) == prompt_tokens(_generic(nested))
+    assert prompt_tokens({"messages": nested}) == prompt_tokens(_generic({"messages": nested}))

@@ -34,6 +34,12 @@ def _loads(body: bytes) -> object:
         b"\xef\xbb\xbf{}",  # a UTF-8 BOM
         b"{",
         b"{}",
+        b"{} \n\t",  # whitespace after: as json.loads
+        b"{}x",  # extra data
+        b"{} {}",
+        b'{"a": [1, 2.5e3, null, true], "b": {"c": "\\u00e9"}}',
+        b'{"a": NaN, "b": Infinity}',
+        b"{" * 100_000 + b"}" * 100_000,  # too deep
         b"[1, 2]",
     ],
 )
@@ -363,3 +369,35 @@ def test_async_transport_fast_path_decides_as_the_general_path(
         _general(monkeypatch)
         general = asyncio.run(_run_async(answers, delays))
     assert fast == general
+
+
+def test_steady_costs_need_no_probe() -> None:
+    """TransportCore.steady: True only where to_probe is empty whatever the time."""
+    from tokenbudget import ManualClock, TokenBucket
+    from tokenbudget.http._transport import Booking, TransportCore
+
+    core: TransportCore[TokenBucket] = TransportCore(
+        "openai", bucket_type=TokenBucket, clock=ManualClock()
+    )
+    costs = {"requests": 1.0, "tokens": 50.0}
+    assert not core.steady(costs)  # no answer yet: the first request goes out alone
+    assert core.to_probe(costs, 0.0)
+    report = QuotaReport(
+        limits={
+            "requests": Limit(60.0, 59.0, 1.0, window=60.0),
+            "tokens": Limit(1000.0, 900.0, 6.0, window=60.0, unit="tokens"),
+            "daily": Limit(10.0, 9.0, 86400.0, window=86400.0, step=86400.0),
+        }
+    )
+    booking: Booking[Any] = Booking(costs)
+    core.sent(booking)
+    core.follow(booking, report)
+    assert core.steady(costs)
+    assert not core.steady({**costs, "other": 1.0})  # no bucket, not known as unreported
+    assert not core.steady({**costs, "daily": 1.0})  # a fixed window: probed when it passes
+    for now in (0.0, 1.0, 1e6):
+        assert not core.to_probe(costs, now)
+        assert core.to_probe({**costs, "daily": 1.0}, now + 86400.0)
+    core.probed(frozenset({"other"}), answered=True, now=0.0)  # an answer without it
+    assert core.steady({**costs, "other": 1.0})
+    assert not core.to_probe({**costs, "other": 1.0}, 5.0)
