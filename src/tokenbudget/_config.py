@@ -253,7 +253,10 @@ class BucketConfig:
             the server has not counted them yet. Set it to the longest time a
             request may take (Keepa: the client's request timeout) when several
             processes share one account. Every admission is then recorded until
-            its window ends, so keep it off for plain rate limiting.
+            its window ends, so keep it off for plain rate limiting. A clock
+            reading earlier than the bucket's latest by at most this window is
+            taken as one that raced another process's (the origin stays), not
+            as the clock stepping back (see the semantics page).
 
     .. versionchanged:: 0.1.0
        The *in_flight* window.

@@ -234,7 +234,7 @@ def new_state(config: BucketConfig, tokens: float, now: float) -> BucketState:
 REANCHOR: Final = 2.0**19
 
 
-def clock_in(state: BucketState, now: float) -> float:
+def clock_in(state: BucketState, now: float, window: float = 0.0) -> float:
     """The offset of the clock reading *now* (absolute) in *state*; the state's times follow it.
 
     Times are kept as offsets from the bucket's own origin, so the rules work
@@ -254,11 +254,22 @@ def clock_in(state: BucketState, now: float) -> float:
 
     The bookings made so far are remembered (``stepped_id``): the absolute
     times their reservations hold no longer map to their offsets.
+
+    A reading earlier than the latest by at most *window* seconds (the
+    bucket's ``in_flight``) is one that raced another: processes sharing a
+    bucket through a backend that takes their clock's reading (an injected
+    clock) read it before their operation reaches the backend, so a reading
+    taken first may arrive last. It too counts as no time elapsed, but the
+    origin stays: moved back, it would count the time between the two
+    readings once more at the next one, and the state would run ahead of the
+    clock by every race (a refill step added before the server's). A real
+    step back that short only keeps the refill waiting for that long.
     """
     t = now - state.origin
-    if t < state.seen:  # the clock stepped back: no time elapsed
-        state.origin = now - state.seen
-        state.stepped_id = state.next_id
+    if t < state.seen:  # the clock stepped back, or the reading raced another: no time elapsed
+        if state.seen - t > window:  # a step back: the origin follows the clock
+            state.origin = now - state.seen
+            state.stepped_id = state.next_id
         t = state.seen
     elif t > REANCHOR:
         _reanchor(state, t)
@@ -295,9 +306,12 @@ def _reanchor(state: BucketState, t: float) -> None:
     state.flight = [(f[0], f[1] - shift, f[2]) for f in state.flight]
 
 
-def stepped_back(state: BucketState, now: float) -> bool:
-    """Whether the clock reads *now* (absolute) earlier than the state's latest reading."""
-    return now - state.origin < state.seen
+def stepped_back(state: BucketState, now: float, window: float = 0.0) -> bool:
+    """Whether *now* (absolute) moves the origin back: before the latest reading by > *window*.
+
+    See ``clock_in`` (*window*: the bucket's ``in_flight``).
+    """
+    return state.seen - (now - state.origin) > window
 
 
 def reading(state: BucketState, now: float) -> float:
@@ -1387,7 +1401,7 @@ def apply(config: BucketConfig, state: BucketState, now: float, request: Request
     if state.seen <= t <= REANCHOR:  # clock_in's usual case, inlined: the clock went forward
         state.seen = t
     else:
-        t = clock_in(state, now)
+        t = clock_in(state, now, config.in_flight)
     if type(request) is Admit:
         out = admit(config, state, t, request)
     elif type(request) is Cancel:
@@ -1416,7 +1430,8 @@ def observe(config: BucketConfig, state: BucketState, now: float) -> Observation
     that follow see time pass again.
     """
     clock = now
-    now = clock_in(state, now) if stepped_back(state, now) else reading(state, now)
+    window = config.in_flight
+    now = clock_in(state, now, window) if stepped_back(state, now, window) else reading(state, now)
     tail = state.time
     if now >= tail:
         b = min(config.capacity, state.tokens + refill_between(config, state, tail, now))

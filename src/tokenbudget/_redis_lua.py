@@ -472,8 +472,10 @@ end
 local function clock_in(state)  -- mirrors _core.clock_in: the offset of now
   local t = now - state.origin
   if t < state.seen then
-    state.origin = now - state.seen
-    state.stepped_id = state.next_id
+    if state.seen - t > IN_FLIGHT then  -- a step back (else a reading that raced another)
+      state.origin = now - state.seen
+      state.stepped_id = state.next_id
+    end
     t = state.seen
   elseif t > REANCHOR then
     reanchor(state, t)
@@ -1020,7 +1022,7 @@ end
 
 local state, created = load()
 if op == 'observe' then
-  local stepped = now - state.origin < state.seen  -- mirrors _core.observe
+  local stepped = state.seen - (now - state.origin) > IN_FLIGHT  -- mirrors _core.observe
   if stepped then now = clock_in(state) else now = reading(state) end
   local result = observe(state)
   if created or stepped or found == 'text' then save(state) end

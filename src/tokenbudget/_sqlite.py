@@ -219,7 +219,7 @@ class SQLiteBackend:
                 row = conn.execute(_SELECT, (key,)).fetchone()
                 if row is not None:
                     state, now = _loads(row[0]), self._clock.now()
-                    if not _core.stepped_back(state, now):  # (else the state is stored moved)
+                    if not _core.stepped_back(state, now, config.in_flight):  # (else stored moved)
                         return _core.observe(config, state, now)
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -259,6 +259,47 @@ def test_a_clock_stepping_back_neither_freezes_nor_over_admits(make_backend):
     assert bucket.snapshot().tokens == pytest.approx(1.0)
 
 
+def test_a_reading_that_raced_another_moves_no_refill_step_earlier(make_backend):
+    """A reading earlier than the latest by less than ``in_flight`` raced another: no step back.
+
+    Processes sharing a bucket through a backend that takes their clock's reading (a
+    test's fast clock on Redis) read it before their operation reaches the backend: one
+    reads 59.0 s, another 59.5 s and is applied first. Taken as the clock stepping back,
+    the origin moved back 0.5 s, the next reading (59.6 s) counted as 60.1 s, and the
+    refill step of 60 s came before the server's: a Keepa client's request met a 429.
+    """
+    config = BucketConfig(
+        10,
+        Rate.per_minute(1),
+        burst_threshold=1,
+        min_threshold=1,
+        deficit=DeficitRule.while_positive(10),
+        refill_step=60,
+        in_flight=30,
+    )
+    bucket, clock = _bucket(make_backend, config, 0)
+    bucket.snapshot()  # the bucket exists: its refill steps come every 60 s from now
+    clock.advance(59.5)
+    assert bucket.try_acquire(1) is False
+    _step(clock, -0.5)  # the reading of a process that read the clock first
+    assert bucket.try_acquire(1) is False
+    clock.advance(0.6)
+    assert bucket.try_acquire(1) is False  # 59.6 s: the step has not come
+    clock.advance(0.4)
+    assert bucket.try_acquire(1)  # 60 s
+
+
+def test_a_clock_stepping_back_beyond_in_flight_still_neither_freezes(make_backend):
+    """A step back longer than ``in_flight`` is the clock's own: the state follows it."""
+    config = BucketConfig(10, Rate.per_second(1), in_flight=30)
+    bucket, clock = _bucket(make_backend, config, 10)
+    assert bucket.try_acquire(1)
+    _step(clock, -3600)
+    assert bucket.snapshot().tokens == pytest.approx(9.0)
+    clock.advance(1.0)
+    assert bucket.snapshot().tokens == pytest.approx(10.0)
+
+
 def test_a_clock_stepping_back_keeps_the_waits_of_pending_bookings(make_backend):
     """Defect 1: a booking due in 5 s is still due in 5 s after the clock steps back an hour."""
     config = BucketConfig(10, Rate.per_second(1))

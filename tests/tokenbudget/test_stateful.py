@@ -494,6 +494,8 @@ class BucketMachine(RuleBasedStateMachine):
         #: The clock's reading the bucket took in last, and the virtual time then.
         self.seen_clock = 0.0
         self.seen_virtual = 0.0
+        #: The state's origin and latest offset after the last operation (see ``took``).
+        self.core_clock = (0.0, 0.0)
 
     @initialize(data=st.data(), config=configs(steps=True, in_flight=True), origin=clock_origins())
     def start(self, data, config, origin):
@@ -504,6 +506,7 @@ class BucketMachine(RuleBasedStateMachine):
         self.bucket = TokenBucket(config, clock=self.clock, tokens=tokens)
         self.seen_clock = self.seen_virtual = origin
         self.clock.reads.clear()
+        self.core_clock = self.state_clock()
         self.model = Model.of(config, tokens, origin)
         self.model.peek = self.peek
 
@@ -523,14 +526,32 @@ class BucketMachine(RuleBasedStateMachine):
 
     def took(self, *, stored: bool = True) -> None:
         """The bucket read the clock: an operation keeps its reading (a read only an
-        earlier one, as the state then follows the clock back)."""
+        earlier one, as the state then follows the clock back).
+
+        A reading earlier than the latest by at most ``in_flight`` is one that raced
+        another (``tokenbudget._core.clock_in``): no time elapsed, and the latest reading stays
+        the state's. Whether it is, is decided as the core decides it, from the
+        state's origin and latest offset before the operation (the same doubles).
+        """
+        origin, seen = self.core_clock
         for reading in self.clock.reads:
+            # (_core.stepped_back's and clock_in's test, on the same doubles)
+            if reading < self.seen_clock and not seen - (reading - origin) > self.config.in_flight:
+                continue  # raced: no time elapsed, the latest reading stays
             if stored or reading < self.seen_clock:
                 self.seen_virtual = self.virtual_at(reading)
                 self.seen_clock = reading
         self.clock.reads.clear()
+        self.core_clock = self.state_clock()
         if hasattr(self, "model"):
             self.model.clock = max(abs(self.seen_clock), abs(self.clock._now))
+
+    def state_clock(self) -> tuple[float, float]:
+        """The state's origin and latest reading (its offset), or zeros before the bucket."""
+        if not hasattr(self, "bucket"):
+            return 0.0, 0.0
+        state = self.bucket._backend._states[self.bucket.key]  # type: ignore[attr-defined]
+        return state.origin, state.seen
 
     @property
     def now(self) -> float:
