@@ -53,7 +53,7 @@ async def _async_sync(bucket: AsyncTokenBucket, call: SyncCall) -> None:
     bucket._synced(req, await bucket._apply(req))  # noqa: SLF001
 
 
-def _settle_sync_together(
+def _settle_sync_together(  # noqa: C901 -- the usual pairing first, then the general one
     booking: Booking[Any], follow: Follow, buckets: Mapping[str, Any]
 ) -> Follow:
     """Apply each settle with its bucket's sync as one memory transition where it can.
@@ -69,6 +69,24 @@ def _settle_sync_together(
     if not settles or not syncs:
         return follow
     reservations = booking.reservations
+    if len(settles) == len(syncs):  # the usual answer: the same limits in the same order
+        for (name, cost), call in zip(settles, syncs, strict=True):
+            if (
+                call[0] != name
+                or call[3] is not None
+                or buckets[name]._quiet_settle_sync(  # noqa: SLF001 -- the transport's own
+                    reservations[name]._state,  # noqa: SLF001
+                    cost,
+                    call[1],
+                    call[2],
+                    call[4],
+                )
+                is None
+            ):
+                break  # this one and those after it: the general pairing below
+            settles, syncs = settles[1:], syncs[1:]
+        if not settles:
+            return _NOTHING
     left_settles: list[tuple[str, float]] = []
     left_syncs = list(syncs)
     for name, cost in settles:
@@ -503,7 +521,9 @@ class SyncEngine(_Engine):
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            self._apply(booking, follow)
+            rest = _settle_sync_together(booking, follow, core.buckets)
+            if rest is not _NOTHING:
+                self._apply(booking, rest)
         return True
 
     def _wake_settler(self) -> None:
@@ -751,7 +771,9 @@ class AsyncEngine(_Engine):
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            await self._apply(booking, follow)
+            rest = _settle_sync_together(booking, follow, core.buckets)
+            if rest is not _NOTHING:
+                await self._apply(booking, rest)
         return True
 
     def _settle_later(self) -> None:

@@ -224,6 +224,8 @@ class Follow(NamedTuple):
 
 
 _NOTHING: Final = Follow()
+#: Builds a named tuple from all its fields without the frame of its generated ``__new__``.
+_new_tuple = tuple.__new__
 
 
 @attrs.frozen
@@ -643,16 +645,19 @@ class TransportCore(Generic[B]):
                         if figure[0] not in buckets:
                             return None
                 self.limits = _UsualLimits(figures)
-            costs = booking.costs
-            if true_cost:
-                charged = {name: true_cost.get(name, cost) for name, cost in costs.items()}
-            else:
-                charged = dict(costs)
+            # _charged(): the true cost where the answer reports it, else the booking
+            charged = dict(booking.costs)
+            for name, cost in true_cost.items():
+                if name in charged:
+                    charged[name] = cost
             booking.charged = charged
             booking.answered = self._answers
             self._answers += 1
             self._outstanding.pop(booking.seq, None)
-            settles = tuple([(name, charged[name]) for name in booking.reservations])
+            settled = []  # loops rather than comprehensions: no frame of their own
+            for name in booking.reservations:
+                settled.append((name, charged[name]))  # noqa: PERF401 -- no frame
+            settles = tuple(settled)
             booking.done = True
             if booking.seq < self._synced:
                 booking.before = ()
@@ -662,7 +667,7 @@ class TransportCore(Generic[B]):
             booking.before = ()
             if not figures:
                 return Follow(settles)
-            return Follow(settles, self._usual_syncs(figures, late, as_of, now))
+            return _new_tuple(Follow, (settles, self._usual_syncs(figures, late, as_of, now)))
 
     def _usual_syncs(
         self,
@@ -679,7 +684,7 @@ class TransportCore(Generic[B]):
             if bucket is None:
                 continue
             # slower_than_continuous(limit), on the figures
-            if bucket.config.refill_step is not None or (
+            if bucket._config.refill_step is not None or (  # noqa: SLF001 -- its config
                 limit > 0 and reset > max(limit - remaining, 0.0) / (limit / window) + RESET_SLACK
             ):
                 refill_in: float | None = reset
@@ -688,7 +693,8 @@ class TransportCore(Generic[B]):
             tokens = remaining
             if late:
                 tokens -= sum(other.spent(name) for other in late)
-            syncs.append(SyncCall(name, tokens, refill_in, None, as_of))
+            # SyncCall(name, tokens, refill_in, None, as_of), without its __new__'s frame
+            syncs.append(_new_tuple(SyncCall, (name, tokens, refill_in, None, as_of)))
             self._synced_at[name] = now
         return tuple(syncs)
 
@@ -719,7 +725,8 @@ class TransportCore(Generic[B]):
                 tokens -= sum(other.spent(name) for other in late)
             if counted:
                 tokens += sum(other.spent(name) for other in counted if name in other.reservations)
-            syncs.append(SyncCall(name, tokens, refill_in, None, as_of))
+            # SyncCall(name, tokens, refill_in, None, as_of), without its __new__'s frame
+            syncs.append(_new_tuple(SyncCall, (name, tokens, refill_in, None, as_of)))
             self._synced_at[name] = now
         return tuple(syncs)
 
