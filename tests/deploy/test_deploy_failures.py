@@ -121,7 +121,7 @@ def assert_exactly_the_covered_deals(postgres_url, emulator, first_minute):
 #: The Keepa client's request timeout in the killed-worker test (seconds; the default is 30).
 #: The killed worker's booking may hold the next worker's first request into debt for three
 #: of them: a shorter timeout keeps the test short, the emulator answers in milliseconds.
-TIMEOUT = 8
+TIMEOUT = 5
 
 
 @pytest.mark.heavy
