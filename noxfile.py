@@ -97,7 +97,8 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
 
     Two phases: every test but the ``heavy`` ones in parallel worker processes
-    (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: one a CPU), then the
+    (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: two a CPU, since many
+    tests wait on sockets, subprocesses and clocks more than they compute), then the
     ``heavy`` ones on their own (Celery workers, days on several processes,
     kills: they start processes of their own and run on the wall clock, using
     about one CPU). Those run in two workers, a test file to a worker
@@ -106,18 +107,18 @@ def tests(session: nox.Session) -> None:
     the other takes the rest, so that the phase takes the days' time, not the
     sum of all (about four minutes alone, one CPU idle). Those and the hard
     search of the ``ci`` profile run once, on the default Python; the other
-    Pythons run every other test with the default profile. Arguments after
+    Pythons run every other test with the lighter ``compat`` profile. Arguments after
     ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
     """
     session.install("-e", ".[redis,keepa,plot,postgres,celery,httpx,httpx2]", *_group("tests"))
     env: dict[str, str] = {}
     if session.python != DEFAULT_PYTHON:
         env["TOKENBUDGET_SKIP_HEAVY"] = "1"
-        env["HYPOTHESIS_PROFILE"] = os.environ.get("HYPOTHESIS_PROFILE", "default")
+        env["HYPOTHESIS_PROFILE"] = os.environ.get("HYPOTHESIS_PROFILE", "compat")
     if session.posargs:
         session.run("pytest", *session.posargs, env=env)
         return
-    workers = os.environ.get("TOKENBUDGET_TEST_WORKERS", "auto")
+    workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
         heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile", HEAVY_FIRST, "tests"]

@@ -17,6 +17,8 @@ settings.register_profile(
     print_blob=True,
 )
 settings.register_profile("dev", max_examples=20, deadline=None)
+#: The other Pythons in nox: the same tests, a lighter search (the hard one, ``ci``, runs once).
+settings.register_profile("compat", max_examples=20, deadline=None)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
 )
