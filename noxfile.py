@@ -88,10 +88,6 @@ def _group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
-#: The heavy phase's longest file (two simulated days, about two minutes): handed out first.
-HEAVY_FIRST = "tests/tokenbudget_keepa/test_shared_account_day.py"
-
-
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
@@ -99,13 +95,10 @@ def tests(session: nox.Session) -> None:
     Two phases: every test but the ``heavy`` ones in parallel worker processes
     (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: two a CPU, since many
     tests wait on sockets, subprocesses and clocks more than they compute), then the
-    ``heavy`` ones on their own (Celery workers, days on several processes,
-    kills: they start processes of their own and run on the wall clock, using
-    about one CPU). Those run in two workers, a test file to a worker
-    (``--dist loadfile``), the shared-account days' file handed out first: its
-    two days (about two minutes) run one after the other on one worker while
-    the other takes the rest, so that the phase takes the days' time, not the
-    sum of all (about four minutes alone, one CPU idle). Those and the hard
+    ``heavy`` ones alone (Celery workers, days on several processes, kills: they
+    start processes of their own and run on the wall clock with time budgets;
+    run in two workers, a loaded machine ended a deployment test's run before
+    its first answer). Those and the hard
     search of the ``ci`` profile run once, on the default Python; the other
     Pythons run every other test with the lighter ``compat`` profile. Arguments after
     ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
@@ -121,8 +114,7 @@ def tests(session: nox.Session) -> None:
     workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
-        heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile", HEAVY_FIRST, "tests"]
-        phases.append(("the heavy tests, on their own", heavy))
+        phases.append(("the heavy tests, alone", ["-m", "heavy"]))
     failed = []
     for name, args in phases:
         session.log(f"tests: {name}")
