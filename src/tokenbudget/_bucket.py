@@ -20,6 +20,7 @@ from ._clock import Clock, MonotonicClock, WallClock
 from ._config import BucketConfig, Rate, real_number
 from ._core import (
     Admit,
+    BucketState,
     Cancel,
     Observation,
     Outcome,
@@ -61,6 +62,9 @@ _NEG_INF = -math.inf
 
 
 R = TypeVar("R")
+
+#: ``(lock, state, config, clock, max_cost)`` of a memory bucket (``_memory_lane``).
+MemoryLane = tuple[threading.Lock, BucketState, BucketConfig, Clock | None, float]
 
 EventKind = Literal[
     "admitted",
@@ -429,6 +433,31 @@ class _Shell:
         if type(backend) is not MemoryBackend:
             return None
         return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
+
+    def _memory_lane(self) -> MemoryLane | None:
+        """The bucket's state as the memory core holds it, for a caller's quiet hot path.
+
+        ``(lock, state, config, clock, max_cost)``: the memory backend's lock, the
+        bucket's :class:`~tokenbudget._core.BucketState` (created with the bucket,
+        never replaced), its configuration, its clock (None: the monotonic clock,
+        read as ``time.monotonic``) and the largest cost the quiet paths take. What
+        :meth:`_quiet_booking` and :meth:`_quiet_settle_sync` do, the caller may then
+        do with the core's ``book`` and ``settle_then_sync`` under *lock*, without
+        their frames, while DEBUG logging is off. None when nobody may skip this
+        bucket's own methods: another backend, or an event hook (both fixed for the
+        bucket's life).
+        """
+        backend = self._backend
+        if type(backend) is not MemoryBackend or self._on_event is not None:
+            return None
+        clock = self._clock
+        return (
+            backend._lock,  # noqa: SLF001 -- the memory backend's own parts, read once
+            backend._states[self._key],  # noqa: SLF001
+            self._config,
+            None if type(clock) is MonotonicClock else clock,
+            self._fast_max,
+        )
 
     def _quiet_booking(self, cost: float) -> _ReservationState | None:
         """:meth:`TokenBucket.reserve` of *cost* (no timeout) in one memory call: its booking.

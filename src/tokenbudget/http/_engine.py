@@ -14,12 +14,24 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
-from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
+from tokenbudget import _core
+from tokenbudget._bucket import (
+    _DEBUG,
+    AsyncReservation,
+    AsyncTokenBucket,
+    MemoryLane,
+    Reservation,
+    TokenBucket,
+    _debug_cached,
+    _debug_enabled,
+    _ReservationState,
+)
 from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
@@ -39,6 +51,122 @@ _READ_CAP: Final = 16 * 1024 * 1024
 _DEFAULT_CLOCK: Final = MonotonicClock()
 #: What a request goes out alone on when it goes out among the others (see ``_enter``).
 _ALONE_ON_NOTHING: Final[frozenset[str]] = frozenset()
+_INF: Final = math.inf
+_NEG_INF: Final = -math.inf
+_monotonic = time.monotonic
+
+#: A bucket the quiet lane books and settles in the memory core: the bucket and its
+#: ``_memory_lane()``.
+Lane = tuple[Any, MemoryLane]
+
+
+def _lanes_of(buckets: Mapping[str, Any]) -> dict[str, Lane] | None:
+    """Each bucket's memory lane by limit name, or None when one of them has none."""
+    lanes: dict[str, Lane] = {}
+    for name, bucket in list(buckets.items()):  # a copy: another thread may create one
+        lane = bucket._memory_lane()  # noqa: SLF001 -- the transport's own buckets
+        if lane is None:
+            return None
+        lanes[name] = (bucket, lane)
+    return lanes
+
+
+def _book_quietly(
+    lanes: dict[str, Lane], booking: Booking[Any], reservation: Callable[[Any, Any], Any]
+) -> float | None:
+    """Book *booking*'s costs as the buckets' ``_quiet_booking`` would, in the memory core.
+
+    Every positive cost on the lane of its limit (a limit without a bucket books
+    nothing, as ``TransportCore.to_book`` says), each made a *reservation*
+    (``Reservation`` or ``AsyncReservation``); the latest booking's delay. None,
+    having booked nothing, when a bucket's own methods must run: DEBUG logging
+    on (a booking is an event to log), a cost they would check.
+    """
+    if _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG):
+        return None
+    todo = []
+    for name, cost in booking.costs.items():
+        if cost > 0.0:
+            lane = lanes.get(name)
+            if lane is not None:
+                if not cost <= lane[1][4]:  # its max_cost (a float from TransportCore.costs)
+                    return None
+                todo.append((name, lane, cost))
+    reservations = booking.reservations
+    delay = 0.0
+    for name, (bucket, (lock, state, config, clock, _)), cost in todo:
+        lock.acquire()
+        try:
+            now = _monotonic() if clock is None else clock.now()
+            wait, booking_id, spent, tokens = _core.book(config, state, now, cost)
+        finally:
+            lock.release()
+        reservations[name] = reservation(
+            bucket,
+            _ReservationState(cost, wait, now + wait, booking_id, cost, spent=spent, tokens=tokens),
+        )
+        if wait > delay:
+            delay = wait
+    return delay
+
+
+def _settle_sync_quietly(
+    booking: Booking[Any], follow: Follow, lanes: dict[str, Lane] | None, buckets: Mapping[str, Any]
+) -> Follow:
+    """:func:`_settle_sync_together`, each pair straight into the memory core where it can.
+
+    What the buckets' ``_quiet_settle_sync`` does, the same checks first, for the
+    usual answer's pairs (each limit's settle and then its sync, in the same order);
+    what is left goes to :func:`_settle_sync_together`.
+    """
+    settles, syncs = follow
+    if (
+        lanes is None
+        or not settles
+        or len(settles) != len(syncs)
+        or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG))
+    ):
+        return _settle_sync_together(booking, follow, buckets)
+    reservations = booking.reservations
+    done = 0
+    for (name, actual), (sync_name, tokens, refill_in, rate, as_of) in zip(
+        settles, syncs, strict=True
+    ):
+        lane = lanes.get(name)
+        if lane is None or sync_name != name or rate is not None:
+            break
+        state = reservations[name]._state  # noqa: SLF001 -- the booking's own
+        if (
+            state.cancelled
+            or not (type(actual) is float and 0.0 <= actual < _INF)
+            or not (type(tokens) is float and _NEG_INF < tokens < _INF)
+            or not (refill_in is None or (type(refill_in) is float and 0.0 <= refill_in < _INF))
+            or not (as_of is None or (type(as_of) is float and _NEG_INF < as_of < _INF))
+        ):
+            break
+        lock, bucket_state, config, clock, _ = lane[1]
+        lock.acquire()
+        try:
+            now = _monotonic() if clock is None else clock.now()
+            _core.settle_then_sync(
+                config,
+                bucket_state,
+                now,
+                state.booking_id,
+                state.charged,
+                actual,
+                state.spent,
+                tokens,
+                refill_in,
+                as_of,
+            )
+        finally:
+            lock.release()
+        state.charged = actual
+        done += 1
+    if done == len(settles):
+        return _NOTHING
+    return _settle_sync_together(booking, Follow(settles[done:], syncs[done:]), buckets)
 
 
 def _sync(bucket: TokenBucket, call: SyncCall) -> None:
@@ -255,6 +383,41 @@ def _async_stream(module: ModuleType) -> Any:
     return AsyncFollowedStream
 
 
+class _OneChunk:
+    """An async iterator over one chunk, not an async generator (the loop tracks each of those)."""
+
+    __slots__ = ("_chunk",)
+
+    def __init__(self, chunk: bytes) -> None:
+        self._chunk: bytes | None = chunk
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = self._chunk
+        if chunk is None:
+            raise StopAsyncIteration
+        self._chunk = None
+        return chunk
+
+
+@cache
+def _read_body(module: ModuleType) -> Any:
+    """The stream that serves a body the transport read again to the client, for *module*.
+
+    The library's ``ByteStream``, whose async iterator is no async generator: the
+    event loop's hooks track every async generator, and this one would be an
+    answer's second (the first is the inner transport's).
+    """
+
+    class ReadBody(module.ByteStream):  # type: ignore[misc,name-defined]
+        def __aiter__(self) -> _OneChunk:  # type: ignore[override]
+            return _OneChunk(self._stream)
+
+    return ReadBody
+
+
 def _refusal(module: ModuleType, request: Any, error: RequestTooLarge) -> Any:
     """The answer an SDK gets for a request the buckets can never admit (``retries=0``)."""
     body = {"error": {"type": "request_too_large", "message": str(error)}}
@@ -276,6 +439,17 @@ class _Engine:
         self._connect_errors = (module.ConnectError, module.ConnectTimeout)
         #: Limits a request is out alone on (see TransportCore.to_probe).
         self._probing: set[str] = set()
+        #: The buckets' memory lanes (``_lanes_of``), read again when a bucket is created.
+        self._lanes: dict[str, Lane] | None = None
+        self._lanes_of = -1
+
+    def _lanes_now(self) -> dict[str, Lane] | None:
+        """The buckets' memory lanes, or None (see :func:`_lanes_of`)."""
+        buckets = self.core.buckets
+        if len(buckets) != self._lanes_of:  # buckets are only ever added
+            self._lanes_of = len(buckets)
+            self._lanes = _lanes_of(buckets)
+        return self._lanes
 
     def _clock(self, booking: Booking[Any]) -> Clock:
         core = self.core
@@ -291,6 +465,11 @@ class _Engine:
         core = self.core
         if core.clock is not None:
             return core.clock.now()
+        lanes = self._lanes
+        if lanes:  # the memory lanes say which clock, without the bucket's property
+            for _, lane in lanes.values():
+                clock = lane[3]
+                return _monotonic() if clock is None else clock.now()
         for bucket in core.buckets.values():
             return float(bucket.clock.now())
         return _DEFAULT_CLOCK.now()
@@ -366,6 +545,15 @@ class SyncEngine(_Engine):
 
     def _book(self, booking: Booking[Reservation]) -> float:
         """Book each cost of *booking* on its bucket; the latest booking's delay (``delay``)."""
+        lanes = self._lanes_now()
+        if lanes is not None:
+            try:
+                quick = _book_quietly(lanes, booking, Reservation)
+            except BaseException:
+                self._undo(booking)
+                raise
+            if quick is not None:
+                return quick
         delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
@@ -393,7 +581,7 @@ class SyncEngine(_Engine):
     def _apply(self, booking: Booking[Reservation], follow: Follow) -> None:
         buckets = self.core.buckets
         with self._following:
-            follow = _settle_sync_together(booking, follow, buckets)
+            follow = _settle_sync_quietly(booking, follow, self._lanes_now(), buckets)
             for name, cost in follow.settles:
                 booking.reservations[name].settle(cost)
             for call in follow.syncs:
@@ -521,7 +709,7 @@ class SyncEngine(_Engine):
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            rest = _settle_sync_together(booking, follow, core.buckets)
+            rest = _settle_sync_quietly(booking, follow, self._lanes_now(), core.buckets)
             if rest is not _NOTHING:
                 self._apply(booking, rest)
         return True
@@ -609,6 +797,15 @@ class AsyncEngine(_Engine):
 
     async def _book(self, booking: Booking[AsyncReservation]) -> float:
         """Like :meth:`SyncEngine._book`."""
+        lanes = self._lanes_now()
+        if lanes is not None:
+            try:
+                quick = _book_quietly(lanes, booking, AsyncReservation)
+            except BaseException:
+                await self._undo(booking)
+                raise
+            if quick is not None:
+                return quick
         delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
@@ -636,7 +833,7 @@ class AsyncEngine(_Engine):
 
     async def _apply(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
         buckets = self.core.buckets
-        follow = _settle_sync_together(booking, follow, buckets)
+        follow = _settle_sync_quietly(booking, follow, self._lanes_now(), buckets)
         for name, cost in follow.settles:
             await booking.reservations[name].settle(cost)
         for call in follow.syncs:
@@ -653,7 +850,7 @@ class AsyncEngine(_Engine):
         for booking, follow in self.core.due(self._now() if now is None else now):
             await self._apply(booking, follow)
 
-    async def handle(self, request: Any) -> Any:  # noqa: C901 -- like SyncEngine.handle
+    async def handle(self, request: Any) -> Any:  # noqa: C901, PLR0912 -- like SyncEngine.handle
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
         url = str(request.url)
@@ -664,13 +861,20 @@ class AsyncEngine(_Engine):
             if core.settle_after:
                 async with self._lock():
                     await self._settle_due()
-            probe = await self._enter(costs)
+            # self._enter(costs) and self._book(booking) without their coroutines, where
+            # they would not wait (steady limits; the memory lanes)
+            probe = _ALONE_ON_NOTHING if core.steady(costs) else await self._enter(costs)
             costs = self._estimated_again(costs, request, url)
             answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
                 try:
-                    delay = await self._book(booking)
+                    lanes = self._lanes_now()
+                    delay = (
+                        None if lanes is None else _book_quietly(lanes, booking, AsyncReservation)
+                    )
+                    if delay is None:
+                        delay = await self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
                         return _refusal(self.module, request, exc)
@@ -685,7 +889,8 @@ class AsyncEngine(_Engine):
                 response, report = await self._exchange(request, booking, url)
                 answered = True
             finally:
-                await self._leave(probe, answered=answered)
+                if probe:
+                    await self._leave(probe, answered=answered)
             if report.kind is None:
                 return response  # core.decide: return it, unmarked
             if report.kind == "wait":  # whoever books next waits the server's time
@@ -726,7 +931,7 @@ class AsyncEngine(_Engine):
                 await stream.aclose()
                 body = _decoded(self.module, response.headers, raw, fields)
                 # The client reads the body that was read, raw, as it would have.
-                response.stream = self.module.ByteStream(raw)
+                response.stream = _read_body(self.module)(raw)
             else:
                 body = None
             if how == "read" and await self._followed_usual(booking, fields, body, response):
@@ -767,11 +972,24 @@ class AsyncEngine(_Engine):
         answer = usual(fields._fields, body, response.status_code)
         if answer is None:
             return False
-        async with self._lock():
+        lanes = self._lanes_now()
+        lock = self._lock()
+        if lanes is not None and not lock.locked():
+            # Nobody follows an answer, and on memory buckets nothing below suspends
+            # (their coroutines never do): no task can start to follow one meanwhile, so
+            # the lock would change nothing.
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            rest = _settle_sync_together(booking, follow, core.buckets)
+            rest = _settle_sync_quietly(booking, follow, lanes, core.buckets)
+            if rest is not _NOTHING:
+                await self._apply(booking, rest)
+            return True
+        async with lock:
+            follow = core.follow_usual(booking, answer, self._now())
+            if follow is None:
+                return False
+            rest = _settle_sync_quietly(booking, follow, self._lanes_now(), core.buckets)
             if rest is not _NOTHING:
                 await self._apply(booking, rest)
         return True

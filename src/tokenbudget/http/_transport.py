@@ -299,6 +299,27 @@ def _charged(costs: Mapping[str, float], report: QuotaReport, *, final: bool) ->
     return dict(costs)
 
 
+def _late_spent(before: tuple[Booking[Any], ...]) -> dict[str, float] | None:
+    """What the requests of *before* answered by now spent, per limit; None if none is.
+
+    The requests a sync takes off (see :meth:`TransportCore.follow`): each
+    answered one's :meth:`Booking.spent` of every limit, summed in one pass
+    (with many requests on the wire, *before* is long and every answer reads it).
+    """
+    late: dict[str, float] | None = None
+    for other in before:
+        if not other.done:
+            continue
+        if late is None:
+            late = {}
+        charged = other.charged
+        # other.spent(name) of every limit it costs: its charge, else its booking
+        for name, cost in other.costs.items():
+            spent = charged.get(name, cost) if charged is not None else cost
+            late[name] = late.get(name, 0.0) + spent
+    return late
+
+
 def _check_retries(retries: object) -> int:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
@@ -663,20 +684,25 @@ class TransportCore(Generic[B]):
                 booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
-            late = [other for other in booking.before if other.done] if booking.before else []
+            before = booking.before
             booking.before = ()
             if not figures:
                 return Follow(settles)
-            return _new_tuple(Follow, (settles, self._usual_syncs(figures, late, as_of, now)))
+            return _new_tuple(
+                Follow, (settles, self._usual_syncs(figures, _late_spent(before), as_of, now))
+            )
 
     def _usual_syncs(
         self,
         figures: tuple[UsualLimit, ...],
-        late: list[Booking[Any]],
+        late: dict[str, float] | None,
         as_of: float | None,
         now: float,
     ) -> tuple[SyncCall, ...]:
-        """:meth:`_syncs` of a usual answer's figures; the caller holds the lock."""
+        """:meth:`_syncs` of a usual answer's figures; the caller holds the lock.
+
+        *late* is what the requests taken off spent per limit (:func:`_late_spent`).
+        """
         syncs: list[SyncCall] = []
         buckets = self.buckets
         for name, limit, remaining, reset, window, _ in figures:
@@ -690,9 +716,7 @@ class TransportCore(Generic[B]):
                 refill_in: float | None = reset
             else:
                 refill_in = None
-            tokens = remaining
-            if late:
-                tokens -= sum(other.spent(name) for other in late)
+            tokens = remaining if late is None else remaining - late.get(name, 0.0)
             # SyncCall(name, tokens, refill_in, None, as_of), without its __new__'s frame
             syncs.append(_new_tuple(SyncCall, (name, tokens, refill_in, None, as_of)))
             self._synced_at[name] = now

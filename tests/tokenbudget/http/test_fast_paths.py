@@ -236,14 +236,15 @@ def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
 def _general(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the transport take its general path only.
 
-    Bookings by ``reserve``, no fused settle-and-sync, every answer read into its
-    report and followed by it.
+    Bookings by ``reserve``, no fused settle-and-sync, no memory lane, every answer
+    read into its report and followed by it.
     """
     from tokenbudget._bucket import _Shell
     from tokenbudget.http import _engine
     from tokenbudget.http._transport import TransportCore
 
     monkeypatch.setattr(_engine, "_settle_sync_together", lambda booking, follow, buckets: follow)
+    monkeypatch.setattr(_engine, "_lanes_of", lambda buckets: None)
     monkeypatch.setattr(TransportCore, "follow_usual", lambda self, booking, usual, now: None)
     monkeypatch.setattr(_Shell, "_quiet_booking", lambda self, cost: None)
 
@@ -401,3 +402,51 @@ def test_steady_costs_need_no_probe() -> None:
     core.probed(frozenset({"other"}), answered=True, now=0.0)  # an answer without it
     assert core.steady({**costs, "other": 1.0})
     assert not core.to_probe({**costs, "other": 1.0}, 5.0)
+
+
+def test_memory_lanes_only_where_nobody_listens(caplog: pytest.LogCaptureFixture) -> None:
+    """The engine books in the memory core itself only for buckets without a hook, DEBUG off."""
+    httpx = pytest.importorskip("httpx")
+    import logging
+
+    from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
+    from tokenbudget.http import _engine
+    from tokenbudget.http._transport import Booking
+    from tokenbudget.http.httpx import QuotaTransport
+
+    usual = {
+        "date": _DATES[1],
+        "requests": ("5000", "4999", "12ms"),
+        "tokens": ("800000", "799000", "77ms"),
+        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
+        "status": 200,
+    }
+    seen = _run_sync([usual] * 3, [0.0, 1.0, 1.0])
+    assert seen[-2]["tokens"][0]["flight"] == []  # every booking settled
+
+    def reply(request: Any) -> Any:
+        return httpx.Response(200, headers=_answer_headers(usual), content=usual["body"])
+
+    clock = ManualClock(1000.0)
+    config = BucketConfig(800000, Rate(800000, 60), in_flight=600.0)
+    heard: list[Any] = []
+    own = QuotaTransport("openai", transport=httpx.MockTransport(reply), clock=clock)
+    heard_of = QuotaTransport(
+        "openai",
+        transport=httpx.MockTransport(reply),
+        buckets={"tokens": TokenBucket(config, clock=clock, on_event=heard.append)},
+    )
+    with httpx.Client(transport=own) as client:
+        for _ in range(3):
+            client.post("https://api.openai.com/v1/chat/completions", json={"messages": []})
+    assert own._engine._lanes_now() is not None
+    with httpx.Client(transport=heard_of) as client:
+        client.post("https://api.openai.com/v1/chat/completions", json={"messages": []})
+    assert heard_of._engine._lanes_now() is None  # a hook: the bucket's own methods report
+    assert [event.kind for event in heard][:1] == ["admitted"]
+    lanes = own._engine._lanes_now()
+    assert lanes is not None
+    booking: Booking[Any] = Booking({"requests": 1.0, "tokens": 5.0})
+    with caplog.at_level(logging.DEBUG, logger="tokenbudget"):
+        assert _engine._book_quietly(lanes, booking, object) is None  # DEBUG on: an event
+    assert not booking.reservations
