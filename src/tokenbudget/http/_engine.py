@@ -383,41 +383,6 @@ def _async_stream(module: ModuleType) -> Any:
     return AsyncFollowedStream
 
 
-class _OneChunk:
-    """An async iterator over one chunk, not an async generator (the loop tracks each of those)."""
-
-    __slots__ = ("_chunk",)
-
-    def __init__(self, chunk: bytes) -> None:
-        self._chunk: bytes | None = chunk
-
-    def __aiter__(self) -> _OneChunk:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = self._chunk
-        if chunk is None:
-            raise StopAsyncIteration
-        self._chunk = None
-        return chunk
-
-
-@cache
-def _read_body(module: ModuleType) -> Any:
-    """The stream that serves a body the transport read again to the client, for *module*.
-
-    The library's ``ByteStream``, whose async iterator is no async generator: the
-    event loop's hooks track every async generator, and this one would be an
-    answer's second (the first is the inner transport's).
-    """
-
-    class ReadBody(module.ByteStream):  # type: ignore[misc,name-defined]
-        def __aiter__(self) -> _OneChunk:  # type: ignore[override]
-            return _OneChunk(self._stream)
-
-    return ReadBody
-
-
 def _refusal(module: ModuleType, request: Any, error: RequestTooLarge) -> Any:
     """The answer an SDK gets for a request the buckets can never admit (``retries=0``)."""
     body = {"error": {"type": "request_too_large", "message": str(error)}}
@@ -931,7 +896,7 @@ class AsyncEngine(_Engine):
                 await stream.aclose()
                 body = _decoded(self.module, response.headers, raw, fields)
                 # The client reads the body that was read, raw, as it would have.
-                response.stream = _read_body(self.module)(raw)
+                response.stream = self.module.ByteStream(raw)
             else:
                 body = None
             if how == "read" and await self._followed_usual(booking, fields, body, response):

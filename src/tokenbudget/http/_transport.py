@@ -178,6 +178,9 @@ class Booking(Generic[R]):
         done: Whether its bookings are settled (no longer in flight for the buckets).
         answered: Its place in the order of answers (-1 until answered).
         sent_after: How many answers had been followed when it was sent.
+        spent_mark: What the answered requests had spent per limit when it was sent
+            (``TransportCore``'s running totals, see :meth:`TransportCore.follow`).
+        restated_mark: How many answered requests' charges had changed since then.
     """
 
     costs: Mapping[str, float]
@@ -188,6 +191,8 @@ class Booking(Generic[R]):
     done: bool = False
     answered: int = -1
     sent_after: int = 0
+    spent_mark: Mapping[str, float] = attrs.field(factory=dict)
+    restated_mark: int = 0
 
     def spent(self, name: str) -> float:
         """What this attempt spends of limit *name* (its booking until it is answered)."""
@@ -391,6 +396,12 @@ class TransportCore(Generic[B]):
         self._synced_at: dict[str, float] = {}
         #: Answers followed so far.
         self._answers = 0
+        #: What the answered requests spent per limit, summed as each was answered (a new
+        #: dict each time: a request sent keeps the one of its time), and how many times an
+        #: answered request's charge changed since it was summed (a stream's true cost):
+        #: see :meth:`_late`. Kept without settles that wait (``settle_after`` 0).
+        self._spent_totals: dict[str, float] = {}
+        self._restated = 0
         #: The limits :meth:`to_probe` never names once an answer came (None: to be read again).
         self._steady: frozenset[str] | None = None
         #: Answered bookings whose settles wait (see SETTLE_AFTER): (due time, booking, settles).
@@ -537,6 +548,8 @@ class TransportCore(Generic[B]):
             booking.seq = self._sent
             booking.before = tuple(self._outstanding.values())
             booking.sent_after = self._answers
+            booking.spent_mark = self._spent_totals
+            booking.restated_mark = self._restated
             self._outstanding[booking.seq] = booking
 
     def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
@@ -623,14 +636,14 @@ class TransportCore(Generic[B]):
                 settles = ()
             else:
                 booking.done = True
+            # Requests that were on the wire when this one left and are answered (settled)
+            # by now may have reached the server after it: its figure may lack them, and the
+            # bucket no longer counts them as in flight. Take them off (at worst twice).
+            late = self._late(booking)
             if booking.seq < self._synced:
                 booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
-            # Requests that were on the wire when this one left and are answered (settled)
-            # by now may have reached the server after it: its figure may lack them, and the
-            # bucket no longer counts them as in flight. Take them off (at worst twice).
-            late = [other for other in booking.before if other.done] if booking.before else []
             # This process's answered requests whose settles wait (SETTLE_AFTER) still count
             # as in flight for the bucket; this one and those answered before it left are in
             # the server's figure for sure (it counted them before it counted this one).
@@ -648,6 +661,40 @@ class TransportCore(Generic[B]):
             if not limits:
                 return Follow(settles)
             return Follow(settles, self._syncs(report, late, counted, now))
+
+    def _late(self, booking: Booking[Any]) -> dict[str, float] | None:
+        """What the requests an answer's sync takes off spent per limit (None: none).
+
+        Those still unanswered when *booking* was sent and answered by now
+        (``booking.before`` that are ``done``); the caller holds the lock and has
+        just marked *booking* done. Without settles that wait, a request is done
+        when it is answered, and those are exactly the requests answered since
+        *booking* was sent (a request sent after it and answered first makes its
+        answer older news, which syncs nothing): what they spent is the running
+        totals' growth since then, read in one step however many requests are on
+        the wire, unless one of their charges changed since (a stream that ended),
+        which only the requests themselves know. Adds *booking*'s own charge to the
+        totals.
+        """
+        if self.settle_after:
+            return _late_spent(booking.before)
+        totals = self._spent_totals
+        if booking.restated_mark == self._restated:
+            mark = booking.spent_mark
+            late = (
+                None
+                if totals is mark
+                else {name: total - mark.get(name, 0.0) for name, total in totals.items()}
+            )
+        else:
+            late = _late_spent(booking.before)
+        charged = booking.charged
+        if charged:
+            grown = dict(totals)
+            for name, cost in charged.items():
+                grown[name] = grown.get(name, 0.0) + cost
+            self._spent_totals = grown
+        return late
 
     def follow_usual(self, booking: Booking[Any], usual: UsualAnswer, now: float) -> Follow | None:
         """:meth:`follow` of an answer the dialect's ``_usual_answer`` read, without its report.
@@ -680,17 +727,14 @@ class TransportCore(Generic[B]):
                 settled.append((name, charged[name]))  # noqa: PERF401 -- no frame
             settles = tuple(settled)
             booking.done = True
+            late = self._late(booking)
+            booking.before = ()
             if booking.seq < self._synced:
-                booking.before = ()
                 return Follow(settles)  # older news than an answer already synced
             self._synced = booking.seq
-            before = booking.before
-            booking.before = ()
             if not figures:
                 return Follow(settles)
-            return _new_tuple(
-                Follow, (settles, self._usual_syncs(figures, _late_spent(before), as_of, now))
-            )
+            return _new_tuple(Follow, (settles, self._usual_syncs(figures, late, as_of, now)))
 
     def _usual_syncs(
         self,
@@ -725,11 +769,14 @@ class TransportCore(Generic[B]):
     def _syncs(
         self,
         report: QuotaReport,
-        late: list[Booking[Any]],
+        late: dict[str, float] | None,
         counted: list[Booking[Any]],
         now: float,
     ) -> tuple[SyncCall, ...]:
-        """The syncs of an answer (see :meth:`follow`); the caller holds the lock."""
+        """The syncs of an answer (see :meth:`follow`); the caller holds the lock.
+
+        *late* is what the requests taken off spent per limit (:meth:`_late`).
+        """
         syncs: list[SyncCall] = []
         buckets = self.buckets
         as_of = report.as_of
@@ -744,9 +791,7 @@ class TransportCore(Generic[B]):
                 refill_in = limit.reset
             else:
                 refill_in = None
-            tokens = remaining
-            if late:
-                tokens -= sum(other.spent(name) for other in late)
+            tokens = remaining if late is None else remaining - late.get(name, 0.0)
             if counted:
                 tokens += sum(other.spent(name) for other in counted if name in other.reservations)
             # SyncCall(name, tokens, refill_in, None, as_of), without its __new__'s frame
@@ -765,8 +810,11 @@ class TransportCore(Generic[B]):
                 self._deferred.remove(entry)
             settles = dict(waiting[0][2]) if waiting else {}
             settles.update((n, report.cost[n]) for n in booking.reservations if n in report.cost)
-            if booking.charged is not None:
-                booking.charged.update(settles)
+            charged = booking.charged
+            if charged is not None:
+                if booking.done and any(charged.get(n) != cost for n, cost in settles.items()):
+                    self._restated += 1  # the running totals summed its earlier charge
+                charged.update(settles)
             booking.done = True
             return Follow(tuple(settles.items()))
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tokenbudget._bucket import _check_number
@@ -450,3 +450,61 @@ def test_memory_lanes_only_where_nobody_listens(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.DEBUG, logger="tokenbudget"):
         assert _engine._book_quietly(lanes, booking, object) is None  # DEBUG on: an event
     assert not booking.reservations
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["send", "send", "answer", "stream", "end", "abandon"]),
+        st.integers(0, 50),
+        st.integers(0, 90),
+    ),
+    max_size=60,
+)
+
+
+@given(_OPS)
+@example([("send", 0, 10), ("send", 0, 5), ("stream", 0, 0), ("end", 0, 30), ("answer", 0, 0)])
+def test_late_requests_by_running_totals_are_those_on_the_wire(ops: list[Any]) -> None:
+    """TransportCore._late: what the running totals give is what the requests themselves spent.
+
+    Requests sent, answered in any order (whole, or as streams whose true cost comes
+    later), abandoned: at every answer, the totals' growth since its request left is
+    what its requests then on the wire and answered by now spent (``_late_spent``).
+    """
+    from tokenbudget import ManualClock, TokenBucket
+    from tokenbudget.http._transport import Booking, TransportCore, _late_spent
+
+    checked: list[int] = []
+
+    class Checked(TransportCore[TokenBucket]):
+        def _late(self, booking: Booking[Any]) -> dict[str, float] | None:
+            expected = _late_spent(booking.before)
+            got = super()._late(booking)
+            if booking.seq >= self._synced:  # else older news: it syncs nothing
+                assert {k: v for k, v in (got or {}).items() if v} == {
+                    k: v for k, v in (expected or {}).items() if v
+                }
+                checked.append(1)
+            return got
+
+    core = Checked("openai", bucket_type=TokenBucket, clock=ManualClock())
+    out: list[Booking[Any]] = []  # sent, unanswered
+    streams: list[Booking[Any]] = []  # answered by their headers, body to come
+    for op, pick, cost in ops:
+        if op == "send":
+            booking: Booking[Any] = Booking({"requests": 1.0, "tokens": float(cost)})
+            booking.reservations.update(requests=None, tokens=None)  # booked (settles name them)
+            core.sent(booking)
+            out.append(booking)
+        elif op in {"answer", "stream"} and out:
+            booking = out.pop(pick % len(out))
+            report = QuotaReport(cost={} if op == "stream" else {"tokens": float(cost // 2)})
+            core.follow(booking, report, final=op == "answer")
+            if op == "stream":
+                streams.append(booking)
+        elif op == "end" and streams:
+            booking = streams.pop(pick % len(streams))
+            core.settle_stream(booking, QuotaReport(cost={"tokens": float(cost)}))
+        elif op == "abandon" and out:
+            core.abandoned(out.pop(pick % len(out)), reached=bool(cost % 2))
+    assert len(checked) <= len(ops)  # an answer that syncs was checked
