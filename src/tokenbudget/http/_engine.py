@@ -569,7 +569,8 @@ class SyncEngine(_Engine):
             attempt += 1
             if core.settle_after:
                 self._settle_due()
-            probe = self._enter(costs)
+            # self._enter(costs) without its call where it would not wait (steady limits)
+            probe = _ALONE_ON_NOTHING if core.steady(costs) else self._enter(costs)
             costs = self._estimated_again(costs, request, url)
             answered = False
             booking: Booking[Reservation] = Booking(costs)
@@ -590,7 +591,8 @@ class SyncEngine(_Engine):
                 response, report = self._exchange(request, booking, url)
                 answered = True
             finally:
-                self._leave(probe, answered=answered)
+                if probe:
+                    self._leave(probe, answered=answered)
             if report.kind is None:
                 return response  # core.decide: return it, unmarked
             if report.kind == "wait":  # whoever books next waits the server's time

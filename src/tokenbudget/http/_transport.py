@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import attrs
@@ -107,6 +108,9 @@ CostFunction = Callable[[Any], Mapping[str, float]]
 B = TypeVar("B", TokenBucket, AsyncTokenBucket)
 R = TypeVar("R", Reservation, AsyncReservation)
 
+
+#: The running totals' mark of a request sent alone (see ``TransportCore._late``).
+_NO_MARK: Final[Mapping[str, float]] = MappingProxyType({})
 
 #: Seconds of rounding a reset may carry (whole-second ``Date`` and RFC 3339 resets).
 RESET_SLACK: Final = 2.0
@@ -179,8 +183,8 @@ class Booking(Generic[R]):
         answered: Its place in the order of answers (-1 until answered).
         sent_after: How many answers had been followed when it was sent.
         spent_mark: What the answered requests had spent per limit when it was sent
-            (``TransportCore``'s running totals, see :meth:`TransportCore.follow`).
-        restated_mark: How many answered requests' charges had changed since then.
+            (``TransportCore``'s running totals, taken when others were on the wire).
+        restated_mark: How many answered requests' charges had changed by then.
     """
 
     costs: Mapping[str, float]
@@ -191,7 +195,7 @@ class Booking(Generic[R]):
     done: bool = False
     answered: int = -1
     sent_after: int = 0
-    spent_mark: Mapping[str, float] = attrs.field(factory=dict)
+    spent_mark: Mapping[str, float] = _NO_MARK
     restated_mark: int = 0
 
     def spent(self, name: str) -> float:
@@ -396,10 +400,10 @@ class TransportCore(Generic[B]):
         self._synced_at: dict[str, float] = {}
         #: Answers followed so far.
         self._answers = 0
-        #: What the answered requests spent per limit, summed as each was answered (a new
-        #: dict each time: a request sent keeps the one of its time), and how many times an
-        #: answered request's charge changed since it was summed (a stream's true cost):
-        #: see :meth:`_late`. Kept without settles that wait (``settle_after`` 0).
+        #: What the answered requests spent per limit, summed as each was answered, and
+        #: how many times an answered request's charge changed since it was summed (a
+        #: stream's true cost): see :meth:`_late`. Kept without settles that wait
+        #: (``settle_after`` 0); a request sent while others are on the wire keeps a copy.
         self._spent_totals: dict[str, float] = {}
         self._restated = 0
         #: The limits :meth:`to_probe` never names once an answer came (None: to be read again).
@@ -548,8 +552,9 @@ class TransportCore(Generic[B]):
             booking.seq = self._sent
             booking.before = tuple(self._outstanding.values())
             booking.sent_after = self._answers
-            booking.spent_mark = self._spent_totals
-            booking.restated_mark = self._restated
+            if booking.before:  # only then may any request be late for it
+                booking.spent_mark = dict(self._spent_totals)
+                booking.restated_mark = self._restated
             self._outstanding[booking.seq] = booking
 
     def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:
@@ -676,24 +681,21 @@ class TransportCore(Generic[B]):
         which only the requests themselves know. Adds *booking*'s own charge to the
         totals.
         """
+        before = booking.before
         if self.settle_after:
-            return _late_spent(booking.before)
+            return _late_spent(before)
         totals = self._spent_totals
-        if booking.restated_mark == self._restated:
+        if not before:
+            late = None  # nothing was on the wire when it left
+        elif booking.restated_mark == self._restated:
             mark = booking.spent_mark
-            late = (
-                None
-                if totals is mark
-                else {name: total - mark.get(name, 0.0) for name, total in totals.items()}
-            )
+            late = {name: total - mark.get(name, 0.0) for name, total in totals.items()}
         else:
-            late = _late_spent(booking.before)
+            late = _late_spent(before)
         charged = booking.charged
         if charged:
-            grown = dict(totals)
             for name, cost in charged.items():
-                grown[name] = grown.get(name, 0.0) + cost
-            self._spent_totals = grown
+                totals[name] = totals.get(name, 0.0) + cost
         return late
 
     def follow_usual(self, booking: Booking[Any], usual: UsualAnswer, now: float) -> Follow | None:
