@@ -390,8 +390,11 @@ class OpenAIDialect:
         )
         if generating:
             tokens += max_output_tokens(body, self.default_max_tokens)
+        made_of, _, names = self._usual_plan
+        if made_of is not self.windows:
+            made_of, _, names = self._usual_plan = _usual_plan_of(self.windows)
         costs = {"requests": 1.0}
-        costs.update({n: float(tokens) for n in self.windows if n != "requests"})
+        costs.update(dict.fromkeys(names, float(tokens)))
         return costs
 
 
