@@ -461,3 +461,18 @@ def test_steady_costs_need_no_probe() -> None:
     core.probed(frozenset({"other"}), answered=True, now=0.0)  # an answer without it
     assert core.steady({**costs, "other": 1.0})
     assert not core.to_probe({**costs, "other": 1.0}, 5.0)
+
+
+@pytest.mark.parametrize("body", [b'{"model": "m"}', b"", bytearray(b'{"a": 1}'), None, {"a": 1}])
+def test_request_info_of_httpx_headers_as_of_their_fields(body: object) -> None:
+    """A request with httpx's headers reads as the same request with their fields."""
+    httpx = pytest.importorskip("httpx")
+    from tokenbudget.http import RequestInfo
+
+    headers = httpx.Headers([("Content-Type", "application/json"), ("X-A", "1"), ("x-a", "2")])
+    quick = RequestInfo("post", "https://x/v1/chat/completions", headers, body)
+    plain = RequestInfo("post", "https://x/v1/chat/completions", HeaderFields(headers), body)
+    assert quick.headers.get_all("x-a") == plain.headers.get_all("x-a") == ("1", "2")
+    assert dict(quick.headers) == dict(plain.headers)
+    assert (quick.method, quick.url, quick.path) == (plain.method, plain.url, plain.path)
+    assert (quick.body, quick.json()) == (plain.body, plain.json())
