@@ -64,7 +64,7 @@ def _text_tokens(text: str) -> int:
     return math.ceil(ascii_count / 4) + (len(text) - ascii_count)
 
 
-def _walk(value: object, depth: int = 0) -> int:  # noqa: C901, PLR0911 -- one return per JSON type
+def _walk(value: object, depth: int = 0) -> int:
     if depth > _MAX_DEPTH:
         return MEDIA_TOKENS
     kind = type(value)
@@ -75,39 +75,103 @@ def _walk(value: object, depth: int = 0) -> int:  # noqa: C901, PLR0911 -- one r
             return MEDIA_TOKENS
         return -(-len(text) // 4) if text.isascii() else _text_tokens(text)
     if kind is dict:
-        mapping: dict[object, object] = value  # type: ignore[assignment]
-        media = mapping.get("type")
-        if type(media) is str and media in _MEDIA_TYPES:
-            return MEDIA_TOKENS
-        total = 0
-        leaves = depth < _MAX_DEPTH  # a str item is walked inline (its _walk at depth + 1)
+        return _dict_tokens(value, depth)  # type: ignore[arg-type]
+    if kind is list:
+        return _list_tokens(value, depth)  # type: ignore[arg-type]
+    return _walk_other(value, depth)
+
+
+#: The tokens of the object keys read lately (``"role"``, ``"content"``): every request
+#: repeats the same few. Emptied when it holds :data:`_KEYS_KEPT`.
+_KEY_TOKENS: dict[str, int] = {}
+_KEYS_KEPT: Final = 1024
+
+
+def _key_tokens(key: str) -> int:
+    """The tokens of an object key (an exact ``str``), remembered."""
+    tokens = -(-len(key) // 4) if key.isascii() else _text_tokens(key)
+    if len(_KEY_TOKENS) >= _KEYS_KEPT:
+        _KEY_TOKENS.clear()
+    _KEY_TOKENS[key] = tokens
+    return tokens
+
+
+def _dict_tokens(mapping: dict[object, object], depth: int) -> int:
+    """:func:`_walk` of an exact ``dict`` within the depth limit."""
+    media = mapping.get("type")
+    if type(media) is str and media in _MEDIA_TYPES:
+        return MEDIA_TOKENS
+    total = 0
+    keys = _KEY_TOKENS
+    if depth >= _MAX_DEPTH:  # its items lie beyond the limit
         for key, item in mapping.items():
             total += (
-                -(-len(key) // 4) if type(key) is str and key.isascii() else _text_tokens(str(key))
+                _key_tokens(key)  # rare: no lookup first
+                if type(key) is str
+                else _text_tokens(str(key))
+            ) + _walk(item, depth + 1)
+        return total
+    inner = depth + 1
+    for key, item in mapping.items():
+        if type(key) is str:
+            tokens = keys.get(key)
+            total += _key_tokens(key) if tokens is None else tokens
+        else:
+            total += _text_tokens(str(key))
+        kind = type(item)  # _walk(item, inner), its usual cases inline
+        if kind is str:
+            text: str = item  # type: ignore[assignment]
+            total += (
+                (len(text) + 3) >> 2  # ceil(len / 4)
+                if text.isascii() and text[:5] != "data:"
+                else _leaf_tokens(text)
             )
-            if leaves and type(item) is str:
-                total += (
-                    _leaf_tokens(item)
-                    if item.startswith("data:") or not item.isascii()
-                    else -(-len(item) // 4)
-                )
-            else:
-                total += _walk(item, depth + 1)
-        return total
-    if kind is list:
-        total = 0
-        leaves = depth < _MAX_DEPTH
-        for item in value:  # type: ignore[attr-defined]
-            if leaves and type(item) is str:
-                total += (
-                    _leaf_tokens(item)
-                    if item.startswith("data:") or not item.isascii()
-                    else -(-len(item) // 4)
-                )
-            else:
-                total += _walk(item, depth + 1)
-        return total
-    return _walk_other(value, depth)
+        elif kind is dict:
+            total += _dict_tokens(item, inner)  # type: ignore[arg-type]
+        elif kind is list:
+            total += _list_tokens(item, inner)  # type: ignore[arg-type]
+        else:
+            total += _walk(item, inner)
+    return total
+
+
+def _list_tokens(items: list[object], depth: int) -> int:
+    """:func:`_walk` of an exact ``list`` within the depth limit."""
+    if depth >= _MAX_DEPTH:  # its items lie beyond the limit
+        return sum(_walk(item, depth + 1) for item in items)
+    inner = depth + 1
+    total = 0
+    keys = _KEY_TOKENS
+    for item in items:
+        kind = type(item)  # _walk(item, inner), its usual cases inline
+        if kind is dict:
+            mapping: dict[object, object] = item  # type: ignore[assignment]
+            if inner >= _MAX_DEPTH or "type" in mapping:
+                total += _dict_tokens(mapping, inner)
+                continue
+            # _dict_tokens(mapping, inner) of a message ({"role": ..., "content": ...}), inline
+            for key, value in mapping.items():
+                if type(key) is str:
+                    tokens = keys.get(key)
+                    total += _key_tokens(key) if tokens is None else tokens
+                else:
+                    total += _text_tokens(str(key))
+                if type(value) is str and value.isascii() and value[:5] != "data:":
+                    total += (len(value) + 3) >> 2  # ceil(len / 4)
+                else:
+                    total += _walk(value, inner + 1)
+        elif kind is str:
+            text: str = item  # type: ignore[assignment]
+            total += (
+                (len(text) + 3) >> 2  # ceil(len / 4)
+                if text.isascii() and text[:5] != "data:"
+                else _leaf_tokens(text)
+            )
+        elif kind is list:
+            total += _list_tokens(item, inner)  # type: ignore[arg-type]
+        else:
+            total += _walk(item, inner)
+    return total
 
 
 def _leaf_tokens(text: str) -> int:
@@ -147,19 +211,30 @@ def prompt_tokens(body: object) -> int:
         return 0 if body is None else _walk(body)
     total = 0
     for key, value in body.items():
-        if key in {"max_tokens", "max_completion_tokens", "max_output_tokens", "n"}:
+        if key in _NOT_PROMPT:
             continue
-        if type(value) is str:  # _walk(value, 1) of a str, inline
+        kind = type(value)  # _walk(value, 1), its usual cases inline
+        if kind is str:
             total += (
-                _leaf_tokens(value)
-                if value.startswith("data:") or not value.isascii()
-                else -(-len(value) // 4)
+                (len(value) + 3) >> 2  # ceil(len / 4)
+                if value.isascii() and value[:5] != "data:"
+                else _leaf_tokens(value)
             )
+        elif kind is list:
+            total += _list_tokens(value, 1)
+        elif kind is dict:
+            total += _dict_tokens(value, 1)
         else:
             total += _walk(value, 1)
     messages = body.get("messages")
     count = len(messages) if type(messages) is list or isinstance(messages, Sequence) else 0
     return total + PER_MESSAGE * count + REPLY_PRIMING
+
+
+#: The top-level keys of a request body that are no prompt.
+_NOT_PROMPT: Final = frozenset({"max_tokens", "max_completion_tokens", "max_output_tokens", "n"})
+#: The largest int a float holds exactly: ``math.ceil(float(i))`` is ``i`` up to it.
+_EXACT_INT: Final = 2**53
 
 
 def max_output_tokens(body: object, default: int) -> int:
@@ -171,12 +246,19 @@ def max_output_tokens(body: object, default: int) -> int:
         raw = body.get(key)
         if raw is None:
             continue  # finite(None) is None: no call
+        if type(raw) is int and 0 <= raw <= _EXACT_INT:  # finite(), then ceil: the int itself
+            out = raw
+            break
         value = finite(raw)
         if value is not None and value >= 0:
             out = math.ceil(value)
             break
-    choices = finite(body.get("n"))
-    n = math.ceil(choices) if choices is not None and 1 <= choices <= 1024 else 1
+    raw = body.get("n")
+    if raw is None:  # finite(None) is None: one choice
+        n = 1
+    else:
+        choices = finite(raw)
+        n = math.ceil(choices) if choices is not None and 1 <= choices <= 1024 else 1
     return (default if out is None else out) * n
 
 

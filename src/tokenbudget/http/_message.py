@@ -396,7 +396,14 @@ class RequestInfo(_Message):
         headers: HeadersLike = (),
         body: object = None,
     ) -> None:
-        super().__init__(headers, body)
+        if (
+            type(body) is bytes
+            and type(getattr(headers, "_list", None)) is list
+            and callable(getattr(headers, "multi_items", None))
+        ):  # what the quota transport hands over: _Message.__init__'s case, inline
+            self._headers, self._source, self._raw, self._json = None, headers, body, _UNSET
+        else:
+            super().__init__(headers, body)
         self.method = method.upper()
         self.url = url
 

@@ -10,6 +10,7 @@ from typing import Final, TypeAlias
 from ._dialect import finish
 from ._llm import DEFAULT_MAX_TOKENS, dig, max_output_tokens, prompt_tokens, stream_events
 from ._message import (
+    _FLOAT_MAX,
     MESSAGE_CHARS,
     RequestInfo,
     ResponseInfo,
@@ -53,6 +54,31 @@ def go_duration(text: str) -> float | None:
 
     .. versionadded:: 0.1.0
     """
+    # The forms servers send ("12ms", "172.799999ms", "8s", "1m26.4s"), read at once: the
+    # same exact sum over a power of ten (int / int: the float nearest it, as below).
+    match = _USUAL_DURATION(text)
+    if match is not None:
+        minutes, whole, fraction, unit = match.groups()
+        if fraction is None:
+            fraction = ""
+        if minutes is None:
+            scale = len(fraction) + 3 if unit == "ms" else len(fraction)
+            return int(whole + fraction) / _POWERS[scale]
+        if unit == "s":
+            scale = len(fraction)
+            return (int(minutes) * 60 * _POWERS[scale] + int(whole + fraction)) / _POWERS[scale]
+    return _summed_duration(text)
+
+
+#: The usual forms of a Go duration, ``[M "m"] S ["." F] ("s" | "ms")``, in digits of at most 20.
+_USUAL_DURATION: Final = re.compile(
+    r"(?:([0-9]{1,20})m)?([0-9]{1,20})(?:\.([0-9]{1,20}))?(ms|s)"
+).fullmatch
+_POWERS: Final[tuple[int, ...]] = tuple(10**k for k in range(24))
+
+
+def _summed_duration(text: str) -> float | None:
+    """:func:`go_duration` of any text: its parts summed one by one."""
     text = text.strip()
     if text == "0":
         return 0.0
@@ -145,6 +171,41 @@ UsualLimit: TypeAlias = tuple[str, float, float, float, float, str]
 UsualAnswer: TypeAlias = tuple[tuple[UsualLimit, ...], dict[str, float], float | None]
 
 
+#: One window as :meth:`OpenAIDialect._usual_answer` reads it: its name, its three
+#: fields' names, its window in seconds and its unit.
+_UsualWindow: TypeAlias = tuple[str, str, str, str, float, str]
+
+
+def _usual_plan_of(
+    windows: Mapping[str, float],
+) -> tuple[Mapping[str, float], tuple[_UsualWindow, ...], tuple[str, ...]]:
+    """(*windows*, each window as read, the names a true cost is booked on)."""
+    plan = tuple(
+        (name, *_fields_of(name), window, "requests" if name == "requests" else "tokens")
+        for name, window in windows.items()
+    )
+    return windows, plan, tuple(name for name in windows if name != "requests")
+
+
+def _usual_cost(body: bytes, names: tuple[str, ...]) -> dict[str, float] | None:
+    """The true cost of a usual answer's *body* (:func:`usage_tokens` of a JSON object), or None."""
+    decoded = _decode_json(body)
+    if type(decoded) is not dict:
+        return None
+    usage = decoded.get("usage")
+    if usage is None:
+        return {}
+    if type(usage) is not dict:
+        return None
+    total = usage.get("total_tokens")
+    if type(total) is int and 0 <= total <= _FLOAT_MAX:  # finite(), its usual case inline
+        return dict.fromkeys(names, float(total))
+    tokens = finite(total)
+    if tokens is None:
+        return None  # the parts, or a stream's events: parse() reads them
+    return dict.fromkeys(names, tokens) if tokens >= 0 else {}
+
+
 class OpenAIDialect:
     """OpenAI's ``x-ratelimit-*`` headers (requests and tokens per minute).
 
@@ -229,77 +290,69 @@ class OpenAIDialect:
             return None
         as_of = None
         raw_date = fields.get("date")
-        if raw_date is not None and (
-            len(raw_date) != 1 or (as_of := http_date(raw_date[0])) is None
-        ):
-            return None
-        limits = self._usual_limits(fields)
+        if raw_date is not None:
+            try:
+                (text,) = raw_date
+            except ValueError:
+                return None  # repeated
+            if (as_of := http_date(text)) is None:
+                return None
+        made_of, plan, cost_names = self._usual_plan
+        if made_of is not self.windows:
+            made_of, plan, cost_names = self._usual_plan = _usual_plan_of(self.windows)
+        limits = self._usual_limits(fields, plan)
         if limits is None:
             return None
-        cost = self._usual_cost(body)
-        if cost is None:
-            return None
-        return limits, cost, as_of
+        if body is None:
+            return limits, {}, as_of
+        cost = _usual_cost(body, cost_names)
+        return None if cost is None else (limits, cost, as_of)
 
-    def _usual_limits(self, fields: Mapping[str, list[str]]) -> tuple[UsualLimit, ...] | None:
+    #: What :meth:`_usual_answer` reads, made of :attr:`windows` (see :func:`_usual_plan_of`):
+    #: made again when the windows are other ones.
+    _usual_plan: tuple[Mapping[str, float] | None, tuple[_UsualWindow, ...], tuple[str, ...]] = (
+        None,
+        (),
+        (),
+    )
+
+    @staticmethod
+    def _usual_limits(
+        fields: Mapping[str, list[str]], plan: tuple[_UsualWindow, ...]
+    ) -> tuple[UsualLimit, ...] | None:
         """The limits of :meth:`_usual_answer`: each window's three fields once, well formed."""
         limits: list[UsualLimit] = []
-        for limit_name, window in self.windows.items():
-            limit_field, remaining_field, reset_field = _fields_of(limit_name)
-            raw_limit = fields.get(limit_field)
-            raw_remaining = fields.get(remaining_field)
-            raw_reset = fields.get(reset_field)
+        get = fields.get
+        for limit_name, limit_field, remaining_field, reset_field, window, unit in plan:
+            raw_limit = get(limit_field)
+            raw_remaining = get(remaining_field)
+            raw_reset = get(reset_field)
             if raw_limit is None and raw_remaining is None and raw_reset is None:
                 continue
-            if (
-                raw_limit is None
-                or raw_remaining is None
-                or raw_reset is None
-                or len(raw_limit) != 1
-                or len(raw_remaining) != 1
-                or len(raw_reset) != 1
-                or (reset := _cached_duration(raw_reset[0])) is None
-            ):
+            try:  # each field there, once
+                (limit_text,) = raw_limit  # type: ignore[misc]
+                (remaining_text,) = raw_remaining  # type: ignore[misc]
+                (reset_text,) = raw_reset  # type: ignore[misc]
+            except (TypeError, ValueError):
+                return None
+            reset = _cached_duration(reset_text)
+            if reset is None:
                 return None
             # decimal(), its usual case (whole digits) inline
-            text = raw_limit[0]
-            read = (
-                float(text)
-                if len(text) <= 20 and text.isdigit() and text.isascii()
-                else decimal(text)
-            )
-            if read is None:
+            if limit_text.isdigit() and limit_text.isascii() and len(limit_text) <= 20:
+                limit = float(limit_text)
+            elif (read := decimal(limit_text)) is not None:
+                limit = read
+            else:
                 return None
-            limit = read
-            text = raw_remaining[0]
-            read = (
-                float(text)
-                if len(text) <= 20 and text.isdigit() and text.isascii()
-                else decimal(text)
-            )
-            if read is None:
+            if remaining_text.isdigit() and remaining_text.isascii() and len(remaining_text) <= 20:
+                remaining = float(remaining_text)
+            elif (read := decimal(remaining_text)) is not None:
+                remaining = read
+            else:
                 return None
-            remaining = read
-            unit = "requests" if limit_name == "requests" else "tokens"
             limits.append((limit_name, limit, remaining, reset, window, unit))
         return tuple(limits)
-
-    def _usual_cost(self, body: bytes | None) -> dict[str, float] | None:
-        """The true cost of :meth:`_usual_answer` (:func:`usage_tokens` of a JSON object)."""
-        if body is None:
-            return {}
-        decoded = _decode_json(body)
-        if type(decoded) is not dict:
-            return None
-        usage = decoded.get("usage")
-        if usage is None:
-            return {}
-        if type(usage) is not dict:
-            return None
-        tokens = finite(usage.get("total_tokens"))
-        if tokens is None:
-            return None  # the parts, or a stream's events: parse() reads them
-        return {n: tokens for n in self.windows if n != "requests"} if tokens >= 0 else {}
 
     def _refusal(
         self, response: ResponseInfo
@@ -337,8 +390,11 @@ class OpenAIDialect:
         )
         if generating:
             tokens += max_output_tokens(body, self.default_max_tokens)
+        made_of, _, names = self._usual_plan
+        if made_of is not self.windows:
+            made_of, _, names = self._usual_plan = _usual_plan_of(self.windows)
         costs = {"requests": 1.0}
-        costs.update({n: float(tokens) for n in self.windows if n != "requests"})
+        costs.update(dict.fromkeys(names, float(tokens)))
         return costs
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tokenbudget._bucket import _check_number
 from tokenbudget.http import Limit, QuotaReport
 from tokenbudget.http._message import HeaderFields, _decode_json, finite
-from tokenbudget.http._openai import _cached_duration, go_duration
+from tokenbudget.http._openai import _cached_duration, _summed_duration, go_duration
 
 
 def _loads(body: bytes) -> object:
@@ -115,6 +115,28 @@ def test_cached_durations_are_go_durations() -> None:
         assert _cached_duration(text) == go_duration(text)
 
 
+_DIGITS = st.text("0123456789", min_size=0, max_size=22)
+#: Texts near the usual forms of a duration (``12ms``, ``1m26.4s``), and a few beside them.
+_DURATION_TEXTS = st.one_of(
+    st.tuples(
+        st.sampled_from(["", "1m", "59m", "00m", "123456789012345678901m", "1h", "m", " "]),
+        _DIGITS,
+        st.sampled_from(["", ".", "."]).flatmap(lambda dot: _DIGITS.map(lambda f: dot + f)),
+        st.sampled_from(["ms", "s", "m", "us", "ns", "\u00b5s", "h", "", "ms ", "s\n", "sm"]),
+    ).map("".join),
+    st.text(alphabet="0123456789.msuh \u00b5", max_size=12),
+)
+
+
+@given(_DURATION_TEXTS)
+def test_usual_durations_are_read_as_summed(text: str) -> None:
+    """The usual forms' shortcut reads every duration as the general reader does."""
+    expected = _summed_duration(text)
+    found = go_duration(text)
+    assert found == expected
+    assert type(found) is type(expected)
+
+
 def test_header_names_read_from_the_cache_as_the_first_time() -> None:
     httpx = pytest.importorskip("httpx")
     headers = httpx.Headers([("X-RateLimit-Limit-Tokens", "10"), ("x-ratelimit-limit-tokens", "9")])
@@ -141,6 +163,11 @@ def _answer_headers(answer: dict[str, Any]) -> list[tuple[str, str]]:
     return headers
 
 
+def _wire(headers: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    """*headers* as an HTTP library sends them: bytes (httpx refuses str beyond ASCII)."""
+    return [(name, value.encode()) for name, value in headers]
+
+
 _DATES = [
     None,
     "Sun, 06 Dec 2026 17:00:00 GMT",
@@ -149,8 +176,15 @@ _DATES = [
     "Sun, 06 Dec 2026 17:00:01 GMT",
     "not a date",
 ]
-_NUMBERS = st.sampled_from(["0", "1", "5000", "800000", "799970", "1.5", "007", "-3", "x", ""])
-_RESETS = st.sampled_from(["0", "0s", "12ms", "1m26.4s", "6m0s", "172.799999ms", "soon", "1h"])
+_NUMBERS = st.one_of(
+    st.sampled_from(["0", "1", "5000", "800000", "799970", "1.5", "007", "-3", "x", ""]),
+    st.sampled_from(["1" * 20, "1" * 21, "1.25", "\u0661", "\u00b2", "1e3", " 5"]),
+    st.integers(0, 10**12).map(str),
+)
+_RESETS = st.one_of(
+    st.sampled_from(["0", "0s", "12ms", "1m26.4s", "6m0s", "172.799999ms", "soon", "1h"]),
+    _DURATION_TEXTS,
+)
 
 
 @st.composite
@@ -211,7 +245,7 @@ def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
     def reply(request: Any) -> Any:
         answer = next(script)
         return httpx.Response(
-            answer["status"], headers=_answer_headers(answer), content=answer["body"]
+            answer["status"], headers=_wire(_answer_headers(answer)), content=answer["body"]
         )
 
     clock = ManualClock(1000.0)
@@ -284,6 +318,32 @@ def test_usual_answer_is_what_parse_reports(answer: dict[str, Any]) -> None:
         assert list(expected.limits) == list(limits)  # the same order: the syncs' order
 
 
+def test_usual_answer_reads_the_windows_a_dialect_has_now() -> None:
+    """Windows given to a dialect after its first usual answer are the ones read next."""
+    from tokenbudget.http import OpenAIDialect
+
+    chosen = OpenAIDialect()
+    fields = HeaderFields(
+        [
+            (f"x-ratelimit-{field}-{name}", value)
+            for name in ("requests", "tokens")
+            for field, value in zip(_FIELDS, ("5", "5", "5s"), strict=True)
+        ]
+    )._fields
+    first = chosen._usual_answer(fields, b'{"usage": {"total_tokens": 3}}', 200)
+    chosen.windows = {"tokens": 30.0}
+    again = chosen._usual_answer(fields, b'{"usage": {"total_tokens": 3}}', 200)
+    assert first is not None
+    assert again is not None
+    assert [(name, window) for name, *_, window, _ in first[0]] == [
+        ("requests", 60.0),
+        ("tokens", 60.0),
+    ]
+    assert first[1] == {"tokens": 3.0, "tokens_usage_based": 3.0}
+    assert [(name, window) for name, *_, window, _ in again[0]] == [("tokens", 30.0)]
+    assert again[1] == {"tokens": 3.0}
+
+
 def test_the_usual_answer_is_followed_without_its_report(monkeypatch: pytest.MonkeyPatch) -> None:
     """After the first answer, a usual one is never read into a QuotaReport."""
     from tokenbudget.http._transport import TransportCore
@@ -324,7 +384,7 @@ async def _run_async(answers: list[dict[str, Any]], delays: list[int]) -> list[A
         for _ in range(delay):  # answers overtake each other
             await asyncio.sleep(0)
         return httpx.Response(
-            answer["status"], headers=_answer_headers(answer), content=answer["body"]
+            answer["status"], headers=_wire(_answer_headers(answer)), content=answer["body"]
         )
 
     clock = ManualClock(1000.0)
@@ -508,3 +568,18 @@ def test_late_requests_by_running_totals_are_those_on_the_wire(ops: list[Any]) -
         elif op == "abandon" and out:
             core.abandoned(out.pop(pick % len(out)), reached=bool(cost % 2))
     assert len(checked) <= len(ops)  # an answer that syncs was checked
+
+
+@pytest.mark.parametrize("body", [b'{"model": "m"}', b"", bytearray(b'{"a": 1}'), None, {"a": 1}])
+def test_request_info_of_httpx_headers_as_of_their_fields(body: object) -> None:
+    """A request with httpx's headers reads as the same request with their fields."""
+    httpx = pytest.importorskip("httpx")
+    from tokenbudget.http import RequestInfo
+
+    headers = httpx.Headers([("Content-Type", "application/json"), ("X-A", "1"), ("x-a", "2")])
+    quick = RequestInfo("post", "https://x/v1/chat/completions", headers, body)
+    plain = RequestInfo("post", "https://x/v1/chat/completions", HeaderFields(headers), body)
+    assert quick.headers.get_all("x-a") == plain.headers.get_all("x-a") == ("1", "2")
+    assert dict(quick.headers) == dict(plain.headers)
+    assert (quick.method, quick.url, quick.path) == (plain.method, plain.url, plain.path)
+    assert (quick.body, quick.json()) == (plain.body, plain.json())
