@@ -10,6 +10,17 @@ test asks for lower with ``caplog.set_level``. A hit fails the test at teardown.
 fixture must not depend on ``caplog``: set up before it, it is torn down after it, and so
 restores pytest's handlers last.
 
+The Keepa client's key filter (:mod:`tokenbudget_keepa._client.redaction`, on the loggers
+of httpx, httpcore and below, and asyncio) is one for the process and keeps every key any
+client of the process was given: after an earlier test's client of ``"test-key"``, or of
+``"k"`` (which cuts every ``k`` out of those records, each test key's included), the audit
+would be blind to these keys in httpx's records, so that a test's verdict would depend on
+the tests run before it in its process (pytest-xdist hands them out as workers free up).
+The audit empties the filter for the block (its keys are back after): only the keys the
+test's own clients give it are cut out, as in a process that runs this test alone. A
+client made before the block (a module-scoped fixture) has its key's redaction off in it:
+stricter, never blinder.
+
 Records of other processes (CLI runs, Celery workers) are not seen: those tests search
 the processes' output for the key themselves.
 """
@@ -22,6 +33,8 @@ from contextlib import contextmanager
 
 import pytest
 from _pytest.logging import LogCaptureHandler
+
+from tokenbudget_keepa._client import redaction
 
 
 __all__ = ["KeyAudit", "key_audit"]
@@ -59,7 +72,7 @@ class KeyAudit(logging.Handler):
 
 @contextmanager
 def key_audit(keys: Collection[str]) -> Iterator[KeyAudit]:
-    """Every logger at DEBUG and a :class:`KeyAudit` on them for the block; all restored after."""
+    """Every logger at DEBUG, a :class:`KeyAudit` on them, the key filter empty; all restored after."""
     audit = KeyAudit(keys)
     root = logging.getLogger()
     manager = logging.Logger.manager
@@ -78,9 +91,14 @@ def key_audit(keys: Collection[str]) -> Iterator[KeyAudit]:
         lg.disabled = False
         if lg is root or not lg.propagate:
             lg.addHandler(audit)
+    key_filter = redaction._FILTER
+    with key_filter._lock:
+        earlier_keys, key_filter._forms = key_filter._forms, ()
     try:
         yield audit
     finally:
+        with key_filter._lock:
+            key_filter._forms = earlier_keys
         for lg in [root] + [
             lg for lg in list(manager.loggerDict.values()) if isinstance(lg, logging.Logger)
         ]:

@@ -30,13 +30,18 @@ def assert_no_key(*things: object) -> None:
 
 @pytest.fixture
 def no_key_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every logger at DEBUG (httpx, httpcore, tokenbudget*, ...); no record may hold the key."""
+    """Every logger at DEBUG (httpx, httpcore, tokenbudget*, ...); no record may hold the key.
+
+    The records of the test's setup, call and teardown so far are searched (``caplog.records``
+    alone holds the current phase's: the teardown's, here).
+    """
     caplog.set_level(logging.DEBUG)
     for name in list(logging.Logger.manager.loggerDict):
         caplog.set_level(logging.DEBUG, logger=name)
     yield
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
-    for record in caplog.records:
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    for record in records:
         assert SECRET not in formatter.format(record), record  # the traceback included
         assert SECRET not in repr(record.args), record
         if record.exc_info:

@@ -10,6 +10,7 @@ import pytest
 
 from tests._log_audit import audit_fixture
 from tokenbudget import ManualClock
+from tokenbudget_keepa._client.redaction import keep_key_out_of_logs
 from tokenbudget_keepa.testing import KeepaEmulator
 
 from ._client_fixtures import (  # noqa: F401 -- the client tests' fixtures
@@ -56,6 +57,25 @@ class _Keys:
 
     def __contains__(self, key: object) -> bool:
         return key == SECRET or key in self._api_keys
+
+
+#: The key every :class:`KeepaEmulator` accepts unless told otherwise.
+EMULATOR_KEY = "test-key"
+
+
+@pytest.fixture
+def emulator_key_out_of_httpx_logs() -> None:
+    """For tests that send the emulator's key in plain httpx URLs of their own making.
+
+    httpx logs each URL it sends at INFO, key included: the test's own doing, not a leak
+    of the library's (a :class:`KeepaClient` adds the key as a request leaves, below
+    httpx's log). Such a test gives httpx's loggers (httpcore's and below, asyncio's) the
+    filter a client of that key would give them (``keep_key_out_of_logs``); set up after
+    the key audit, which empties that filter, so that it does not depend on a client of
+    an earlier test. Every other record (the emulator's, tokenbudget*'s, the root's) is
+    still searched for the key.
+    """
+    keep_key_out_of_logs(EMULATOR_KEY)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 
 from tokenbudget import ManualClock
 from tokenbudget_keepa import datetime_to_keepa_minutes
-from tokenbudget_keepa._client.redaction import keep_key_out_of_logs
 from tokenbudget_keepa.testing import DEFAULT_START, EmulatorStats, Fault, KeepaEmulator
 
 
@@ -31,16 +30,8 @@ ENVELOPE_TYPES = {
 START_MINUTE = datetime_to_keepa_minutes(DEFAULT_START)
 
 
-@pytest.fixture(autouse=True)
-def _key_out_of_our_own_urls() -> None:
-    """These tests send the key in plain httpx URLs themselves, and httpx logs each URL.
-
-    The filter every KeepaClient puts on httpx's loggers keeps it out of the records
-    that the key audit searches (in a whole run a client of an earlier test has put it
-    there already; alone, or in another order under xdist, these tests must not
-    depend on that).
-    """
-    keep_key_out_of_logs(KEY)
+#: These tests send the key in plain httpx URLs of their own.
+pytestmark = pytest.mark.usefixtures("emulator_key_out_of_httpx_logs")
 
 
 @pytest.fixture(scope="module")

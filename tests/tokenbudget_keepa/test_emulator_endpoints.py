@@ -14,6 +14,9 @@ from tokenbudget_keepa.testing import KeepaEmulator
 
 KEY = "test-key"
 
+#: These tests send the key in plain httpx URLs of their own.
+pytestmark = pytest.mark.usefixtures("emulator_key_out_of_httpx_logs")
+
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:

@@ -26,6 +26,9 @@ KEY = "test-key"
 #: Price-type arrays of real answers: one entry per price type 0..33.
 PRICE_TYPES = 34
 
+#: These tests send the key in plain httpx URLs of their own.
+pytestmark = pytest.mark.usefixtures("emulator_key_out_of_httpx_logs")
+
 
 @pytest.fixture(scope="module")
 def http() -> Any:

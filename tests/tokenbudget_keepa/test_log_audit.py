@@ -8,18 +8,11 @@ import pytest
 
 from tests._log_audit import audit_fixture, key_audit
 from tokenbudget_keepa._client import redaction
+from tokenbudget_keepa._client.redaction import keep_key_out_of_logs
 
 
 #: A key no emulator of the suite uses: the audit around this test itself must not see it.
 PLANTED = "pLaNtEd-kEy-9876543210"
-
-
-@pytest.fixture(autouse=True)
-def _no_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests check the audit, not the client's redaction: a key an earlier test of this
-    process gave a client (the filter keeps every one, one character long included) would
-    otherwise be cut out of the planted key before the audit sees it."""
-    monkeypatch.setattr(redaction._FILTER, "_forms", ())
 
 
 def test_a_key_in_a_debug_message_of_a_library_logger_is_found():
@@ -47,6 +40,30 @@ def test_the_fixture_fails_the_test_that_planted_a_key():
     logging.getLogger("httpx").debug("GET https://api.keepa.com/token?key=%s", PLANTED)
     with pytest.raises(pytest.fail.Exception, match="hold an API key"):
         next(fixture)
+
+
+def test_a_key_given_to_a_client_before_the_audit_does_not_hide_a_record():
+    """The client's key filter is one for the process: keys it got before the audit (an
+    earlier test's clients: "k" cuts every k out) are not cut out of records during it."""
+    keep_key_out_of_logs(PLANTED)
+    keep_key_out_of_logs("k")
+    with key_audit([PLANTED]) as audit:
+        logging.getLogger("httpx").info("HTTP Request: GET https://x/product?key=%s", PLANTED)
+    assert len(audit.hits) == 1
+    assert PLANTED in audit.hits[0]
+
+
+def test_a_key_given_to_a_client_during_the_audit_is_cut_out_and_the_earlier_ones_are_back():
+    """A key given during the audit is redacted as for a user (the client's own filter
+    works); after it, the filter holds the keys it held before, and only those."""
+    keep_key_out_of_logs("earlier-key")
+    with key_audit([PLANTED]) as audit:
+        keep_key_out_of_logs(PLANTED)
+        logging.getLogger("httpcore.http11").debug("location %s", f"/x?key={PLANTED}")
+    assert audit.hits == []
+    assert audit.records >= 1
+    assert "earlier-key" in redaction._FILTER._forms
+    assert PLANTED not in redaction._FILTER._forms
 
 
 def test_levels_and_pytest_handlers_are_restored():
