@@ -48,17 +48,21 @@ class ReplayServer:
                     hold = replay.hold.get(parts.path, 0.0)
                 try:
                     time.sleep(hold)
-                    self._answer(status, body)
+                    self._head(status, body)
                 finally:
+                    # No longer active once its body is going out: the client can send its
+                    # next request as soon as the body is written, before this thread runs
+                    # again (a loaded machine), and that next one must not count as sent
+                    # while this one was being answered.
                     with replay._lock:
                         replay._active -= 1
+                self.wfile.write(body)
 
-            def _answer(self, status: int, body: bytes) -> None:
+            def _head(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- the base's name
                 pass
