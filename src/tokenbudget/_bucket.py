@@ -837,6 +837,30 @@ def _moved(shell: _Shell, sleeper: _Sleeper, out: Outcome) -> None:
 #: The waiting ``acquire`` calls of each bucket, by (id of the backend, key).
 _SLEEPERS: dict[tuple[int, str], list[_Sleeper]] = {}
 _SLEEPERS_LOCK = threading.Lock()
+#: How many times the waiters of each bucket were looked for to move up (a cancel), by
+#: (id of the backend, key): an ``acquire`` that booked before one and registered as a
+#: waiter after it was not among them (see ``_missed_move``).
+_MOVES: dict[tuple[int, str], int] = {}
+
+
+def _moves(shell: _Shell) -> int:
+    """How many times *shell*'s waiters were looked for to move up so far (read before booking)."""
+    return _MOVES.get((id(shell._backend), shell._key), 0)  # noqa: SLF001
+
+
+def _missed_move(shell: _Shell, moves: int) -> bool:
+    """Whether a cancel looked for *shell*'s waiters since *moves* was read; hold the lock.
+
+    A waiting ``acquire`` books, then registers as a waiter: a booking cancelled in
+    between moved nobody up, and the waiter must look for itself once registered.
+    """
+    return _MOVES.get((id(shell._backend), shell._key), 0) != moves  # noqa: SLF001
+
+
+def _count_move(shell: _Shell) -> None:
+    """Count a look for *shell*'s waiters to move up; hold ``_SLEEPERS_LOCK``."""
+    where = (id(shell._backend), shell._key)  # noqa: SLF001
+    _MOVES[where] = _MOVES.get(where, 0) + 1
 
 
 def _wakeable(shell: _Shell) -> bool:
@@ -874,6 +898,7 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
     """
     backend = shell._backend  # noqa: SLF001
     with _SLEEPERS_LOCK:
+        _count_move(shell)
         group = list(_sleepers(shell))
     if not group:
         return
@@ -916,6 +941,7 @@ async def _amove_up(shell: _Shell, cancelled: int) -> None:
         _move_up(shell, cancelled)
         return
     with _SLEEPERS_LOCK:
+        _count_move(shell)
         last = _last_behind(list(_sleepers(shell)), cancelled)
     if last is None:
         return
@@ -1141,13 +1167,14 @@ class TokenBucket(_Shell):
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book
             return 0.0
+        moves = _moves(self)
         out = self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
             raise AcquireTimeout(float(cost), out.delay, max_wait)
         if out.delay > 0.0:
             if _wakeable(self):
-                return self._wait(out, float(cost))
+                return self._wait(out, float(cost), moves)
             try:
                 self._clock.sleep(out.delay)
             except BaseException as exc:  # KeyboardInterrupt, a failing clock: nobody will spend it
@@ -1158,13 +1185,20 @@ class TokenBucket(_Shell):
                 raise
         return out.delay
 
-    def _wait(self, out: Outcome, cost: float) -> float:
-        """Sleep until the booking's time (a cancel of an earlier booking may bring it forward)."""
+    def _wait(self, out: Outcome, cost: float, moves: int) -> float:
+        """Sleep until the booking's time (a cancel of an earlier booking may bring it forward).
+
+        *moves* is :func:`_moves` before the booking: a cancel since then did not
+        find this waiter, which then looks for itself.
+        """
         event = threading.Event()
         sleeper = _sleeper(self, out, cost, event.set)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
+            missed = _missed_move(self, moves)
         try:
+            if missed:
+                _move_up(self, -1)  # every waiter behind nothing: booked again in order
             while True:
                 remaining = sleeper.deadline - self._clock.now()
                 if remaining <= 0.0:
@@ -1463,6 +1497,7 @@ class AsyncTokenBucket(_Shell):
             return 0.0
         task = asyncio.current_task()
         cancels = _cancelling(task)
+        moves = _moves(self)
         out = await self._book(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
@@ -1475,7 +1510,7 @@ class AsyncTokenBucket(_Shell):
             raise cancelled
         if out.delay > 0.0:
             if _wakeable(self):
-                return await self._wait(out, float(cost))
+                return await self._wait(out, float(cost), moves)
             try:
                 await self._clock.asleep(out.delay)
             except BaseException as exc:
@@ -1483,7 +1518,7 @@ class AsyncTokenBucket(_Shell):
                 raise
         return out.delay
 
-    async def _wait(self, out: Outcome, cost: float) -> float:
+    async def _wait(self, out: Outcome, cost: float, moves: int) -> float:
         """Like :meth:`TokenBucket._wait`, on the event loop."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
@@ -1494,7 +1529,10 @@ class AsyncTokenBucket(_Shell):
         sleeper = _sleeper(self, out, cost, wake)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
+            missed = _missed_move(self, moves)
         try:
+            if missed:
+                await _amove_up(self, -1)  # every waiter behind nothing: booked again in order
             while True:
                 remaining = sleeper.deadline - self._clock.now()
                 if remaining <= 0.0:

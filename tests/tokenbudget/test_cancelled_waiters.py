@@ -258,3 +258,45 @@ def test_rebook_keeps_a_booking_a_new_one_would_not_better(make_backend):
         before.booked,
     )
     assert last.cancel()  # still the same booking, under its id
+
+
+def test_a_cancel_between_a_waiters_booking_and_its_wait_still_moves_it_up(
+    make_backend: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A booking ahead cancelled after a waiting acquire booked, before it waits.
+
+    ``acquire`` books, then registers as a waiter: the cancel's look for waiters
+    to move up does not find it, so once registered it looks for itself (a loaded
+    machine opened this gap at random: the waiter went at its old time).
+    """
+    from tokenbudget import _bucket
+
+    bucket = TokenBucket(CONFIG, tokens=0, backend=make_backend(None, False), key=_key())
+    ahead = bucket.reserve(30)
+    real = _bucket._sleeper
+
+    def cancel_ahead_first(*args: Any) -> Any:
+        assert ahead.cancel()  # after the booking, before the waiter registers
+        return real(*args)
+
+    monkeypatch.setattr(_bucket, "_sleeper", cancel_ahead_first)
+    assert bucket.acquire(10) < 2.5  # booked again at about 1 s, not 4
+
+
+def test_a_cancel_between_a_tasks_booking_and_its_wait_still_moves_it_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same gap for an asyncio task (the cancel by a thread's bucket on the same memory)."""
+    from tokenbudget import _bucket
+
+    backend, key = MemoryBackend(), _key()
+    waiting = AsyncTokenBucket(CONFIG, tokens=0, backend=backend, key=key)
+    ahead = TokenBucket(CONFIG, tokens=0, backend=backend, key=key).reserve(30)
+    real = _bucket._sleeper
+
+    def cancel_ahead_first(*args: Any) -> Any:
+        assert ahead.cancel()
+        return real(*args)
+
+    monkeypatch.setattr(_bucket, "_sleeper", cancel_ahead_first)
+    assert asyncio.run(waiting.acquire(10)) < 2.5
