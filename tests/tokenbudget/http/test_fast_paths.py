@@ -186,6 +186,15 @@ _RESETS = st.one_of(
     _DURATION_TEXTS,
 )
 
+#: An answer the fast path follows: each window's three fields, a Date, ``usage``.
+_USUAL: dict[str, Any] = {
+    "date": _DATES[1],
+    "requests": ("5000", "4999", "12ms"),
+    "tokens": ("800000", "799000", "77ms"),
+    "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
+    "status": 200,
+}
+
 
 @st.composite
 def _answers(draw: st.DrawFn) -> dict[str, Any]:
@@ -348,13 +357,7 @@ def test_the_usual_answer_is_followed_without_its_report(monkeypatch: pytest.Mon
     """After the first answer, a usual one is never read into a QuotaReport."""
     from tokenbudget.http._transport import TransportCore
 
-    usual = {
-        "date": _DATES[1],
-        "requests": ("5000", "4999", "12ms"),
-        "tokens": ("800000", "799000", "77ms"),
-        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
-        "status": 200,
-    }
+    usual = _USUAL
     reports: list[Any] = []
     report = TransportCore.report
 
@@ -416,13 +419,7 @@ def test_async_transport_fast_path_decides_as_the_general_path(
     """Concurrent requests whose answers overtake each other: late bookings, older news."""
     import asyncio
 
-    usual = {
-        "date": _DATES[1],
-        "requests": ("5000", "4999", "12ms"),
-        "tokens": ("800000", "799000", "77ms"),
-        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
-        "status": 200,
-    }
+    usual = _USUAL
     answers = [usual, *answers]
     delays = data.draw(st.lists(st.integers(0, 4), min_size=len(answers), max_size=len(answers)))
     fast = asyncio.run(_run_async(answers, delays))
@@ -474,13 +471,7 @@ def test_memory_lanes_only_where_nobody_listens(caplog: pytest.LogCaptureFixture
     from tokenbudget.http._transport import Booking
     from tokenbudget.http.httpx import QuotaTransport
 
-    usual = {
-        "date": _DATES[1],
-        "requests": ("5000", "4999", "12ms"),
-        "tokens": ("800000", "799000", "77ms"),
-        "body": json.dumps({"usage": {"total_tokens": 30}}).encode(),
-        "status": 200,
-    }
+    usual = _USUAL
     seen = _run_sync([usual] * 3, [0.0, 1.0, 1.0])
     assert seen[-2]["tokens"][0]["flight"] == []  # every booking settled
 
