@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Final, Literal, TypeVar
 
 import attrs
 
@@ -837,30 +837,33 @@ def _moved(shell: _Shell, sleeper: _Sleeper, out: Outcome) -> None:
 #: The waiting ``acquire`` calls of each bucket, by (id of the backend, key).
 _SLEEPERS: dict[tuple[int, str], list[_Sleeper]] = {}
 _SLEEPERS_LOCK = threading.Lock()
-#: How many times the waiters of each bucket were looked for to move up (a cancel), by
-#: (id of the backend, key): an ``acquire`` that booked before one and registered as a
-#: waiter after it was not among them (see ``_missed_move``).
-_MOVES: dict[tuple[int, str], int] = {}
+#: How many times waiters were looked for to move up (after a cancel), any bucket's: an
+#: ``acquire`` that booked before one and registered as a waiter after it was not among
+#: them (see ``_missed_move``). One count for all buckets, so that nothing is kept per
+#: bucket; a look at another bucket's waiters only makes a waiter look again, harmlessly.
+_MOVES = [0]
 
 
 def _moves(shell: _Shell) -> int:
-    """How many times *shell*'s waiters were looked for to move up so far (read before booking)."""
-    return _MOVES.get((id(shell._backend), shell._key), 0)  # noqa: SLF001
+    """How many times waiters were looked for to move up so far (read before booking)."""
+    del shell  # one count for all buckets
+    return _MOVES[0]
 
 
 def _missed_move(shell: _Shell, moves: int) -> bool:
-    """Whether a cancel looked for *shell*'s waiters since *moves* was read; hold the lock.
+    """Whether a cancel looked for waiters since *moves* was read; hold ``_SLEEPERS_LOCK``.
 
     A waiting ``acquire`` books, then registers as a waiter: a booking cancelled in
     between moved nobody up, and the waiter must look for itself once registered.
     """
-    return _MOVES.get((id(shell._backend), shell._key), 0) != moves  # noqa: SLF001
+    del shell
+    return _MOVES[0] != moves
 
 
 def _count_move(shell: _Shell) -> None:
-    """Count a look for *shell*'s waiters to move up; hold ``_SLEEPERS_LOCK``."""
-    where = (id(shell._backend), shell._key)  # noqa: SLF001
-    _MOVES[where] = _MOVES.get(where, 0) + 1
+    """Count a look for waiters to move up; hold ``_SLEEPERS_LOCK``."""
+    del shell
+    _MOVES[0] += 1
 
 
 def _wakeable(shell: _Shell) -> bool:
@@ -914,10 +917,22 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
             if out.ok:
                 _moved(shell, last, out)
         return
-    obs = backend.observe(key, config, clock, initial)
-    waiting = [s for s in group if s.state.time > obs.time]
-    behind = sorted((s for s in waiting if s.state.booking_id > cancelled), key=_booking_order)
-    if not behind or obs.pending != len(waiting):
+    for _ in range(_MOVE_LOOKS):
+        obs = backend.observe(key, config, clock, initial)
+        waiting = [s for s in group if s.state.time > obs.time]
+        behind = sorted((s for s in waiting if s.state.booking_id > cancelled), key=_booking_order)
+        if behind and obs.pending == len(waiting):
+            break
+        # A waiter that booked after the look began may not be registered yet (then the
+        # pending bookings outnumber the waiters): counted again, it looks for itself if
+        # it registers from now on; registered meanwhile, the next look finds it.
+        with _SLEEPERS_LOCK:
+            _count_move(shell)
+            again = list(_sleepers(shell))
+        if again == group:
+            return
+        group = again
+    else:
         return
     requests: list[Request] = [
         Cancel(s.state.booking_id, s.state.time, s.state.charged) for s in reversed(behind)
@@ -926,6 +941,10 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
     outs = backend.apply_many(key, config, clock, initial, requests)
     for sleeper, out in zip(behind, outs[len(behind) :], strict=True):
         _moved(shell, sleeper, out)
+
+
+#: How many times :func:`_move_up` looks at a memory bucket's waiters while new ones register.
+_MOVE_LOOKS: Final = 3
 
 
 def _last_behind(group: list[_Sleeper], cancelled: int) -> _Sleeper | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -300,3 +301,51 @@ def test_a_cancel_between_a_tasks_booking_and_its_wait_still_moves_it_up(
 
     monkeypatch.setattr(_bucket, "_sleeper", cancel_ahead_first)
     assert asyncio.run(waiting.acquire(10)) < 2.5
+
+
+def test_a_waiter_booking_while_the_cancel_looks_for_waiters_does_not_hold_the_others_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second acquire books while the cancel's look at the waiters reads the bucket.
+
+    Its booking is pending before it is a waiter: the look sees more pending
+    bookings than waiters, which would keep everyone at their old times. The look
+    counts again and looks once more (or the newcomer, registering after the
+    count, looks for itself): the first waiter goes at about 1 s, not 2.
+    """
+    from tokenbudget import _bucket
+
+    bucket = TokenBucket(BucketConfig(1.0, Rate(1.0, 1.0)), tokens=0.0)
+    ahead = bucket.reserve(1.0)  # due at 1 s
+    waited: dict[str, float] = {}
+
+    def acquire(name: str) -> None:
+        waited[name] = bucket.acquire(1.0)
+
+    first = threading.Thread(target=acquire, args=("first",))
+    first.start()  # due at 2 s
+    while not _bucket._SLEEPERS.get((id(bucket._backend), bucket.key)):  # a waiter now
+        time.sleep(0.001)
+    booked = threading.Event()
+    real_observe, real_apply = MemoryBackend.observe, MemoryBackend.apply
+    looks = []
+
+    def apply(self: MemoryBackend, *args: Any) -> Any:
+        out = real_apply(self, *args)
+        if threading.current_thread().name == "second":
+            booked.set()
+        return out
+
+    def observe(self: MemoryBackend, *args: Any) -> Any:
+        if threading.current_thread() is threading.main_thread() and not looks:
+            looks.append(1)
+            threading.Thread(target=acquire, args=("second",), name="second").start()
+            booked.wait(10)  # the second books now, and registers when it will
+        return real_observe(self, *args)
+
+    monkeypatch.setattr(MemoryBackend, "observe", observe)
+    monkeypatch.setattr(MemoryBackend, "apply", apply)
+    assert ahead.cancel()
+    monkeypatch.undo()
+    first.join(10)
+    assert waited["first"] < 1.5  # booked again at about 1 s, not 2

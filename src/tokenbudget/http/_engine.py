@@ -72,7 +72,10 @@ def _lanes_of(buckets: Mapping[str, Any]) -> dict[str, Lane] | None:
 
 
 def _book_quietly(
-    lanes: dict[str, Lane], booking: Booking[Any], reservation: Callable[[Any, Any], Any]
+    lanes: dict[str, Lane],
+    booking: Booking[Any],
+    reservation: Callable[[Any, Any], Any],
+    buckets: Mapping[str, Any],
 ) -> float | None:
     """Book *booking*'s costs as the buckets' ``_quiet_booking`` would, in the memory core.
 
@@ -80,7 +83,8 @@ def _book_quietly(
     nothing, as ``TransportCore.to_book`` says), each made a *reservation*
     (``Reservation`` or ``AsyncReservation``); the latest booking's delay. None,
     having booked nothing, when a bucket's own methods must run: DEBUG logging
-    on (a booking is an event to log), a cost they would check.
+    on (a booking is an event to log), a cost they would check, a bucket created
+    since the lanes were read (*buckets*: the transport's buckets now).
     """
     if _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG):
         return None
@@ -92,6 +96,8 @@ def _book_quietly(
                 if not cost <= lane[1][4]:  # its max_cost (a float from TransportCore.costs)
                     return None
                 todo.append((name, lane, cost))
+            elif name in buckets:
+                return None
     reservations = booking.reservations
     delay = 0.0
     for name, (bucket, (lock, state, config, clock, _)), cost in todo:
@@ -404,17 +410,20 @@ class _Engine:
         self._connect_errors = (module.ConnectError, module.ConnectTimeout)
         #: Limits a request is out alone on (see TransportCore.to_probe).
         self._probing: set[str] = set()
-        #: The buckets' memory lanes (``_lanes_of``), read again when a bucket is created.
-        self._lanes: dict[str, Lane] | None = None
-        self._lanes_of = -1
+        #: How many buckets there were and their memory lanes (``_lanes_of``), read again
+        #: when a bucket is created: one attribute, so that a thread never reads a count
+        #: with the lanes of another.
+        self._lanes_cache: tuple[int, dict[str, Lane] | None] = (-1, None)
 
     def _lanes_now(self) -> dict[str, Lane] | None:
         """The buckets' memory lanes, or None (see :func:`_lanes_of`)."""
         buckets = self.core.buckets
-        if len(buckets) != self._lanes_of:  # buckets are only ever added
-            self._lanes_of = len(buckets)
-            self._lanes = _lanes_of(buckets)
-        return self._lanes
+        count, lanes = self._lanes_cache
+        if len(buckets) != count:  # buckets are only ever added
+            count = len(buckets)
+            lanes = _lanes_of(buckets)
+            self._lanes_cache = (count, lanes)
+        return lanes
 
     def _clock(self, booking: Booking[Any]) -> Clock:
         core = self.core
@@ -430,7 +439,7 @@ class _Engine:
         core = self.core
         if core.clock is not None:
             return core.clock.now()
-        lanes = self._lanes
+        lanes = self._lanes_cache[1]
         if lanes:  # the memory lanes say which clock, without the bucket's property
             for _, lane in lanes.values():
                 clock = lane[3]
@@ -513,7 +522,7 @@ class SyncEngine(_Engine):
         lanes = self._lanes_now()
         if lanes is not None:
             try:
-                quick = _book_quietly(lanes, booking, Reservation)
+                quick = _book_quietly(lanes, booking, Reservation, self.core.buckets)
             except BaseException:
                 self._undo(booking)
                 raise
@@ -767,7 +776,7 @@ class AsyncEngine(_Engine):
         lanes = self._lanes_now()
         if lanes is not None:
             try:
-                quick = _book_quietly(lanes, booking, AsyncReservation)
+                quick = _book_quietly(lanes, booking, AsyncReservation, self.core.buckets)
             except BaseException:
                 await self._undo(booking)
                 raise
@@ -817,7 +826,7 @@ class AsyncEngine(_Engine):
         for booking, follow in self.core.due(self._now() if now is None else now):
             await self._apply(booking, follow)
 
-    async def handle(self, request: Any) -> Any:  # noqa: C901, PLR0912 -- like SyncEngine.handle
+    async def handle(self, request: Any) -> Any:  # noqa: C901 -- like SyncEngine.handle
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         core = self.core
         url = str(request.url)
@@ -828,20 +837,14 @@ class AsyncEngine(_Engine):
             if core.settle_after:
                 async with self._lock():
                     await self._settle_due()
-            # self._enter(costs) and self._book(booking) without their coroutines, where
-            # they would not wait (steady limits; the memory lanes)
+            # self._enter(costs) without its coroutine where it would not wait (steady limits)
             probe = _ALONE_ON_NOTHING if core.steady(costs) else await self._enter(costs)
             costs = self._estimated_again(costs, request, url)
             answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
                 try:
-                    lanes = self._lanes_now()
-                    delay = (
-                        None if lanes is None else _book_quietly(lanes, booking, AsyncReservation)
-                    )
-                    if delay is None:
-                        delay = await self._book(booking)
+                    delay = await self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
                         return _refusal(self.module, request, exc)

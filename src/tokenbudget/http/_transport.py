@@ -555,6 +555,8 @@ class TransportCore(Generic[B]):
             if booking.before:  # only then may any request be late for it
                 booking.spent_mark = dict(self._spent_totals)
                 booking.restated_mark = self._restated
+            elif self._spent_totals:  # no mark is alive: the totals start again (no drift)
+                self._spent_totals.clear()
             self._outstanding[booking.seq] = booking
 
     def abandoned(self, booking: Booking[Any], *, reached: bool) -> None:

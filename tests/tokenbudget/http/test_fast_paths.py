@@ -499,7 +499,7 @@ def test_memory_lanes_only_where_nobody_listens(caplog: pytest.LogCaptureFixture
     assert lanes is not None
     booking: Booking[Any] = Booking({"requests": 1.0, "tokens": 5.0})
     with caplog.at_level(logging.DEBUG, logger="tokenbudget"):
-        assert _engine._book_quietly(lanes, booking, object) is None  # DEBUG on: an event
+        assert _engine._book_quietly(lanes, booking, object, {}) is None  # DEBUG on: an event
     assert not booking.reservations
 
 
@@ -574,3 +574,21 @@ def test_request_info_of_httpx_headers_as_of_their_fields(body: object) -> None:
     assert dict(quick.headers) == dict(plain.headers)
     assert (quick.method, quick.url, quick.path) == (plain.method, plain.url, plain.path)
     assert (quick.body, quick.json()) == (plain.body, plain.json())
+
+
+def test_no_quiet_booking_on_lanes_that_miss_a_bucket() -> None:
+    """Lanes read before a bucket was created: the buckets' own methods book instead."""
+    from tokenbudget import BucketConfig, Rate, Reservation, TokenBucket
+    from tokenbudget.http import _engine
+    from tokenbudget.http._transport import Booking
+
+    config = BucketConfig(100, Rate.per_second(1))
+    requests, tokens = TokenBucket(config), TokenBucket(config)
+    lanes = _engine._lanes_of({"requests": requests})
+    assert lanes is not None
+    booking: Booking[Any] = Booking({"requests": 1.0, "tokens": 5.0})
+    buckets = {"requests": requests, "tokens": tokens}
+    assert _engine._book_quietly(lanes, booking, Reservation, buckets) is None
+    assert not booking.reservations  # nothing booked, on either
+    assert _engine._book_quietly(lanes, booking, Reservation, {"requests": requests}) == 0.0
+    assert list(booking.reservations) == ["requests"]
