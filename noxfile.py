@@ -93,7 +93,8 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
 
     Two phases: every test but the ``heavy`` ones in parallel worker processes
-    (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: one a CPU), then the
+    (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: two a CPU, since many
+    tests wait on sockets, subprocesses and clocks more than they compute), then the
     ``heavy`` ones alone (Celery workers, days on several processes, kills: they
     start processes of their own and run on the wall clock with time budgets;
     run in two workers, a loaded machine ended a deployment test's run before
@@ -110,7 +111,7 @@ def tests(session: nox.Session) -> None:
     if session.posargs:
         session.run("pytest", *session.posargs, env=env)
         return
-    workers = os.environ.get("TOKENBUDGET_TEST_WORKERS", "auto")
+    workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
         phases.append(("the heavy tests, alone", ["-m", "heavy"]))
