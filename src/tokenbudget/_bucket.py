@@ -20,7 +20,6 @@ from ._clock import Clock, MonotonicClock, WallClock
 from ._config import BucketConfig, Rate, real_number
 from ._core import (
     Admit,
-    BucketState,
     Cancel,
     Observation,
     Outcome,
@@ -62,9 +61,6 @@ _NEG_INF = -math.inf
 
 
 R = TypeVar("R")
-
-#: ``(lock, state, config, clock, max_cost)`` of a memory bucket (``_memory_lane``).
-MemoryLane = tuple[threading.Lock, BucketState, BucketConfig, Clock | None, float]
 
 EventKind = Literal[
     "admitted",
@@ -433,31 +429,6 @@ class _Shell:
         if type(backend) is not MemoryBackend:
             return None
         return backend.apply_many(self._key, self._config, self._clock, self._initial, requests)
-
-    def _memory_lane(self) -> MemoryLane | None:
-        """The bucket's state as the memory core holds it, for a caller's quiet hot path.
-
-        ``(lock, state, config, clock, max_cost)``: the memory backend's lock, the
-        bucket's :class:`~tokenbudget._core.BucketState` (created with the bucket,
-        never replaced), its configuration, its clock (None: the monotonic clock,
-        read as ``time.monotonic``) and the largest cost the quiet paths take. What
-        :meth:`_quiet_booking` and :meth:`_quiet_settle_sync` do, the caller may then
-        do with the core's ``book`` and ``settle_then_sync`` under *lock*, without
-        their frames, while DEBUG logging is off. None when nobody may skip this
-        bucket's own methods: another backend, or an event hook (both fixed for the
-        bucket's life).
-        """
-        backend = self._backend
-        if type(backend) is not MemoryBackend or self._on_event is not None:
-            return None
-        clock = self._clock
-        return (
-            backend._lock,  # noqa: SLF001 -- the memory backend's own parts, read once
-            backend._states[self._key],  # noqa: SLF001
-            self._config,
-            None if type(clock) is MonotonicClock else clock,
-            self._fast_max,
-        )
 
     def _quiet_booking(self, cost: float) -> _ReservationState | None:
         """:meth:`TokenBucket.reserve` of *cost* (no timeout) in one memory call: its booking.
@@ -837,33 +808,12 @@ def _moved(shell: _Shell, sleeper: _Sleeper, out: Outcome) -> None:
 #: The waiting ``acquire`` calls of each bucket, by (id of the backend, key).
 _SLEEPERS: dict[tuple[int, str], list[_Sleeper]] = {}
 _SLEEPERS_LOCK = threading.Lock()
-#: How many times waiters were looked for to move up (after a cancel), any bucket's: an
-#: ``acquire`` that booked before one and registered as a waiter after it was not among
-#: them (see ``_missed_move``). One count for all buckets, so that nothing is kept per
-#: bucket; a look at another bucket's waiters only makes a waiter look again, harmlessly.
+#: How many times waiters were looked for to move up (after a cancel), any bucket's,
+#: written under ``_SLEEPERS_LOCK``: an ``acquire`` reads it before it books, and once
+#: registered as a waiter looks for itself if it moved (a look between the two did not
+#: find it). One count for all buckets keeps nothing per bucket; a look at another
+#: bucket's waiters only makes a waiter look again, harmlessly.
 _MOVES = [0]
-
-
-def _moves(shell: _Shell) -> int:
-    """How many times waiters were looked for to move up so far (read before booking)."""
-    del shell  # one count for all buckets
-    return _MOVES[0]
-
-
-def _missed_move(shell: _Shell, moves: int) -> bool:
-    """Whether a cancel looked for waiters since *moves* was read; hold ``_SLEEPERS_LOCK``.
-
-    A waiting ``acquire`` books, then registers as a waiter: a booking cancelled in
-    between moved nobody up, and the waiter must look for itself once registered.
-    """
-    del shell
-    return _MOVES[0] != moves
-
-
-def _count_move(shell: _Shell) -> None:
-    """Count a look for waiters to move up; hold ``_SLEEPERS_LOCK``."""
-    del shell
-    _MOVES[0] += 1
 
 
 def _wakeable(shell: _Shell) -> bool:
@@ -901,7 +851,7 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
     """
     backend = shell._backend  # noqa: SLF001
     with _SLEEPERS_LOCK:
-        _count_move(shell)
+        _MOVES[0] += 1
         group = list(_sleepers(shell))
     if not group:
         return
@@ -927,7 +877,7 @@ def _move_up(shell: _Shell, cancelled: int) -> None:
         # pending bookings outnumber the waiters): counted again, it looks for itself if
         # it registers from now on; registered meanwhile, the next look finds it.
         with _SLEEPERS_LOCK:
-            _count_move(shell)
+            _MOVES[0] += 1
             again = list(_sleepers(shell))
         if again == group:
             return
@@ -960,7 +910,7 @@ async def _amove_up(shell: _Shell, cancelled: int) -> None:
         _move_up(shell, cancelled)
         return
     with _SLEEPERS_LOCK:
-        _count_move(shell)
+        _MOVES[0] += 1
         last = _last_behind(list(_sleepers(shell)), cancelled)
     if last is None:
         return
@@ -1186,7 +1136,7 @@ class TokenBucket(_Shell):
         max_wait = _check_timeout(timeout)
         if self._fast_decision(cost):  # admitted now; a refusal takes the full path to book
             return 0.0
-        moves = _moves(self)
+        moves = _MOVES[0]
         out = self._apply(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
@@ -1207,14 +1157,14 @@ class TokenBucket(_Shell):
     def _wait(self, out: Outcome, cost: float, moves: int) -> float:
         """Sleep until the booking's time (a cancel of an earlier booking may bring it forward).
 
-        *moves* is :func:`_moves` before the booking: a cancel since then did not
-        find this waiter, which then looks for itself.
+        *moves* is ``_MOVES`` before the booking: a cancel's look for waiters since
+        then did not find this waiter, which then looks for itself.
         """
         event = threading.Event()
         sleeper = _sleeper(self, out, cost, event.set)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
-            missed = _missed_move(self, moves)
+            missed = _MOVES[0] != moves
         try:
             if missed:
                 _move_up(self, -1)  # every waiter behind nothing: booked again in order
@@ -1516,7 +1466,7 @@ class AsyncTokenBucket(_Shell):
             return 0.0
         task = asyncio.current_task()
         cancels = _cancelling(task)
-        moves = _moves(self)
+        moves = _MOVES[0]
         out = await self._book(self._admit_request(cost, max_wait))
         self._report(self._admit_kind(out), out, cost)
         if not out.ok:
@@ -1548,7 +1498,7 @@ class AsyncTokenBucket(_Shell):
         sleeper = _sleeper(self, out, cost, wake)
         with _SLEEPERS_LOCK:
             _sleepers(self).append(sleeper)
-            missed = _missed_move(self, moves)
+            missed = _MOVES[0] != moves
         try:
             if missed:
                 await _amove_up(self, -1)  # every waiter behind nothing: booked again in order

@@ -14,24 +14,12 @@ import json
 import logging
 import math
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
-from tokenbudget import _core
-from tokenbudget._bucket import (
-    _DEBUG,
-    AsyncReservation,
-    AsyncTokenBucket,
-    MemoryLane,
-    Reservation,
-    TokenBucket,
-    _debug_cached,
-    _debug_enabled,
-    _ReservationState,
-)
+from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation, TokenBucket
 from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
@@ -51,128 +39,6 @@ _READ_CAP: Final = 16 * 1024 * 1024
 _DEFAULT_CLOCK: Final = MonotonicClock()
 #: What a request goes out alone on when it goes out among the others (see ``_enter``).
 _ALONE_ON_NOTHING: Final[frozenset[str]] = frozenset()
-_INF: Final = math.inf
-_NEG_INF: Final = -math.inf
-_monotonic = time.monotonic
-
-#: A bucket the quiet lane books and settles in the memory core: the bucket and its
-#: ``_memory_lane()``.
-Lane = tuple[Any, MemoryLane]
-
-
-def _lanes_of(buckets: Mapping[str, Any]) -> dict[str, Lane] | None:
-    """Each bucket's memory lane by limit name, or None when one of them has none."""
-    lanes: dict[str, Lane] = {}
-    for name, bucket in list(buckets.items()):  # a copy: another thread may create one
-        lane = bucket._memory_lane()  # noqa: SLF001 -- the transport's own buckets
-        if lane is None:
-            return None
-        lanes[name] = (bucket, lane)
-    return lanes
-
-
-def _book_quietly(
-    lanes: dict[str, Lane],
-    booking: Booking[Any],
-    reservation: Callable[[Any, Any], Any],
-    buckets: Mapping[str, Any],
-) -> float | None:
-    """Book *booking*'s costs as the buckets' ``_quiet_booking`` would, in the memory core.
-
-    Every positive cost on the lane of its limit (a limit without a bucket books
-    nothing, as ``TransportCore.to_book`` says), each made a *reservation*
-    (``Reservation`` or ``AsyncReservation``); the latest booking's delay. None,
-    having booked nothing, when a bucket's own methods must run: DEBUG logging
-    on (a booking is an event to log), a cost they would check, a bucket created
-    since the lanes were read (*buckets*: the transport's buckets now).
-    """
-    if _debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG):
-        return None
-    todo = []
-    for name, cost in booking.costs.items():
-        if cost > 0.0:
-            lane = lanes.get(name)
-            if lane is not None:
-                if not cost <= lane[1][4]:  # its max_cost (a float from TransportCore.costs)
-                    return None
-                todo.append((name, lane, cost))
-            elif name in buckets:
-                return None
-    reservations = booking.reservations
-    delay = 0.0
-    for name, (bucket, (lock, state, config, clock, _)), cost in todo:
-        lock.acquire()
-        try:
-            now = _monotonic() if clock is None else clock.now()
-            wait, booking_id, spent, tokens = _core.book(config, state, now, cost)
-        finally:
-            lock.release()
-        reservations[name] = reservation(
-            bucket,
-            _ReservationState(cost, wait, now + wait, booking_id, cost, spent=spent, tokens=tokens),
-        )
-        if wait > delay:
-            delay = wait
-    return delay
-
-
-def _settle_sync_quietly(
-    booking: Booking[Any], follow: Follow, lanes: dict[str, Lane] | None, buckets: Mapping[str, Any]
-) -> Follow:
-    """:func:`_settle_sync_together`, each pair straight into the memory core where it can.
-
-    What the buckets' ``_quiet_settle_sync`` does, the same checks first, for the
-    usual answer's pairs (each limit's settle and then its sync, in the same order);
-    what is left goes to :func:`_settle_sync_together`.
-    """
-    settles, syncs = follow
-    if (
-        lanes is None
-        or not settles
-        or len(settles) != len(syncs)
-        or (_debug_cached(_DEBUG) is not False and _debug_enabled(_DEBUG))
-    ):
-        return _settle_sync_together(booking, follow, buckets)
-    reservations = booking.reservations
-    done = 0
-    for (name, actual), (sync_name, tokens, refill_in, rate, as_of) in zip(
-        settles, syncs, strict=True
-    ):
-        lane = lanes.get(name)
-        if lane is None or sync_name != name or rate is not None:
-            break
-        state = reservations[name]._state  # noqa: SLF001 -- the booking's own
-        if (
-            state.cancelled
-            or not (type(actual) is float and 0.0 <= actual < _INF)
-            or not (type(tokens) is float and _NEG_INF < tokens < _INF)
-            or not (refill_in is None or (type(refill_in) is float and 0.0 <= refill_in < _INF))
-            or not (as_of is None or (type(as_of) is float and _NEG_INF < as_of < _INF))
-        ):
-            break
-        lock, bucket_state, config, clock, _ = lane[1]
-        lock.acquire()
-        try:
-            now = _monotonic() if clock is None else clock.now()
-            _core.settle_then_sync(
-                config,
-                bucket_state,
-                now,
-                state.booking_id,
-                state.charged,
-                actual,
-                state.spent,
-                tokens,
-                refill_in,
-                as_of,
-            )
-        finally:
-            lock.release()
-        state.charged = actual
-        done += 1
-    if done == len(settles):
-        return _NOTHING
-    return _settle_sync_together(booking, Follow(settles[done:], syncs[done:]), buckets)
 
 
 def _sync(bucket: TokenBucket, call: SyncCall) -> None:
@@ -410,20 +276,6 @@ class _Engine:
         self._connect_errors = (module.ConnectError, module.ConnectTimeout)
         #: Limits a request is out alone on (see TransportCore.to_probe).
         self._probing: set[str] = set()
-        #: How many buckets there were and their memory lanes (``_lanes_of``), read again
-        #: when a bucket is created: one attribute, so that a thread never reads a count
-        #: with the lanes of another.
-        self._lanes_cache: tuple[int, dict[str, Lane] | None] = (-1, None)
-
-    def _lanes_now(self) -> dict[str, Lane] | None:
-        """The buckets' memory lanes, or None (see :func:`_lanes_of`)."""
-        buckets = self.core.buckets
-        count, lanes = self._lanes_cache
-        if len(buckets) != count:  # buckets are only ever added
-            count = len(buckets)
-            lanes = _lanes_of(buckets)
-            self._lanes_cache = (count, lanes)
-        return lanes
 
     def _clock(self, booking: Booking[Any]) -> Clock:
         core = self.core
@@ -439,11 +291,6 @@ class _Engine:
         core = self.core
         if core.clock is not None:
             return core.clock.now()
-        lanes = self._lanes_cache[1]
-        if lanes:  # the memory lanes say which clock, without the bucket's property
-            for _, lane in lanes.values():
-                clock = lane[3]
-                return _monotonic() if clock is None else clock.now()
         for bucket in core.buckets.values():
             return float(bucket.clock.now())
         return _DEFAULT_CLOCK.now()
@@ -519,15 +366,6 @@ class SyncEngine(_Engine):
 
     def _book(self, booking: Booking[Reservation]) -> float:
         """Book each cost of *booking* on its bucket; the latest booking's delay (``delay``)."""
-        lanes = self._lanes_now()
-        if lanes is not None:
-            try:
-                quick = _book_quietly(lanes, booking, Reservation, self.core.buckets)
-            except BaseException:
-                self._undo(booking)
-                raise
-            if quick is not None:
-                return quick
         delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
@@ -555,7 +393,7 @@ class SyncEngine(_Engine):
     def _apply(self, booking: Booking[Reservation], follow: Follow) -> None:
         buckets = self.core.buckets
         with self._following:
-            follow = _settle_sync_quietly(booking, follow, self._lanes_now(), buckets)
+            follow = _settle_sync_together(booking, follow, buckets)
             for name, cost in follow.settles:
                 booking.reservations[name].settle(cost)
             for call in follow.syncs:
@@ -685,7 +523,7 @@ class SyncEngine(_Engine):
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            rest = _settle_sync_quietly(booking, follow, self._lanes_now(), core.buckets)
+            rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 self._apply(booking, rest)
         return True
@@ -773,15 +611,6 @@ class AsyncEngine(_Engine):
 
     async def _book(self, booking: Booking[AsyncReservation]) -> float:
         """Like :meth:`SyncEngine._book`."""
-        lanes = self._lanes_now()
-        if lanes is not None:
-            try:
-                quick = _book_quietly(lanes, booking, AsyncReservation, self.core.buckets)
-            except BaseException:
-                await self._undo(booking)
-                raise
-            if quick is not None:
-                return quick
         delay = 0.0
         for name, bucket, cost in self.core.to_book(booking.costs):
             try:
@@ -809,7 +638,7 @@ class AsyncEngine(_Engine):
 
     async def _apply(self, booking: Booking[AsyncReservation], follow: Follow) -> None:
         buckets = self.core.buckets
-        follow = _settle_sync_quietly(booking, follow, self._lanes_now(), buckets)
+        follow = _settle_sync_together(booking, follow, buckets)
         for name, cost in follow.settles:
             await booking.reservations[name].settle(cost)
         for call in follow.syncs:
@@ -942,16 +771,15 @@ class AsyncEngine(_Engine):
         answer = usual(fields._fields, body, response.status_code)
         if answer is None:
             return False
-        lanes = self._lanes_now()
         lock = self._lock()
-        if lanes is not None and not lock.locked():
-            # Nobody follows an answer, and on memory buckets nothing below suspends
-            # (their coroutines never do): no task can start to follow one meanwhile, so
-            # the lock would change nothing.
+        if not lock.locked():
+            # Nobody follows an answer, and nothing below suspends: a usual answer is
+            # followed only on memory buckets (no settle waits), whose coroutines never
+            # do. No task can start to follow one meanwhile: the lock would change nothing.
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            rest = _settle_sync_quietly(booking, follow, lanes, core.buckets)
+            rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 await self._apply(booking, rest)
             return True
@@ -959,7 +787,7 @@ class AsyncEngine(_Engine):
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
                 return False
-            rest = _settle_sync_quietly(booking, follow, self._lanes_now(), core.buckets)
+            rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 await self._apply(booking, rest)
         return True

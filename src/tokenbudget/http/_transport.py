@@ -321,11 +321,8 @@ def _late_spent(before: tuple[Booking[Any], ...]) -> dict[str, float] | None:
             continue
         if late is None:
             late = {}
-        charged = other.charged
-        # other.spent(name) of every limit it costs: its charge, else its booking
-        for name, cost in other.costs.items():
-            spent = charged.get(name, cost) if charged is not None else cost
-            late[name] = late.get(name, 0.0) + spent
+        for name in other.costs:
+            late[name] = late.get(name, 0.0) + other.spent(name)
     return late
 
 
@@ -749,7 +746,7 @@ class TransportCore(Generic[B]):
     ) -> tuple[SyncCall, ...]:
         """:meth:`_syncs` of a usual answer's figures; the caller holds the lock.
 
-        *late* is what the requests taken off spent per limit (:func:`_late_spent`).
+        *late* is what the requests taken off spent per limit (:meth:`_late`).
         """
         syncs: list[SyncCall] = []
         buckets = self.buckets

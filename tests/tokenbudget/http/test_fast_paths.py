@@ -279,15 +279,14 @@ def _run_sync(answers: list[dict[str, Any]], steps: list[float]) -> list[Any]:
 def _general(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the transport take its general path only.
 
-    Bookings by ``reserve``, no fused settle-and-sync, no memory lane, every answer
-    read into its report and followed by it.
+    Bookings by ``reserve``, no fused settle-and-sync, every answer read into its
+    report and followed by it.
     """
     from tokenbudget._bucket import _Shell
     from tokenbudget.http import _engine
     from tokenbudget.http._transport import TransportCore
 
     monkeypatch.setattr(_engine, "_settle_sync_together", lambda booking, follow, buckets: follow)
-    monkeypatch.setattr(_engine, "_lanes_of", lambda buckets: None)
     monkeypatch.setattr(TransportCore, "follow_usual", lambda self, booking, usual, now: None)
     monkeypatch.setattr(_Shell, "_quiet_booking", lambda self, cost: None)
 
@@ -461,48 +460,6 @@ def test_steady_costs_need_no_probe() -> None:
     assert not core.to_probe({**costs, "other": 1.0}, 5.0)
 
 
-def test_memory_lanes_only_where_nobody_listens(caplog: pytest.LogCaptureFixture) -> None:
-    """The engine books in the memory core itself only for buckets without a hook, DEBUG off."""
-    httpx = pytest.importorskip("httpx")
-    import logging
-
-    from tokenbudget import BucketConfig, ManualClock, Rate, TokenBucket
-    from tokenbudget.http import _engine
-    from tokenbudget.http._transport import Booking
-    from tokenbudget.http.httpx import QuotaTransport
-
-    usual = _USUAL
-    seen = _run_sync([usual] * 3, [0.0, 1.0, 1.0])
-    assert seen[-2]["tokens"][0]["flight"] == []  # every booking settled
-
-    def reply(request: Any) -> Any:
-        return httpx.Response(200, headers=_answer_headers(usual), content=usual["body"])
-
-    clock = ManualClock(1000.0)
-    config = BucketConfig(800000, Rate(800000, 60), in_flight=600.0)
-    heard: list[Any] = []
-    own = QuotaTransport("openai", transport=httpx.MockTransport(reply), clock=clock)
-    heard_of = QuotaTransport(
-        "openai",
-        transport=httpx.MockTransport(reply),
-        buckets={"tokens": TokenBucket(config, clock=clock, on_event=heard.append)},
-    )
-    with httpx.Client(transport=own) as client:
-        for _ in range(3):
-            client.post("https://api.openai.com/v1/chat/completions", json={"messages": []})
-    assert own._engine._lanes_now() is not None
-    with httpx.Client(transport=heard_of) as client:
-        client.post("https://api.openai.com/v1/chat/completions", json={"messages": []})
-    assert heard_of._engine._lanes_now() is None  # a hook: the bucket's own methods report
-    assert [event.kind for event in heard][:1] == ["admitted"]
-    lanes = own._engine._lanes_now()
-    assert lanes is not None
-    booking: Booking[Any] = Booking({"requests": 1.0, "tokens": 5.0})
-    with caplog.at_level(logging.DEBUG, logger="tokenbudget"):
-        assert _engine._book_quietly(lanes, booking, object, {}) is None  # DEBUG on: an event
-    assert not booking.reservations
-
-
 _OPS = st.lists(
     st.tuples(
         st.sampled_from(["send", "send", "answer", "stream", "end", "abandon"]),
@@ -574,21 +531,3 @@ def test_request_info_of_httpx_headers_as_of_their_fields(body: object) -> None:
     assert dict(quick.headers) == dict(plain.headers)
     assert (quick.method, quick.url, quick.path) == (plain.method, plain.url, plain.path)
     assert (quick.body, quick.json()) == (plain.body, plain.json())
-
-
-def test_no_quiet_booking_on_lanes_that_miss_a_bucket() -> None:
-    """Lanes read before a bucket was created: the buckets' own methods book instead."""
-    from tokenbudget import BucketConfig, Rate, Reservation, TokenBucket
-    from tokenbudget.http import _engine
-    from tokenbudget.http._transport import Booking
-
-    config = BucketConfig(100, Rate.per_second(1))
-    requests, tokens = TokenBucket(config), TokenBucket(config)
-    lanes = _engine._lanes_of({"requests": requests})
-    assert lanes is not None
-    booking: Booking[Any] = Booking({"requests": 1.0, "tokens": 5.0})
-    buckets = {"requests": requests, "tokens": tokens}
-    assert _engine._book_quietly(lanes, booking, Reservation, buckets) is None
-    assert not booking.reservations  # nothing booked, on either
-    assert _engine._book_quietly(lanes, booking, Reservation, {"requests": requests}) == 0.0
-    assert list(booking.reservations) == ["requests"]
