@@ -59,6 +59,13 @@ its stream ends; an abandoned one stays settled at its booking). Before the
 first answer there is no bucket: the first request goes out alone and
 the others wait for its answer, which creates a bucket per limit it reports.
 
+An answer whose body tells the true cost (JSON, or any small body) is read
+whole before it is returned, and comes back read and closed, as
+``{lib}.Response(content=...)`` does: ``read()``, ``iter_bytes()``, ``text``
+and ``json()`` give what they would have, even in ``client.stream(...)``;
+``iter_raw()`` raises ``StreamConsumed``. Server-sent events stream as they
+come; any other body is not read.
+
 A refusal is handled by its kind: *wait* is retried, after the server's
 wait, through the buckets (so that other requests queue behind it), at most
 *retries* times, then :class:`~tokenbudget.http.RateLimited` is raised;

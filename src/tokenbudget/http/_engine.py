@@ -15,7 +15,9 @@ import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from datetime import timedelta
 from functools import cache
+from time import perf_counter
 from types import ModuleType
 from typing import Any, Final
 
@@ -149,12 +151,49 @@ def _how_to_read(headers: HeaderFields) -> str:
 
 def _decoded(module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields) -> bytes:
     """The body as the client will see it (``Content-Encoding`` undone)."""
+    body = _decoded_or_none(module, headers, raw, fields)
+    return b"" if body is None else body
+
+
+def _decoded_or_none(
+    module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields
+) -> bytes | None:
+    """:func:`_decoded`, None for a body that does not decode (nothing to follow in it)."""
     if not raw or "content-encoding" not in fields:
         return raw
     try:
         return bytes(module.Response(200, headers=headers, content=raw).content)
-    except Exception:  # noqa: BLE001 -- a body that does not decode: nothing to follow in it
+    except Exception:  # noqa: BLE001 -- the client's own read raises its error for it
+        return None
+
+
+def _read_whole(
+    module: ModuleType, response: Any, fields: HeaderFields, raw: bytes, started: float
+) -> bytes:
+    """Hand *response*, whose body *raw* was read whole, over read; the body as the client sees it.
+
+    The client then reads nothing again: the answer is as read and closed as the
+    client's own reading of its body leaves it (``content``, ``is_closed``,
+    ``is_stream_consumed``, ``num_bytes_downloaded``), like an answer made with
+    ``Response(content=...)``; reading it (``read``, ``iter_bytes``, ``json``)
+    gives what it would have. A body that does not decode is handed over unread,
+    as a stream of the bytes read, so that the client's reading raises its error.
+    Its ``elapsed`` counts from *started* (``perf_counter``), when the transport
+    was handed the request (the client counts from just before; httpx would set it
+    only when it closes the stream, which a closed answer never does again).
+    """
+    response.stream = module.ByteStream(raw)
+    body = _decoded_or_none(module, response.headers, raw, fields)
+    if body is None:
         return b""
+    # What the client's read sets (httpx and httpx2 alike): its content, and the raw
+    # bytes counted. Two private fields; tests pin the answer to the bare client's.
+    response._content = body  # noqa: SLF001
+    response._num_bytes_downloaded = len(raw)  # noqa: SLF001
+    response.is_stream_consumed = True
+    response.is_closed = True
+    response.elapsed = timedelta(seconds=perf_counter() - started)
+    return body
 
 
 class _Tap:
@@ -408,6 +447,7 @@ class SyncEngine(_Engine):
 
     def handle(self, request: Any) -> Any:  # noqa: C901 -- the retry loop and its shortcuts
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
+        started = perf_counter()  # the answer's elapsed, as the client counts it (roughly)
         core = self.core
         url = str(request.url)
         costs = self._estimate(request, url)
@@ -435,7 +475,7 @@ class SyncEngine(_Engine):
                         self._undo(booking)
                         raise
                 core.sent(booking)
-                response, report = self._exchange(request, booking, url)
+                response, report = self._exchange(request, booking, url, started)
                 answered = True
             finally:
                 if probe:
@@ -453,7 +493,7 @@ class SyncEngine(_Engine):
                 raise decision.error
 
     def _exchange(
-        self, request: Any, booking: Booking[Reservation], url: str
+        self, request: Any, booking: Booking[Reservation], url: str, started: float
     ) -> tuple[Any, QuotaReport]:
         """Send once and follow the answer; the answer (to return or close) and its report."""
         core = self.core
@@ -478,9 +518,7 @@ class SyncEngine(_Engine):
                 stream = response.stream
                 raw = b"".join(stream)
                 stream.close()
-                body = _decoded(self.module, response.headers, raw, fields)
-                # The client reads the body that was read, raw, as it would have.
-                response.stream = self.module.ByteStream(raw)
+                body = _read_whole(self.module, response, fields, raw, started)
             else:
                 body = None
             if how == "read" and self._followed_usual(booking, fields, body, response):
@@ -657,6 +695,7 @@ class AsyncEngine(_Engine):
 
     async def handle(self, request: Any) -> Any:  # noqa: C901 -- like SyncEngine.handle
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
+        started = perf_counter()  # the answer's elapsed, as the client counts it (roughly)
         core = self.core
         url = str(request.url)
         costs = self._estimate(request, url)
@@ -685,7 +724,7 @@ class AsyncEngine(_Engine):
                         await self._undo(booking)
                         raise
                 core.sent(booking)
-                response, report = await self._exchange(request, booking, url)
+                response, report = await self._exchange(request, booking, url, started)
                 answered = True
             finally:
                 if probe:
@@ -704,7 +743,7 @@ class AsyncEngine(_Engine):
                 raise decision.error
 
     async def _exchange(
-        self, request: Any, booking: Booking[AsyncReservation], url: str
+        self, request: Any, booking: Booking[AsyncReservation], url: str, started: float
     ) -> tuple[Any, QuotaReport]:
         core = self.core
         try:
@@ -728,9 +767,7 @@ class AsyncEngine(_Engine):
                 stream = response.stream
                 raw = b"".join([chunk async for chunk in stream])
                 await stream.aclose()
-                body = _decoded(self.module, response.headers, raw, fields)
-                # The client reads the body that was read, raw, as it would have.
-                response.stream = self.module.ByteStream(raw)
+                body = _read_whole(self.module, response, fields, raw, started)
             else:
                 body = None
             if how == "read" and await self._followed_usual(booking, fields, body, response):

@@ -1,0 +1,163 @@
+"""An answer the transport read whole reaches the client as the client's own reading leaves it.
+
+The transport reads a JSON answer's body before it returns the answer (its
+``usage`` is the true cost), and hands the answer over read and closed, so the
+client does not read it a second time. These tests pin what the caller sees to
+what the same client without the transport gives, over a loopback server, for
+httpx and httpx2, sync and asyncio: the content (decoded when the server
+compressed it), its text and JSON, ``is_closed``, ``is_stream_consumed``,
+``num_bytes_downloaded``, ``elapsed``; and a body that does not decode raises
+the client's own error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+
+import tokenbudget.http.httpx as tb_httpx
+import tokenbudget.http.httpx2 as tb_httpx2
+from tests.http_servers import OpenAIServer, Reply
+
+
+FLAVOURS = [
+    pytest.param((httpx, tb_httpx), id="httpx"),
+    pytest.param((httpx2, tb_httpx2), id="httpx2"),
+]
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+
+
+class _EncodingServer(OpenAIServer):
+    """The OpenAI-like server, its JSON answers gzipped (or claimed to be, ``broken``)."""
+
+    def __init__(self, encoding: str | None) -> None:
+        super().__init__(rpm=10**6, tpm=10**9)
+        self.encoding = encoding
+
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        reply = super().answer(method, path, headers, body)
+        if self.encoding is None or not isinstance(reply.body, bytes):
+            return reply
+        data = gzip.compress(reply.body) if self.encoding == "gzip" else b"\x00 not gzip"
+        return Reply(
+            reply.status,
+            {**reply.headers, "Content-Encoding": "gzip"},
+            data,
+            reply.content_type,
+        )
+
+
+@pytest.fixture(params=[None, "gzip"], ids=["plain", "gzip"])
+def server(request: pytest.FixtureRequest) -> Iterator[_EncodingServer]:
+    with _EncodingServer(request.param) as running:
+        yield running
+
+
+def _seen(response: Any, chunks: bytes) -> dict[str, Any]:
+    """What a caller reads of an answer (its elapsed: that it is there); *chunks* iterated."""
+    return {
+        "status": response.status_code,
+        "content": response.content,
+        "text": response.text,
+        "json": response.json(),
+        "closed": response.is_closed,
+        "consumed": response.is_stream_consumed,
+        "downloaded": response.num_bytes_downloaded,
+        "elapsed": isinstance(response.elapsed, dt.timedelta),
+        "chunks": chunks,
+    }
+
+
+def _same(bare: dict[str, Any], ours: dict[str, Any]) -> None:
+    # Two answers of the server differ in their figures: the same shape, the same keys.
+    assert bare["json"].keys() == ours["json"].keys()
+    for key in ("status", "closed", "consumed", "elapsed"):
+        assert bare[key] == ours[key], key
+    for seen in (bare, ours):
+        assert seen["content"] == seen["text"].encode() == seen["chunks"]
+        assert seen["downloaded"] > 0
+    # What went over the wire: the body itself, or fewer bytes where it was compressed.
+    assert (bare["downloaded"] == len(bare["content"])) == (
+        ours["downloaded"] == len(ours["content"])
+    )
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_read_answer_is_what_the_bare_client_gives(server, flavour):
+    http, adapter = flavour
+    path = "/v1/chat/completions"
+    with (
+        http.Client(base_url=server.url) as plain,
+        http.Client(base_url=server.url, transport=adapter.QuotaTransport("openai")) as quota,
+    ):
+        seen = [plain.post(path, json=BODY), quota.post(path, json=BODY)]
+        _same(*[_seen(r, b"".join(r.iter_bytes())) for r in seen])
+        with plain.stream("POST", path, json=BODY) as b, quota.stream("POST", path, json=BODY) as o:
+            b.read()
+            o.read()
+            _same(*[_seen(r, b"".join(r.iter_bytes())) for r in (b, o)])
+        # Its raw stream is gone, as after the client's own read (the documented difference).
+        with quota.stream("POST", path, json=BODY) as o, pytest.raises(http.StreamConsumed):
+            next(o.iter_raw())
+    assert server.refused.total() == 0
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_an_async_read_answer_is_what_the_bare_client_gives(server, flavour):
+    http, adapter = flavour
+    path = "/v1/chat/completions"
+
+    async def seen(response: Any) -> dict[str, Any]:
+        return _seen(response, b"".join([chunk async for chunk in response.aiter_bytes()]))
+
+    async def main() -> None:
+        async with (
+            http.AsyncClient(base_url=server.url) as plain,
+            http.AsyncClient(
+                base_url=server.url, transport=adapter.AsyncQuotaTransport("openai")
+            ) as quota,
+        ):
+            bare, ours = await plain.post(path, json=BODY), await quota.post(path, json=BODY)
+            _same(await seen(bare), await seen(ours))
+            async with (
+                plain.stream("POST", path, json=BODY) as b,
+                quota.stream("POST", path, json=BODY) as o,
+            ):
+                await b.aread()
+                await o.aread()
+                _same(await seen(b), await seen(o))
+
+    asyncio.run(main())
+    assert server.refused.total() == 0
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_body_that_does_not_decode_raises_the_clients_own_error(flavour):
+    http, adapter = flavour
+    with (
+        _EncodingServer("broken") as server,
+        http.Client(base_url=server.url) as plain,
+        http.Client(base_url=server.url, transport=adapter.QuotaTransport("openai")) as quota,
+    ):
+        with pytest.raises(http.DecodingError):
+            plain.post("/v1/chat/completions", json=BODY)
+        with pytest.raises(http.DecodingError):
+            quota.post("/v1/chat/completions", json=BODY)
+
+
+def test_the_private_fields_handed_over_are_those_the_clients_read_sets() -> None:
+    # Reading a streamed answer sets them, in both libraries (a rename would fail here).
+    for module in (httpx, httpx2):
+        response: Any = module.Response(200, stream=module.ByteStream(b"{}"))
+        response.read()
+        assert response._content == b"{}"
+        assert response._num_bytes_downloaded == 2
+        assert response.is_closed
+        assert response.is_stream_consumed
