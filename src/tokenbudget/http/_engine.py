@@ -334,19 +334,20 @@ class _Engine:
             return float(bucket.clock.now())
         return _DEFAULT_CLOCK.now()
 
-    def _estimate(self, request: Any, url: str) -> dict[str, float]:
+    def _estimate(self, request: Any) -> dict[str, float]:
+        # The URL object: the estimate makes it text only if it reads it.
         return self.core.costs(
             request,
             request.method,
-            url,
+            request.url,
             request.headers,
             _request_body(request),
         )
 
-    def _estimated_again(self, costs: dict[str, float], request: Any, url: str) -> dict[str, float]:
+    def _estimated_again(self, costs: dict[str, float], request: Any) -> dict[str, float]:
         """*costs*, or estimated again when an answer named the limits since (none before)."""
         if not costs and self.core.limits:
-            return self._estimate(request, url)
+            return self._estimate(request)
         return costs
 
     def _tap(self, booking: Booking[Any], response: Any, fields: HeaderFields, url: str) -> _Tap:
@@ -449,8 +450,7 @@ class SyncEngine(_Engine):
         """Book, wait, send, follow, decide; retry a *wait* refusal (see :mod:`._transport`)."""
         started = perf_counter()  # the answer's elapsed, as the client counts it (roughly)
         core = self.core
-        url = str(request.url)
-        costs = self._estimate(request, url)
+        costs = self._estimate(request)
         attempt = 0
         while True:
             attempt += 1
@@ -458,7 +458,7 @@ class SyncEngine(_Engine):
                 self._settle_due()
             # self._enter(costs) without its call where it would not wait (steady limits)
             probe = _ALONE_ON_NOTHING if core.steady(costs) else self._enter(costs)
-            costs = self._estimated_again(costs, request, url)
+            costs = self._estimated_again(costs, request)
             answered = False
             booking: Booking[Reservation] = Booking(costs)
             try:
@@ -475,7 +475,7 @@ class SyncEngine(_Engine):
                         self._undo(booking)
                         raise
                 core.sent(booking)
-                response, report = self._exchange(request, booking, url, started)
+                response, report = self._exchange(request, booking, started)
                 answered = True
             finally:
                 if probe:
@@ -493,7 +493,7 @@ class SyncEngine(_Engine):
                 raise decision.error
 
     def _exchange(
-        self, request: Any, booking: Booking[Reservation], url: str, started: float
+        self, request: Any, booking: Booking[Reservation], started: float
     ) -> tuple[Any, QuotaReport]:
         """Send once and follow the answer; the answer (to return or close) and its report."""
         core = self.core
@@ -523,7 +523,7 @@ class SyncEngine(_Engine):
                 body = None
             if how == "read" and self._followed_usual(booking, fields, body, response):
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = core.report(response.status_code, fields, body, url)
+            report = core.report(response.status_code, fields, body, str(request.url))
             now = self._now()
             with self._following:
                 if core.settle_after:
@@ -533,7 +533,7 @@ class SyncEngine(_Engine):
                 self._wake_settler()
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _sync_stream(self.module)
-                tap = self._tap(booking, response, fields, url)
+                tap = self._tap(booking, response, fields, str(request.url))
                 response.stream = stream_type(
                     response.stream, tap, lambda follow: self._apply(booking, follow)
                 )
@@ -697,8 +697,7 @@ class AsyncEngine(_Engine):
         """Like :meth:`SyncEngine.handle`, without blocking the loop."""
         started = perf_counter()  # the answer's elapsed, as the client counts it (roughly)
         core = self.core
-        url = str(request.url)
-        costs = self._estimate(request, url)
+        costs = self._estimate(request)
         attempt = 0
         while True:
             attempt += 1
@@ -707,7 +706,7 @@ class AsyncEngine(_Engine):
                     await self._settle_due()
             # self._enter(costs) without its coroutine where it would not wait (steady limits)
             probe = _ALONE_ON_NOTHING if core.steady(costs) else await self._enter(costs)
-            costs = self._estimated_again(costs, request, url)
+            costs = self._estimated_again(costs, request)
             answered = False
             booking: Booking[AsyncReservation] = Booking(costs)
             try:
@@ -724,7 +723,7 @@ class AsyncEngine(_Engine):
                         await self._undo(booking)
                         raise
                 core.sent(booking)
-                response, report = await self._exchange(request, booking, url, started)
+                response, report = await self._exchange(request, booking, started)
                 answered = True
             finally:
                 if probe:
@@ -743,7 +742,7 @@ class AsyncEngine(_Engine):
                 raise decision.error
 
     async def _exchange(
-        self, request: Any, booking: Booking[AsyncReservation], url: str, started: float
+        self, request: Any, booking: Booking[AsyncReservation], started: float
     ) -> tuple[Any, QuotaReport]:
         core = self.core
         try:
@@ -772,7 +771,7 @@ class AsyncEngine(_Engine):
                 body = None
             if how == "read" and await self._followed_usual(booking, fields, body, response):
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = core.report(response.status_code, fields, body, url)
+            report = core.report(response.status_code, fields, body, str(request.url))
             now = self._now()
             async with self._lock():
                 if core.settle_after:
@@ -784,7 +783,7 @@ class AsyncEngine(_Engine):
                 asyncio.get_running_loop().call_later(core.settle_after, self._settle_later)
             if how == "stream" and report.kind is None and booking.reservations:
                 stream_type = _async_stream(self.module)
-                tap = self._tap(booking, response, fields, url)
+                tap = self._tap(booking, response, fields, str(request.url))
                 response.stream = stream_type(
                     response.stream, tap, lambda follow: self._apply_locked(booking, follow)
                 )

@@ -379,7 +379,8 @@ class RequestInfo(_Message):
 
     Args:
         method: The HTTP method (``"POST"``).
-        url: The URL (``"https://api.openai.com/v1/chat/completions"``).
+        url: The URL (``"https://api.openai.com/v1/chat/completions"``), or an
+            object whose ``str()`` it is (httpx's ``URL``), made text when first read.
         headers: The request's headers (see :class:`HeaderFields`).
         body: The body: ``bytes`` or ``str`` (decoded as JSON on first use),
             an already decoded JSON value, or None.
@@ -387,12 +388,12 @@ class RequestInfo(_Message):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("method", "url")
+    __slots__ = ("_url", "_url_of", "method")
 
     def __init__(
         self,
         method: str = "GET",
-        url: str = "",
+        url: object = "",
         headers: HeadersLike = (),
         body: object = None,
     ) -> None:
@@ -405,10 +406,19 @@ class RequestInfo(_Message):
         else:
             super().__init__(headers, body)
         self.method = method.upper()
-        self.url = url
+        self._url: str | None = url if type(url) is str else None
+        self._url_of = url
 
     def __repr__(self) -> str:
         return f"RequestInfo({self.method!r}, {self.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The URL as text (made of the object given, httpx's ``URL``, when first read)."""
+        url = self._url
+        if url is None:
+            url = self._url = str(self._url_of)
+        return url
 
     @property
     def path(self) -> str:

@@ -488,7 +488,7 @@ class TransportCore(Generic[B]):
         return self._answers > 0 and costs.keys() <= steady
 
     def costs(
-        self, request: object, method: str, url: str, headers: HeadersLike, body: object
+        self, request: object, method: str, url: object, headers: HeadersLike, body: object
     ) -> dict[str, float]:
         """The request's cost per limit name: the user's ``cost``, else the dialect's estimate.
 

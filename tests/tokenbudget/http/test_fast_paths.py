@@ -531,3 +531,14 @@ def test_request_info_of_httpx_headers_as_of_their_fields(body: object) -> None:
     assert dict(quick.headers) == dict(plain.headers)
     assert (quick.method, quick.url, quick.path) == (plain.method, plain.url, plain.path)
     assert (quick.body, quick.json()) == (plain.body, plain.json())
+
+
+@pytest.mark.parametrize("url", ["https://x/v1/chat/completions?a=1", "http://h:8080/", "/p"])
+def test_request_info_of_a_url_object_reads_as_its_text(url: str) -> None:
+    """The transport hands httpx's URL over unmade: read, it is the URL's text."""
+    httpx = pytest.importorskip("httpx")
+    from tokenbudget.http import RequestInfo
+
+    lazy, text = RequestInfo("GET", httpx.URL(url)), RequestInfo("GET", str(httpx.URL(url)))
+    assert (lazy.url, lazy.path, repr(lazy)) == (text.url, text.path, repr(text))
+    assert type(lazy.url) is str
