@@ -182,10 +182,11 @@ def _read_whole(
     was handed the request (the client counts from just before; httpx would set it
     only when it closes the stream, which a closed answer never does again).
     """
-    response.stream = module.ByteStream(raw)
     body = _decoded_or_none(module, response.headers, raw, fields)
     if body is None:
+        response.stream = module.ByteStream(raw)
         return b""
+    # Its stream (closed) stays: a closed answer is never read from it again.
     # What the client's read sets (httpx and httpx2 alike): its content, and the raw
     # bytes counted. Two private fields; tests pin the answer to the bare client's.
     response._content = body  # noqa: SLF001
