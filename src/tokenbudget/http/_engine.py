@@ -182,11 +182,13 @@ def _read_whole(
     was handed the request (the client counts from just before; httpx would set it
     only when it closes the stream, which a closed answer never does again).
     """
+    # The bytes read, as its stream: the inner stream, read to its end and closed, must
+    # never be read again (an outer transport that makes an answer of ``stream=`` reads
+    # it: from the connection itself, idle in its pool by then, another request's answer).
+    response.stream = module.ByteStream(raw)
     body = _decoded_or_none(module, response.headers, raw, fields)
     if body is None:
-        response.stream = module.ByteStream(raw)
         return b""
-    # Its stream (closed) stays: a closed answer is never read from it again.
     # What the client's read sets (httpx and httpx2 alike): its content, and the raw
     # bytes counted. Two private fields; tests pin the answer to the bare client's.
     response._content = body  # noqa: SLF001
@@ -295,15 +297,21 @@ def _async_stream(module: ModuleType) -> Any:
     return AsyncFollowedStream
 
 
-def _refusal(module: ModuleType, request: Any, error: RequestTooLarge) -> Any:
-    """The answer an SDK gets for a request the buckets can never admit (``retries=0``)."""
+def _refusal(module: ModuleType, request: Any, error: RequestTooLarge, started: float) -> Any:
+    """The answer an SDK gets for a request the buckets can never admit (``retries=0``).
+
+    Made read and closed, with its ``elapsed`` (the client sets none on an answer
+    that arrives closed: httpx, httpx2 before 2.17).
+    """
     body = {"error": {"type": "request_too_large", "message": str(error)}}
-    return module.Response(
+    response = module.Response(
         429,
         headers={"content-type": "application/json", SHOULD_RETRY: "false"},
         content=json.dumps(body).encode(),
         request=request,
     )
+    response.elapsed = timedelta(seconds=perf_counter() - started)
+    return response
 
 
 class _Engine:
@@ -467,7 +475,7 @@ class SyncEngine(_Engine):
                     delay = self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
-                        return _refusal(self.module, request, exc)
+                        return _refusal(self.module, request, exc, started)
                     raise
                 if delay > 0:
                     try:
@@ -715,7 +723,7 @@ class AsyncEngine(_Engine):
                     delay = await self._book(booking)
                 except RequestTooLarge as exc:
                     if core.retries == 0:
-                        return _refusal(self.module, request, exc)
+                        return _refusal(self.module, request, exc, started)
                     raise
                 if delay > 0:
                     try:

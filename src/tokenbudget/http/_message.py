@@ -389,6 +389,8 @@ class RequestInfo(_Message):
     """
 
     __slots__ = ("_url", "_url_of", "method")
+    _url: str | None  # the text, once made
+    _url_of: object  # what it is made of
 
     def __init__(
         self,
@@ -406,19 +408,33 @@ class RequestInfo(_Message):
         else:
             super().__init__(headers, body)
         self.method = method.upper()
-        self._url: str | None = url if type(url) is str else None
-        self._url_of = url
+        self.url = url  # text, or a URL object (see the setter)
 
     def __repr__(self) -> str:
         return f"RequestInfo({self.method!r}, {self.url!r})"
 
     @property
     def url(self) -> str:
-        """The URL as text (made of the object given, httpx's ``URL``, when first read)."""
+        """The URL as text (made of the URL object given, httpx's ``URL``, when first read).
+
+        Raises:
+            TypeError: On setting anything but text or a URL object (one with a
+                ``raw_path``, as httpx's, httpx2's and yarl's have).
+        """
         url = self._url
         if url is None:
             url = self._url = str(self._url_of)
         return url
+
+    @url.setter
+    def url(self, url: object) -> None:
+        if isinstance(url, str):
+            self._url = url
+        elif hasattr(url, "raw_path"):
+            self._url = None
+        else:
+            raise TypeError(f"url must be text or a URL object, got {quote(url)}")
+        self._url_of = url
 
     @property
     def path(self) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import gzip
 from collections.abc import Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -161,3 +162,67 @@ def test_the_private_fields_handed_over_are_those_the_clients_read_sets() -> Non
         assert response._num_bytes_downloaded == 2
         assert response.is_closed
         assert response.is_stream_consumed
+
+
+def _rewrapping(http: ModuleType, inner: Any) -> Any:
+    """An outer transport of the usual kind: the inner answer remade with its ``stream=``."""
+
+    class Rewrap(http.BaseTransport):  # type: ignore[misc,name-defined]
+        def handle_request(self, request: Any) -> Any:
+            answer = inner.handle_request(request)
+            headers = http.Headers(answer.headers)
+            headers["x-seen"] = "1"
+            return http.Response(
+                answer.status_code,
+                headers=headers,
+                stream=answer.stream,
+                extensions=answer.extensions,
+            )
+
+        def close(self) -> None:
+            inner.close()
+
+    return Rewrap()
+
+
+def _arewrapping(http: ModuleType, inner: Any) -> Any:
+    """:func:`_rewrapping` for asyncio."""
+
+    class Rewrap(http.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+        async def handle_async_request(self, request: Any) -> Any:
+            answer = await inner.handle_async_request(request)
+            return http.Response(
+                answer.status_code,
+                headers=answer.headers,
+                stream=answer.stream,
+                extensions=answer.extensions,
+            )
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return Rewrap()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_an_outer_transport_remaking_the_answer_of_its_stream_reads_the_body(server, flavour):
+    """The answer's stream gives the bytes read: never the inner stream, read and closed
+    (read again, it would read the idle connection: a hang, or another request's answer)."""
+    http, adapter = flavour
+    path = "/v1/chat/completions"
+    transport = _rewrapping(http, adapter.QuotaTransport("openai"))
+    with http.Client(base_url=server.url, transport=transport, timeout=5.0) as quota:
+        for _ in range(3):  # one keep-alive connection, reused
+            response = quota.post(path, json=BODY)
+            assert response.headers["x-seen"] == "1"
+            assert response.json()["object"] == "chat.completion"
+
+    async def main() -> None:
+        transport = _arewrapping(http, adapter.AsyncQuotaTransport("openai"))
+        async with http.AsyncClient(base_url=server.url, transport=transport, timeout=5.0) as aq:
+            for _ in range(3):
+                response = await aq.post(path, json=BODY)
+                assert response.json()["object"] == "chat.completion"
+
+    asyncio.run(main())
+    assert server.refused.total() == 0

@@ -542,3 +542,26 @@ def test_request_info_of_a_url_object_reads_as_its_text(url: str) -> None:
     lazy, text = RequestInfo("GET", httpx.URL(url)), RequestInfo("GET", str(httpx.URL(url)))
     assert (lazy.url, lazy.path, repr(lazy)) == (text.url, text.path, repr(text))
     assert type(lazy.url) is str
+
+
+@pytest.mark.parametrize("bad", [b"https://x/p", None, 5, ["https://x/p"]])
+def test_request_info_refuses_a_url_that_is_neither_text_nor_a_url_object(bad: object) -> None:
+    from tokenbudget.http import RequestInfo
+
+    with pytest.raises(TypeError, match="url must be text or a URL object"):
+        RequestInfo("GET", bad)
+    info = RequestInfo("GET", "https://x/a")
+    with pytest.raises(TypeError, match="url must be text or a URL object"):
+        info.url = bad
+    assert info.url == "https://x/a"
+
+
+def test_request_info_url_may_be_set_again() -> None:
+    httpx = pytest.importorskip("httpx")
+    from tokenbudget.http import RequestInfo
+
+    info = RequestInfo("GET", "https://x/a")
+    info.url = httpx.URL("https://x/b?q=1")
+    assert (info.url, info.path) == ("https://x/b?q=1", "/b")
+    info.url = "https://x/c"
+    assert (info.url, info.path) == ("https://x/c", "/c")

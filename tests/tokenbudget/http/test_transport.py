@@ -247,6 +247,8 @@ def test_with_no_retries_a_cost_above_capacity_is_a_final_answer(flavour):
     response = http_client.get("/", headers={"x-cost-tokens": "80"})
     assert (response.status_code, response.headers["x-should-retry"]) == (429, "false")
     assert calls.count == 0
+    assert response.is_closed  # read, and timed as the client's own answers are
+    assert response.elapsed.total_seconds() >= 0
 
 
 def test_a_request_that_never_reached_the_server_gives_its_booking_back(flavour):
