@@ -430,7 +430,7 @@ class RequestInfo(_Message):
     def url(self, url: object) -> None:
         if isinstance(url, str):
             self._url = url
-        elif hasattr(url, "raw_path"):
+        elif hasattr(type(url), "raw_path"):  # its class's: the property is not run
             self._url = None
         else:
             raise TypeError(f"url must be text or a URL object, got {quote(url)}")
