@@ -149,21 +149,13 @@ def _how_to_read(headers: HeaderFields) -> str:
     return "read" if "json" in kind else "headers"
 
 
-def _decoded(module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields) -> bytes:
-    """The body as the client will see it (``Content-Encoding`` undone)."""
-    body = _decoded_or_none(module, headers, raw, fields)
-    return b"" if body is None else body
-
-
-def _decoded_or_none(
-    module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields
-) -> bytes | None:
-    """:func:`_decoded`, None for a body that does not decode (nothing to follow in it)."""
+def _decoded(module: ModuleType, headers: Any, raw: bytes, fields: HeaderFields) -> bytes | None:
+    """The body as the client will see it (``Content-Encoding`` undone), or None if it fails."""
     if not raw or "content-encoding" not in fields:
         return raw
     try:
         return bytes(module.Response(200, headers=headers, content=raw).content)
-    except Exception:  # noqa: BLE001 -- the client's own read raises its error for it
+    except Exception:  # noqa: BLE001 -- nothing to follow in it; the client's read raises
         return None
 
 
@@ -186,7 +178,7 @@ def _read_whole(
     # never be read again (an outer transport that makes an answer of ``stream=`` reads
     # it: from the connection itself, idle in its pool by then, another request's answer).
     response.stream = module.ByteStream(raw)
-    body = _decoded_or_none(module, response.headers, raw, fields)
+    body = _decoded(module, response.headers, raw, fields)
     if body is None:
         return b""
     # What the client's read sets (httpx and httpx2 alike): its content, and the raw
@@ -364,7 +356,8 @@ class _Engine:
         status, headers = response.status_code, response.headers
 
         def on_end(body: bytes) -> Follow:
-            report = core.report(status, fields, _decoded(self.module, headers, body, fields), url)
+            decoded = _decoded(self.module, headers, body, fields) or b""
+            report = core.report(status, fields, decoded, url)
             return core.settle_stream(booking, report)
 
         return _Tap(on_end)

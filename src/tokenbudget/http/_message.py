@@ -379,8 +379,8 @@ class RequestInfo(_Message):
 
     Args:
         method: The HTTP method (``"POST"``).
-        url: The URL (``"https://api.openai.com/v1/chat/completions"``), or an
-            object whose ``str()`` it is (httpx's ``URL``), made text when first read.
+        url: The URL (``"https://api.openai.com/v1/chat/completions"``), or a URL
+            object (one with a ``raw_path``: httpx's, httpx2's), made text when first read.
         headers: The request's headers (see :class:`HeaderFields`).
         body: The body: ``bytes`` or ``str`` (decoded as JSON on first use),
             an already decoded JSON value, or None.
