@@ -88,6 +88,10 @@ def _group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
+#: The heavy phase's longest file (two simulated days, about two minutes): handed out first.
+HEAVY_FIRST = "tests/tokenbudget_keepa/test_shared_account_day.py"
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
@@ -95,10 +99,12 @@ def tests(session: nox.Session) -> None:
     Two phases: every test but the ``heavy`` ones in parallel worker processes
     (pytest-xdist, ``TOKENBUDGET_TEST_WORKERS``, default: two a CPU, since many
     tests wait on sockets, subprocesses and clocks more than they compute), then the
-    ``heavy`` ones alone (Celery workers, days on several processes, kills: they
-    start processes of their own and run on the wall clock with time budgets;
-    run in two workers, a loaded machine ended a deployment test's run before
-    its first answer). Those and the hard
+    ``heavy`` ones on their own (Celery workers, days on several processes,
+    kills: they start processes of their own and run on the wall clock, using
+    about a quarter of a CPU each). Those run in two workers, a test file to a
+    worker (``--dist loadfile``), the shared-account days' file handed out first:
+    its two days (about two minutes of wall clock, mostly asleep) run on one
+    worker while the other takes the rest. Those and the hard
     search of the ``ci`` profile run once, on the default Python; the other
     Pythons run every other test with the lighter ``compat`` profile. Arguments after
     ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
@@ -114,12 +120,14 @@ def tests(session: nox.Session) -> None:
     workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
-        phases.append(("the heavy tests, alone", ["-m", "heavy"]))
+        heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile", HEAVY_FIRST, "tests"]
+        phases.append(("the heavy tests, on their own", heavy))
     failed = []
     for name, args in phases:
         session.log(f"tests: {name}")
         try:
-            session.run("pytest", *args, env=env)
+            # The slowest tests named in the log: what to look at when the run grows long.
+            session.run("pytest", *args, "--durations=8", env=env)
         except nox.command.CommandFailed:
             failed.append(name)  # the next phase still runs: one run shows every failure
     if failed:

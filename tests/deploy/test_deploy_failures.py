@@ -289,12 +289,18 @@ def test_unknown_schema_version_fails_every_run_without_losing_work(
     """A database at an unknown version: each run fails at start-up in one line, writing and
     spending nothing; once fixed, the next run continues from the watermark."""
     with KeepaEmulator(refill_per_min=RATE, refill_step=STEP, tokens=0, **DEALS) as emulator:
-        account, app, task = make_task(redis_server, redis_prefix, emulator, postgres_url)
+        # A budget of 9 s (every=10): the first answer may be slow to come on a loaded machine
+        # (the heavy tests run two at a time), and a run that catches up returns earlier.
+        account, app, task = make_task(
+            redis_server, redis_prefix, emulator, postgres_url, every=10.0
+        )
         first = task()
         assert first["accepted"] > 0
         with psycopg.connect(postgres_url) as conn:
             conn.execute("INSERT INTO tokenbudget_keepa_schema VALUES (99, now())")
-        account2, app2, task2 = make_task(redis_server, redis_prefix, emulator, postgres_url)
+        account2, app2, task2 = make_task(
+            redis_server, redis_prefix, emulator, postgres_url, every=10.0
+        )
         spent = emulator.stats().tokens_consumed
         for _ in range(2):
             with pytest.raises(SchemaMismatch) as info:
@@ -306,14 +312,15 @@ def test_unknown_schema_version_fails_every_run_without_losing_work(
             conn.execute("DELETE FROM tokenbudget_keepa_schema WHERE version = 99")
         again = task2()
         assert again["watermark_before"] == first["watermark_after"]
-        assert again["accepted"] > 0
+        # New work, unless the first run caught up with every deal there was.
+        assert again["accepted"] > 0 or first["stopped"] == "caught_up", (first, again)
         for a, p, t in ((account, app, task), (account2, app2, task2)):
             t.close_storage()
             a.close()
             p.close()
 
 
-@pytest.mark.heavy  # a 3 s time budget on the wall clock
+@pytest.mark.heavy  # a time budget on the wall clock (the run returns once caught up)
 def test_the_command_ingests_into_postgres_on_a_shared_bucket(
     redis_server, redis_prefix, postgres_url, tmp_path
 ):
@@ -327,7 +334,7 @@ def test_the_command_ingests_into_postgres_on_a_shared_bucket(
         command = [
             sys.executable, "-m", "tokenbudget_keepa", "ingest", "--query", str(query),
             "--store", postgres_url, "--bucket", redis_server, "--base-url", emulator.url,
-            "--time-budget", "3", "--json",
+            "--time-budget", "8", "--json",
         ]  # fmt: skip
         env = {**os.environ, "KEEPA_API_KEY": "test-key"}
         done = subprocess.run(
