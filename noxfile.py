@@ -88,10 +88,6 @@ def _group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
-#: The heavy phase's longest file (two simulated days, about two minutes): handed out first.
-HEAVY_FIRST = "tests/tokenbudget_keepa/test_shared_account_day.py"
-
-
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (hypothesis profile ``ci`` when ``CI`` is set, on the default Python).
@@ -102,9 +98,9 @@ def tests(session: nox.Session) -> None:
     ``heavy`` ones on their own (Celery workers, days on several processes,
     kills: they start processes of their own and run on the wall clock, using
     about a quarter of a CPU each). Those run in two workers, a test file to a
-    worker (``--dist loadfile``), the shared-account days' file handed out first:
-    its two days (about two minutes of wall clock, mostly asleep) run on one
-    worker while the other takes the rest. Those and the hard
+    worker (``--dist loadfile``), the shared-account days' files handed out first
+    (``tests/conftest.py`` collects them first): their days (about two minutes of
+    wall clock, mostly asleep) run on one worker while the other takes the rest. Those and the hard
     search of the ``ci`` profile run once, on the default Python; the other
     Pythons run every other test with the lighter ``compat`` profile. Arguments after
     ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
@@ -120,7 +116,7 @@ def tests(session: nox.Session) -> None:
     workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
-        heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile", HEAVY_FIRST, "tests"]
+        heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile"]
         phases.append(("the heavy tests, on their own", heavy))
     failed = []
     for name, args in phases:
