@@ -229,6 +229,8 @@ def docs(session: nox.Session) -> None:
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build",
+            "-j",
+            "auto",
             "-W",
             "-n",
             "--keep-going",
@@ -332,7 +334,8 @@ def build(session: nox.Session) -> None:
     The sdist and wheel are built (the wheel from the sdist), checked with
     ``twine check --strict`` and for their contents (both packages, ``py.typed``,
     the commands). Then, in a fresh virtual environment per set of extras (none,
-    each extra, and what each module needs), the wheel is installed and every
+    each extra, and what each module needs; made and filled by uv when nox uses
+    it, else by virtualenv and pip), the wheel is installed and every
     public module whose extras are installed is imported; the others must
     refuse with ImportError. Each command answers ``--version``.
     """
@@ -355,11 +358,18 @@ def build(session: nox.Session) -> None:
             label = ",".join(wanted) or "no extras"
             session.log(f"fresh venv with {label}")
             venv = Path(tmp, "venv-" + ("-".join(wanted) or "core"))
-            session.run("python", "-m", "virtualenv", "-q", str(venv), silent=True)
             py = str(venv / "bin" / "python")
             spec = f"{wheel}[{','.join(wanted)}]" if wanted else str(wheel)
-            pip = (py, "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check")
-            session.run(*pip, spec, external=True, silent=True)
+            if session.venv_backend == "uv":  # what nox makes its own environments with
+                uv = nox.virtualenv.UV  # type: ignore[attr-defined]
+                base = str(Path(session.bin, "python"))
+                session.run(uv, "venv", "-q", "-p", base, str(venv), external=True)
+                install: tuple[str, ...] = (uv, "pip", "install", "-q", "--python", py)
+            else:
+                session.run("python", "-m", "virtualenv", "-q", str(venv), silent=True)
+                install = (py, "-m", "pip", "install", "-q", "--no-compile")
+                install += ("--disable-pip-version-check",)
+            session.run(*install, spec, external=True, silent=True)
             session.run(
                 py, str(check), json.dumps(wanted), json.dumps(MODULE_EXTRAS), external=True
             )  # fmt: skip
