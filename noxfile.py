@@ -97,10 +97,11 @@ def tests(session: nox.Session) -> None:
     tests wait on sockets, subprocesses and clocks more than they compute), then the
     ``heavy`` ones on their own (Celery workers, days on several processes,
     kills: they start processes of their own and run on the wall clock, using
-    about a quarter of a CPU each). Those run in two workers, a test file to a
-    worker (``--dist loadfile``), the shared-account days' files handed out first
-    (``tests/conftest.py`` collects them first): their days (about two minutes of
-    wall clock, mostly asleep) run on one worker while the other takes the rest. Those and the hard
+    about a quarter of a CPU each). Those run in two workers that share them out
+    as they go (``--dist worksteal``), the shared-account days first
+    (``tests/conftest.py`` collects them first): the days (about two and a half
+    minutes of wall clock, mostly asleep) on one worker while the other takes
+    the rest. Those and the hard
     search of the ``ci`` profile run once, on the default Python; the other
     Pythons run every other test with the lighter ``compat`` profile. Arguments after
     ``--`` replace both phases with one plain run (``nox -s tests -- -k sync``).
@@ -116,7 +117,7 @@ def tests(session: nox.Session) -> None:
     workers = os.environ.get("TOKENBUDGET_TEST_WORKERS") or str(2 * (os.cpu_count() or 1))
     phases = [("the parallel phase", ["-n", workers, "-m", "not heavy"])]
     if session.python == DEFAULT_PYTHON:
-        heavy = ["-m", "heavy", "-n", "2", "--dist", "loadfile"]
+        heavy = ["-m", "heavy", "-n", "2", "--dist", "worksteal"]
         phases.append(("the heavy tests, on their own", heavy))
     failed = []
     for name, args in phases:

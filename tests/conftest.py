@@ -24,10 +24,15 @@ settings.load_profile(
 )
 
 
-#: The longest test files (the shared-account days: minutes of wall clock, mostly asleep on
-#: their simulated clock), collected first: nox runs the heavy tests in two workers, a file to
-#: a worker in collection order, so that one of them takes these while the other takes the rest.
-LONGEST_FIRST = ("test_shared_account_day.py", "test_shared_account_ingest_day.py")
+#: The longest test files, longest first (the shared-account days: minutes of wall clock,
+#: mostly asleep on their simulated clock), collected first: nox runs the heavy tests in two
+#: workers that share them out as they go (``--dist worksteal``), the first worker starting
+#: with these while the other takes the rest.
+LONGEST_FIRST = (
+    "test_shared_account_day.py",
+    "test_shared_account_rates.py",
+    "test_shared_account_ingest_day.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -35,7 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     (``TOKENBUDGET_SKIP_HEAVY``: the other Pythons in nox.)
     """
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: the rest in order
+    first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the rest in order
     if not os.environ.get("TOKENBUDGET_SKIP_HEAVY"):
         return
     skip = pytest.mark.skip(
