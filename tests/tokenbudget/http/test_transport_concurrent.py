@@ -41,6 +41,8 @@ PER_BURST = 12
 WORKERS = 4
 #: The most real seconds an answer is held back on its way to the transport.
 LAG = 0.003
+#: The most runs of a case until its answers overtake each other (see the test).
+RUNS = 3
 
 
 class Deliveries:
@@ -233,13 +235,22 @@ CASES = [
 def test_concurrent_bursts_with_answers_overtaking_meet_no_refusal(
     make_server, dialect, make_request, cost, factor, run
 ):
-    """Bursts larger than the quota from 4 threads or tasks, answers overtaking: no 429."""
-    clock = FastClock(factor)
-    deliveries = Deliveries()
-    with make_server(clock) as server:
-        statuses = run(server, clock, dialect, make_request, cost, deliveries)
-    assert statuses == [200] * (BURSTS * PER_BURST), server.refusals
-    assert sum(server.refused.values()) == 0, server.refusals
-    assert server.requests == BURSTS * PER_BURST
-    assert deliveries.overtaken > 0  # the answers did overtake each other
-    assert clock.now() >= (BURSTS - 1) * HOUR
+    """Bursts larger than the quota from 4 threads or tasks, answers overtaking: no 429.
+
+    Whether answers overtake each other depends on the machine's timing (held back
+    up to :data:`LAG` each, they overtake only while others are held too): a run in
+    which none did is run again, up to :data:`RUNS` runs, each one checked in full.
+    """
+    for _ in range(RUNS):
+        clock = FastClock(factor)
+        deliveries = Deliveries()
+        with make_server(clock) as server:
+            statuses = run(server, clock, dialect, make_request, cost, deliveries)
+        assert statuses == [200] * (BURSTS * PER_BURST), server.refusals
+        assert sum(server.refused.values()) == 0, server.refusals
+        assert server.requests == BURSTS * PER_BURST
+        assert clock.now() >= (BURSTS - 1) * HOUR
+        if deliveries.overtaken > 0:  # the answers did overtake each other
+            break
+    else:
+        pytest.fail(f"no answer overtook another in {RUNS} runs: the case was never exercised")
