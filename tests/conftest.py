@@ -28,11 +28,7 @@ settings.load_profile(
 #: mostly asleep on their simulated clock), collected first: nox runs the heavy tests in two
 #: workers that share them out as they go (``--dist worksteal``), the first worker starting
 #: with these while the other takes the rest.
-LONGEST_FIRST = (
-    "test_shared_account_day.py",
-    "test_shared_account_rates.py",
-    "test_shared_account_ingest_day.py",
-)
+LONGEST_FIRST = ("test_shared_account_day.py", "test_shared_account_ingest_day.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
