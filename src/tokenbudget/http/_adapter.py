@@ -63,8 +63,10 @@ An answer whose body tells the true cost (JSON, or any small body) is read
 whole before it is returned, and comes back read and closed, as
 ``{lib}.Response(content=...)`` does: ``read()``, ``iter_bytes()``, ``text``
 and ``json()`` give what they would have, even in ``client.stream(...)``;
-``iter_raw()`` raises ``StreamConsumed``. Server-sent events stream as they
-come; any other body is not read.
+``iter_raw()`` raises ``StreamConsumed``. The JSON the transport decoded to
+follow it is not decoded twice: the first ``json()`` without arguments gives
+it (equal to a new decoding, and the caller's alone); later calls decode
+again. Server-sent events stream as they come; any other body is not read.
 
 A refusal is handled by its kind: *wait* is retried, after the server's
 wait, through the buckets (so that other requests queue behind it), at most

@@ -25,7 +25,8 @@ from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation,
 from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
-from ._message import HeaderFields
+from ._message import HeaderFields, ResponseInfo, _decode_json
+from ._openai import UsualAnswer
 from ._report import EMPTY, QuotaReport
 from ._transport import _NOTHING, SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
 
@@ -114,6 +115,52 @@ def _settle_sync_together(  # noqa: C901 -- the usual pairing first, then the ge
     if not left_settles and not left_syncs:
         return _NOTHING
     return Follow(tuple(left_settles), tuple(left_syncs))
+
+
+class _JsonOnce:
+    """A response's ``json()`` whose first call without arguments gives the body decoded already.
+
+    The transport decodes a JSON answer to follow it; the client (an SDK always)
+    decodes it again. ``json.loads`` of the same bytes would make an equal but new
+    value: the first call gets the transport's one, which nothing else holds, and
+    any other call decodes as the library's own ``json()`` does (``json.loads`` of
+    the body, with the call's arguments). Pickled as a ``json()`` that decodes.
+    """
+
+    __slots__ = ("_body", "_decoded")
+
+    def __init__(self, body: bytes, decoded: list[object]) -> None:
+        self._body = body
+        self._decoded = decoded  # [the value] until the first call takes it
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if not kwargs and self._decoded:
+            try:
+                return self._decoded.pop()
+            except IndexError:  # another thread's call took it meanwhile
+                pass
+        return json.loads(self._body, **kwargs)
+
+    def __reduce__(self) -> tuple[type[_JsonOnce], tuple[bytes, list[object]]]:
+        return _JsonOnce, (self._body, [])
+
+
+def _json_once(response: Any, body: bytes, decoded: object) -> None:
+    """Have *response*'s first ``json()`` give *decoded*, the JSON value of its *body*."""
+    response.json = _JsonOnce(body, [decoded])
+
+
+def _report(
+    core: TransportCore[Any], response: Any, fields: HeaderFields, body: bytes | None, url: str
+) -> QuotaReport:
+    """The dialect's report of *response*; the JSON a built-in one decoded goes to ``json()``."""
+    info = ResponseInfo(fields, body, status=response.status_code, url=url)
+    report = core.parse(info)
+    if body and core.builtin:
+        decoded = info._json  # noqa: SLF001 -- decoded if the dialect read it, else _UNSET
+        if type(decoded) is dict or type(decoded) is list:
+            _json_once(response, body, decoded)
+    return report
 
 
 def _request_body(request: Any) -> bytes | None:
@@ -362,6 +409,26 @@ class _Engine:
 
         return _Tap(on_end)
 
+    def _usual(
+        self, fields: HeaderFields, body: bytes | None, status: int
+    ) -> tuple[UsualAnswer, dict[str, object] | None] | None:
+        """The dialect's usual answer read from *fields* and *body*, and the body it decoded.
+
+        None when the dialect has no usual answer or this is not one. A body is
+        decoded here, once, so that the client's ``json()`` can have it (``_json_once``).
+        """
+        usual = self.core.usual_answer
+        if usual is None:
+            return None
+        if not body:
+            answer = usual(fields._fields, body, status)
+            return None if answer is None else (answer, None)
+        decoded = _decode_json(body)
+        if type(decoded) is not dict:
+            return None  # not a JSON object: never a usual answer
+        answer = usual(fields._fields, decoded, status)
+        return None if answer is None else (answer, decoded)
+
     @staticmethod
     def _finish(decision: Decision, response: Any) -> Any:
         if decision.mark:
@@ -525,7 +592,7 @@ class SyncEngine(_Engine):
                 body = None
             if how == "read" and self._followed_usual(booking, fields, body, response):
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = core.report(response.status_code, fields, body, str(request.url))
+            report = _report(core, response, fields, body, str(request.url))
             now = self._now()
             with self._following:
                 if core.settle_after:
@@ -553,12 +620,10 @@ class SyncEngine(_Engine):
         report's :meth:`TransportCore.follow` would ask for, none of the objects.
         """
         core = self.core
-        usual = core.usual_answer
-        if usual is None:
+        read = self._usual(fields, body, response.status_code)
+        if read is None:
             return False
-        answer = usual(fields._fields, body, response.status_code)
-        if answer is None:
-            return False
+        answer, decoded = read
         with self._following:
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
@@ -566,6 +631,8 @@ class SyncEngine(_Engine):
             rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 self._apply(booking, rest)
+        if decoded is not None and body is not None:  # (a body decoded is there)
+            _json_once(response, body, decoded)
         return True
 
     def _wake_settler(self) -> None:
@@ -773,7 +840,7 @@ class AsyncEngine(_Engine):
                 body = None
             if how == "read" and await self._followed_usual(booking, fields, body, response):
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = core.report(response.status_code, fields, body, str(request.url))
+            report = _report(core, response, fields, body, str(request.url))
             now = self._now()
             async with self._lock():
                 if core.settle_after:
@@ -803,12 +870,10 @@ class AsyncEngine(_Engine):
     ) -> bool:
         """Like :meth:`SyncEngine._followed_usual`."""
         core = self.core
-        usual = core.usual_answer
-        if usual is None:
+        read = self._usual(fields, body, response.status_code)
+        if read is None:
             return False
-        answer = usual(fields._fields, body, response.status_code)
-        if answer is None:
-            return False
+        answer, decoded = read
         lock = self._lock()
         if not lock.locked():
             # Nobody follows an answer, and nothing below suspends: a usual answer is
@@ -820,14 +885,16 @@ class AsyncEngine(_Engine):
             rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 await self._apply(booking, rest)
-            return True
-        async with lock:
-            follow = core.follow_usual(booking, answer, self._now())
-            if follow is None:
-                return False
-            rest = _settle_sync_together(booking, follow, core.buckets)
-            if rest is not _NOTHING:
-                await self._apply(booking, rest)
+        else:
+            async with lock:
+                follow = core.follow_usual(booking, answer, self._now())
+                if follow is None:
+                    return False
+                rest = _settle_sync_together(booking, follow, core.buckets)
+                if rest is not _NOTHING:
+                    await self._apply(booking, rest)
+        if decoded is not None and body is not None:  # (a body decoded is there)
+            _json_once(response, body, decoded)
         return True
 
     def _settle_later(self) -> None:

@@ -187,9 +187,12 @@ def _usual_plan_of(
     return windows, plan, tuple(name for name in windows if name != "requests")
 
 
-def _usual_cost(body: bytes, names: tuple[str, ...]) -> dict[str, float] | None:
-    """The true cost of a usual answer's *body* (:func:`usage_tokens` of a JSON object), or None."""
-    decoded = _decode_json(body)
+def _usual_cost(body: bytes | dict[str, object], names: tuple[str, ...]) -> dict[str, float] | None:
+    """The true cost of a usual answer's *body* (:func:`usage_tokens` of a JSON object), or None.
+
+    *body* is the raw body, or the JSON object it decodes to.
+    """
+    decoded = _decode_json(body) if isinstance(body, bytes) else body
     if type(decoded) is not dict:
         return None
     usage = decoded.get("usage")
@@ -271,7 +274,7 @@ class OpenAIDialect:
         )
 
     def _usual_answer(
-        self, fields: Mapping[str, list[str]], body: bytes | None, status: int
+        self, fields: Mapping[str, list[str]], body: bytes | dict[str, object] | None, status: int
     ) -> UsualAnswer | None:
         """The usual answer's report in plain figures, or None when the answer is not usual.
 
@@ -284,7 +287,8 @@ class OpenAIDialect:
         the true cost, ``as_of``: its ``kind`` None, nothing else) without building
         the report. Anything else (a refusal, a missing or malformed field, which
         :meth:`parse` warns about, a stream) is None: ask :meth:`parse`.
-        *fields* are a :class:`~tokenbudget.http.HeaderFields`' values by lowercase name.
+        *fields* are a :class:`~tokenbudget.http.HeaderFields`' values by lowercase name;
+        *body* is the raw body or, decoded already, the JSON object it is.
         """
         if status >= 400 or "retry-after-ms" in fields or "retry-after" in fields:
             return None
@@ -390,6 +394,18 @@ class OpenAIDialect:
         )
         if generating:
             tokens += max_output_tokens(body, self.default_max_tokens)
+        return self._costs(tokens)
+
+    def _usual_estimate(self, body: dict[str, object]) -> dict[str, float]:
+        """:meth:`estimate` of a request whose body decodes to *body*, an object with ``messages``.
+
+        The quota transport's fast path: no :class:`~tokenbudget.http.RequestInfo`,
+        and figures that need no checking (floats >= 0).
+        """
+        return self._costs(prompt_tokens(body) + max_output_tokens(body, self.default_max_tokens))
+
+    def _costs(self, tokens: int) -> dict[str, float]:
+        """One request, and *tokens* on each window of tokens."""
         made_of, _, names = self._usual_plan
         if made_of is not self.windows:
             made_of, _, names = self._usual_plan = _usual_plan_of(self.windows)

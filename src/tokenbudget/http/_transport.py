@@ -69,7 +69,7 @@ from tokenbudget.exceptions import (
 
 from ._dialect import Dialect
 from ._dialect import dialect as resolve_dialect
-from ._message import HeadersLike, RequestInfo, ResponseInfo
+from ._message import HeadersLike, RequestInfo, ResponseInfo, _decode_json
 from ._openai import GroqDialect, OpenAIDialect, UsualAnswer, UsualLimit
 from ._report import Limit, QuotaReport
 
@@ -415,8 +415,22 @@ class TransportCore(Generic[B]):
         self.settle_after = SETTLE_AFTER if shared else 0.0
         #: The dialect's reader of its usual answer, for :meth:`follow_usual` (the built-in
         #: OpenAI-style dialects, exactly, while no settle waits), else None.
+        #: Whether the dialect is a built-in one: it only reads an answer's decoded body,
+        #: which the client's ``json()`` may then have (a dialect of the user's may keep it).
+        self.builtin = type(self.dialect).__module__.startswith("tokenbudget.http.")
+        #: The dialect's estimate of a chat request's decoded body, for :meth:`costs` (the
+        #: built-in OpenAI-style dialects, exactly), else None.
+        self._usual_estimate: Callable[[dict[str, object]], dict[str, float]] | None = (
+            self.dialect._usual_estimate  # type: ignore[attr-defined]  # noqa: SLF001
+            if type(self.dialect) in _USUAL_DIALECTS
+            else None
+        )
         self.usual_answer: (
-            Callable[[Mapping[str, list[str]], bytes | None, int], UsualAnswer | None] | None
+            Callable[
+                [Mapping[str, list[str]], bytes | dict[str, object] | None, int],
+                UsualAnswer | None,
+            ]
+            | None
         ) = (
             self.dialect._usual_answer  # type: ignore[attr-defined]  # noqa: SLF001
             if type(self.dialect) in _USUAL_DIALECTS and not self.settle_after
@@ -497,6 +511,14 @@ class TransportCore(Generic[B]):
             TypeError: ``cost`` returned no mapping.
         """
         if self.cost is None:
+            if self._usual_estimate is not None and type(body) is bytes:
+                # The request decoded once: a chat's body straight to the dialect's fast
+                # path (figures that need no checking), any other decoded to its estimate.
+                decoded = _decode_json(body)
+                if type(decoded) is dict and "messages" in decoded:
+                    return self._usual_estimate(decoded)
+                if type(decoded) is dict or type(decoded) is list:  # (a str would be read again)
+                    body = decoded
             # The dialect's own method, resolved once (estimate() would resolve it per call).
             costs = self.dialect.estimate(RequestInfo(method, url, headers, body), self.limits)
         else:
@@ -571,7 +593,11 @@ class TransportCore(Generic[B]):
         self, status: int, headers: HeadersLike, body: bytes | None, url: str
     ) -> QuotaReport:
         """What the answer says about the quota (the dialect's :func:`~tokenbudget.http.parse`)."""
-        report = self.dialect.parse(ResponseInfo(headers, body, status=status, url=url))
+        return self.parse(ResponseInfo(headers, body, status=status, url=url))
+
+    def parse(self, response: ResponseInfo) -> QuotaReport:
+        """The dialect's reading of *response* (see :meth:`report`)."""
+        report = self.dialect.parse(response)
         if not isinstance(report, QuotaReport):
             raise TypeError(f"dialect {self.dialect.name!r} returned {report!r}, not a QuotaReport")
         return report

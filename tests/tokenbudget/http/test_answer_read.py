@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gzip
+import json
+import pickle
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -26,6 +28,7 @@ import pytest
 import tokenbudget.http.httpx as tb_httpx
 import tokenbudget.http.httpx2 as tb_httpx2
 from tests.http_servers import OpenAIServer, Reply
+from tokenbudget.http import _engine
 
 
 FLAVOURS = [
@@ -226,3 +229,56 @@ def test_an_outer_transport_remaking_the_answer_of_its_stream_reads_the_body(ser
 
     asyncio.run(main())
     assert server.refused.total() == 0
+
+
+def _json_calls(response: Any) -> None:
+    """``json()`` as the bare client's: equal values, new ones, arguments, after pickling."""
+    expected = json.loads(response.content)
+    first = response.json()
+    assert first == expected
+    first["usage"] = None  # the caller's own value: no later call sees it
+    second = response.json()
+    assert second == expected
+    assert second is not first
+    assert response.json(parse_int=str) == json.loads(response.content, parse_int=str)
+    assert pickle.loads(pickle.dumps(response)).json() == expected  # noqa: S301 -- our own bytes
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_json_gives_the_transports_decoding_once_then_decodes(flavour):
+    """The transport decodes an answer's JSON to follow it; the first ``json()`` has it.
+
+    Equal to what ``json.loads`` of the content makes, and the caller's alone: later
+    calls (and calls with arguments, and a pickled copy's) decode again.
+    """
+    http, adapter = flavour
+    path = "/v1/chat/completions"
+    with (
+        OpenAIServer(rpm=10**6, tpm=10**9) as server,
+        http.Client(base_url=server.url, transport=adapter.QuotaTransport("openai")) as quota,
+    ):
+        # The first answer creates the buckets (the general path), the second is usual.
+        for response in (quota.post(path, json=BODY), quota.post(path, json=BODY)):
+            assert isinstance(vars(response)["json"], _engine._JsonOnce)  # the decoded one
+            _json_calls(response)
+
+        async def main() -> None:
+            async with http.AsyncClient(
+                base_url=server.url, transport=adapter.AsyncQuotaTransport("openai")
+            ) as aquota:
+                for _ in range(2):
+                    answer = await aquota.post(path, json=BODY)
+                    assert isinstance(vars(answer)["json"], _engine._JsonOnce)
+                    _json_calls(answer)
+
+        asyncio.run(main())
+    assert server.refused.total() == 0
+
+
+def test_json_of_a_response_whose_first_json_was_taken_elsewhere_decodes() -> None:
+    """Two callers racing for the first ``json()``: one gets the value, the other decodes."""
+    body = b'{"usage": {"total_tokens": 3}}'
+    once = _engine._JsonOnce(body, [json.loads(body)])
+    taken = once._decoded.pop()  # what a racing thread's call took meanwhile
+    assert once() == taken
+    assert once() is not taken

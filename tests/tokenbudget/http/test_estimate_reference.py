@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from hypothesis import given
+import httpx2
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tokenbudget import TokenBucket
 from tokenbudget.http import OpenAIDialect, RequestInfo
 from tokenbudget.http._llm import (
     _MAX_DEPTH,
@@ -22,6 +24,7 @@ from tokenbudget.http._llm import (
     prompt_tokens,
 )
 from tokenbudget.http._message import finite
+from tokenbudget.http._transport import TransportCore
 
 
 # -- the reference: the estimate as it was before its fast paths (_llm.py, 2026-12-06) -----------
@@ -291,3 +294,31 @@ def test_ints_too_long_to_write_count_as_before() -> None:
     ):
         assert prompt_tokens(body) == _old_prompt_tokens(body)
         assert max_output_tokens(body, 5) == _old_max_output_tokens(body, 5)
+
+
+def _outcome(estimate: Any) -> object:
+    """What *estimate()* gives (its costs in order), or the type of what it raises."""
+    try:
+        costs = estimate()
+    except Exception as exc:
+        return type(exc)
+    return list(costs.items())
+
+
+@given(
+    st.one_of(
+        _bodies().map(lambda body: json.dumps(body).encode()),
+        st.sampled_from([b"null", b"[]", b'"messages"', b"{", b"not json", b'{"messages": 1}x']),
+    ),
+    st.sampled_from(["/v1/chat/completions", "/v1/embeddings"]),
+    st.sampled_from(["openai", "groq"]),
+)
+@example(b'{"messages": [], "max_tokens": 1e308, "n": 1024}', "/v1/chat/completions", "openai")
+def test_the_transports_estimate_is_the_dialects(raw: bytes, path: str, dialect: str) -> None:
+    """The transport's estimate of a request (a chat's body decoded once, on its fast path,
+    any other handed to the dialect decoded) is what the dialect's estimate gives."""
+    core: TransportCore[TokenBucket] = TransportCore(dialect, bucket_type=TokenBucket)
+    url = httpx2.URL("https://api.openai.com" + path)
+    headers = httpx2.Headers({"content-type": "application/json"})
+    expected = _outcome(lambda: core.dialect.estimate(RequestInfo("POST", url, headers, raw), {}))
+    assert _outcome(lambda: core.costs(None, "POST", url, headers, raw)) == expected

@@ -358,13 +358,13 @@ def test_the_usual_answer_is_followed_without_its_report(monkeypatch: pytest.Mon
 
     usual = _USUAL
     reports: list[Any] = []
-    report = TransportCore.report
+    parse = TransportCore.parse
 
     def counted(self: Any, *args: Any) -> Any:
         reports.append(args)
-        return report(self, *args)
+        return parse(self, *args)
 
-    monkeypatch.setattr(TransportCore, "report", counted)
+    monkeypatch.setattr(TransportCore, "parse", counted)
     seen = _run_sync([usual] * 4, [0.0, 1.0, 1.0, 1.0])
     assert len(reports) == 1  # the first answer: it creates the buckets
     limits = seen[-1]
