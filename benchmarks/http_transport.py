@@ -112,9 +112,13 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
 
         call(plain)
         call(quota)  # warm up: the buckets, the connections
-        for _ in range(reps):  # interleaved, so that drift hits both alike
-            bare.append(_rate(lambda: call(plain), seconds))
-            ours.append(_rate(lambda: call(quota), seconds))
+        for rep in range(reps):  # interleaved, each first in turn: drift hits both alike
+            first, second = (plain, quota) if rep % 2 == 0 else (quota, plain)
+            runs = [_rate(lambda: call(first), seconds), _rate(lambda: call(second), seconds)]
+            if rep % 2:
+                runs.reverse()
+            bare.append(runs[0])
+            ours.append(runs[1])
 
     async def aio() -> None:
         transport = adapter.AsyncQuotaTransport("openai")
@@ -130,9 +134,16 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
 
             await acall(aplain)
             await acall(aquota)
-            for _ in range(reps):
-                abare.append(await _arate(lambda: acall(aplain), seconds))
-                aours.append(await _arate(lambda: acall(aquota), seconds))
+            for rep in range(reps):
+                first, second = (aplain, aquota) if rep % 2 == 0 else (aquota, aplain)
+                runs = [
+                    await _arate(lambda: acall(first), seconds),
+                    await _arate(lambda: acall(second), seconds),
+                ]
+                if rep % 2:
+                    runs.reverse()
+                abare.append(runs[0])
+                aours.append(runs[1])
 
     asyncio.run(aio())
     out = {}
