@@ -10,17 +10,30 @@ and ``usage``), settled and synced. The ratio (transport / bare) says what that
 costs; the server's own time per request is in both numbers, so against a remote
 server, where the network dominates, the ratio would be closer still to 1.
 Measured for httpx and httpx2, sync and with asyncio tasks.
+
+Time on a shared machine moves by more than the transport adds (the bare
+client's own CPU a request has moved by 30 % between runs here), so where
+``valgrind`` is installed the section also counts the client's instructions a
+request under callgrind, bare and through the transport, over the same
+loopback: a figure that does not depend on the machine's load (the method of
+CodSpeed and iai). It leaves out the kernel's work (the sockets), which both
+clients share, so its ratio errs on the transport's side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from peers import describe_error
@@ -114,7 +127,10 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
         call(quota)  # warm up: the buckets, the connections
         for rep in range(reps):  # interleaved, each first in turn: drift hits both alike
             first, second = (plain, quota) if rep % 2 == 0 else (quota, plain)
-            runs = [_rate(lambda: call(first), seconds), _rate(lambda: call(second), seconds)]
+            runs = [
+                _rate(lambda client=first: call(client), seconds),
+                _rate(lambda client=second: call(client), seconds),
+            ]
             if rep % 2:
                 runs.reverse()
             bare.append(runs[0])
@@ -137,8 +153,8 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
             for rep in range(reps):
                 first, second = (aplain, aquota) if rep % 2 == 0 else (aquota, aplain)
                 runs = [
-                    await _arate(lambda: acall(first), seconds),
-                    await _arate(lambda: acall(second), seconds),
+                    await _arate(lambda client=first: acall(client), seconds),
+                    await _arate(lambda client=second: acall(client), seconds),
                 ]
                 if rep % 2:
                     runs.reverse()
@@ -165,7 +181,105 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
     return out
 
 
-def http_transport(reps: int, seconds: float) -> dict:
+#: What one callgrind run does: N requests after a warm-up, through the bare client or the transport.
+COUNTED = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from http_transport import BODY, CONCURRENCY
+name, url, mode, kind, n = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+lib = __import__(name)
+adapter = __import__(f"tokenbudget.http.{name}", fromlist=["QuotaTransport"])
+path = "/v1/chat/completions"
+if mode == "sync":
+    extra = {"transport": adapter.QuotaTransport("openai")} if kind == "transport" else {}
+    with lib.Client(base_url=url, **extra) as client:
+        for _ in range(20 + n):
+            response = client.post(path, json=BODY)
+            response.raise_for_status()
+            response.json()
+else:
+    async def main():
+        extra = {"transport": adapter.AsyncQuotaTransport("openai")} if kind == "transport" else {}
+        async with lib.AsyncClient(base_url=url, **extra) as client:
+            async def worker(k):
+                for _ in range(k):
+                    response = await client.post(path, json=BODY)
+                    response.raise_for_status()
+                    response.json()
+            await asyncio.gather(*(worker(2) for _ in range(CONCURRENCY)))  # warm-up
+            await asyncio.gather(*(worker(n // CONCURRENCY) for _ in range(CONCURRENCY)))
+    asyncio.run(main())
+"""
+#: The requests of the two callgrind runs whose difference is counted (start-up cancels out).
+COUNTED_RUNS = (100, 400)
+
+
+def _instructions(name: str, url: str, mode: str, kind: str, n: int) -> int | None:
+    """The instructions callgrind counts in a process that makes *n* requests (see COUNTED)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={Path(tmp) / 'out'}",
+                sys.executable,
+                "-c",
+                COUNTED,
+                str(Path(__file__).resolve().parent),
+                name,
+                url,
+                mode,
+                kind,
+                str(n),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            check=False,
+        )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    return int(found.group(1)) if done.returncode == 0 and found else None
+
+
+def instructions(names: list[str], url: str) -> dict:
+    """Client instructions a request, bare and through the transport, per library and mode.
+
+    The difference between runs of COUNTED_RUNS requests, over their difference in
+    requests; the four runs of a row go two at a time.
+    """
+    if shutil.which("valgrind") is None:
+        return {"error": "valgrind is not installed"}
+    low, high = COUNTED_RUNS
+    out: dict = {"runs": list(COUNTED_RUNS)}
+    for name in names:
+        row: dict = {}
+        for mode in ("sync", "async"):
+            jobs = [(kind, n) for kind in ("bare", "transport") for n in (low, high)]
+            with ThreadPoolExecutor(2) as pool:
+                counts = dict(
+                    zip(
+                        jobs,
+                        pool.map(
+                            lambda job, name=name, mode=mode: _instructions(name, url, mode, *job),
+                            jobs,
+                        ),
+                        strict=True,
+                    )
+                )
+            if None in counts.values():
+                row[mode] = {"error": "a callgrind run failed"}
+                continue
+            per = {
+                kind: (counts[kind, high] - counts[kind, low]) / (high - low)  # type: ignore[operator]
+                for kind in ("bare", "transport")
+            }
+            row[mode] = {**per, "ratio": per["transport"] / per["bare"]}
+        out[name] = row
+    return out
+
+
+def http_transport(reps: int, seconds: float, *, count: bool = True) -> dict:
     results: dict = {"reps": reps, "seconds": seconds, "concurrency": CONCURRENCY}
     libs = []
     for name in ("httpx", "httpx2"):
@@ -181,6 +295,8 @@ def http_transport(reps: int, seconds: float) -> dict:
     with _server() as (url, refused):
         for name, lib, adapter in libs:
             results[name] = _measure(lib, adapter, url, reps, seconds)
+        if count:
+            results["instructions"] = instructions([name for name, _, _ in libs], url)
     results["throttled"] = refused[0]
     return results
 
@@ -215,6 +331,38 @@ def markdown(result: dict) -> list[str]:
                 f"| {label} | {r['bare']:,.0f} | {r['transport']:,.0f} | {r['ratio']:.2f}x "
                 f"| {paired} | {cpu} |"
             )
+    counted = result.get("instructions") or {}
+    if "error" in counted:
+        out += ["", f"Instructions a request: not counted ({counted['error']})."]
+    elif counted:
+        out += [
+            "",
+            ("| client | instructions a request, bare | with QuotaTransport | transport / bare |"),
+            "|---|---|---|---|",
+        ]
+        for name in ("httpx", "httpx2"):
+            for mode, label in (
+                ("sync", name),
+                ("async", f"{name}, {result['concurrency']} tasks"),
+            ):
+                r = (counted.get(name) or {}).get(mode)
+                if r is None:
+                    continue
+                if "error" in r:
+                    out.append(f"| {label} | {r['error']} | | |")
+                    continue
+                out.append(
+                    f"| {label} | {r['bare']:,.0f} | {r['transport']:,.0f} | {r['ratio']:.3f}x |"
+                )
+        low, high = counted["runs"]
+        out += [
+            "",
+            (
+                f"Counted by callgrind in the client's process (runs of {low} and {high} "
+                "requests, their difference): the same on a loaded machine as on a quiet one; "
+                "the kernel's work on the sockets, which both share, is not in it."
+            ),
+        ]
     out += [
         "",
         (

@@ -126,6 +126,15 @@ def ratios(results: dict) -> dict:
                     "best": row["bare"],
                     "ratio": row["transport"] / row["bare"],
                 }
+            counted = ((ht.get("instructions") or {}).get(lib) or {}).get(mode)
+            if counted and "ratio" in counted:
+                # Instructions a request: fewer is better, so the ratio is bare / transport.
+                out[f"http_transport_{lib}_{mode}_instructions"] = {
+                    "ours": counted["transport"],
+                    "best_peer": f"bare {lib}",
+                    "best": counted["bare"],
+                    "ratio": counted["bare"] / counted["transport"],
+                }
     red = results.get("redis") or {}
     for procs in ("p1", "p4"):
         rows = [{**r, **(r.get(procs) or {})} for r in red.get("rows", [])]

@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             keepa_ingest=keepa_ingestor.keepa_ingestor(budget.sim_hours / 24)
         ),
         "http": lambda: results.update(
-            http=http_transport.http_transport(budget.reps, 2 * budget.rep_seconds)
+            http=http_transport.http_transport(
+                budget.reps, 2 * budget.rep_seconds, count=not args.quick
+            )
         ),
     }
     order = [
