@@ -869,7 +869,6 @@ class AsyncEngine(_Engine):
         response: Any,
     ) -> bool:
         """Like :meth:`SyncEngine._followed_usual`."""
-        core = self.core
         read = self._usual(fields, body, response.status_code)
         if read is None:
             return False
@@ -879,22 +878,23 @@ class AsyncEngine(_Engine):
             # Nobody follows an answer, and nothing below suspends: a usual answer is
             # followed only on memory buckets (no settle waits), whose coroutines never
             # do. No task can start to follow one meanwhile: the lock would change nothing.
-            follow = core.follow_usual(booking, answer, self._now())
-            if follow is None:
-                return False
-            rest = _settle_sync_together(booking, follow, core.buckets)
-            if rest is not _NOTHING:
-                await self._apply(booking, rest)
+            followed = await self._follow_usual(booking, answer)
         else:
             async with lock:
-                follow = core.follow_usual(booking, answer, self._now())
-                if follow is None:
-                    return False
-                rest = _settle_sync_together(booking, follow, core.buckets)
-                if rest is not _NOTHING:
-                    await self._apply(booking, rest)
-        if decoded is not None and body is not None:  # (a body decoded is there)
+                followed = await self._follow_usual(booking, answer)
+        if followed and decoded is not None and body is not None:  # (a body decoded is there)
             _json_once(response, body, decoded)
+        return followed
+
+    async def _follow_usual(self, booking: Booking[AsyncReservation], answer: UsualAnswer) -> bool:
+        """Follow a usual *answer* (see :meth:`_followed_usual`); False if it is not followed."""
+        core = self.core
+        follow = core.follow_usual(booking, answer, self._now())
+        if follow is None:
+            return False
+        rest = _settle_sync_together(booking, follow, core.buckets)
+        if rest is not _NOTHING:
+            await self._apply(booking, rest)
         return True
 
     def _settle_later(self) -> None:
