@@ -66,7 +66,9 @@ and ``json()`` give what they would have, even in ``client.stream(...)``;
 ``iter_raw()`` raises ``StreamConsumed``. The JSON the transport decoded to
 follow it is not decoded twice: the first ``json()`` without arguments gives
 it (equal to a new decoding, and the caller's alone); later calls decode
-again. Server-sent events stream as they come; any other body is not read.
+again (for a body of at most 256 KiB, a built-in dialect's ``parse``, and
+``{lib}.Response``'s own ``json``). Server-sent events stream as they come;
+any other body is not read.
 
 A refusal is handled by its kind: *wait* is retried, after the server's
 wait, through the buckets (so that other requests queue behind it), at most

@@ -10,6 +10,7 @@ module's transport base classes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -141,13 +142,31 @@ class _JsonOnce:
                 pass
         return json.loads(self._body, **kwargs)
 
-    def __reduce__(self) -> tuple[type[_JsonOnce], tuple[bytes, list[object]]]:
-        return _JsonOnce, (self._body, [])
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Callable[..., Any], bytes]]:
+        # json.loads of the body: what the library's own json() does, unpickled without us.
+        return functools.partial, (json.loads, self._body)
+
+
+#: The largest body whose decoding the transport hands over: the value lives as long as
+#: the answer, a few times the body's size, also for a caller that never calls ``json()``.
+_HANDED_OVER: Final = 256 * 1024
 
 
 def _json_once(response: Any, body: bytes, decoded: object) -> None:
-    """Have *response*'s first ``json()`` give *decoded*, the JSON value of its *body*."""
-    response.json = _JsonOnce(body, [decoded])
+    """Have *response*'s first ``json()`` give *decoded*, the JSON value of its *body*.
+
+    Only where ``json()`` is the library's own (not a subclass's, nor patched onto
+    the class), and for a body of at most :data:`_HANDED_OVER` bytes.
+    """
+    if (
+        len(body) <= _HANDED_OVER
+        and getattr(type(response).json, "__module__", None) in _LIBRARY_MODELS
+    ):
+        response.json = _JsonOnce(body, [decoded])
+
+
+#: The modules of httpx's and httpx2's own ``Response.json``.
+_LIBRARY_MODELS: Final = frozenset({"httpx._models", "httpx2._models"})
 
 
 def _report(
@@ -418,7 +437,7 @@ class _Engine:
         decoded here, once, so that the client's ``json()`` can have it (``_json_once``).
         """
         usual = self.core.usual_answer
-        if usual is None:
+        if usual is None or status >= 400:  # (a refusal is never usual: no decoding for it)
             return None
         if not body:
             answer = usual(fields._fields, body, status)

@@ -396,13 +396,15 @@ class OpenAIDialect:
             tokens += max_output_tokens(body, self.default_max_tokens)
         return self._costs(tokens)
 
-    def _usual_estimate(self, body: dict[str, object]) -> dict[str, float]:
+    def _usual_estimate(self, body: dict[str, object]) -> dict[str, float] | None:
         """:meth:`estimate` of a request whose body decodes to *body*, an object with ``messages``.
 
         The quota transport's fast path: no :class:`~tokenbudget.http.RequestInfo`,
-        and figures that need no checking (floats >= 0).
+        and figures that need no checking (floats >= 0). None when they would (a
+        ``default_max_tokens`` set to no count since): ask :meth:`estimate`.
         """
-        return self._costs(prompt_tokens(body) + max_output_tokens(body, self.default_max_tokens))
+        tokens = prompt_tokens(body) + max_output_tokens(body, self.default_max_tokens)
+        return self._costs(tokens) if tokens >= 0 else None
 
     def _costs(self, tokens: int) -> dict[str, float]:
         """One request, and *tokens* on each window of tokens."""

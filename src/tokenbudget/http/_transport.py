@@ -256,6 +256,19 @@ _RETURN: Final = Decision("return")
 #: The dialects whose usual answer :meth:`TransportCore.follow_usual` follows (not a subclass:
 #: it may parse otherwise).
 _USUAL_DIALECTS: Final = (OpenAIDialect, GroqDialect)
+
+
+def _ours(dialect: object, name: str) -> bool:
+    """Whether *dialect*'s method *name* is tokenbudget's own: not the user's, nor patched on.
+
+    Read when a transport is made: the fast paths that stand for a built-in
+    dialect's ``parse`` or ``estimate`` are taken only while they would give
+    what that method gives.
+    """
+    function = getattr(getattr(dialect, name, None), "__func__", None)
+    return str(getattr(function, "__module__", "")).startswith("tokenbudget.http.")
+
+
 _RETRY: Final = Decision("retry")
 
 
@@ -415,14 +428,16 @@ class TransportCore(Generic[B]):
         self.settle_after = SETTLE_AFTER if shared else 0.0
         #: The dialect's reader of its usual answer, for :meth:`follow_usual` (the built-in
         #: OpenAI-style dialects, exactly, while no settle waits), else None.
-        #: Whether the dialect is a built-in one: it only reads an answer's decoded body,
-        #: which the client's ``json()`` may then have (a dialect of the user's may keep it).
-        self.builtin = type(self.dialect).__module__.startswith("tokenbudget.http.")
+        own_parse = _ours(self.dialect, "parse")
+        #: Whether the dialect's ``parse`` is a built-in one's: it only reads an answer's
+        #: decoded body, which the client's ``json()`` may then have (a user's may keep it).
+        self.builtin = own_parse
+        usual = type(self.dialect) in _USUAL_DIALECTS
         #: The dialect's estimate of a chat request's decoded body, for :meth:`costs` (the
-        #: built-in OpenAI-style dialects, exactly), else None.
-        self._usual_estimate: Callable[[dict[str, object]], dict[str, float]] | None = (
+        #: built-in OpenAI-style dialects, exactly, their own estimate), else None.
+        self._usual_estimate: Callable[[dict[str, object]], dict[str, float] | None] | None = (
             self.dialect._usual_estimate  # type: ignore[attr-defined]  # noqa: SLF001
-            if type(self.dialect) in _USUAL_DIALECTS
+            if usual and _ours(self.dialect, "estimate")
             else None
         )
         self.usual_answer: (
@@ -433,7 +448,7 @@ class TransportCore(Generic[B]):
             | None
         ) = (
             self.dialect._usual_answer  # type: ignore[attr-defined]  # noqa: SLF001
-            if type(self.dialect) in _USUAL_DIALECTS and not self.settle_after
+            if usual and own_parse and not self.settle_after
             else None
         )
 
@@ -511,13 +526,15 @@ class TransportCore(Generic[B]):
             TypeError: ``cost`` returned no mapping.
         """
         if self.cost is None:
-            if self._usual_estimate is not None and type(body) is bytes:
-                # The request decoded once: a chat's body straight to the dialect's fast
+            if self._usual_estimate is not None and type(body) is bytes and body[:1] == b"{":
+                # A JSON object decoded once: a chat's body straight to the dialect's fast
                 # path (figures that need no checking), any other decoded to its estimate.
                 decoded = _decode_json(body)
-                if type(decoded) is dict and "messages" in decoded:
-                    return self._usual_estimate(decoded)
-                if type(decoded) is dict or type(decoded) is list:  # (a str would be read again)
+                if type(decoded) is dict:
+                    if "messages" in decoded:
+                        usual = self._usual_estimate(decoded)
+                        if usual is not None:
+                            return usual
                     body = decoded
             # The dialect's own method, resolved once (estimate() would resolve it per call).
             costs = self.dialect.estimate(RequestInfo(method, url, headers, body), self.limits)

@@ -282,3 +282,50 @@ def test_json_of_a_response_whose_first_json_was_taken_elsewhere_decodes() -> No
     taken = once._decoded.pop()  # what a racing thread's call took meanwhile
     assert once() == taken
     assert once() is not taken
+
+
+class _OwnJson(httpx.Response):
+    """A response class whose ``json()`` is its own."""
+
+    def json(self, **kwargs: Any) -> Any:
+        return {"own": super().json(**kwargs)}
+
+
+def _mocked(answer: Any) -> tb_httpx.QuotaTransport:
+    return tb_httpx.QuotaTransport("openai", transport=httpx.MockTransport(answer))
+
+
+def test_json_of_a_response_class_of_its_own_is_its_own() -> None:
+    """A subclass's ``json()`` (an inner transport's answer) is never hidden."""
+    with httpx.Client(transport=_mocked(lambda _: _OwnJson(200, json={"a": 1}))) as client:
+        for _ in range(2):  # the general path, then the usual one
+            response = client.post("https://api.openai.com/v1/chat/completions", json=BODY)
+            assert "json" not in vars(response)
+            assert response.json() == {"own": {"a": 1}}
+
+
+def test_json_patched_onto_the_class_is_never_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``json`` patched onto the library's class (another decoder, a test's mock) is called."""
+    monkeypatch.setattr(httpx.Response, "json", lambda self, **kw: "patched")
+    with httpx.Client(transport=_mocked(lambda _: httpx.Response(200, json={"a": 1}))) as client:
+        for _ in range(2):
+            response = client.post("https://api.openai.com/v1/chat/completions", json=BODY)
+            assert response.json() == "patched"
+
+
+def test_a_large_bodys_decoding_is_not_kept() -> None:
+    """Above 256 KiB the decoding is not kept for ``json()`` (it would outlive the answer's use)."""
+    big = {"data": ["x" * 1024] * 300}
+    with httpx.Client(transport=_mocked(lambda _: httpx.Response(200, json=big))) as client:
+        response = client.post("https://api.openai.com/v1/embeddings", json={"input": "hi"})
+        assert len(response.content) > 256 * 1024
+        assert "json" not in vars(response)
+        assert response.json() == big
+
+
+def test_a_pickled_answer_needs_no_tokenbudget() -> None:
+    """A pickled answer's ``json()`` is ``json.loads`` of its body: unpickled without us."""
+    with httpx.Client(transport=_mocked(lambda _: httpx.Response(200, json={"a": 1}))) as client:
+        response = client.post("https://api.openai.com/v1/chat/completions", json=BODY)
+    assert isinstance(vars(response)["json"], _engine._JsonOnce)
+    assert b"tokenbudget" not in pickle.dumps(response)

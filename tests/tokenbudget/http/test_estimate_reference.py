@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx2
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -322,3 +323,32 @@ def test_the_transports_estimate_is_the_dialects(raw: bytes, path: str, dialect:
     headers = httpx2.Headers({"content-type": "application/json"})
     expected = _outcome(lambda: core.dialect.estimate(RequestInfo("POST", url, headers, raw), {}))
     assert _outcome(lambda: core.costs(None, "POST", url, headers, raw)) == expected
+
+
+def test_an_estimate_of_the_users_own_is_what_the_transport_books() -> None:
+    """A built-in dialect whose ``estimate`` was replaced (on it, or on its class) books that."""
+    chat = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    url = httpx2.URL("https://api.openai.com/v1/chat/completions")
+    mine = OpenAIDialect()
+    mine.estimate = lambda request, limits: {"requests": 1.0, "tokens": 7.0}  # type: ignore[method-assign]
+    core: TransportCore[TokenBucket] = TransportCore(mine, bucket_type=TokenBucket)
+    assert core.costs(None, "POST", url, httpx2.Headers(), chat) == {"requests": 1.0, "tokens": 7.0}
+
+    class Mine(OpenAIDialect):
+        def estimate(self, request: RequestInfo, limits: Any) -> dict[str, float]:
+            return {"tokens": 9.0}
+
+    core = TransportCore(Mine(), bucket_type=TokenBucket)
+    assert core.costs(None, "POST", url, httpx2.Headers(), chat) == {"tokens": 9.0}
+
+
+def test_a_default_set_to_no_count_is_refused_as_by_the_dialects_estimate() -> None:
+    """``default_max_tokens`` set after the dialect was made, to no count: the general checks."""
+    chat = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    url = httpx2.URL("https://api.openai.com/v1/chat/completions")
+    for bad in (-100, math.nan):  # (the prompt, 12 tokens, less than 100)
+        chosen = OpenAIDialect()
+        chosen.default_max_tokens = bad  # type: ignore[assignment]
+        core: TransportCore[TokenBucket] = TransportCore(chosen, bucket_type=TokenBucket)
+        with pytest.raises(ValueError, match="not a number >= 0"):
+            core.costs(None, "POST", url, httpx2.Headers(), chat)

@@ -565,3 +565,26 @@ def test_request_info_url_may_be_set_again() -> None:
     assert (info.url, info.path) == ("https://x/b?q=1", "/b")
     info.url = "https://x/c"
     assert (info.url, info.path) == ("https://x/c", "/c")
+
+
+def test_a_parse_of_the_users_own_takes_no_fast_path() -> None:
+    """A built-in dialect whose ``parse`` was replaced: every answer goes to that ``parse``,
+    and the decoded body (which it may keep) is never handed to the client's ``json()``."""
+    from tokenbudget import TokenBucket
+    from tokenbudget.http import OpenAIDialect
+    from tokenbudget.http._transport import TransportCore
+
+    plain: TransportCore[TokenBucket] = TransportCore("openai", bucket_type=TokenBucket)
+    assert plain.usual_answer is not None
+    assert plain.builtin
+    mine = OpenAIDialect()
+    kept: list[Any] = []
+
+    def parse(response: Any) -> Any:
+        kept.append(response.json())
+        return OpenAIDialect.parse(mine, response)
+
+    mine.parse = parse  # type: ignore[method-assign]
+    wrapped: TransportCore[TokenBucket] = TransportCore(mine, bucket_type=TokenBucket)
+    assert wrapped.usual_answer is None
+    assert not wrapped.builtin
