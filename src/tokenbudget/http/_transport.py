@@ -256,6 +256,7 @@ _RETURN: Final = Decision("return")
 #: The dialects whose usual answer :meth:`TransportCore.follow_usual` follows (not a subclass:
 #: it may parse otherwise).
 _USUAL_DIALECTS: Final = (OpenAIDialect, GroqDialect)
+_RETRY: Final = Decision("retry")
 
 
 def _ours(dialect: object, name: str) -> bool:
@@ -267,9 +268,6 @@ def _ours(dialect: object, name: str) -> bool:
     """
     function = getattr(getattr(dialect, name, None), "__func__", None)
     return str(getattr(function, "__module__", "")).startswith("tokenbudget.http.")
-
-
-_RETRY: Final = Decision("retry")
 
 
 class _UsualLimits(Mapping[str, Limit]):
@@ -426,12 +424,9 @@ class TransportCore(Generic[B]):
         )
         #: Seconds an answered booking stays in flight before it is settled.
         self.settle_after = SETTLE_AFTER if shared else 0.0
-        #: The dialect's reader of its usual answer, for :meth:`follow_usual` (the built-in
-        #: OpenAI-style dialects, exactly, while no settle waits), else None.
-        own_parse = _ours(self.dialect, "parse")
         #: Whether the dialect's ``parse`` is a built-in one's: it only reads an answer's
         #: decoded body, which the client's ``json()`` may then have (a user's may keep it).
-        self.builtin = own_parse
+        self.builtin = _ours(self.dialect, "parse")
         usual = type(self.dialect) in _USUAL_DIALECTS
         #: The dialect's estimate of a chat request's decoded body, for :meth:`costs` (the
         #: built-in OpenAI-style dialects, exactly, their own estimate), else None.
@@ -440,6 +435,8 @@ class TransportCore(Generic[B]):
             if usual and _ours(self.dialect, "estimate")
             else None
         )
+        #: The dialect's reader of its usual answer, for :meth:`follow_usual` (the built-in
+        #: OpenAI-style dialects, exactly, their own parse, while no settle waits), else None.
         self.usual_answer: (
             Callable[
                 [Mapping[str, list[str]], bytes | dict[str, object] | None, int],
@@ -448,7 +445,7 @@ class TransportCore(Generic[B]):
             | None
         ) = (
             self.dialect._usual_answer  # type: ignore[attr-defined]  # noqa: SLF001
-            if usual and own_parse and not self.settle_after
+            if usual and self.builtin and not self.settle_after
             else None
         )
 
