@@ -16,8 +16,10 @@ client's own CPU a request has moved by 30 % between runs here), so where
 ``valgrind`` is installed the section also counts the client's instructions a
 request under callgrind, bare and through the transport, over the same
 loopback: a figure that does not depend on the machine's load (the method of
-CodSpeed and iai). It leaves out the kernel's work (the sockets), which both
-clients share, so its ratio errs on the transport's side.
+CodSpeed and iai). It tracks the transport's own work from change to change,
+but it is not the measure of the target: on a quiet machine the transport's
+instructions take longer each than the client's, so the count's ratio is below
+the time's (docs/performance.md, "Instructions are not time").
 """
 
 from __future__ import annotations
@@ -359,8 +361,11 @@ def markdown(result: dict) -> list[str]:
             "",
             (
                 f"Counted by callgrind in the client's process (runs of {low} and {high} "
-                "requests, their difference): the same on a loaded machine as on a quiet one; "
-                "the kernel's work on the sockets, which both share, is not in it."
+                "requests, their difference): the same on a loaded machine as on a quiet one, "
+                "so it shows what a change does to the transport's work; the kernel's work on "
+                "the sockets is not in it. It is not the target's measure: the transport's "
+                "instructions take longer each than the client's, and its ratio is below the "
+                "time's."
             ),
         ]
     out += [
