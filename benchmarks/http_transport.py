@@ -20,6 +20,13 @@ CodSpeed and iai). It tracks the transport's own work from change to change,
 but it is not the measure of the target: on a quiet machine the transport's
 instructions take longer each than the client's, so the count's ratio is below
 the time's (docs/performance.md, "Instructions are not time").
+
+Time that the load moves little is measured in process (``in_process``): both
+clients send through an inner transport that answers at once with the loopback
+server's answer, and the fastest of many short runs, taken in turns, counts. The
+transport's own time a request there moved by about 2 µs in 44 between runs,
+with two busy processes on the machine's two CPUs or without. Added to the bare
+client's CPU a request over loopback, it gives the CPU ratio it implies.
 """
 
 from __future__ import annotations
@@ -281,8 +288,119 @@ def instructions(names: list[str], url: str) -> dict:
     return out
 
 
-def http_transport(reps: int, seconds: float, *, count: bool = True) -> dict:
-    results: dict = {"reps": reps, "seconds": seconds, "concurrency": CONCURRENCY}
+#: In process: requests a run, and runs of each client (the fastest run of each counts).
+IN_PROCESS_REQUESTS = 300
+IN_PROCESS_RUNS = 15
+
+
+def _answer(lib, url: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The loopback server's answer to the benchmark's request: its raw header fields and body."""
+    with lib.Client(base_url=url) as client:
+        response = client.post("/v1/chat/completions", json=BODY)
+        response.raise_for_status()
+        return list(response.headers.raw), response.content
+
+
+def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], runs: int) -> dict:
+    """The transport's own time a request in process, sync and with CONCURRENCY asyncio tasks.
+
+    Both clients send through an inner transport that answers at once with the
+    loopback server's header fields and body, so no socket, no server and no
+    kernel share the time: the bare client's time a request, and the transport's
+    own (through it, less bare), each from the fastest of *runs* runs of
+    IN_PROCESS_REQUESTS requests, taken in turns. The fastest run is the one the
+    machine's other load disturbed least: these figures move by a few percent
+    where the loopback ones move by tens (the loopback ratios are the target's
+    measure; these show what a change does to the transport's time).
+    """
+    headers, body = answer
+    path = "/v1/chat/completions"
+
+    class Inner(lib.BaseTransport):
+        def handle_request(self, request):
+            request.read()
+            return lib.Response(200, headers=headers, stream=lib.ByteStream(body))
+
+    class AsyncInner(lib.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            await request.aread()
+            return lib.Response(200, headers=headers, stream=lib.ByteStream(body))
+
+    def timed(call, client) -> float:
+        start = time.perf_counter()
+        for _ in range(IN_PROCESS_REQUESTS):
+            call(client)
+        return (time.perf_counter() - start) / IN_PROCESS_REQUESTS
+
+    def call(client) -> None:
+        response = client.post(path, json=BODY)
+        response.raise_for_status()
+        response.json()
+
+    out: dict = {}
+    with (
+        lib.Client(base_url="http://bench", transport=Inner()) as plain,
+        lib.Client(
+            base_url="http://bench", transport=adapter.QuotaTransport("openai", transport=Inner())
+        ) as quota,
+    ):
+        bare, ours = [], []
+        for run in range(runs + 1):  # the first pair warms up
+            first, second = (plain, quota) if run % 2 == 0 else (quota, plain)
+            times = [timed(call, first), timed(call, second)]
+            if run % 2:
+                times.reverse()
+            if run:
+                bare.append(times[0])
+                ours.append(times[1])
+        out["sync"] = {"bare_us": min(bare) * 1e6, "own_us": (min(ours) - min(bare)) * 1e6}
+
+    async def aio() -> dict:
+        async def acall(client) -> None:
+            response = await client.post(path, json=BODY)
+            response.raise_for_status()
+            response.json()
+
+        async def atimed(client) -> float:
+            each = IN_PROCESS_REQUESTS // CONCURRENCY
+
+            async def worker() -> None:
+                for _ in range(each):
+                    await acall(client)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            return (time.perf_counter() - start) / (each * CONCURRENCY)
+
+        transport = adapter.AsyncQuotaTransport("openai", transport=AsyncInner())
+        async with (
+            lib.AsyncClient(base_url="http://bench", transport=AsyncInner()) as aplain,
+            lib.AsyncClient(base_url="http://bench", transport=transport) as aquota,
+        ):
+            bare, ours = [], []
+            for run in range(runs + 1):
+                first, second = (aplain, aquota) if run % 2 == 0 else (aquota, aplain)
+                times = [await atimed(first), await atimed(second)]
+                if run % 2:
+                    times.reverse()
+                if run:
+                    bare.append(times[0])
+                    ours.append(times[1])
+        return {"bare_us": min(bare) * 1e6, "own_us": (min(ours) - min(bare)) * 1e6}
+
+    out["async"] = asyncio.run(aio())
+    return out
+
+
+def http_transport(
+    reps: int, seconds: float, *, count: bool = True, in_process_runs: int = IN_PROCESS_RUNS
+) -> dict:
+    results: dict = {
+        "reps": reps,
+        "seconds": seconds,
+        "concurrency": CONCURRENCY,
+        "in_process_runs": in_process_runs,
+    }
     libs = []
     for name in ("httpx", "httpx2"):
         try:
@@ -297,10 +415,57 @@ def http_transport(reps: int, seconds: float, *, count: bool = True) -> dict:
     with _server() as (url, refused):
         for name, lib, adapter in libs:
             results[name] = _measure(lib, adapter, url, reps, seconds)
+            own = in_process(lib, adapter, _answer(lib, url), in_process_runs)
+            for mode, figures in own.items():
+                results[name][mode]["in_process"] = figures
         if count:
             results["instructions"] = instructions([name for name, _, _ in libs], url)
     results["throttled"] = refused[0]
     return results
+
+
+def implied(row: dict) -> float | None:
+    """The CPU ratio the in-process figures imply over loopback: 1 + own / the bare client's CPU."""
+    own = (row.get("in_process") or {}).get("own_us")
+    bare = row.get("bare_cpu_us")
+    return None if own is None or not bare else 1 + own / bare
+
+
+def _in_process_table(result: dict) -> list[str]:
+    out = [
+        "",
+        (
+            "| client | in process: the bare client (µs a request) | the transport's own (µs) "
+            "| 1 + own / the bare client's CPU over loopback |"
+        ),
+        "|---|---|---|---|",
+    ]
+    rows = 0
+    for name in ("httpx", "httpx2"):
+        for mode, label in (("sync", name), ("async", f"{name}, {result['concurrency']} tasks")):
+            row = (result.get(name) or {}).get(mode) or {}
+            figures = row.get("in_process")
+            if not figures:
+                continue
+            ratio = implied(row)
+            shown = f"{ratio:.3f}x" if ratio is not None else ""
+            out.append(
+                f"| {label} | {figures['bare_us']:.1f} | {figures['own_us']:.1f} | {shown} |"
+            )
+            rows += 1
+    if not rows:
+        return []
+    return [
+        *out,
+        "",
+        (
+            "In process: both clients send through an inner transport that answers at once with "
+            "the loopback server's header fields and body; the fastest of "
+            f"{result.get('in_process_runs', IN_PROCESS_RUNS)} runs of {IN_PROCESS_REQUESTS} "
+            "requests each, in turns. The machine's load moves these by a few percent, the "
+            "loopback figures by tens: they show what a change does to the transport's time."
+        ),
+    ]
 
 
 def markdown(result: dict) -> list[str]:
@@ -333,6 +498,7 @@ def markdown(result: dict) -> list[str]:
                 f"| {label} | {r['bare']:,.0f} | {r['transport']:,.0f} | {r['ratio']:.2f}x "
                 f"| {paired} | {cpu} |"
             )
+    out += _in_process_table(result)
     counted = result.get("instructions") or {}
     if "error" in counted:
         out += ["", f"Instructions a request: not counted ({counted['error']})."]

@@ -126,6 +126,16 @@ def ratios(results: dict) -> dict:
                     "best": row["bare"],
                     "ratio": row["transport"] / row["bare"],
                 }
+            ratio = http_transport.implied(row) if row else None
+            if row and ratio is not None:
+                # The in-process time a request, against the bare client's CPU over loopback:
+                # fewer is better, so the ratio is bare / transport (as for instructions).
+                out[f"http_transport_{lib}_{mode}_in_process"] = {
+                    "ours": row["bare_cpu_us"] * ratio,
+                    "best_peer": f"bare {lib}",
+                    "best": row["bare_cpu_us"],
+                    "ratio": 1 / ratio,
+                }
             counted = ((ht.get("instructions") or {}).get(lib) or {}).get(mode)
             if counted and "ratio" in counted:
                 # Instructions a request: fewer is better, so the ratio is bare / transport.

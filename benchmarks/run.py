@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "http": lambda: results.update(
             http=http_transport.http_transport(
-                budget.reps, 2 * budget.rep_seconds, count=not args.quick
+                budget.reps,
+                2 * budget.rep_seconds,
+                count=not args.quick,
+                in_process_runs=5 if args.quick else http_transport.IN_PROCESS_RUNS,
             )
         ),
     }
