@@ -25,8 +25,9 @@ Time that the load moves little is measured in process (``in_process``): both
 clients send through an inner transport that answers at once with the loopback
 server's answer, and the fastest of many short runs, taken in turns, counts. The
 transport's own time a request there moved by about 2 µs in 44 between runs,
-with two busy processes on the machine's two CPUs or without. Added to the bare
-client's CPU a request over loopback, it gives the CPU ratio it implies.
+with two busy processes on the machine's two CPUs or without (not under a load
+beyond the CPUs: during a test run it doubled). Added to the bare client's CPU
+a request over loopback, it gives the CPU ratio it implies.
 """
 
 from __future__ import annotations
@@ -309,9 +310,11 @@ def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], ru
     kernel share the time: the bare client's time a request, and the transport's
     own (through it, less bare), each from the fastest of *runs* runs of
     IN_PROCESS_REQUESTS requests, taken in turns. The fastest run is the one the
-    machine's other load disturbed least: these figures move by a few percent
-    where the loopback ones move by tens (the loopback ratios are the target's
-    measure; these show what a change does to the transport's time).
+    machine's other load disturbed least: with two busy processes on two CPUs
+    these figures moved by a few percent where the loopback ones moved by tens;
+    a machine loaded beyond its CPUs (a test run) moves them too. The loopback
+    ratios are the target's measure; these show what a change does to the
+    transport's time.
     """
     headers, body = answer
     path = "/v1/chat/completions"
@@ -462,8 +465,9 @@ def _in_process_table(result: dict) -> list[str]:
             "In process: both clients send through an inner transport that answers at once with "
             "the loopback server's header fields and body; the fastest of "
             f"{result.get('in_process_runs', IN_PROCESS_RUNS)} runs of {IN_PROCESS_REQUESTS} "
-            "requests each, in turns. The machine's load moves these by a few percent, the "
-            "loopback figures by tens: they show what a change does to the transport's time."
+            "requests each, in turns. Two busy processes on the machine's two CPUs moved these "
+            "by a few percent and the loopback figures by tens (a heavier load moves these too): "
+            "they show what a change does to the transport's time."
         ),
     ]
 
