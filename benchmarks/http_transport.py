@@ -122,31 +122,52 @@ async def _arate(fn, seconds: float) -> tuple[float, float]:
     return n / (time.perf_counter() - start), (time.process_time() - cpu) / n
 
 
+PATH = "/v1/chat/completions"
+
+
+def _call(client) -> None:
+    """The benchmark's request, as an SDK makes it: sent, checked, its JSON read."""
+    response = client.post(PATH, json=BODY)
+    response.raise_for_status()
+    response.json()
+
+
+async def _acall(client) -> None:
+    """:func:`_call` with an ``AsyncClient``."""
+    response = await client.post(PATH, json=BODY)
+    response.raise_for_status()
+    response.json()
+
+
+def _in_turn(turn: int, plain, quota) -> tuple:
+    """The two clients in the order of *turn*: the bare one first on even turns.
+
+    Each goes first in turn, so that drift on the machine hits both alike; and
+    :func:`_unturned` puts the turn's two results back as (bare, transport).
+    """
+    return (plain, quota) if turn % 2 == 0 else (quota, plain)
+
+
+def _unturned(turn: int, first, second) -> tuple:
+    """The results of a turn's first and second run as (bare, transport) (see :func:`_in_turn`)."""
+    return (first, second) if turn % 2 == 0 else (second, first)
+
+
 def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
-    path = "/v1/chat/completions"
     bare, ours, abare, aours = [], [], [], []
     with (
         lib.Client(base_url=url) as plain,
         lib.Client(base_url=url, transport=adapter.QuotaTransport("openai")) as quota,
     ):
-
-        def call(client) -> None:
-            response = client.post(path, json=BODY)
-            response.raise_for_status()
-            response.json()
-
-        call(plain)
-        call(quota)  # warm up: the buckets, the connections
-        for rep in range(reps):  # interleaved, each first in turn: drift hits both alike
-            first, second = (plain, quota) if rep % 2 == 0 else (quota, plain)
-            runs = [
-                _rate(lambda client=first: call(client), seconds),
-                _rate(lambda client=second: call(client), seconds),
-            ]
-            if rep % 2:
-                runs.reverse()
-            bare.append(runs[0])
-            ours.append(runs[1])
+        _call(plain)
+        _call(quota)  # warm up: the buckets, the connections
+        for rep in range(reps):
+            first, second = _in_turn(rep, plain, quota)
+            one = _rate(lambda client=first: _call(client), seconds)
+            other = _rate(lambda client=second: _call(client), seconds)
+            plain_run, our_run = _unturned(rep, one, other)
+            bare.append(plain_run)
+            ours.append(our_run)
 
     async def aio() -> None:
         transport = adapter.AsyncQuotaTransport("openai")
@@ -154,24 +175,15 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
             lib.AsyncClient(base_url=url) as aplain,
             lib.AsyncClient(base_url=url, transport=transport) as aquota,
         ):
-
-            async def acall(client) -> None:
-                response = await client.post(path, json=BODY)
-                response.raise_for_status()
-                response.json()
-
-            await acall(aplain)
-            await acall(aquota)
+            await _acall(aplain)
+            await _acall(aquota)
             for rep in range(reps):
-                first, second = (aplain, aquota) if rep % 2 == 0 else (aquota, aplain)
-                runs = [
-                    await _arate(lambda client=first: acall(client), seconds),
-                    await _arate(lambda client=second: acall(client), seconds),
-                ]
-                if rep % 2:
-                    runs.reverse()
-                abare.append(runs[0])
-                aours.append(runs[1])
+                first, second = _in_turn(rep, aplain, aquota)
+                one = await _arate(lambda client=first: _acall(client), seconds)
+                other = await _arate(lambda client=second: _acall(client), seconds)
+                plain_run, our_run = _unturned(rep, one, other)
+                abare.append(plain_run)
+                aours.append(our_run)
 
     asyncio.run(aio())
     out = {}
@@ -197,27 +209,22 @@ def _measure(lib, adapter, url: str, reps: int, seconds: float) -> dict:
 COUNTED = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
-from http_transport import BODY, CONCURRENCY
+from http_transport import CONCURRENCY, _acall, _call
 name, url, mode, kind, n = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 lib = __import__(name)
 adapter = __import__(f"tokenbudget.http.{name}", fromlist=["QuotaTransport"])
-path = "/v1/chat/completions"
 if mode == "sync":
     extra = {"transport": adapter.QuotaTransport("openai")} if kind == "transport" else {}
     with lib.Client(base_url=url, **extra) as client:
         for _ in range(20 + n):
-            response = client.post(path, json=BODY)
-            response.raise_for_status()
-            response.json()
+            _call(client)
 else:
     async def main():
         extra = {"transport": adapter.AsyncQuotaTransport("openai")} if kind == "transport" else {}
         async with lib.AsyncClient(base_url=url, **extra) as client:
             async def worker(k):
                 for _ in range(k):
-                    response = await client.post(path, json=BODY)
-                    response.raise_for_status()
-                    response.json()
+                    await _acall(client)
             await asyncio.gather(*(worker(2) for _ in range(CONCURRENCY)))  # warm-up
             await asyncio.gather(*(worker(n // CONCURRENCY) for _ in range(CONCURRENCY)))
     asyncio.run(main())
@@ -303,7 +310,7 @@ def _answer(lib, url: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     which the transport adopts (only an older one is stale).
     """
     with lib.Client(base_url=url) as client:
-        response = client.post("/v1/chat/completions", json=BODY)
+        response = client.post(PATH, json=BODY)
         response.raise_for_status()
         return list(response.headers.raw), response.content
 
@@ -339,7 +346,6 @@ def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], ru
     the transport's time.
     """
     headers, body = answer
-    path = "/v1/chat/completions"
 
     class Inner(lib.BaseTransport):
         def handle_request(self, request):
@@ -351,16 +357,11 @@ def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], ru
             await request.aread()
             return lib.Response(200, headers=headers, stream=lib.ByteStream(body))
 
-    def timed(call, client) -> float:
+    def timed(client) -> float:
         start = time.perf_counter()
         for _ in range(IN_PROCESS_REQUESTS):
-            call(client)
+            _call(client)
         return (time.perf_counter() - start) / IN_PROCESS_REQUESTS
-
-    def call(client) -> None:
-        response = client.post(path, json=BODY)
-        response.raise_for_status()
-        response.json()
 
     out: dict = {}
     with (
@@ -371,27 +372,21 @@ def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], ru
     ):
         bare, ours = [], []
         for run in range(runs + 1):  # the first pair warms up
-            first, second = (plain, quota) if run % 2 == 0 else (quota, plain)
-            times = [timed(call, first), timed(call, second)]
-            if run % 2:
-                times.reverse()
+            first, second = _in_turn(run, plain, quota)
+            one, other = timed(first), timed(second)
             if run:
-                bare.append(times[0])
-                ours.append(times[1])
+                plain_time, our_time = _unturned(run, one, other)
+                bare.append(plain_time)
+                ours.append(our_time)
         out["sync"] = _figures(bare, ours)
 
     async def aio() -> dict:
-        async def acall(client) -> None:
-            response = await client.post(path, json=BODY)
-            response.raise_for_status()
-            response.json()
-
         async def atimed(client) -> float:
             each = IN_PROCESS_REQUESTS // CONCURRENCY
 
             async def worker() -> None:
                 for _ in range(each):
-                    await acall(client)
+                    await _acall(client)
 
             start = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -404,13 +399,12 @@ def in_process(lib, adapter, answer: tuple[list[tuple[bytes, bytes]], bytes], ru
         ):
             bare, ours = [], []
             for run in range(runs + 1):
-                first, second = (aplain, aquota) if run % 2 == 0 else (aquota, aplain)
-                times = [await atimed(first), await atimed(second)]
-                if run % 2:
-                    times.reverse()
+                first, second = _in_turn(run, aplain, aquota)
+                one, other = await atimed(first), await atimed(second)
                 if run:
-                    bare.append(times[0])
-                    ours.append(times[1])
+                    plain_time, our_time = _unturned(run, one, other)
+                    bare.append(plain_time)
+                    ours.append(our_time)
         return _figures(bare, ours)
 
     out["async"] = asyncio.run(aio())
