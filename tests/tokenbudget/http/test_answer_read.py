@@ -17,6 +17,7 @@ import datetime as dt
 import gzip
 import json
 import pickle
+import re
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,8 @@ import pytest
 import tokenbudget.http.httpx as tb_httpx
 import tokenbudget.http.httpx2 as tb_httpx2
 from tests.http_servers import OpenAIServer, Reply
+from tests.shared_data import quota_sections, sample_headers
+from tokenbudget import ManualClock
 from tokenbudget.http import _engine
 
 
@@ -329,3 +332,83 @@ def test_a_pickled_answer_needs_no_tokenbudget() -> None:
         response = client.post("https://api.openai.com/v1/chat/completions", json=BODY)
     assert isinstance(vars(response)["json"], _engine._JsonOnce)
     assert b"tokenbudget" not in pickle.dumps(response)
+
+
+#: The real captures of OpenAI-style answers (``../shared/quota-header-samples``), by dialect.
+_CAPTURES = {"openai": "openai-chat-completions.txt", "groq": "groq-chat-completions.txt"}
+_USAGE = re.compile(r"prompt_tokens (\d+), completion_tokens (\d+), total_tokens (\d+)")
+
+
+def _captures() -> list[tuple[str, str, list[tuple[str, str]], dict[str, Any]]]:
+    """(dialect, title, header fields, body) of every real capture (not the docs' examples).
+
+    The body carries the usage the capture's comment records (captures kept only
+    their headers), or a usage of its own where the comment names none.
+    """
+    out = []
+    for dialect, name in _CAPTURES.items():
+        for title, text in quota_sections(name).items():
+            if title.startswith("DOC EXAMPLE"):
+                continue
+            found = _USAGE.search(text)
+            prompt, completion, total = map(int, found.groups()) if found else (20, 10, 30)
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+            body = {"id": "chatcmpl-1", "usage": {**usage, "total_tokens": total}}
+            out.append((dialect, title, sample_headers(text), body))
+    return out
+
+
+def _answered_twice(
+    flavour: tuple[ModuleType, ModuleType],
+    dialect: str,
+    headers: list[tuple[str, str]],
+    body: dict[str, Any],
+    *,
+    usual: bool,
+) -> tuple[dict[str, Any], list[object], Any]:
+    """The buckets' snapshots, the usual path's readings and the last answer of two requests.
+
+    Answered by *headers* and *body*, the transport's usual path on or off.
+    """
+    http, adapter = flavour
+    content = json.dumps(body).encode()
+    transport = adapter.QuotaTransport(
+        dialect,
+        transport=http.MockTransport(
+            lambda _: http.Response(200, headers=headers, content=content)
+        ),
+        clock=ManualClock(1.7e9),
+    )
+    core = transport._core
+    read = core.usual_answer if usual else None
+    readings: list[object] = []
+
+    def counted(*args: Any) -> Any:
+        readings.append(read(*args))  # type: ignore[misc]
+        return readings[-1]
+
+    core.usual_answer = counted if read is not None else None
+    with http.Client(transport=transport, base_url="https://api.example") as client:
+        for _ in range(2):
+            response = client.post("/v1/chat/completions", json=BODY)
+            assert response.json() == body
+    return {n: b.snapshot() for n, b in transport.buckets.items()}, readings, response
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_real_answers_follow_the_usual_path_as_the_general_one(flavour):
+    """Each real OpenAI and Groq capture, answered twice through the transport.
+
+    Once the first answer made the buckets, the second takes the usual path:
+    the buckets end as the general path leaves them (the same transport with
+    its usual path off), and ``json()`` gives the body, the transport's decoding.
+    """
+    captures = _captures()
+    assert len(captures) >= 8  # three OpenAI captures and more of Groq's
+    for dialect, title, headers, body in captures:
+        fast, readings, response = _answered_twice(flavour, dialect, headers, body, usual=True)
+        general, _, _ = _answered_twice(flavour, dialect, headers, body, usual=False)
+        assert readings, title
+        assert readings[-1] is not None, (title, "not taken as a usual answer")
+        assert isinstance(vars(response)["json"], _engine._JsonOnce), title
+        assert fast == general, (dialect, title)
