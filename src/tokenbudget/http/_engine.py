@@ -26,7 +26,7 @@ from tokenbudget._bucket import AsyncReservation, AsyncTokenBucket, Reservation,
 from tokenbudget._clock import Clock, MonotonicClock
 from tokenbudget.exceptions import CostExceedsCapacity, RequestTooLarge
 
-from ._message import HeaderFields, ResponseInfo, _decode_json
+from ._message import _UNSET, HeaderFields, ResponseInfo, _decode_json
 from ._openai import UsualAnswer
 from ._report import EMPTY, QuotaReport
 from ._transport import _NOTHING, SHOULD_RETRY, Booking, Decision, Follow, SyncCall, TransportCore
@@ -41,6 +41,8 @@ _STREAM_CAP: Final = 8 * 1024 * 1024
 #: Answers read whole before they are returned, to follow their body: JSON up to this size.
 _READ_CAP: Final = 16 * 1024 * 1024
 _DEFAULT_CLOCK: Final = MonotonicClock()
+#: What ``_followed_usual`` gives for an answer it followed (else the body's JSON value).
+_FOLLOWED: Final = object()
 #: What a request goes out alone on when it goes out among the others (see ``_enter``).
 _ALONE_ON_NOTHING: Final[frozenset[str]] = frozenset()
 
@@ -170,10 +172,22 @@ _LIBRARY_MODELS: Final = frozenset({"httpx._models", "httpx2._models"})
 
 
 def _report(
-    core: TransportCore[Any], response: Any, fields: HeaderFields, body: bytes | None, url: str
+    core: TransportCore[Any],
+    response: Any,
+    fields: HeaderFields,
+    body: bytes | None,
+    url: str,
+    *,
+    decoded: object = _UNSET,
 ) -> QuotaReport:
-    """The dialect's report of *response*; the JSON a built-in one decoded goes to ``json()``."""
+    """The dialect's report of *response*; the JSON a built-in one decoded goes to ``json()``.
+
+    *decoded* is the body's JSON value where it was decoded already (by
+    ``_Engine._usual``: not decoded twice), else ``_UNSET``.
+    """
     info = ResponseInfo(fields, body, status=response.status_code, url=url)
+    if decoded is not _UNSET:
+        info._json = decoded  # noqa: SLF001 -- what its json() would decode the body to
     report = core.parse(info)
     if body and core.builtin:
         decoded = info._json  # noqa: SLF001 -- decoded if the dialect read it, else _UNSET
@@ -430,23 +444,23 @@ class _Engine:
 
     def _usual(
         self, fields: HeaderFields, body: bytes | None, status: int
-    ) -> tuple[UsualAnswer, dict[str, object] | None] | None:
+    ) -> tuple[UsualAnswer | None, object]:
         """The dialect's usual answer read from *fields* and *body*, and the body it decoded.
 
-        None when the dialect has no usual answer or this is not one. A body is
-        decoded here, once, so that the client's ``json()`` can have it (``_json_once``).
+        The answer is None when the dialect has no usual answer or this is not
+        one. A body is decoded here, once, so that the client's ``json()`` can
+        have it (``_json_once``), and the report, if the answer is not usual:
+        its JSON value (None if it is not JSON), or ``_UNSET`` if not decoded.
         """
         usual = self.core.usual_answer
         if usual is None or status >= 400:  # (a refusal is never usual: no decoding for it)
-            return None
+            return None, _UNSET
         if not body:
-            answer = usual(fields._fields, body, status)
-            return None if answer is None else (answer, None)
+            return usual(fields._fields, body, status), _UNSET
         decoded = _decode_json(body)
         if type(decoded) is not dict:
-            return None  # not a JSON object: never a usual answer
-        answer = usual(fields._fields, decoded, status)
-        return None if answer is None else (answer, decoded)
+            return None, decoded  # not a JSON object: never a usual answer
+        return usual(fields._fields, decoded, status), decoded
 
     @staticmethod
     def _finish(decision: Decision, response: Any) -> Any:
@@ -609,9 +623,13 @@ class SyncEngine(_Engine):
                 body = _read_whole(self.module, response, fields, raw, started)
             else:
                 body = None
-            if how == "read" and self._followed_usual(booking, fields, body, response):
+            # _FOLLOWED, or the body's JSON value once decoded (for the report)
+            seen = (
+                self._followed_usual(booking, fields, body, response) if how == "read" else _UNSET
+            )
+            if seen is _FOLLOWED:
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = _report(core, response, fields, body, str(request.url))
+            report = _report(core, response, fields, body, str(request.url), decoded=seen)
             now = self._now()
             with self._following:
                 if core.settle_after:
@@ -632,27 +650,28 @@ class SyncEngine(_Engine):
 
     def _followed_usual(
         self, booking: Booking[Reservation], fields: HeaderFields, body: bytes | None, response: Any
-    ) -> bool:
-        """Follow the dialect's usual answer without its report; whether it was one.
+    ) -> object:
+        """Follow the dialect's usual answer without its report: ``_FOLLOWED`` if it was one.
 
         See :meth:`TransportCore.follow_usual`: the same settles and syncs as the
         report's :meth:`TransportCore.follow` would ask for, none of the objects.
+        Else the body's JSON value as decoded on the way, for the report (or
+        ``_UNSET``: see :meth:`_usual`).
         """
         core = self.core
-        read = self._usual(fields, body, response.status_code)
-        if read is None:
-            return False
-        answer, decoded = read
+        answer, decoded = self._usual(fields, body, response.status_code)
+        if answer is None:
+            return decoded
         with self._following:
             follow = core.follow_usual(booking, answer, self._now())
             if follow is None:
-                return False
+                return decoded
             rest = _settle_sync_together(booking, follow, core.buckets)
             if rest is not _NOTHING:
                 self._apply(booking, rest)
-        if decoded is not None and body is not None:  # (a body decoded is there)
+        if decoded is not _UNSET and body is not None:  # (a body decoded is there)
             _json_once(response, body, decoded)
-        return True
+        return _FOLLOWED
 
     def _wake_settler(self) -> None:
         """Make sure a thread settles the waiting bookings when due, even if no request comes."""
@@ -857,9 +876,15 @@ class AsyncEngine(_Engine):
                 body = _read_whole(self.module, response, fields, raw, started)
             else:
                 body = None
-            if how == "read" and await self._followed_usual(booking, fields, body, response):
+            # _FOLLOWED, or the body's JSON value once decoded (for the report)
+            seen = (
+                await self._followed_usual(booking, fields, body, response)
+                if how == "read"
+                else _UNSET
+            )
+            if seen is _FOLLOWED:
                 return response, EMPTY  # a report of no refusal: the answer is returned
-            report = _report(core, response, fields, body, str(request.url))
+            report = _report(core, response, fields, body, str(request.url), decoded=seen)
             now = self._now()
             async with self._lock():
                 if core.settle_after:
@@ -886,12 +911,11 @@ class AsyncEngine(_Engine):
         fields: HeaderFields,
         body: bytes | None,
         response: Any,
-    ) -> bool:
+    ) -> object:
         """Like :meth:`SyncEngine._followed_usual`."""
-        read = self._usual(fields, body, response.status_code)
-        if read is None:
-            return False
-        answer, decoded = read
+        answer, decoded = self._usual(fields, body, response.status_code)
+        if answer is None:
+            return decoded
         lock = self._lock()
         if not lock.locked():
             # Nobody follows an answer, and nothing below suspends: a usual answer is
@@ -901,9 +925,11 @@ class AsyncEngine(_Engine):
         else:
             async with lock:
                 followed = await self._follow_usual(booking, answer)
-        if followed and decoded is not None and body is not None:  # (a body decoded is there)
+        if not followed:
+            return decoded
+        if decoded is not _UNSET and body is not None:  # (a body decoded is there)
             _json_once(response, body, decoded)
-        return followed
+        return _FOLLOWED
 
     async def _follow_usual(self, booking: Booking[AsyncReservation], answer: UsualAnswer) -> bool:
         """Follow a usual *answer* (see :meth:`_followed_usual`); False if it is not followed."""

@@ -31,7 +31,7 @@ import tokenbudget.http.httpx2 as tb_httpx2
 from tests.http_servers import OpenAIServer, Reply
 from tests.shared_data import quota_sections, sample_headers
 from tokenbudget import ManualClock
-from tokenbudget.http import _engine
+from tokenbudget.http import _engine, _message
 
 
 FLAVOURS = [
@@ -276,6 +276,68 @@ def test_json_gives_the_transports_decoding_once_then_decodes(flavour):
 
         asyncio.run(main())
     assert server.refused.total() == 0
+
+
+#: An OpenAI answer's header fields: each window's three, the last one left out when irregular.
+_FIELDS = {
+    "date": "Mon, 07 Dec 2026 10:00:00 GMT",
+    "x-ratelimit-limit-requests": "5000",
+    "x-ratelimit-remaining-requests": "4999",
+    "x-ratelimit-reset-requests": "12ms",
+    "x-ratelimit-limit-tokens": "800000",
+    "x-ratelimit-remaining-tokens": "799000",
+    "x-ratelimit-reset-tokens": "77ms",
+}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("regular", [True, False], ids=["regular", "irregular"])
+def test_an_answers_body_is_decoded_once_whichever_path_follows_it(flavour, regular, monkeypatch):
+    """The JSON the usual reader decoded is the report's when the answer is not usual.
+
+    The first answer (it creates the buckets) and an irregular one (a window
+    without its reset) go on to the general path after the usual reader decoded
+    their body: the dialect's report reads that value instead of decoding the body
+    again, and the first ``json()`` gets it. Sync and asyncio.
+    """
+    http, adapter = flavour
+    body = json.dumps({"id": "x", "usage": {"total_tokens": 30}}).encode()
+    fields = dict(_FIELDS)
+    if not regular:
+        del fields["x-ratelimit-reset-tokens"]
+    decoded: list[object] = []
+    real = _message._decode_json
+
+    def counted(data: bytes | str) -> object:
+        if data == body:
+            decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(_message, "_decode_json", counted)
+    monkeypatch.setattr(_engine, "_decode_json", counted)
+
+    def answer(request: Any) -> Any:
+        return http.Response(200, headers=fields, content=body)
+
+    def check(response: Any) -> None:
+        assert len(decoded) == 1, "the answer's body was decoded more than once"
+        assert isinstance(vars(response)["json"], _engine._JsonOnce)
+        assert response.json() == json.loads(body)
+        decoded.clear()
+
+    quota = adapter.QuotaTransport("openai", transport=http.MockTransport(answer))
+    with http.Client(base_url="http://api.test", transport=quota) as client:
+        for _ in range(3):
+            check(client.post("/v1/chat/completions", json=BODY))
+    assert quota.buckets["tokens"].snapshot().tokens < 800000  # followed: the buckets exist
+
+    async def main() -> None:
+        aquota = adapter.AsyncQuotaTransport("openai", transport=http.MockTransport(answer))
+        async with http.AsyncClient(base_url="http://api.test", transport=aquota) as client:
+            for _ in range(3):
+                check(await client.post("/v1/chat/completions", json=BODY))
+
+    asyncio.run(main())
 
 
 def test_json_of_a_response_whose_first_json_was_taken_elsewhere_decodes() -> None:
