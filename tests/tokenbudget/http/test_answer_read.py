@@ -31,7 +31,7 @@ import tokenbudget.http.httpx2 as tb_httpx2
 from tests.http_servers import OpenAIServer, Reply
 from tests.shared_data import quota_sections, sample_headers
 from tokenbudget import ManualClock
-from tokenbudget.http import _engine, _message
+from tokenbudget.http import _engine, _message, _openai
 
 
 FLAVOURS = [
@@ -313,8 +313,8 @@ def test_an_answers_body_is_decoded_once_whichever_path_follows_it(flavour, regu
             decoded.append(data)
         return real(data)
 
-    monkeypatch.setattr(_message, "_decode_json", counted)
-    monkeypatch.setattr(_engine, "_decode_json", counted)
+    for module in (_message, _engine, _openai):  # every module's own name for it
+        monkeypatch.setattr(module, "_decode_json", counted)
 
     def answer(request: Any) -> Any:
         return http.Response(200, headers=fields, content=body)
@@ -336,6 +336,7 @@ def test_an_answers_body_is_decoded_once_whichever_path_follows_it(flavour, regu
         async with http.AsyncClient(base_url="http://api.test", transport=aquota) as client:
             for _ in range(3):
                 check(await client.post("/v1/chat/completions", json=BODY))
+        assert (await aquota.buckets["tokens"].snapshot()).tokens < 800000
 
     asyncio.run(main())
 
